@@ -1,0 +1,66 @@
+# CareBridge: `make run` starts the whole stack, `make test` runs every test. Both install what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+RASA_VENV := .venv-rasa
+APP_PY := $(VENV)/bin/python
+RASA_PY := $(RASA_VENV)/bin/python
+
+# Settings may live in .env (KEY=value lines); make and every process read the same file.
+-include .env
+export
+PORT ?= 8000
+ifeq ($(strip $(WECHAT_OA_APPID)),)
+# No real official account: the web app serves the WeChat sandbox and the simulator itself.
+WECHAT_API_BASE ?= http://127.0.0.1:$(PORT)
+endif
+
+.PHONY: help install run test lint format migrate model bench clean
+
+help:
+	@echo "make run   - install what is missing, migrate, train if needed, start everything"
+	@echo "make test  - install what is missing and run the whole test suite"
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+		|| { echo "CareBridge needs CPython 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(APP_PY) || $(PYTHON) -m venv $(VENV)
+	$(APP_PY) -m pip install -q --upgrade pip
+	$(APP_PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Rasa 3.6 declares Python <3.11 and pins 2023 libraries: it gets its own environment and a
+# verified pin set, installed without resolving (see bot/rasa-requirements.txt).
+$(RASA_VENV)/.installed: bot/rasa-requirements.txt
+	@test -x $(RASA_PY) || $(PYTHON) -m venv $(RASA_VENV)
+	$(RASA_PY) -m pip install -q --upgrade pip
+	$(RASA_PY) -m pip install -q --no-deps --ignore-requires-python -r bot/rasa-requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed $(RASA_VENV)/.installed
+
+migrate: $(VENV)/.installed
+	$(VENV)/bin/alembic -c crm_backend/alembic.ini upgrade head
+
+model: $(RASA_VENV)/.installed
+	$(RASA_PY) bot/launch.py train
+
+run: install migrate model
+	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: install model lint
+	$(VENV)/bin/pytest
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+bench: install model
+	$(APP_PY) bench/webhook_latency.py
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) var bot/models .pytest_cache .ruff_cache

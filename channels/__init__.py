@@ -1,0 +1,1 @@
+"""Where WeChat meets CareBridge: webhooks in, delivery out, and a local sandbox."""

@@ -1,0 +1,100 @@
+"""Deliver a conversation's pending answers through WeChat's customer-service API, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from channels.outbound.access_token import AccessTokenStore
+from channels.outbound.wechat_api import (
+    RECIPIENT_ERRORS,
+    TOKEN_ERRORS,
+    WINDOW_ERRORS,
+    WeChatAPI,
+    WeChatAPIError,
+    WeChatUnavailable,
+)
+from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message
+from crm_backend.patients.models import WeChatIdentity
+from crm_backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Everything needed to send; one per worker process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.api = WeChatAPI(settings.wechat_api_base, runtime.http)
+        self.tokens = AccessTokenStore(
+            runtime.redis, self.api, settings.oa_appid, settings.oa_secret, settings.redis_prefix
+        )
+
+    async def deliver_conversation(self, conversation_id: int) -> None:
+        settings = self.runtime.settings
+        lock = self.runtime.redis.lock(
+            settings.key("lock", "deliver", conversation_id), timeout=120, blocking_timeout=120
+        )
+        async with lock:
+            async with self.runtime.db.sessions() as session:
+                rows = await session.execute(
+                    select(Message.id, WeChatIdentity.openid)
+                    .join(Conversation, Message.conversation_id == Conversation.id)
+                    .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+                    .where(
+                        Message.conversation_id == conversation_id,
+                        Message.direction == Direction.OUT,
+                        Message.delivery_status == DeliveryStatus.PENDING,
+                    )
+                    .order_by(Message.id)
+                )
+                pending = rows.all()
+            for message_id, openid in pending:
+                await self._deliver_one(message_id, openid)
+
+    async def _deliver_one(self, message_id: int, openid: str) -> None:
+        async with self.runtime.db.sessions() as session:
+            message = await session.get(Message, message_id)
+            if message is None or message.delivery_status != DeliveryStatus.PENDING:
+                return
+            status, error = await self._send_text(openid, message.content, message)
+            message.delivery_status = status
+            message.delivery_error = error
+            if status == DeliveryStatus.SENT:
+                message.sent_at = datetime.now(UTC)
+            await session.commit()
+        if status != DeliveryStatus.SENT:
+            log.warning("message %s to %s: %s (%s)", message_id, openid, status, error)
+
+    async def _send_text(
+        self, openid: str, content: str, message: Message
+    ) -> tuple[DeliveryStatus, str | None]:
+        settings = self.runtime.settings
+        payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
+        refreshed = False
+        failures = 0
+        while True:
+            message.attempts += 1
+            token = ""
+            try:
+                token = await self.tokens.get()
+                await self.api.send_custom_message(token, payload)
+                return DeliveryStatus.SENT, None
+            except WeChatAPIError as exc:
+                if exc.errcode in TOKEN_ERRORS and not refreshed:
+                    refreshed = True
+                    await self.tokens.refresh(stale=token or None)
+                    continue
+                if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
+                    return DeliveryStatus.UNDELIVERABLE, f"{exc.errcode} {exc.errmsg}"
+                return DeliveryStatus.FAILED, f"{exc.errcode} {exc.errmsg}"
+            except WeChatUnavailable as exc:
+                failures += 1
+                if failures >= settings.delivery_max_attempts:
+                    return DeliveryStatus.FAILED, f"unreachable after {failures} attempts: {exc}"
+                await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))

@@ -1,0 +1,1 @@
+"""CareBridge CRM backend: patient records, conversations and the jobs around them."""

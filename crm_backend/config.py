@@ -1,0 +1,99 @@
+"""Every setting comes from the environment (or `.env`), so one build runs in dev, CI and a hospital."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Credentials `make run` uses when no real official account is configured. The sandbox only ever
+#: answers for these, so it can never shadow a real account.
+SANDBOX_APPID = "wx_sandbox_appid"
+SANDBOX_SECRET = "sandbox-secret"
+SANDBOX_TOKEN = "sandbox-token"
+#: 43 characters of base64 as WeChat issues them (a 32-byte AES key without the trailing '=').
+SANDBOX_AES_KEY = "c2FuZGJveC1hZXMta2V5LWZvci1jYXJlYnJpZGdlISE"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    port: int = Field(8000, alias="PORT")
+    database_url: str = Field(
+        f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'carebridge.db'}", alias="DATABASE_URL"
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
+
+    wechat_api_base: str = Field("https://api.weixin.qq.com", alias="WECHAT_API_BASE")
+    wechat_oa_appid: str = Field("", alias="WECHAT_OA_APPID")
+    wechat_oa_secret: str = Field("", alias="WECHAT_OA_SECRET")
+    wechat_oa_token: str = Field("", alias="WECHAT_OA_TOKEN")
+    wechat_oa_aes_key: str = Field("", alias="WECHAT_OA_AES_KEY")
+
+    rasa_port: int = Field(5005, alias="RASA_PORT")
+    rasa_host: str = Field("127.0.0.1", alias="RASA_HOST")
+    action_server_port: int = Field(5055, alias="ACTION_SERVER_PORT")
+    action_server_host: str = Field("127.0.0.1", alias="ACTION_SERVER_HOST")
+    rasa_timeout_seconds: float = Field(20.0, alias="RASA_TIMEOUT_SECONDS")
+
+    #: Largest webhook body accepted; WeChat pushes are a few KiB.
+    max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES")
+    #: Key prefix for every Redis key this deployment writes (lets two deployments share one Redis).
+    redis_prefix: str = Field("cb", alias="REDIS_PREFIX")
+    #: Inbound messages stored but not processed after this long are re-queued by the sweeper.
+    sweeper_grace_seconds: float = Field(30.0, alias="SWEEPER_GRACE_SECONDS")
+    sweeper_interval_seconds: float = Field(10.0, alias="SWEEPER_INTERVAL_SECONDS")
+    #: Stream entries a dead consumer held are reclaimed after this idle time.
+    stream_reclaim_idle_ms: int = Field(30_000, alias="STREAM_RECLAIM_IDLE_MS")
+    max_processing_attempts: int = Field(5, alias="MAX_PROCESSING_ATTEMPTS")
+    delivery_max_attempts: int = Field(5, alias="DELIVERY_MAX_ATTEMPTS")
+    delivery_backoff_seconds: float = Field(0.5, alias="DELIVERY_BACKOFF_SECONDS")
+    token_refresh_margin_seconds: int = Field(600, alias="TOKEN_REFRESH_MARGIN_SECONDS")
+
+    #: Version of the privacy notice shown on subscribe; consent records point at it.
+    privacy_notice_version: str = Field("2026-11", alias="PRIVACY_NOTICE_VERSION")
+    #: Serve the fake WeChat API and the simulator even if credentials look real (tests only).
+    sandbox_force: bool = Field(False, alias="SANDBOX_FORCE")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        """The sandbox runs only when no real account is configured."""
+        return self.sandbox_force or self.wechat_oa_appid in ("", SANDBOX_APPID)
+
+    @property
+    def oa_appid(self) -> str:
+        return self.wechat_oa_appid or SANDBOX_APPID
+
+    @property
+    def oa_secret(self) -> str:
+        return self.wechat_oa_secret or (SANDBOX_SECRET if self.sandbox_enabled else "")
+
+    @property
+    def oa_token(self) -> str:
+        return self.wechat_oa_token or (SANDBOX_TOKEN if self.sandbox_enabled else "")
+
+    @property
+    def oa_aes_key(self) -> str:
+        return self.wechat_oa_aes_key or (SANDBOX_AES_KEY if self.sandbox_enabled else "")
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    @property
+    def action_server_url(self) -> str:
+        return f"http://{self.action_server_host}:{self.action_server_port}"
+
+    def key(self, *parts: object) -> str:
+        """A namespaced Redis key."""
+        return ":".join([self.redis_prefix, *map(str, parts)])
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Talk to the Rasa server over its REST channel; Rasa lives in its own virtualenv and process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class BotUnavailable(Exception):
+    """Rasa did not answer; the push stays queued and is tried again."""
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class BotReply:
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+
+
+class BotGateway:
+    def __init__(self, rasa_url: str, http: httpx.AsyncClient, timeout: float) -> None:
+        self.url = rasa_url.rstrip("/") + "/webhooks/rest/webhook"
+        self.http = http
+        self.timeout = timeout
+
+    async def ask(self, sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> list[BotReply]:
+        try:
+            response = await self.http.post(
+                self.url,
+                json={"sender": sender_id, "message": text, "metadata": metadata or {}},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise BotUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise BotUnavailable(f"Rasa answered HTTP {response.status_code}")
+        replies: list[BotReply] = []
+        for item in response.json():
+            buttons = [
+                Button(str(b.get("title", "")), str(b.get("payload", "")))
+                for b in item.get("buttons") or []
+                if b.get("payload")
+            ]
+            text = str(item.get("text") or "")
+            if text or buttons:
+                replies.append(BotReply(text, buttons))
+        return replies

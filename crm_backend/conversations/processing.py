@@ -1,0 +1,340 @@
+"""Process stored pushes, one patient at a time and in order: store, decide the answer, queue it.
+
+Three short steps so no database transaction is open while Rasa thinks:
+  1. record the patient's message against the patient and conversation (and any consent answer);
+  2. ask Rasa when the message is for the bot;
+  3. store the answers as pending outbound messages and mark the push processed.
+Every step is idempotent, so a push reclaimed after a crash is finished, not duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.consent import service as consent
+from crm_backend.consent.models import ConsentRecord
+from crm_backend.conversations.bot_gateway import BotGateway, BotReply, Button
+from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    InboundStatus,
+    Message,
+    SenderType,
+)
+from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import get_or_create_identity
+from crm_backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: A conversation idle this long is closed and the next message starts a new one.
+CONVERSATION_IDLE = timedelta(hours=24)
+
+VOICE_NOT_SUPPORTED = "抱歉，暂时还听不懂语音消息，请用文字告诉我您的问题。"
+IMAGE_RECEIVED = "已收到您发来的图片并为您保存。如需咨询，请用文字描述一下您的情况。"
+UNSUPPORTED_TYPE = "已收到并为您保存。目前我只能处理文字消息，请用文字告诉我您的问题。"
+GIVE_UP = "抱歉，系统暂时繁忙，您的消息已经记录，工作人员会尽快跟进。"
+
+
+@dataclass
+class Plan:
+    """What step 1 decided: fixed answers, or a text for the bot."""
+
+    conversation_id: int
+    system_replies: list[str] = field(default_factory=list)
+    bot_text: str | None = None
+    sender_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: Step 1 already stored the final answer (the push was given up on).
+    finished: bool = False
+
+
+class InboundProcessor:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
+        self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
+
+    async def process_patient(self, app_id: str, openid: str) -> None:
+        """Drain every stored push of one patient, oldest first, under that patient's lock."""
+        settings = self.runtime.settings
+        lock = self.runtime.redis.lock(
+            settings.key("lock", "patient", app_id, openid),
+            timeout=settings.rasa_timeout_seconds * 3 + 30,
+            blocking_timeout=settings.rasa_timeout_seconds * 3 + 30,
+        )
+        touched: set[int] = set()
+        async with lock:
+            async with self.runtime.db.sessions() as session:
+                pending = (
+                    await session.scalars(
+                        select(InboundMessage.id)
+                        .where(
+                            InboundMessage.app_id == app_id,
+                            InboundMessage.openid == openid,
+                            InboundMessage.status == InboundStatus.RECEIVED,
+                        )
+                        .order_by(InboundMessage.create_time, InboundMessage.id)
+                    )
+                ).all()
+            for inbound_id in pending:
+                conversation_id = await self.process_one(inbound_id)
+                if conversation_id is not None:
+                    touched.add(conversation_id)
+        for conversation_id in sorted(touched):
+            await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+
+    async def process_one(self, inbound_id: int) -> int | None:
+        """Returns the conversation that has new answers to send, if any."""
+        plan = await self._record(inbound_id)
+        if plan is None:
+            return None
+        if plan.finished:
+            return plan.conversation_id
+        replies = [BotReply(text) for text in plan.system_replies]
+        sender = SenderType.SYSTEM
+        if plan.bot_text is not None:
+            replies = await self._ask_bot(plan)
+            sender = SenderType.BOT
+        await self._store_answers(inbound_id, plan.conversation_id, replies, sender)
+        return plan.conversation_id if replies else None
+
+    async def _ask_bot(self, plan: Plan) -> list[BotReply]:
+        assert plan.bot_text is not None
+        replies = await self.bot.ask(plan.sender_id, plan.bot_text, plan.metadata)
+        offered = [button for reply in replies for button in reply.buttons]
+        await self.choices.remember(plan.conversation_id, offered)
+        return replies
+
+    # -- step 1 --------------------------------------------------------------------------------
+
+    async def _record(self, inbound_id: int) -> Plan | None:
+        settings = self.runtime.settings
+        async with self.runtime.db.sessions() as session:
+            inbound = await session.get(InboundMessage, inbound_id)
+            if inbound is None or inbound.status != InboundStatus.RECEIVED:
+                return None
+            inbound.attempts += 1
+            seen_at = datetime.fromtimestamp(inbound.create_time, UTC)
+            fields = inbound.payload
+            identity = await get_or_create_identity(
+                session, inbound.app_id, inbound.openid, unionid=fields.get("UnionId"), seen_at=seen_at
+            )
+            conversation = await _current_conversation(session, identity, seen_at)
+            message = await _store_patient_message(session, inbound, conversation, seen_at)
+            plan = Plan(conversation_id=conversation.id)
+
+            if inbound.attempts > settings.max_processing_attempts:
+                inbound.status = InboundStatus.FAILED
+                inbound.last_error = "gave up after repeated failures"
+                _add_answer(session, conversation, inbound.id, SenderType.SYSTEM, GIVE_UP)
+                await session.commit()
+                log.error("inbound %s failed after %s attempts", inbound_id, inbound.attempts - 1)
+                plan.finished = True
+                return plan
+
+            if inbound.msg_type == "event":
+                plan.system_replies = await self._on_event(session, identity, inbound.event or "", seen_at)
+            elif inbound.msg_type == "image":
+                plan.system_replies = [IMAGE_RECEIVED]
+            elif inbound.msg_type == "voice" and not message.content:
+                plan.system_replies = [VOICE_NOT_SUPPORTED]
+            elif inbound.msg_type in ("text", "voice"):
+                await self._plan_text(session, plan, identity, conversation, message)
+            else:
+                plan.system_replies = [UNSUPPORTED_TYPE]
+            if inbound.msg_type != "event":
+                identity.last_inbound_at = seen_at
+            await session.commit()
+            return plan
+
+    async def _on_event(
+        self, session: AsyncSession, identity: WeChatIdentity, event: str, seen_at: datetime
+    ) -> list[str]:
+        if event == "subscribe":
+            identity.subscribed = True
+            identity.subscribed_at = seen_at
+            identity.unsubscribed_at = None
+            if await consent.current_decision(session, identity.id):
+                return [consent.WELCOME]
+            notice = consent.PRIVACY_NOTICE.format(version=self.runtime.settings.privacy_notice_version)
+            return [f"{consent.WELCOME}\n\n{notice}", consent.CONSENT_QUESTION]
+        if event == "unsubscribe":
+            # Medical records stay: only the channel is marked closed.
+            identity.subscribed = False
+            identity.unsubscribed_at = seen_at
+        return []
+
+    async def _plan_text(
+        self,
+        session: AsyncSession,
+        plan: Plan,
+        identity: WeChatIdentity,
+        conversation: Conversation,
+        message: Message,
+    ) -> None:
+        text = message.content
+        answer = consent.read_answer(text)
+        decision = await consent.current_decision(session, identity.id)
+        already_recorded = await session.scalar(
+            select(ConsentRecord.id).where(ConsentRecord.message_id == message.id)
+        )
+
+        async def decide(granted: bool) -> None:
+            if already_recorded is None:
+                await consent.record_decision(
+                    session,
+                    identity,
+                    granted=granted,
+                    notice_version=self.runtime.settings.privacy_notice_version,
+                    decided_at=message.created_at,
+                    message_id=message.id,
+                )
+
+        if decision is True and answer is consent.ConsentAnswer.WITHDRAW:
+            await decide(False)
+            plan.system_replies = [consent.CONSENT_WITHDRAWN]
+            return
+        if decision is not True:
+            if answer is consent.ConsentAnswer.GRANT:
+                await decide(True)
+                plan.system_replies = [consent.CONSENT_GRANTED]
+            elif answer in (consent.ConsentAnswer.DECLINE, consent.ConsentAnswer.WITHDRAW):
+                await decide(False)
+                plan.system_replies = [consent.CONSENT_DECLINED]
+            elif decision is None:
+                notice = consent.PRIVACY_NOTICE.format(version=self.runtime.settings.privacy_notice_version)
+                plan.system_replies = [notice, consent.CONSENT_QUESTION]
+            else:
+                plan.system_replies = [consent.CONSENT_STILL_DECLINED]
+            return
+
+        bot_text = text
+        number = parse_number(text)
+        if number is not None:
+            offered = await self.choices.offered(conversation.id)
+            if offered:
+                if not 1 <= number <= len(offered):
+                    plan.system_replies = [f"请回复 1 到 {len(offered)} 之间的数字。"]
+                    return
+                bot_text = offered[number - 1].payload
+        plan.bot_text = bot_text
+        plan.sender_id = f"{identity.app_id}:{identity.openid}"
+        plan.metadata = {"patient_id": identity.patient_id, "conversation_id": conversation.id}
+
+    # -- step 3 --------------------------------------------------------------------------------
+
+    async def _store_answers(
+        self, inbound_id: int, conversation_id: int, replies: list[BotReply], sender: SenderType
+    ) -> None:
+        async with self.runtime.db.sessions() as session:
+            inbound = await session.get(InboundMessage, inbound_id)
+            conversation = await session.get(Conversation, conversation_id)
+            if inbound is None or conversation is None or inbound.status != InboundStatus.RECEIVED:
+                return
+            for reply in replies:
+                _add_answer(session, conversation, inbound_id, sender, render(reply), reply.buttons)
+            inbound.status = InboundStatus.PROCESSED
+            inbound.processed_at = datetime.now(UTC)
+            await session.commit()
+
+
+async def _current_conversation(
+    session: AsyncSession, identity: WeChatIdentity, seen_at: datetime
+) -> Conversation:
+    conversation = await session.scalar(
+        select(Conversation)
+        .where(Conversation.identity_id == identity.id, Conversation.status != ConversationStatus.CLOSED)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if conversation is not None and seen_at - conversation.last_message_at > CONVERSATION_IDLE:
+        conversation.status = ConversationStatus.CLOSED
+        conversation = None
+    if conversation is None:
+        conversation = Conversation(
+            patient_id=identity.patient_id,
+            identity_id=identity.id,
+            started_at=seen_at,
+            last_message_at=seen_at,
+        )
+        session.add(conversation)
+        await session.flush()
+    return conversation
+
+
+async def _store_patient_message(
+    session: AsyncSession, inbound: InboundMessage, conversation: Conversation, seen_at: datetime
+) -> Message:
+    existing = await session.scalar(select(Message).where(Message.inbound_id == inbound.id))
+    if existing is not None:
+        return existing
+    fields = inbound.payload
+    content, extra = _content_of(inbound.msg_type, inbound.event, fields)
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.IN,
+        sender_type=SenderType.PATIENT,
+        msg_type=inbound.msg_type,
+        content=content,
+        extra=extra,
+        wechat_msg_id=inbound.wechat_msg_id,
+        inbound_id=inbound.id,
+        delivery_status=DeliveryStatus.RECEIVED,
+        created_at=seen_at,
+    )
+    session.add(message)
+    conversation.last_message_at = max(conversation.last_message_at, seen_at)
+    await session.flush()
+    return message
+
+
+def _content_of(
+    msg_type: str, event: str | None, fields: dict[str, str]
+) -> tuple[str, dict[str, Any] | None]:
+    if msg_type == "text":
+        return fields.get("Content", ""), None
+    if msg_type == "voice":
+        extra = {"media_id": fields.get("MediaId"), "format": fields.get("Format")}
+        return (fields.get("Recognition") or "").strip(), extra
+    if msg_type == "image":
+        return "", {"pic_url": fields.get("PicUrl"), "media_id": fields.get("MediaId")}
+    if msg_type == "event":
+        return event or "", {"event_key": fields.get("EventKey")} if fields.get("EventKey") else None
+    return "", {"fields": fields}
+
+
+def _add_answer(
+    session: AsyncSession,
+    conversation: Conversation,
+    inbound_id: int,
+    sender: SenderType,
+    text: str,
+    buttons: list[Button] | None = None,
+) -> None:
+    now = datetime.now(UTC)
+    session.add(
+        Message(
+            conversation_id=conversation.id,
+            direction=Direction.OUT,
+            sender_type=sender,
+            msg_type="text",
+            content=text,
+            extra={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
+            reply_to_inbound_id=inbound_id,
+            delivery_status=DeliveryStatus.PENDING,
+            created_at=now,
+        )
+    )
+    conversation.last_message_at = max(conversation.last_message_at, now)

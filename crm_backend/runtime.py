@@ -1,0 +1,49 @@
+"""The long-lived clients a process needs (database, Redis, HTTP), built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+from redis.asyncio import Redis
+
+from crm_backend.config import Settings
+from crm_backend.database.core import Database
+from crm_backend.queue.streams import INBOUND, OUTBOUND, StreamQueue
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    redis: Redis
+    http: httpx.AsyncClient
+    queues: dict[str, StreamQueue] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        runtime = cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            redis=redis,
+            http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)),
+        )
+        for name in (INBOUND, OUTBOUND):
+            runtime.queues[name] = StreamQueue(
+                redis, settings.key("stream", name), reclaim_idle_ms=settings.stream_reclaim_idle_ms
+            )
+        return runtime
+
+    @property
+    def inbound(self) -> StreamQueue:
+        return self.queues[INBOUND]
+
+    @property
+    def outbound(self) -> StreamQueue:
+        return self.queues[OUTBOUND]
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.db.dispose()

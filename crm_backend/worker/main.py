@@ -1,0 +1,113 @@
+"""The worker process: queue consumers plus the scheduler (heartbeat, sweeper, token refresher)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from channels.outbound.delivery import Outbox
+from crm_backend.config import get_settings
+from crm_backend.conversations.processing import InboundProcessor
+from crm_backend.logs import configure_logging
+from crm_backend.runtime import Runtime
+from crm_backend.worker import heartbeat
+from crm_backend.worker.sweeper import requeue_stale_work
+
+log = logging.getLogger("carebridge.worker")
+
+#: Consumers per stream in one worker; different patients are processed in parallel.
+CONSUMERS_PER_STREAM = 4
+
+
+async def run_worker(stop: asyncio.Event) -> None:
+    settings = get_settings()
+    runtime = Runtime.create(settings)
+    processor = InboundProcessor(runtime)
+    outbox = Outbox(runtime)
+    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def handle_inbound(fields: dict[str, str]) -> None:
+        await processor.process_patient(fields["app_id"], fields["openid"])
+
+    async def handle_outbound(fields: dict[str, str]) -> None:
+        await outbox.deliver_conversation(int(fields["conversation_id"]))
+
+    async def refresh_token() -> None:
+        await outbox.tokens.refresh_if_expiring(settings.token_refresh_margin_seconds)
+
+    scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
+    scheduler.add_job(
+        heartbeat.beat,
+        "interval",
+        seconds=heartbeat.HEARTBEAT_EVERY_SECONDS,
+        args=[runtime.redis, settings, worker_id],
+        id="heartbeat",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        requeue_stale_work,
+        "interval",
+        seconds=settings.sweeper_interval_seconds,
+        args=[runtime],
+        id="sweeper",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        refresh_token,
+        "interval",
+        seconds=60,
+        id="token-refresher",
+        max_instances=1,
+        coalesce=True,
+    )
+
+    await runtime.inbound.ensure_group()
+    await runtime.outbound.ensure_group()
+    await heartbeat.beat(runtime.redis, settings, worker_id)
+    try:
+        await refresh_token()
+    except Exception as exc:  # delivery refreshes on demand; a slow start must not stop the worker
+        log.warning("initial token refresh failed: %s", exc)
+    scheduler.start()
+    consumers = [
+        asyncio.create_task(runtime.inbound.consume(f"{worker_id}-in{i}", handle_inbound, stop))
+        for i in range(CONSUMERS_PER_STREAM)
+    ] + [
+        asyncio.create_task(runtime.outbound.consume(f"{worker_id}-out{i}", handle_outbound, stop))
+        for i in range(CONSUMERS_PER_STREAM)
+    ]
+    log.info("worker %s started (%s consumers per stream)", worker_id, CONSUMERS_PER_STREAM)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        for task in consumers:
+            task.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        await heartbeat.leave(runtime.redis, settings, worker_id)
+        await runtime.close()
+        log.info("worker %s stopped", worker_id)
+
+
+def main() -> None:
+    configure_logging(get_settings().log_level)
+    stop = asyncio.Event()
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(stop)
+
+    asyncio.run(runner())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Re-queue work that was stored but never handed over (a process died between the two steps)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from crm_backend.conversations.models import DeliveryStatus, Direction, InboundMessage, InboundStatus, Message
+from crm_backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def requeue_stale_work(runtime: Runtime) -> tuple[int, int]:
+    """Returns how many patients' pushes and conversations' answers were re-queued."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=runtime.settings.sweeper_grace_seconds)
+    async with runtime.db.sessions() as session:
+        patients = (
+            await session.execute(
+                select(InboundMessage.app_id, InboundMessage.openid)
+                .where(InboundMessage.status == InboundStatus.RECEIVED, InboundMessage.received_at < cutoff)
+                .distinct()
+            )
+        ).all()
+        conversations = (
+            await session.scalars(
+                select(Message.conversation_id)
+                .where(
+                    Message.direction == Direction.OUT,
+                    Message.delivery_status == DeliveryStatus.PENDING,
+                    Message.created_at < cutoff,
+                )
+                .distinct()
+            )
+        ).all()
+    for app_id, openid in patients:
+        await runtime.inbound.add({"app_id": app_id, "openid": openid, "inbound_id": "sweeper"})
+    for conversation_id in conversations:
+        await runtime.outbound.add({"conversation_id": str(conversation_id)})
+    if patients or conversations:
+        log.info("sweeper re-queued %s patients and %s conversations", len(patients), len(conversations))
+    return len(patients), len(conversations)

@@ -1,0 +1,87 @@
+"""Shared fixtures: real Redis and databases; Rasa, action server, web app and worker as processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis
+
+from crm_backend.database.core import Database
+from tests.support.stack import FakeWeChat, RasaServers, Stack, start_fake_wechat, start_rasa
+
+#: An existing database on the test PostgreSQL server we may connect to in order to create our own.
+POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_TEST_DB = "carebridge_test"
+REDIS_BASE = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
+#: Redis databases the suite owns and flushes; db 0 (the developer's `make run`) is never touched.
+REDIS_DB = {"rasa": 13, "sqlite": 11, "postgresql": 12}
+
+
+def _fresh_redis(name: str) -> str:
+    url = f"{REDIS_BASE}/{REDIS_DB[name]}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+async def _fresh_postgres() -> str:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {POSTGRES_TEST_DB}")
+    finally:
+        await conn.close()
+    host_part = POSTGRES_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+asyncpg://{host_part}/{POSTGRES_TEST_DB}"
+
+
+@pytest.fixture(scope="session")
+def rasa_servers() -> Iterator[RasaServers]:
+    servers = start_rasa(_fresh_redis("rasa"))
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_wechat() -> Iterator[FakeWeChat]:
+    fake = start_fake_wechat()
+    yield fake
+    fake.process.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def stack(
+    request: pytest.FixtureRequest, rasa_servers: RasaServers, fake_wechat: FakeWeChat, tmp_path_factory
+) -> AsyncIterator[Stack]:
+    backend: str = request.param
+    if backend == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'carebridge.db'}"
+    else:
+        database_url = await _fresh_postgres()
+    stack = Stack(backend, database_url, _fresh_redis(backend), rasa_servers, fake_wechat)
+    stack.migrate()
+    stack.start_web()
+    stack.start_worker()
+    try:
+        stack.wait_healthy()
+    except TimeoutError:
+        stack.stop()
+        raise
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[Database]:
+    database = Database(stack.database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("fake_wechat").clear_faults()

@@ -1,0 +1,166 @@
+"""Nothing a patient sent is lost and nothing is answered twice, whatever dies in between."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy import select
+
+from crm_backend.conversations.models import DeliveryStatus, Direction, Message
+from crm_backend.database.core import Database
+from tests.support.stack import Process, Stack, free_port, new_openid, wait_until
+
+
+async def _last_outbound(db: Database, openid: str) -> Message:
+    from crm_backend.conversations.models import Conversation
+    from crm_backend.patients.models import WeChatIdentity
+
+    async with db.sessions() as session:
+        message = await session.scalar(
+            select(Message)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+            .where(WeChatIdentity.openid == openid, Message.direction == Direction.OUT)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+    assert message is not None
+    return message
+
+
+async def _wait_status(db: Database, openid: str, status: DeliveryStatus, timeout: float = 20) -> Message:
+    for _ in range(int(timeout / 0.2)):
+        message = await _last_outbound(db, openid)
+        if message.delivery_status == status:
+            return message
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"last outbound message is {message.delivery_status}, not {status}")
+
+
+async def test_worker_killed_before_answering_answers_once_after_restart(stack: Stack) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    assert stack.worker is not None
+    stack.worker.kill()
+    try:
+        await stack.say(openid, "你好")
+        await asyncio.sleep(1.5)
+        assert len(stack.wechat.texts(openid)) == before  # stored, not yet answered
+    finally:
+        stack.start_worker()
+    answers = await stack.wait_answers(openid, before + 1, timeout=40)
+    await asyncio.sleep(4)  # past the reclaim idle time: a second delivery would show by now
+    assert len(stack.wechat.texts(openid)) == before + 1
+    assert "挂号" in answers[before]
+
+
+async def test_push_stored_but_never_queued_is_swept_up(stack: Stack) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    assert stack.worker is not None
+    stack.worker.kill()
+    try:
+        await stack.say(openid, "你好")
+        # The hand-over to the queue is lost, as if the web process died right after the commit.
+        client = aioredis.Redis.from_url(stack.redis_url)
+        await client.xtrim("cb:stream:inbound", maxlen=0)
+        await client.aclose()
+    finally:
+        stack.start_worker()
+    await stack.wait_answers(openid, before + 1, timeout=40)
+    await asyncio.sleep(3)
+    assert len(stack.wechat.texts(openid)) == before + 1
+
+
+async def test_entry_held_by_a_dead_consumer_is_reclaimed(stack: Stack) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    client = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    assert stack.worker is not None
+    stack.worker.kill()
+    try:
+        await stack.say(openid, "你好")
+        # A consumer takes the entry and dies without acknowledging it.
+        taken = await client.xreadgroup("workers", "dead-consumer", {"cb:stream:inbound": ">"}, count=100)
+        assert taken and taken[0][1]
+    finally:
+        stack.start_worker()
+    await stack.wait_answers(openid, before + 1, timeout=40)
+    await asyncio.sleep(5)  # past the reclaim idle time
+    pending = await client.xpending("cb:stream:inbound", "workers")
+    await client.aclose()
+    assert len(stack.wechat.texts(openid)) == before + 1
+    assert pending["pending"] == 0  # the dead consumer's entry was reclaimed and acknowledged
+
+
+async def test_outside_48_hour_window_is_kept_as_undeliverable(stack: Stack, db: Database) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    stack.wechat.fault(api="custom_send", errcode=45015, errmsg="response out of time limit", times=1)
+    await stack.say(openid, "你好")
+    message = await _wait_status(db, openid, DeliveryStatus.UNDELIVERABLE)
+    assert message.delivery_error and message.delivery_error.startswith("45015")
+    assert len(stack.wechat.texts(openid)) == before
+
+
+async def test_expired_token_is_refreshed_once_and_the_message_goes_out(stack: Stack, db: Database) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    tokens_before = stack.wechat.stats()["token_requests"]
+    stack.wechat.expire_tokens()
+    await stack.say(openid, "你好")
+    await stack.wait_answers(openid, before + 1)
+    await _wait_status(db, openid, DeliveryStatus.SENT)
+    assert stack.wechat.stats()["token_requests"] == tokens_before + 1
+
+    stack.wechat.fault(api="custom_send", errcode=40001, errmsg="invalid credential", times=1)
+    await stack.say(openid, "谢谢")
+    await stack.wait_answers(openid, before + 2)
+    assert stack.wechat.stats()["token_requests"] == tokens_before + 2
+
+
+async def test_wechat_outage_is_retried_with_backoff(stack: Stack, db: Database) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    stack.wechat.fault(api="custom_send", http_status=503, times=2)
+    await stack.say(openid, "你好")
+    await stack.wait_answers(openid, before + 1)
+    message = await _wait_status(db, openid, DeliveryStatus.SENT)
+    assert message.attempts == 3
+    assert len(stack.wechat.texts(openid)) == before + 1
+
+
+async def test_healthz_names_what_is_down(stack: Stack) -> None:
+    port = free_port()
+    closed = free_port()
+    argv = [
+        str(stack.web.argv[0]) if stack.web else "",
+        "--factory",
+        "crm_backend.app:build",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    web = Process(
+        "web-broken-actions", argv, stack.env(PORT=str(port), ACTION_SERVER_PORT=str(closed))
+    ).start()
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 503, 30, "healthz 503"
+        )
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+    finally:
+        web.stop()
+    assert body["components"]["action_server"]["status"] == "down"
+    assert body["components"]["action_server"]["reason"]
+    assert body["components"]["rasa"]["status"] == "ok"
+
+
+async def test_new_patient_without_subscribe_event_is_asked_for_consent(stack: Stack) -> None:
+    openid = new_openid()
+    answers = await stack.converse(openid, "你好")
+    assert any("健康信息" in text for text in answers)

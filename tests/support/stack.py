@@ -1,0 +1,335 @@
+"""Start the real processes (Rasa, action server, web app, worker, fake WeChat API) for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from channels.sandbox.pushes import Push, build_push
+from crm_backend.config import SANDBOX_AES_KEY, SANDBOX_APPID, SANDBOX_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_DIR = ROOT / "var" / "test-logs"
+APP_PY = ROOT / ".venv" / "bin" / "python"
+RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A child process with its output in var/test-logs/<name>.log."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"{name}.log"
+
+    def start(self) -> Process:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if not self.running:
+            return
+        assert self.popen is not None
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no clean-up, exactly like a crash."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DATABASE_", "REDIS_"))}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": "INFO",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class RasaServers:
+    rasa_port: int
+    action_port: int
+    rasa: Process
+    actions: Process
+
+    def stop(self) -> None:
+        self.rasa.stop()
+        self.actions.stop()
+
+
+def start_rasa(redis_url: str) -> RasaServers:
+    rasa_port, action_port = free_port(), free_port()
+    env = base_env(RASA_PORT=str(rasa_port), ACTION_SERVER_PORT=str(action_port), REDIS_URL=redis_url)
+    actions = Process("actions", [str(RASA_PY), "bot/launch.py", "actions"], env).start()
+    rasa = Process("rasa", [str(RASA_PY), "bot/launch.py", "server"], env).start()
+    servers = RasaServers(rasa_port, action_port, rasa, actions)
+    try:
+        wait_until(
+            lambda: bool(
+                httpx.get(f"http://127.0.0.1:{rasa_port}/status", timeout=2).json().get("model_file")
+            ),
+            timeout=300,
+            what="the Rasa server to load its model",
+            interval=1,
+        )
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2).status_code == 200,
+            timeout=120,
+            what="the action server",
+            interval=1,
+        )
+    except TimeoutError:
+        servers.stop()
+        raise TimeoutError(f"Rasa did not start:\n{rasa.tail()}\n{actions.tail()}") from None
+    return servers
+
+
+@dataclass
+class FakeWeChat:
+    """Our client for the sandbox's control endpoints."""
+
+    port: int
+    process: Process
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def sent(self, touser: str | None = None) -> list[dict[str, Any]]:
+        params = {"touser": touser} if touser else {}
+        data = httpx.get(f"{self.base}/sandbox/sent", params=params, timeout=5).json()
+        return data["sent"] if isinstance(data, dict) else data
+
+    def texts(self, touser: str) -> list[str]:
+        return [item.get("content") or "" for item in self.sent(touser)]
+
+    def fault(self, **spec: Any) -> None:
+        httpx.post(f"{self.base}/sandbox/faults", json=spec, timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.base}/sandbox/faults", timeout=5).raise_for_status()
+
+    def expire_tokens(self) -> None:
+        httpx.post(f"{self.base}/sandbox/expire-tokens", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(f"{self.base}/sandbox/stats", timeout=5).json()
+
+
+def start_fake_wechat() -> FakeWeChat:
+    port = free_port()
+    proc = Process(
+        "fake-wechat", [str(APP_PY), "-m", "channels.sandbox", "--port", str(port)], base_env()
+    ).start()
+    fake = FakeWeChat(port, proc)
+    wait_until(
+        lambda: httpx.get(f"{fake.base}/sandbox/stats", timeout=2).status_code == 200, 30, "fake WeChat"
+    )
+    return fake
+
+
+@dataclass
+class Stack:
+    """Web app + worker on one database, wired to shared Rasa servers and the fake WeChat API."""
+
+    name: str
+    database_url: str
+    redis_url: str
+    rasa: RasaServers
+    wechat: FakeWeChat
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web: Process | None = None
+    worker: Process | None = None
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return base_env(
+            PORT=str(self.port),
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            WECHAT_API_BASE=self.wechat.base,
+            RASA_PORT=str(self.rasa.rasa_port),
+            ACTION_SERVER_PORT=str(self.rasa.action_port),
+            SWEEPER_GRACE_SECONDS="2",
+            SWEEPER_INTERVAL_SECONDS="1",
+            STREAM_RECLAIM_IDLE_MS="3000",
+            DELIVERY_BACKOFF_SECONDS="0.1",
+            **{**self.extra_env, **overrides},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "alembic"), "-c", "crm_backend/alembic.ini", "upgrade", "head"],
+            cwd=ROOT,
+            env=self.env(),
+            check=True,
+            capture_output=True,
+        )
+
+    def start_web(self) -> None:
+        argv = [
+            str(ROOT / ".venv" / "bin" / "uvicorn"),
+            "--factory",
+            "crm_backend.app:build",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
+        self.web = Process(f"web-{self.name}", argv, self.env()).start()
+        wait_until(
+            lambda: httpx.get(f"{self.url}/healthz", timeout=5).status_code in (200, 503), 60, "web app"
+        )
+
+    def start_worker(self) -> None:
+        argv = [str(APP_PY), "-m", "crm_backend.worker.main"]
+        self.worker = Process(f"worker-{self.name}", argv, self.env()).start()
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        wait_until(
+            lambda: httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200, timeout, "healthz 200"
+        )
+
+    def stop(self) -> None:
+        for proc in (self.worker, self.web):
+            if proc is not None:
+                proc.stop()
+
+    # -- acting as WeChat ----------------------------------------------------------------------
+
+    def build(self, kind: str, openid: str, **kwargs: Any) -> Push:
+        return build_push(
+            kind,  # type: ignore[arg-type]
+            openid,
+            token=SANDBOX_TOKEN,
+            appid=SANDBOX_APPID,
+            aes_key=SANDBOX_AES_KEY,
+            **kwargs,
+        )
+
+    async def post(self, push: Push, client: httpx.AsyncClient | None = None) -> httpx.Response:
+        async with _client(client) as http:
+            return await http.post(
+                f"{self.url}/wechat/oa", params=push.params, content=push.body, headers=push.headers
+            )
+
+    async def say(self, openid: str, text: str, *, mode: str = "plain") -> httpx.Response:
+        response = await self.post(self.build("text", openid, content=text, mode=mode))
+        assert response.status_code == 200 and response.text == "success", response.text
+        return response
+
+    async def wait_answers(self, openid: str, count: int, timeout: float = 30) -> list[str]:
+        """Wait until the fake WeChat API has received `count` messages for this patient."""
+        deadline = time.monotonic() + timeout
+        while True:
+            texts = await asyncio.to_thread(self.wechat.texts, openid)
+            if len(texts) >= count:
+                return texts
+            if time.monotonic() > deadline:
+                worker_log = self.worker.tail() if self.worker else ""
+                raise AssertionError(f"expected {count} answers for {openid}, got {texts}\n{worker_log}")
+            await asyncio.sleep(0.1)
+
+    async def converse(self, openid: str, text: str, timeout: float = 30) -> list[str]:
+        """Send one text and return the answers it produced (waits for at least one)."""
+        before = len(await asyncio.to_thread(self.wechat.texts, openid))
+        await self.say(openid, text)
+        await self.wait_answers(openid, before + 1, timeout)
+        await asyncio.sleep(0.3)  # a turn may produce several messages
+        return (await asyncio.to_thread(self.wechat.texts, openid))[before:]
+
+    async def consented_patient(self) -> str:
+        """A new patient who followed the account and agreed to health-data processing."""
+        openid = new_openid()
+        response = await self.post(self.build("subscribe", openid))
+        assert response.text == "success"
+        await self.wait_answers(openid, 2)
+        await self.converse(openid, "同意")
+        return openid
+
+
+class _client:
+    def __init__(self, client: httpx.AsyncClient | None) -> None:
+        self.given = client
+        self.own: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        if self.given is not None:
+            return self.given
+        self.own = httpx.AsyncClient(timeout=10)
+        return self.own
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.own is not None:
+            await self.own.aclose()
+
+
+def new_openid() -> str:
+    """Shaped like a real openid (28 characters), unique per test."""
+    return "o" + uuid.uuid4().hex[:27]

@@ -13,8 +13,8 @@ from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
 from crm_backend.patients.models import WeChatIdentity
 
 WELCOME = (
-    "您好，欢迎关注！我是医院的智能助手，可以帮您预约挂号、咨询该看哪个科室、完成术后随访，"
-    "也可以受理您的意见和投诉。"
+    "您好，欢迎关注！我是医院的智能助手。预约挂号、分诊咨询、术后随访和投诉建议等服务正在陆续开通，"
+    "有问题可以直接发文字给我。"
 )
 PRIVACY_NOTICE = (
     "【个人信息保护告知（版本 {version}）】\n"

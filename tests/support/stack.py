@@ -204,19 +204,20 @@ class Stack:
     worker: Process | None = None
 
     def env(self, **overrides: str) -> dict[str, str]:
-        return base_env(
-            PORT=str(self.port),
-            DATABASE_URL=self.database_url,
-            REDIS_URL=self.redis_url,
-            WECHAT_API_BASE=self.wechat.base,
-            RASA_PORT=str(self.rasa.rasa_port),
-            ACTION_SERVER_PORT=str(self.rasa.action_port),
-            SWEEPER_GRACE_SECONDS="2",
-            SWEEPER_INTERVAL_SECONDS="1",
-            STREAM_RECLAIM_IDLE_MS="3000",
-            DELIVERY_BACKOFF_SECONDS="0.1",
-            **{**self.extra_env, **overrides},
-        )
+        settings = {
+            "PORT": str(self.port),
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "WECHAT_API_BASE": self.wechat.base,
+            "RASA_PORT": str(self.rasa.rasa_port),
+            "ACTION_SERVER_PORT": str(self.rasa.action_port),
+            # Short timings so crash-recovery tests finish in seconds.
+            "SWEEPER_GRACE_SECONDS": "2",
+            "SWEEPER_INTERVAL_SECONDS": "1",
+            "STREAM_RECLAIM_IDLE_MS": "3000",
+            "DELIVERY_BACKOFF_SECONDS": "0.1",
+        }
+        return base_env(**{**settings, **self.extra_env, **overrides})
 
     @property
     def url(self) -> str:

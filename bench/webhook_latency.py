@@ -1,0 +1,164 @@
+"""Webhook acknowledgement latency under load, and end-to-end answer latency against bare Rasa.
+
+Starts the real stack (Rasa, action server, web app, worker, fake WeChat API) on a fresh database,
+then runs two phases in one process:
+
+1. ack: open-loop load of signed text pushes at --rate pushes/s for --seconds; every request is
+   scheduled at a fixed time (no coordinated omission) and its latency is measured from that time.
+2. e2e: --turns sequential turns of one consented patient; for each, the time from posting the push to
+   the fake WeChat API receiving the answer, against the same text sent straight to Rasa's REST channel.
+
+    .venv/bin/python bench/webhook_latency.py [--db sqlite|postgresql] [--rate 300] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import _fresh_postgres, _fresh_redis
+from tests.support.stack import Stack, new_openid, start_fake_wechat, start_rasa
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 50) * 1000, 2),
+        "p90_ms": round(percentile(values, 90) * 1000, 2),
+        "p99_ms": round(percentile(values, 99) * 1000, 2),
+        "max_ms": round(max(values) * 1000, 2),
+        "mean_ms": round(statistics.fmean(values) * 1000, 2),
+    }
+
+
+async def ack_phase(stack: Stack, rate: float, seconds: float, patients: int) -> dict[str, object]:
+    total = int(rate * seconds)
+    openids = [new_openid() for _ in range(patients)]
+    # Pushes are built (signed) before the clock starts: the load generator must not be the bottleneck.
+    pushes = [stack.build("text", openids[i % patients], content=f"测试消息 {i}") for i in range(total)]
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        # Warm the connection pool and the app.
+        warmup = [stack.build("text", new_openid(), content="热身") for _ in range(50)]
+        await asyncio.gather(*(stack.post(push, client) for push in warmup))
+        start = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            response = await stack.post(pushes[i], client)
+            latencies.append(time.perf_counter() - scheduled)
+            if response.status_code != 200 or response.text != "success":
+                failures += 1
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requested_rate": rate,
+        "achieved_rate": round(total / elapsed, 1),
+        "failures": failures,
+        **summary(latencies),
+    }
+
+
+async def wait_for_answer(stack: Stack, openid: str, count: int) -> dict[str, object]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            sent = (await client.get(f"{stack.wechat.base}/sandbox/sent", params={"touser": openid})).json()
+            items = sent["sent"] if isinstance(sent, dict) else sent
+            if len(items) >= count:
+                return items[count - 1]
+            await asyncio.sleep(0.005)
+
+
+async def e2e_phase(stack: Stack, turns: int) -> dict[str, object]:
+    texts = ["你好", "谢谢", "在吗", "早上好", "多谢了"]
+    openid = await stack.consented_patient()
+    count = len(stack.wechat.texts(openid))
+    ours: list[float] = []
+    bare: list[float] = []
+    rasa_url = f"http://127.0.0.1:{stack.rasa.rasa_port}/webhooks/rest/webhook"
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i in range(turns):
+            text = texts[i % len(texts)]
+            # Bare Rasa: the same text, a sender in the same state.
+            t0 = time.time()
+            response = await client.post(rasa_url, json={"sender": f"bench-bare-{openid}", "message": text})
+            response.raise_for_status()
+            bare.append(time.time() - t0)
+
+            t0 = time.time()
+            await stack.say(openid, text)
+            count += 1
+            answer = await wait_for_answer(stack, openid, count)
+            answered_at = datetime.fromisoformat(str(answer["at"])).timestamp()
+            ours.append(answered_at - t0)
+            # Let multi-message turns finish before the next one.
+            await asyncio.sleep(0.05)
+            count = len(stack.wechat.texts(openid))
+    ours_summary, bare_summary = summary(ours), summary(bare)
+    overhead = (ours_summary["p50_ms"] - bare_summary["p50_ms"]) / bare_summary["p50_ms"]
+    return {"ours": ours_summary, "bare_rasa": bare_summary, "overhead_p50_pct": round(overhead * 100, 1)}
+
+
+def fresh_sqlite_file() -> Path:
+    path = Path(__file__).resolve().parents[1] / "var" / "bench" / "bench.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--patients", type=int, default=300)
+    parser.add_argument("--turns", type=int, default=40)
+    args = parser.parse_args()
+
+    rasa = start_rasa(_fresh_redis("rasa"))
+    wechat = start_fake_wechat()
+    if args.db == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{fresh_sqlite_file()}"
+    else:
+        database_url = await _fresh_postgres()
+    stack = Stack(f"bench-{args.db}", database_url, _fresh_redis(args.db), rasa, wechat)
+    try:
+        stack.migrate()
+        stack.start_web()
+        stack.start_worker()
+        stack.wait_healthy()
+        e2e = await e2e_phase(stack, args.turns)
+        ack = await ack_phase(stack, args.rate, args.seconds, args.patients)
+        print(json.dumps({"database": args.db, "ack": ack, "e2e": e2e}, indent=2, ensure_ascii=False))
+    finally:
+        stack.stop()
+        wechat.process.stop()
+        rasa.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,79 @@
+"""Patient-friendly first stage of Rasa's two-stage fallback.
+
+Rasa's built-in ``action_default_ask_affirmation`` asks "Did you mean 'greet'?" with the raw
+intent name. Patients need a plain Chinese question, so this action replaces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+#: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
+#: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
+#: must send exactly ``/out_of_scope`` for the loop to move on to asking for a rephrase.
+DENY_INTENT = "out_of_scope"
+FALLBACK_INTENT = "nlu_fallback"
+
+#: What each intent means to a patient, phrased to fit "请问您是想……吗？" and a button title.
+#: A feature that adds intents adds their labels here.
+INTENT_LABELS: dict[str, str] = {
+    "greet": "打个招呼",
+    "thank": "表示感谢",
+    "goodbye": "结束本次咨询",
+    "bot_challenge": "确认是不是真人在回复",
+}
+GENERIC_LABEL = "咨询其他事情"
+DENY_TITLE = "都不是"
+
+
+def intent_label(intent: str) -> str:
+    """Chinese label for an intent; intents without one get a generic label rather than a raw name."""
+    return INTENT_LABELS.get(intent, GENERIC_LABEL)
+
+
+def best_guess(latest_message: dict[str, Any]) -> str | None:
+    """The most likely real intent of the message NLU was unsure about.
+
+    The FallbackClassifier puts ``nlu_fallback`` first in the ranking, so the guess is the best
+    remaining intent. ``out_of_scope`` is skipped too: offering it as "yes" would send the same
+    payload as the deny button and be read as a denial.
+    """
+    ranking = latest_message.get("intent_ranking") or []
+    top = (latest_message.get("intent") or {}).get("name")
+    candidates = [entry.get("name") for entry in ranking] or [top]
+    for name in candidates:
+        if name and name not in (FALLBACK_INTENT, DENY_INTENT):
+            return name
+    return None
+
+
+class ActionDefaultAskAffirmation(Action):
+    """Ask "did you mean ...?" in Chinese with a confirm and a deny button."""
+
+    def name(self) -> str:
+        """Overrides Rasa's built-in action of the same name."""
+        return "action_default_ask_affirmation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        """Send the affirmation question; the two-stage fallback loop handles the answer."""
+        intent = best_guess(tracker.latest_message)
+        if intent is None:
+            # Nothing sensible to offer: asking for a rephrase is the next stage anyway.
+            dispatcher.utter_message(response="utter_ask_rephrase")
+            return []
+
+        label = intent_label(intent)
+        dispatcher.utter_message(
+            text=f"不好意思，我不太确定有没有理解对。请问您是想{label}吗？",
+            buttons=[
+                {"title": label, "payload": f"/{intent}"},
+                {"title": DENY_TITLE, "payload": f"/{DENY_INTENT}"},
+            ],
+        )
+        return []

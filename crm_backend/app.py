@@ -1,18 +1,27 @@
-"""The web app: WeChat webhooks, health, and (without real credentials) the sandbox and simulator."""
+"""The web app: WeChat webhooks, health, the staff console, and (without real credentials) the
+WeChat sandbox and the simulator."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from channels.wechat_oa.security import OfficialAccountKeys
 from channels.wechat_oa.webhook import router as oa_router
 from crm_backend import health
 from crm_backend.config import Settings, get_settings
+from crm_backend.conversations.inbound import InboundWriter
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime
+
+#: Seconds a thread may hold the GIL before another may run. The default (5 ms) adds milliseconds to
+#: every hand-off between the event loop and a worker thread (wechatpy crypto, aiosqlite).
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,12 +29,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from crm_backend.realtime.events import ConsoleEvents
+        from crm_backend.realtime.hub import Hub
+        from crm_backend.staff.service import ensure_first_admin
+
         runtime = Runtime.create(settings)
         app.state.runtime = runtime
         await runtime.inbound.ensure_group()
+        writer = InboundWriter(runtime)
+        writer.start()
+        app.state.inbound_writer = writer
+        app.state.events = ConsoleEvents(runtime.redis, settings)
+        hub = Hub(runtime.redis, settings.key("console", "live"))
+        hub.start()
+        app.state.console_hub = hub
+        await ensure_first_admin(settings, runtime.db)
         try:
             yield
         finally:
+            await hub.stop()
+            await writer.stop()
             await runtime.close()
 
     app = FastAPI(
@@ -33,8 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
+    app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(oa_router)
     app.include_router(health.router)
+    _include_console(app)
     if settings.sandbox_enabled:
         from channels.sandbox.simulator import router as simulator_router
         from channels.sandbox.wechat_api import router as sandbox_router
@@ -44,7 +69,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _include_console(app: FastAPI) -> None:
+    from crm_backend.audit.views import router as audit_router
+    from crm_backend.console.views import router as console_page_router
+    from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.realtime.ws import router as ws_router
+    from crm_backend.staff.views import router as staff_router
+
+    for router in (staff_router, audit_router, escalations_router, ws_router, console_page_router):
+        app.include_router(router)
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    """The console API answers malformed input with 400, as its contract says (not FastAPI's 422)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]
+    return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=400)
+
+
 def build() -> FastAPI:
     """Factory for `uvicorn --factory`."""
     configure_logging(get_settings().log_level)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     return create_app()

@@ -60,6 +60,27 @@ class Settings(BaseSettings):
     sandbox_force: bool = Field(False, alias="SANDBOX_FORCE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
+    # -- staff console -------------------------------------------------------------------------
+    #: Signs nothing by itself (sessions live in Redis) but seeds CSRF tokens; set it in production.
+    secret_key: str = Field("dev-only-change-me", alias="SECRET_KEY")
+    #: The first admin, created at start-up when no admin exists yet.
+    admin_username: str = Field("", alias="ADMIN_USERNAME")
+    admin_password: str = Field("", alias="ADMIN_PASSWORD")
+    #: Send session cookies only over HTTPS (turn off only for local http://127.0.0.1 use).
+    session_cookie_secure: bool = Field(False, alias="SESSION_COOKIE_SECURE")
+    session_ttl_seconds: int = Field(12 * 3600, alias="SESSION_TTL_SECONDS")
+    #: Failed logins allowed per username and per address within the window before 429.
+    login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES")
+    login_window_seconds: int = Field(900, alias="LOGIN_WINDOW_SECONDS")
+    #: When people answer escalated chats, Asia/Shanghai time, e.g. "08:00-20:00".
+    staffed_hours: str = Field("08:00-20:00", alias="STAFFED_HOURS")
+    #: ISO weekdays staffed, 1 = Monday.
+    staffed_days: str = Field("1,2,3,4,5,6,7", alias="STAFFED_DAYS")
+    #: Time to first response targets per priority, in seconds.
+    sla_urgent_seconds: int = Field(120, alias="SLA_URGENT_SECONDS")
+    sla_high_seconds: int = Field(300, alias="SLA_HIGH_SECONDS")
+    sla_normal_seconds: int = Field(900, alias="SLA_NORMAL_SECONDS")
+
     @property
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""

@@ -1,8 +1,26 @@
 """Imports every domain's models so metadata (Alembic, tests) sees all tables."""
 
+from crm_backend.audit.models import AuditEntry
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
 from crm_backend.database.core import Base
+from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
+from crm_backend.staff.models import Staff, Team, TeamMembership
 
-__all__ = ["Base", "ConsentRecord", "Conversation", "InboundMessage", "Message", "Patient", "WeChatIdentity"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "CannedReply",
+    "ConsentRecord",
+    "Conversation",
+    "ConversationNote",
+    "Escalation",
+    "InboundMessage",
+    "Message",
+    "Patient",
+    "Staff",
+    "Team",
+    "TeamMembership",
+    "WeChatIdentity",
+]

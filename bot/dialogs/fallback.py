@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
+from dialogs.handoff import escalation_request
 
 #: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
 #: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
@@ -25,6 +28,7 @@ INTENT_LABELS: dict[str, str] = {
     "thank": "表示感谢",
     "goodbye": "结束本次咨询",
     "bot_challenge": "确认是不是真人在回复",
+    "request_human": "转人工服务",
 }
 GENERIC_LABEL = "咨询其他事情"
 DENY_TITLE = "都不是"
@@ -77,3 +81,22 @@ class ActionDefaultAskAffirmation(Action):
             ],
         )
         return []
+
+
+class ActionGiveUpToPeople(Action):
+    """Replaces Rasa's `action_default_fallback`: after two failed tries a person takes over.
+
+    Rasa runs this at the end of the two-stage fallback (two unclear messages in a row, or a second
+    都不是) and when its policies are unsure what to do next.
+    """
+
+    def name(self) -> str:
+        return "action_default_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        dispatcher.utter_message(response="utter_handing_over")
+        dispatcher.utter_message(json_message=escalation_request("bot_fallback"))
+        # Like the built-in fallback: the unclear message does not shape later predictions.
+        return [UserUtteranceReverted()]

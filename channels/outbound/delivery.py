@@ -17,7 +17,8 @@ from channels.outbound.wechat_api import (
     WeChatAPIError,
     WeChatUnavailable,
 )
-from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message
+from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 
@@ -31,6 +32,7 @@ class Outbox:
         settings = runtime.settings
         self.runtime = runtime
         self.api = WeChatAPI(settings.wechat_api_base, runtime.http)
+        self.escalations = Escalations(runtime)
         self.tokens = AccessTokenStore(
             runtime.redis, self.api, settings.oa_appid, settings.oa_secret, settings.redis_prefix
         )
@@ -70,6 +72,8 @@ class Outbox:
             await session.commit()
         if status != DeliveryStatus.SENT:
             log.warning("message %s to %s: %s (%s)", message_id, openid, status, error)
+        if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
+            await self.escalations.publish_delivery(message)
 
     async def _send_text(
         self, openid: str, content: str, message: Message

@@ -65,6 +65,6 @@ async def receive_push(request: Request) -> Response:
         push = WeChatPush.from_fields(fields)
     except PushRejected as exc:
         return _reject(exc, request)
-    await accept_push(runtime, keys.app_id, push)
+    await accept_push(runtime, request.app.state.inbound_writer, keys.app_id, push)
     # "success" tells WeChat not to retry and not to show "service unavailable" to the patient.
     return PlainTextResponse("success")

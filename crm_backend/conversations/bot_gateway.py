@@ -22,6 +22,8 @@ class Button:
 class BotReply:
     text: str
     buttons: list[Button] = field(default_factory=list)
+    #: Rasa's `json_message`: instructions for us, e.g. {"escalate": {...}}; never shown to patients.
+    custom: dict[str, Any] | None = None
 
 
 class BotGateway:
@@ -49,6 +51,7 @@ class BotGateway:
                 if b.get("payload")
             ]
             text = str(item.get("text") or "")
-            if text or buttons:
-                replies.append(BotReply(text, buttons))
+            custom = item.get("custom") if isinstance(item.get("custom"), dict) else None
+            if text or buttons or custom:
+                replies.append(BotReply(text, buttons, custom))
         return replies

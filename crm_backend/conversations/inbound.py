@@ -1,22 +1,35 @@
-"""Accept a push: store it durably exactly once, then hand it to the processing queue."""
+"""Accept a push: store it durably exactly once, then hand it to the processing queue.
+
+Under load, pushes arriving together are written in one transaction (group commit): each request
+still waits until its own row is committed before WeChat gets "success", but a burst costs one
+commit instead of one per push. Duplicates are detected by the unique `dedupe_key` in the same
+statement (`ON CONFLICT DO NOTHING ... RETURNING`), so a retry racing its original is stored once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.wechat_oa.push import WeChatPush
-from crm_backend.conversations.models import InboundMessage
+from crm_backend.conversations.models import InboundMessage, InboundStatus
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 #: WeChat retries within seconds; a replay days later is still caught by the database constraint.
 DEDUPE_TTL_SECONDS = 3 * 24 * 3600
+#: Most rows one group commit writes.
+MAX_BATCH = 200
 
 
 class Accepted(enum.Enum):
@@ -24,7 +37,75 @@ class Accepted(enum.Enum):
     DUPLICATE = "duplicate"
 
 
-async def accept_push(runtime: Runtime, app_id: str, push: WeChatPush) -> Accepted:
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    done: asyncio.Future[int | None]
+
+
+class InboundWriter:
+    """Group-commits inbound rows for one web process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        dialect = runtime.db.engine.dialect.name
+        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def store(self, row: dict[str, Any]) -> int | None:
+        """The new row's id once committed, or None if `dedupe_key` was already stored."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("inbound writer is not running")
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(row, done))
+        return await done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                ids = await self._write(batch)
+            except Exception as exc:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            claimed: set[str] = set()
+            for item in batch:
+                key = item.row["dedupe_key"]
+                # A key repeated within the batch is stored once: only its first request gets the id.
+                new_id = ids.get(key) if key not in claimed else None
+                claimed.add(key)
+                if not item.done.done():
+                    item.done.set_result(new_id)
+
+    async def _write(self, batch: list[_Pending]) -> dict[str, int]:
+        """Insert the batch; returns the new ids of the keys that were not stored before."""
+        rows = list({item.row["dedupe_key"]: item.row for item in reversed(batch)}.values())
+        statement = (
+            self._insert(InboundMessage)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundMessage.id, InboundMessage.dedupe_key)
+        )
+        async with self.runtime.db.engine.begin() as connection:
+            result = await connection.execute(statement)
+            return {key: row_id for row_id, key in result.all()}
+
+
+async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push: WeChatPush) -> Accepted:
     settings = runtime.settings
     key = push.dedupe_key(app_id)
     redis_key = settings.key("dedupe", key)
@@ -34,35 +115,35 @@ async def accept_push(runtime: Runtime, app_id: str, push: WeChatPush) -> Accept
     except RedisError as exc:  # the database constraint still guards us
         log.warning("dedupe fast path unavailable: %s", exc)
 
-    inbound = InboundMessage(
-        dedupe_key=key,
-        app_id=app_id,
-        openid=push.openid,
-        msg_type=push.msg_type,
-        event=push.event,
-        wechat_msg_id=push.msg_id,
-        create_time=push.create_time,
-        payload=push.fields,
-        received_at=datetime.now(UTC),
+    inbound_id = await writer.store(
+        {
+            "dedupe_key": key,
+            "app_id": app_id,
+            "openid": push.openid,
+            "msg_type": push.msg_type,
+            "event": push.event,
+            "wechat_msg_id": push.msg_id,
+            "create_time": push.create_time,
+            "payload": push.fields,
+            "status": InboundStatus.RECEIVED,
+            "attempts": 0,
+            "received_at": datetime.now(UTC),
+        }
     )
-    async with runtime.db.sessions() as session:
-        session.add(inbound)
-        try:
-            await session.commit()
-        except IntegrityError:
-            return Accepted.DUPLICATE
+    if inbound_id is None:
+        return Accepted.DUPLICATE
 
     try:
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            pipe.set(redis_key, inbound.id, ex=DEDUPE_TTL_SECONDS)
+            pipe.set(redis_key, inbound_id, ex=DEDUPE_TTL_SECONDS)
             pipe.xadd(
                 runtime.inbound.stream,
-                {"inbound_id": str(inbound.id), "app_id": app_id, "openid": push.openid},
+                {"inbound_id": str(inbound_id), "app_id": app_id, "openid": push.openid},
                 maxlen=100_000,
                 approximate=True,
             )
             await pipe.execute()
     except RedisError as exc:
         # Stored is what matters: the sweeper re-queues anything that was never handed over.
-        log.warning("inbound %s stored but not queued: %s", inbound.id, exc)
+        log.warning("inbound %s stored but not queued: %s", inbound_id, exc)
     return Accepted.STORED

@@ -46,6 +46,8 @@ class InboundMessage(Base):
 
 class ConversationStatus(enum.StrEnum):
     BOT = "bot"
+    #: People have it: patient messages go to the console, not to Rasa.
+    ESCALATED = "escalated"
     CLOSED = "closed"
 
 
@@ -59,6 +61,10 @@ class Conversation(Base):
     status: Mapped[ConversationStatus] = mapped_column(String(16), default=ConversationStatus.BOT)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set after an escalation is resolved: the next 1-5 answer rates that escalation.
+    rating_escalation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalations.id", use_alter=True, name="fk_conversations_rating_escalation_id")
+    )
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 
@@ -100,6 +106,8 @@ class Message(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), unique=True)
     #: For answers: the inbound push they answer (lets a reprocessed push reuse stored answers).
     reply_to_inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
+    #: The staff member who wrote an agent message.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     delivery_status: Mapped[DeliveryStatus] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -31,6 +31,8 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.escalations.models import Escalation, Priority
+from crm_backend.escalations.service import RATING_THANKS, Escalations, sender_id
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import get_or_create_identity
 from crm_backend.runtime import Runtime
@@ -57,6 +59,9 @@ class Plan:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Step 1 already stored the final answer (the push was given up on).
     finished: bool = False
+    #: People have this conversation: the message goes to the console, not to the bot.
+    escalated_team_id: int | None = None
+    patient_message_id: int | None = None
 
 
 class InboundProcessor:
@@ -65,9 +70,13 @@ class InboundProcessor:
         settings = runtime.settings
         self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
+        self.escalations = Escalations(runtime)
 
-    async def process_patient(self, app_id: str, openid: str) -> None:
-        """Drain every stored push of one patient, oldest first, under that patient's lock."""
+    async def process_patient(self, app_id: str, openid: str) -> list[int]:
+        """Drain every stored push of one patient, oldest first, under that patient's lock.
+
+        Returns the conversations that now have answers waiting to be delivered.
+        """
         settings = self.runtime.settings
         lock = self.runtime.redis.lock(
             settings.key("lock", "patient", app_id, openid),
@@ -92,8 +101,7 @@ class InboundProcessor:
                 conversation_id = await self.process_one(inbound_id)
                 if conversation_id is not None:
                     touched.add(conversation_id)
-        for conversation_id in sorted(touched):
-            await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        return sorted(touched)
 
     async def process_one(self, inbound_id: int) -> int | None:
         """Returns the conversation that has new answers to send, if any."""
@@ -102,13 +110,38 @@ class InboundProcessor:
             return None
         if plan.finished:
             return plan.conversation_id
+        if plan.escalated_team_id is not None and plan.patient_message_id is not None:
+            await self._to_console(plan)
         replies = [BotReply(text) for text in plan.system_replies]
         sender = SenderType.SYSTEM
         if plan.bot_text is not None:
             replies = await self._ask_bot(plan)
             sender = SenderType.BOT
-        await self._store_answers(inbound_id, plan.conversation_id, replies, sender)
-        return plan.conversation_id if replies else None
+        shown = [reply for reply in replies if reply.text or reply.buttons]
+        await self._store_answers(inbound_id, plan.conversation_id, shown, sender)
+        for reply in replies:
+            if reply.custom and isinstance(reply.custom.get("escalate"), dict):
+                await self._escalate_from_bot(plan.conversation_id, reply.custom["escalate"])
+        return plan.conversation_id if shown else None
+
+    async def _to_console(self, plan: Plan) -> None:
+        async with self.runtime.db.sessions() as session:
+            message = await session.get(Message, plan.patient_message_id)
+        if message is not None:
+            await self.escalations.publish_message(message, team_id=plan.escalated_team_id)
+
+    async def _escalate_from_bot(self, conversation_id: int, request: dict[str, Any]) -> None:
+        """The bot asked for people (the patient asked, or it failed twice): escalate() decides the rest."""
+        try:
+            priority = Priority(str(request.get("priority", "normal")))
+        except ValueError:
+            priority = Priority.NORMAL
+        await self.escalations.escalate(
+            conversation_id,
+            reason=str(request.get("reason") or "bot")[:255],
+            priority=priority,
+            team=str(request.get("team") or "service"),
+        )
 
     async def _ask_bot(self, plan: Plan) -> list[BotReply]:
         assert plan.bot_text is not None
@@ -146,6 +179,15 @@ class InboundProcessor:
 
             if inbound.msg_type == "event":
                 plan.system_replies = await self._on_event(session, identity, inbound.event or "", seen_at)
+            elif conversation.status == ConversationStatus.ESCALATED:
+                # People have this chat: it goes to their console, the bot stays silent.
+                plan.escalated_team_id = await session.scalar(
+                    select(Escalation.team_id)
+                    .where(Escalation.conversation_id == conversation.id)
+                    .order_by(Escalation.id.desc())
+                    .limit(1)
+                )
+                plan.patient_message_id = message.id
             elif inbound.msg_type == "image":
                 plan.system_replies = [IMAGE_RECEIVED]
             elif inbound.msg_type == "voice" and not message.content:
@@ -187,8 +229,10 @@ class InboundProcessor:
         text = message.content
         answer = consent.read_answer(text)
         decision = await consent.current_decision(session, identity.id)
-        already_recorded = await session.scalar(
-            select(ConsentRecord.id).where(ConsentRecord.message_id == message.id)
+        already_recorded = (
+            await session.scalar(select(ConsentRecord.id).where(ConsentRecord.message_id == message.id))
+            if answer is not None
+            else None
         )
 
         async def decide(granted: bool) -> None:
@@ -222,6 +266,19 @@ class InboundProcessor:
 
         bot_text = text
         number = parse_number(text)
+        if conversation.rating_escalation_id is not None:
+            if number is not None:
+                if not 1 <= number <= 5:
+                    plan.system_replies = ["请回复 1 到 5 之间的数字为本次人工服务打分。"]
+                    return
+                escalation = await session.get(Escalation, conversation.rating_escalation_id)
+                if escalation is not None and escalation.satisfaction is None:
+                    escalation.satisfaction = number
+                    escalation.satisfaction_at = message.created_at
+                conversation.rating_escalation_id = None
+                plan.system_replies = [RATING_THANKS]
+                return
+            conversation.rating_escalation_id = None  # the patient moved on without rating
         if number is not None:
             offered = await self.choices.offered(conversation.id)
             if offered:
@@ -230,7 +287,7 @@ class InboundProcessor:
                     return
                 bot_text = offered[number - 1].payload
         plan.bot_text = bot_text
-        plan.sender_id = f"{identity.app_id}:{identity.openid}"
+        plan.sender_id = sender_id(identity)
         plan.metadata = {"patient_id": identity.patient_id, "conversation_id": conversation.id}
 
     # -- step 3 --------------------------------------------------------------------------------

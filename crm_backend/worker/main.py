@@ -16,6 +16,7 @@ from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime
 from crm_backend.worker import heartbeat
+from crm_backend.worker.assignment import assign_waiting_chats
 from crm_backend.worker.sweeper import requeue_stale_work
 
 log = logging.getLogger("carebridge.worker")
@@ -32,7 +33,14 @@ async def run_worker(stop: asyncio.Event) -> None:
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
     async def handle_inbound(fields: dict[str, str]) -> None:
-        await processor.process_patient(fields["app_id"], fields["openid"])
+        for conversation_id in await processor.process_patient(fields["app_id"], fields["openid"]):
+            # Delivered right here (no second queue hop on the patient's wait); the outbound
+            # stream is the retry path, and the sweeper catches a crash in between.
+            try:
+                await outbox.deliver_conversation(conversation_id)
+            except Exception:
+                log.exception("inline delivery for conversation %s failed; queued", conversation_id)
+                await runtime.outbound.add({"conversation_id": str(conversation_id)})
 
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))
@@ -64,6 +72,15 @@ async def run_worker(stop: asyncio.Event) -> None:
         "interval",
         seconds=60,
         id="token-refresher",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        assign_waiting_chats,
+        "interval",
+        seconds=5,
+        args=[outbox.escalations],
+        id="auto-assign",
         max_instances=1,
         coalesce=True,
     )

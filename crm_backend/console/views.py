@@ -1,0 +1,79 @@
+"""Serves the staff console page and its script and stylesheet.
+
+The page is static: everything it shows comes from the JSON API in `docs/CONSOLE_API.md`, rendered
+in the browser with `textContent` only. Its Content-Security-Policy admits scripts and styles from
+this origin alone (no inline code, no other hosts), so markup smuggled into a patient message cannot
+run even if it ever reached the DOM as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_PATH = STATIC_DIR / "console.html"
+#: The only files served under /console/static/, with their media types.
+ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+#: A Host header we are willing to echo into the CSP (WebSocket sources); anything else is left out.
+_SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+router = APIRouter()
+
+
+def content_security_policy(host: str | None = None) -> str:
+    """Same-origin scripts, styles, fetches and WebSockets; nothing inline, nothing from elsewhere.
+
+    CSP level 3 lets 'self' match ws:/wss: on the page's own host; older engines need the host
+    spelled out, so it is added when the request's Host header is plainly a host name.
+    """
+    connect = ["'self'"]
+    if host and _SAFE_HOST.match(host):
+        connect += [f"ws://{host}", f"wss://{host}"]
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"connect-src {' '.join(connect)}",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _security_headers(host: str | None, cache: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(host),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": cache,
+    }
+
+
+@router.get("/console", response_class=HTMLResponse, include_in_schema=False)
+def console_page(request: Request) -> HTMLResponse:
+    html = PAGE_PATH.read_text(encoding="utf-8")
+    return HTMLResponse(html, headers=_security_headers(request.headers.get("host"), "no-store"))
+
+
+@router.get("/console/static/{name}", include_in_schema=False)
+def console_asset(name: str, request: Request) -> Response:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise HTTPException(status_code=404)
+    body = (STATIC_DIR / name).read_bytes()
+    # no-cache: the browser revalidates, so a deploy is picked up by the next page load.
+    return Response(
+        body, media_type=media_type, headers=_security_headers(request.headers.get("host"), "no-cache")
+    )

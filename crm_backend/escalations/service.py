@@ -1,0 +1,505 @@
+"""Escalation: the single way a conversation passes from the bot to people, and back.
+
+Any dialogue or job calls `escalate()`; the console calls claim, reply, transfer and resolve.
+Writes commit first; side effects that live elsewhere (Rasa's tracker, the outbox, console events)
+follow the commit, so a failure there never loses the escalation itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Message,
+    SenderType,
+)
+from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
+from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
+from crm_backend.patients.models import WeChatIdentity
+from crm_backend.realtime.events import ConsoleEvents
+from crm_backend.runtime import Runtime
+from crm_backend.staff.models import Presence, Staff, Team, TeamMembership
+
+log = logging.getLogger(__name__)
+
+#: Teams an escalation can be sent to by key; created on first use, renamed freely by admins later.
+TEAM_NAMES = {"service": "客服中心", "nursing": "护理团队", "complaints": "投诉办公室"}
+#: Rough handling time per chat, for the wait estimate the patient sees.
+MINUTES_PER_CHAT = 4
+
+RATING_QUESTION = (
+    "本次人工服务已结束，感谢您的耐心。请为本次服务打分：回复 1 到 5 的数字（5 分表示非常满意）。"
+)
+RATING_THANKS = "感谢您的评价！如还有其他问题，随时发消息给我。"
+
+
+class ConsoleError(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class Actor(Protocol):
+    """The staff member acting in the console (crm_backend.staff.deps.CurrentStaff fits)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def team_ids(self) -> frozenset[int]: ...
+
+    @property
+    def sees_all_teams(self) -> bool: ...
+
+
+def sla_seconds(runtime: Runtime, priority: Priority) -> int:
+    settings = runtime.settings
+    return {
+        Priority.URGENT: settings.sla_urgent_seconds,
+        Priority.HIGH: settings.sla_high_seconds,
+        Priority.NORMAL: settings.sla_normal_seconds,
+    }[priority]
+
+
+async def get_or_create_team(session: AsyncSession, key_or_name: str) -> Team:
+    name = TEAM_NAMES.get(key_or_name, key_or_name)
+    team = await session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        try:
+            async with session.begin_nested():
+                team = Team(name=name)
+                session.add(team)
+                await session.flush()
+        except IntegrityError:
+            team = await session.scalar(select(Team).where(Team.name == name))
+    assert team is not None
+    return team
+
+
+def sender_id(identity: WeChatIdentity) -> str:
+    """The Rasa sender id of a WeChat identity (as the processing pipeline uses it)."""
+    return f"{identity.app_id}:{identity.openid}"
+
+
+class Escalations:
+    """Escalation operations bound to one process's runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.events = ConsoleEvents(runtime.redis, runtime.settings)
+
+    # -- the single way in ---------------------------------------------------------------------
+
+    async def escalate(
+        self,
+        conversation_id: int,
+        *,
+        reason: str,
+        priority: Priority = Priority.NORMAL,
+        team: str = "service",
+    ) -> Escalation:
+        """Hand the conversation to people; idempotent while an escalation is open."""
+        now = datetime.now(UTC)
+        async with self.runtime.db.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise ConsoleError(404, "no such conversation")
+            existing = await self._open_escalation(session, conversation_id)
+            if existing is not None:
+                if Priority(priority).rank < existing.priority_rank:
+                    existing.priority = Priority(priority)
+                    existing.priority_rank = Priority(priority).rank
+                    await session.commit()
+                return existing
+            target = await get_or_create_team(session, team)
+            escalation = Escalation(
+                conversation_id=conversation_id,
+                team_id=target.id,
+                reason=reason,
+                priority=Priority(priority),
+                priority_rank=Priority(priority).rank,
+                created_at=now,
+                sla_due_at=now + timedelta(seconds=sla_seconds(self.runtime, Priority(priority))),
+            )
+            session.add(escalation)
+            conversation.status = ConversationStatus.ESCALATED
+            conversation.rating_escalation_id = None
+            try:
+                await session.flush()
+            except IntegrityError:  # another caller opened one a moment ago
+                await session.rollback()
+                again = await self._open_escalation(session, conversation_id)
+                assert again is not None
+                return again
+            notice = await self._waiting_notice(session, escalation, now)
+            add_outbound(session, conversation, SenderType.SYSTEM, notice)
+            identity = await session.get(WeChatIdentity, conversation.identity_id)
+            await session.commit()
+        log.info("conversation %s escalated to %s (%s, %s)", conversation_id, target.name, reason, priority)
+        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        assert identity is not None
+        await self._set_bot_paused(identity, paused=True)
+        await self.publish_escalation("escalation.created", escalation.id)
+        await self.auto_assign(escalation.team_id)
+        return escalation
+
+    async def _open_escalation(self, session: AsyncSession, conversation_id: int) -> Escalation | None:
+        return await session.scalar(
+            select(Escalation).where(
+                Escalation.conversation_id == conversation_id, Escalation.status != EscalationStatus.RESOLVED
+            )
+        )
+
+    async def _waiting_notice(self, session: AsyncSession, escalation: Escalation, now: datetime) -> str:
+        settings = self.runtime.settings
+        if not is_staffed(settings, now):
+            opening = describe_opening(next_opening(settings, now), now)
+            return (
+                f"现在是非工作时间（人工服务时间 {settings.staffed_hours}），您的消息已经记录并排队，"
+                f"工作人员将在{opening}上班后尽快回复您。如病情紧急，请立即拨打 120 或前往急诊。"
+            )
+        ahead = await session.scalar(
+            select(func.count())
+            .select_from(Escalation)
+            .where(
+                Escalation.team_id == escalation.team_id,
+                Escalation.status == EscalationStatus.QUEUED,
+                Escalation.id != escalation.id,
+            )
+        )
+        online = await session.scalar(
+            select(func.count())
+            .select_from(TeamMembership)
+            .join(Staff, Staff.id == TeamMembership.staff_id)
+            .where(
+                TeamMembership.team_id == escalation.team_id, Staff.presence == Presence.online, Staff.active
+            )
+        )
+        minutes = max(1, math.ceil(((ahead or 0) + 1) * MINUTES_PER_CHAT / max(online or 0, 1)))
+        return f"已为您转接人工服务，前面还有 {ahead or 0} 位，预计等待约 {minutes} 分钟，请稍候。"
+
+    async def _set_bot_paused(self, identity: WeChatIdentity, *, paused: bool) -> None:
+        """Pause or resume Rasa's tracker so the bot's state matches who has the chat."""
+        sender = quote(sender_id(identity), safe="")
+        url = f"{self.runtime.settings.rasa_url}/conversations/{sender}/tracker/events"
+        try:
+            response = await self.runtime.http.post(url, json={"event": "pause" if paused else "resume"})
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            # The gateway already routes by conversation status; the tracker catches up on resume.
+            log.warning(
+                "could not %s Rasa tracker for %s: %s", "pause" if paused else "resume", identity.id, exc
+            )
+
+    # -- queue ---------------------------------------------------------------------------------
+
+    async def auto_assign(self, team_id: int) -> list[int]:
+        """Round-robin the team's queued escalations to online members under their capacity."""
+        assigned: list[int] = []
+        lock = self.runtime.redis.lock(self.runtime.settings.key("lock", "assign", team_id), timeout=30)
+        async with lock:
+            async with self.runtime.db.sessions() as session:
+                queued = (
+                    await session.scalars(
+                        select(Escalation)
+                        .where(Escalation.team_id == team_id, Escalation.status == EscalationStatus.QUEUED)
+                        .order_by(Escalation.priority_rank, Escalation.created_at)
+                    )
+                ).all()
+                for escalation in queued:
+                    agent = await self._next_free_member(session, team_id)
+                    if agent is None:
+                        break
+                    won = await self._take(session, escalation.id, agent.id)
+                    if won:
+                        agent.last_assigned_at = datetime.now(UTC)
+                        assigned.append(escalation.id)
+                await session.commit()
+        for escalation_id in assigned:
+            await self.publish_escalation("escalation.updated", escalation_id)
+        return assigned
+
+    async def _next_free_member(self, session: AsyncSession, team_id: int) -> Staff | None:
+        load = (
+            select(func.count())
+            .select_from(Escalation)
+            .where(Escalation.assigned_to_id == Staff.id, Escalation.status == EscalationStatus.ASSIGNED)
+            .scalar_subquery()
+        )
+        return await session.scalar(
+            select(Staff)
+            .join(TeamMembership, TeamMembership.staff_id == Staff.id)
+            .where(
+                TeamMembership.team_id == team_id,
+                Staff.presence == Presence.online,
+                Staff.active,
+                load < Staff.capacity,
+            )
+            .order_by(Staff.last_assigned_at.is_not(None), Staff.last_assigned_at, Staff.id)
+            .limit(1)
+        )
+
+    async def _take(self, session: AsyncSession, escalation_id: int, staff_id: int) -> bool:
+        """The atomic step of claiming: only one UPDATE can move a queued escalation."""
+        result = await session.execute(
+            update(Escalation)
+            .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.QUEUED)
+            .values(status=EscalationStatus.ASSIGNED, assigned_to_id=staff_id, assigned_at=datetime.now(UTC))
+        )
+        return result.rowcount == 1
+
+    async def claim(self, escalation_id: int, actor: Actor) -> Escalation:
+        async with self.runtime.db.sessions() as session:
+            escalation = await self._visible(session, escalation_id, actor)
+            if escalation.status == EscalationStatus.ASSIGNED and escalation.assigned_to_id == actor.id:
+                return escalation
+            if not await self._take(session, escalation_id, actor.id):
+                raise ConsoleError(409, "already taken by someone else")
+            await session.commit()
+            await session.refresh(escalation)
+        await self.publish_escalation("escalation.updated", escalation_id)
+        return escalation
+
+    async def _visible(self, session: AsyncSession, escalation_id: int, actor: Actor) -> Escalation:
+        escalation = await session.get(Escalation, escalation_id)
+        if escalation is None:
+            raise ConsoleError(404, "no such escalation")
+        if not actor.sees_all_teams and escalation.team_id not in actor.team_ids:
+            raise ConsoleError(403, "this escalation belongs to another team")
+        return escalation
+
+    async def visible_conversation(
+        self, session: AsyncSession, conversation_id: int, actor: Actor
+    ) -> Conversation:
+        """Staff see a conversation if it is, or was, escalated to one of their teams."""
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise ConsoleError(404, "no such conversation")
+        if actor.sees_all_teams:
+            return conversation
+        team_ids = set(
+            (
+                await session.scalars(
+                    select(Escalation.team_id).where(Escalation.conversation_id == conversation_id)
+                )
+            ).all()
+        )
+        if not team_ids & actor.team_ids:
+            raise ConsoleError(403, "this conversation belongs to another team")
+        return conversation
+
+    # -- working the chat ----------------------------------------------------------------------
+
+    async def reply(self, conversation_id: int, actor: Actor, text: str) -> Message:
+        text = text.strip()
+        if not text:
+            raise ConsoleError(400, "empty reply")
+        if len(text) > 2000:
+            raise ConsoleError(400, "reply longer than 2000 characters")
+        async with self.runtime.db.sessions() as session:
+            conversation = await self.visible_conversation(session, conversation_id, actor)
+            escalation = await self._open_escalation(session, conversation_id)
+            if escalation is None:
+                raise ConsoleError(409, "the conversation is not escalated")
+            if escalation.status == EscalationStatus.QUEUED:
+                # Answering a queued chat claims it.
+                if not await self._take(session, escalation.id, actor.id):
+                    raise ConsoleError(409, "already taken by someone else")
+                await session.refresh(escalation)
+            elif escalation.assigned_to_id != actor.id and not actor.sees_all_teams:
+                raise ConsoleError(409, "another agent has this conversation")
+            message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
+            if escalation.first_response_at is None:
+                escalation.first_response_at = datetime.now(UTC)
+            await session.commit()
+        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        await self.publish_message(message, team_id=escalation.team_id)
+        await self.publish_escalation("escalation.updated", escalation.id)
+        return message
+
+    async def add_note(self, conversation_id: int, actor: Actor, text: str) -> ConversationNote:
+        text = text.strip()
+        if not text:
+            raise ConsoleError(400, "empty note")
+        async with self.runtime.db.sessions() as session:
+            await self.visible_conversation(session, conversation_id, actor)
+            escalation = await self._open_escalation(session, conversation_id)
+            note = ConversationNote(
+                conversation_id=conversation_id,
+                escalation_id=escalation.id if escalation else None,
+                author_id=actor.id,
+                text=text,
+            )
+            session.add(note)
+            await session.commit()
+        await self.events.publish(
+            {
+                "type": "note.created",
+                "conversation_id": conversation_id,
+                "team_id": escalation.team_id if escalation else None,
+                "note": {
+                    "id": note.id,
+                    "text": note.text,
+                    "author": {"id": actor.id, "display_name": actor.display_name},
+                    "created_at": note.created_at.isoformat(),
+                },
+            }
+        )
+        return note
+
+    async def transfer(
+        self,
+        conversation_id: int,
+        actor: Actor,
+        *,
+        team_id: int | None,
+        staff_id: int | None,
+        note: str | None,
+    ) -> Escalation:
+        if team_id is None and staff_id is None:
+            raise ConsoleError(400, "name a team or a staff member")
+        async with self.runtime.db.sessions() as session:
+            await self.visible_conversation(session, conversation_id, actor)
+            escalation = await self._open_escalation(session, conversation_id)
+            if escalation is None:
+                raise ConsoleError(409, "the conversation is not escalated")
+            if staff_id is not None:
+                target = await session.get(Staff, staff_id)
+                if target is None or not target.active:
+                    raise ConsoleError(400, "no such active staff member")
+                if team_id is None:
+                    team_id = escalation.team_id
+                escalation.assigned_to_id = staff_id
+                escalation.status = EscalationStatus.ASSIGNED
+                escalation.assigned_at = datetime.now(UTC)
+            else:
+                escalation.assigned_to_id = None
+                escalation.status = EscalationStatus.QUEUED
+                escalation.assigned_at = None
+            if await session.get(Team, team_id) is None:
+                raise ConsoleError(400, "no such team")
+            escalation.team_id = team_id
+            if note and note.strip():
+                session.add(
+                    ConversationNote(
+                        conversation_id=conversation_id,
+                        escalation_id=escalation.id,
+                        author_id=actor.id,
+                        text=f"[转接] {note.strip()}",
+                    )
+                )
+            await session.commit()
+        await self.publish_escalation("escalation.updated", escalation.id)
+        if escalation.status == EscalationStatus.QUEUED:
+            await self.auto_assign(escalation.team_id)
+        return escalation
+
+    async def resolve(self, conversation_id: int, actor: Actor) -> Escalation:
+        async with self.runtime.db.sessions() as session:
+            conversation = await self.visible_conversation(session, conversation_id, actor)
+            escalation = await self._open_escalation(session, conversation_id)
+            if escalation is None:
+                raise ConsoleError(409, "the conversation is not escalated")
+            now = datetime.now(UTC)
+            escalation.status = EscalationStatus.RESOLVED
+            escalation.resolved_at = now
+            escalation.resolved_by_id = actor.id
+            conversation.status = ConversationStatus.BOT
+            conversation.rating_escalation_id = escalation.id
+            add_outbound(session, conversation, SenderType.SYSTEM, RATING_QUESTION)
+            identity = await session.get(WeChatIdentity, conversation.identity_id)
+            await session.commit()
+        assert identity is not None
+        await self._set_bot_paused(identity, paused=False)
+        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        await self.publish_escalation("escalation.updated", escalation.id)
+        await self.auto_assign(escalation.team_id)
+        return escalation
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def publish_escalation(self, kind: str, escalation_id: int) -> None:
+        from crm_backend.escalations.views_model import queue_item
+
+        async with self.runtime.db.sessions() as session:
+            escalation = await session.get(Escalation, escalation_id)
+            if escalation is None:
+                return
+            item = await queue_item(session, escalation)
+        await self.events.publish(
+            {
+                "type": kind,
+                "team_id": escalation.team_id,
+                "conversation_id": escalation.conversation_id,
+                "escalation": item,
+            }
+        )
+
+    async def publish_message(
+        self, message: Message, *, team_id: int | None, kind: str = "message.created"
+    ) -> None:
+        from crm_backend.escalations.views_model import message_view
+
+        async with self.runtime.db.sessions() as session:
+            fresh = await session.get(Message, message.id)
+            if fresh is None:
+                return
+            view = await message_view(session, fresh)
+        await self.events.publish(
+            {"type": kind, "team_id": team_id, "conversation_id": message.conversation_id, "message": view}
+        )
+
+    async def publish_delivery(self, message: Message) -> None:
+        """Tell the console how a message in a (once) escalated conversation was delivered."""
+        async with self.runtime.db.sessions() as session:
+            team_id = await session.scalar(
+                select(Escalation.team_id)
+                .where(Escalation.conversation_id == message.conversation_id)
+                .order_by(Escalation.id.desc())
+                .limit(1)
+            )
+        if team_id is not None:
+            await self.publish_message(message, team_id=team_id, kind="message.updated")
+
+
+def add_outbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    sender: SenderType,
+    text: str,
+    *,
+    agent_id: int | None = None,
+    reply_to_inbound_id: int | None = None,
+) -> Message:
+    now = datetime.now(UTC)
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.OUT,
+        sender_type=sender,
+        msg_type="text",
+        content=text,
+        agent_id=agent_id,
+        reply_to_inbound_id=reply_to_inbound_id,
+        delivery_status=DeliveryStatus.PENDING,
+        created_at=now,
+    )
+    session.add(message)
+    conversation.last_message_at = max(conversation.last_message_at, now)
+    return message

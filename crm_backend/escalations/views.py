@@ -1,0 +1,238 @@
+"""Console endpoints for queues and escalated conversations (docs/CONSOLE_API.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.audit.service import record as audit
+from crm_backend.conversations.models import Conversation
+from crm_backend.escalations.models import CannedReply, Escalation, EscalationStatus
+from crm_backend.escalations.service import ConsoleError, Escalations
+from crm_backend.escalations.views_model import (
+    conversation_view,
+    message_view,
+    note_view,
+    patient_panel,
+    queue_item,
+)
+from crm_backend.staff.deps import CurrentStaff, current_staff, db_session
+from crm_backend.staff.models import SUPERVISING_ROLES, Team
+
+router = APIRouter(prefix="/api/console", tags=["console"])
+
+Staff = Annotated[CurrentStaff, Depends(current_staff)]
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+class TextIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class TransferIn(BaseModel):
+    team_id: int | None = None
+    staff_id: int | None = None
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class CannedIn(BaseModel):
+    title: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=2000)
+
+
+def _escalations(request: Request) -> Escalations:
+    return Escalations(request.app.state.runtime)
+
+
+def _fail(exc: ConsoleError) -> HTTPException:
+    return HTTPException(exc.status_code, exc.detail)
+
+
+def _require_supervisor(staff: CurrentStaff) -> None:
+    if staff.role not in SUPERVISING_ROLES:
+        raise HTTPException(403, "supervisors only")
+
+
+@router.get("/queues")
+async def queues(staff: Staff, session: Session) -> list[dict[str, Any]]:
+    teams = (await session.scalars(select(Team).order_by(Team.name))).all()
+    result = []
+    for team in teams:
+        if not staff.may_access_team(team.id):
+            continue
+        open_items = (
+            await session.scalars(
+                select(Escalation)
+                .where(Escalation.team_id == team.id, Escalation.status != EscalationStatus.RESOLVED)
+                .order_by(Escalation.priority_rank, Escalation.created_at)
+            )
+        ).all()
+        result.append(
+            {
+                "team": {"id": team.id, "name": team.name},
+                "items": [await queue_item(session, e) for e in open_items],
+            }
+        )
+    return result
+
+
+@router.post("/escalations/{escalation_id}/claim")
+async def claim(escalation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+    try:
+        escalation = await _escalations(request).claim(escalation_id, staff)
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+    return await queue_item(session, escalation)
+
+
+async def _visible(
+    request: Request, session: AsyncSession, conversation_id: int, staff: CurrentStaff
+) -> Conversation:
+    try:
+        return await _escalations(request).visible_conversation(session, conversation_id, staff)
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+
+
+@router.get("/conversations/{conversation_id}")
+async def view_conversation(
+    conversation_id: int, staff: Staff, request: Request, session: Session
+) -> dict[str, Any]:
+    conversation = await _visible(request, session, conversation_id, staff)
+    view = await conversation_view(session, conversation)
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="conversation.view",
+        object_type="conversation",
+        object_id=str(conversation_id),
+        patient_id=conversation.patient_id,
+        request=request,
+    )
+    await session.commit()
+    return view
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=201)
+async def reply(
+    conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
+) -> dict[str, Any]:
+    try:
+        message = await _escalations(request).reply(conversation_id, staff, body.text)
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+    return await message_view(session, message)
+
+
+@router.post("/conversations/{conversation_id}/notes", status_code=201)
+async def add_note(
+    conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
+) -> dict[str, Any]:
+    try:
+        note = await _escalations(request).add_note(conversation_id, staff, body.text)
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+    return await note_view(session, note)
+
+
+@router.post("/conversations/{conversation_id}/typing", status_code=204)
+async def typing(conversation_id: int, staff: Staff, request: Request, session: Session) -> Response:
+    conversation = await _visible(request, session, conversation_id, staff)
+    team_id = await session.scalar(
+        select(Escalation.team_id)
+        .where(Escalation.conversation_id == conversation.id)
+        .order_by(Escalation.id.desc())
+    )
+    await _escalations(request).events.publish(
+        {
+            "type": "typing",
+            "conversation_id": conversation_id,
+            "team_id": team_id,
+            "who": {"kind": "agent", "id": staff.id, "display_name": staff.display_name},
+        }
+    )
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/transfer")
+async def transfer(
+    conversation_id: int, body: TransferIn, staff: Staff, request: Request, session: Session
+) -> dict[str, Any]:
+    try:
+        escalation = await _escalations(request).transfer(
+            conversation_id, staff, team_id=body.team_id, staff_id=body.staff_id, note=body.note
+        )
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+    return await queue_item(session, escalation)
+
+
+@router.post("/conversations/{conversation_id}/resolve")
+async def resolve(conversation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+    try:
+        escalation = await _escalations(request).resolve(conversation_id, staff)
+    except ConsoleError as exc:
+        raise _fail(exc) from exc
+    return await queue_item(session, escalation)
+
+
+@router.get("/canned-replies")
+async def canned_replies(staff: Staff, session: Session) -> list[dict[str, Any]]:
+    rows = (await session.scalars(select(CannedReply).order_by(CannedReply.title))).all()
+    return [{"id": r.id, "title": r.title, "text": r.text} for r in rows]
+
+
+@router.post("/canned-replies", status_code=201)
+async def add_canned_reply(body: CannedIn, staff: Staff, session: Session) -> dict[str, Any]:
+    _require_supervisor(staff)
+    reply = CannedReply(title=body.title, text=body.text, created_by_id=staff.id)
+    session.add(reply)
+    await session.commit()
+    return {"id": reply.id, "title": reply.title, "text": reply.text}
+
+
+@router.delete("/canned-replies/{reply_id}", status_code=204)
+async def delete_canned_reply(reply_id: int, staff: Staff, session: Session) -> Response:
+    _require_supervisor(staff)
+    reply = await session.get(CannedReply, reply_id)
+    if reply is None:
+        raise HTTPException(404, "no such canned reply")
+    await session.delete(reply)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/patients/{patient_id}")
+async def view_patient(patient_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+    # Staff may open a patient only through a conversation of their teams (least privilege).
+    conversation_ids = (
+        await session.scalars(select(Conversation.id).where(Conversation.patient_id == patient_id))
+    ).all()
+    if not conversation_ids:
+        raise HTTPException(404, "no such patient")
+    if not staff.sees_all_teams:
+        team_ids = set(
+            (
+                await session.scalars(
+                    select(Escalation.team_id).where(Escalation.conversation_id.in_(conversation_ids))
+                )
+            ).all()
+        )
+        if not team_ids & staff.team_ids:
+            raise HTTPException(403, "this patient has no conversation with your teams")
+    panel = await patient_panel(session, patient_id)
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="patient.view",
+        object_type="patient",
+        object_id=str(patient_id),
+        patient_id=patient_id,
+        request=request,
+    )
+    await session.commit()
+    return panel

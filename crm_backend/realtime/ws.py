@@ -1,0 +1,65 @@
+"""`/api/console/ws`: live console events, with catch-up from the stream after a reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+
+from crm_backend.realtime.events import ConsoleEvents, stream_id_key
+from crm_backend.realtime.hub import Hub
+from crm_backend.staff.deps import CurrentStaff, current_staff
+
+router = APIRouter()
+
+
+def visible_to(staff: CurrentStaff, event: dict[str, Any]) -> bool:
+    if event.get("type") == "presence":
+        return True
+    return staff.may_access_team(event.get("team_id"))
+
+
+@router.websocket("/api/console/ws")
+async def console_socket(websocket: WebSocket, staff: CurrentStaff = Depends(current_staff)) -> None:  # noqa: B008
+    runtime = websocket.app.state.runtime
+    hub: Hub = websocket.app.state.console_hub
+    events = ConsoleEvents(runtime.redis, runtime.settings)
+    await websocket.accept()
+    # Listen before reading history, so nothing published in between is missed.
+    live = hub.listen()
+    try:
+        since = websocket.query_params.get("since") or await events.last_id()
+        last = stream_id_key(since)
+        for event in await events.since(since):
+            if visible_to(staff, event):
+                await websocket.send_json(event)
+            last = stream_id_key(event["id"])
+        await websocket.send_json({"type": "ready", "id": f"{last[0]}-{last[1]}"})
+        reader = asyncio.create_task(_drain_client(websocket))
+        while not reader.done():
+            getter = asyncio.create_task(live.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            event = getter.result()
+            if stream_id_key(event["id"]) <= last:
+                continue
+            last = stream_id_key(event["id"])
+            if visible_to(staff, event):
+                await websocket.send_json(event)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.forget(live)
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _drain_client(websocket: WebSocket) -> None:
+    """The page only listens; reading detects the disconnect."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()

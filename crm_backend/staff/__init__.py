@@ -1,0 +1,1 @@
+"""Staff accounts, teams, console sessions and login throttling."""

@@ -17,7 +17,7 @@ ifeq ($(strip $(WECHAT_OA_APPID)),)
 WECHAT_API_BASE ?= http://127.0.0.1:$(PORT)
 endif
 
-.PHONY: help install run test lint format migrate model bench clean
+.PHONY: help install run test lint format migrate model bench clean browser
 
 help:
 	@echo "make run   - install what is missing, migrate, train if needed, start everything"
@@ -50,10 +50,14 @@ model: $(RASA_VENV)/.installed
 run: install migrate model
 	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
+# Browser tests drive Debian's Chromium through Playwright (Playwright cannot download its own here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: install model lint
+test: install model lint browser
 	$(VENV)/bin/pytest
 
 format: $(VENV)/.installed

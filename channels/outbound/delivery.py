@@ -42,38 +42,30 @@ class Outbox:
         lock = self.runtime.redis.lock(
             settings.key("lock", "deliver", conversation_id), timeout=120, blocking_timeout=120
         )
-        async with lock:
-            async with self.runtime.db.sessions() as session:
-                rows = await session.execute(
-                    select(Message.id, WeChatIdentity.openid)
-                    .join(Conversation, Message.conversation_id == Conversation.id)
-                    .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
-                    .where(
-                        Message.conversation_id == conversation_id,
-                        Message.direction == Direction.OUT,
-                        Message.delivery_status == DeliveryStatus.PENDING,
-                    )
-                    .order_by(Message.id)
+        async with lock, self.runtime.db.sessions() as session:
+            rows = await session.execute(
+                select(Message, WeChatIdentity.openid)
+                .join(Conversation, Message.conversation_id == Conversation.id)
+                .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.OUT,
+                    Message.delivery_status == DeliveryStatus.PENDING,
                 )
-                pending = rows.all()
-            for message_id, openid in pending:
-                await self._deliver_one(message_id, openid)
-
-    async def _deliver_one(self, message_id: int, openid: str) -> None:
-        async with self.runtime.db.sessions() as session:
-            message = await session.get(Message, message_id)
-            if message is None or message.delivery_status != DeliveryStatus.PENDING:
-                return
-            status, error = await self._send_text(openid, message.content, message)
-            message.delivery_status = status
-            message.delivery_error = error
-            if status == DeliveryStatus.SENT:
-                message.sent_at = datetime.now(UTC)
-            await session.commit()
-        if status != DeliveryStatus.SENT:
-            log.warning("message %s to %s: %s (%s)", message_id, openid, status, error)
-        if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
-            await self.escalations.publish_delivery(message)
+                .order_by(Message.id)
+            )
+            for message, openid in rows.all():
+                # Committed one by one: a crash after a send re-sends at most that one message.
+                status, error = await self._send_text(openid, message.content, message)
+                message.delivery_status = status
+                message.delivery_error = error
+                if status == DeliveryStatus.SENT:
+                    message.sent_at = datetime.now(UTC)
+                await session.commit()
+                if status != DeliveryStatus.SENT:
+                    log.warning("message %s to %s: %s (%s)", message.id, openid, status, error)
+                if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
+                    await self.escalations.publish_delivery(message)
 
     async def _send_text(
         self, openid: str, content: str, message: Message

@@ -32,12 +32,12 @@ class BotGateway:
         self.http = http
         self.timeout = timeout
 
-    async def ask(self, sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> list[BotReply]:
+    async def ask(self, sender_id: str, text: str) -> list[BotReply]:
+        """No `metadata` is sent: Rasa 3.6 spends ~7 ms a turn on it, and actions identify the
+        patient by the sender id (app id + openid)."""
         try:
             response = await self.http.post(
-                self.url,
-                json={"sender": sender_id, "message": text, "metadata": metadata or {}},
-                timeout=self.timeout,
+                self.url, json={"sender": sender_id, "message": text}, timeout=self.timeout
             )
         except httpx.HTTPError as exc:
             raise BotUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -50,8 +50,12 @@ class InboundWriter:
         self.runtime = runtime
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        dialect = runtime.db.engine.dialect.name
-        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = pg_insert if runtime.db.engine.dialect.name == "postgresql" else sqlite_insert
+        self._statement = (
+            insert(InboundMessage)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(InboundMessage.id, InboundMessage.dedupe_key, sort_by_parameter_order=True)
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -94,14 +98,9 @@ class InboundWriter:
     async def _write(self, batch: list[_Pending]) -> dict[str, int]:
         """Insert the batch; returns the new ids of the keys that were not stored before."""
         rows = list({item.row["dedupe_key"]: item.row for item in reversed(batch)}.values())
-        statement = (
-            self._insert(InboundMessage)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(InboundMessage.id, InboundMessage.dedupe_key)
-        )
         async with self.runtime.db.engine.begin() as connection:
-            result = await connection.execute(statement)
+            # executemany form: compiled once and cached, batched by SQLAlchemy's insertmanyvalues.
+            result = await connection.execute(self._statement, rows)
             return {key: row_id for row_id, key in result.all()}
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
@@ -56,7 +56,6 @@ class Plan:
     system_replies: list[str] = field(default_factory=list)
     bot_text: str | None = None
     sender_id: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
     #: Step 1 already stored the final answer (the push was given up on).
     finished: bool = False
     #: People have this conversation: the message goes to the console, not to the bot.
@@ -145,7 +144,7 @@ class InboundProcessor:
 
     async def _ask_bot(self, plan: Plan) -> list[BotReply]:
         assert plan.bot_text is not None
-        replies = await self.bot.ask(plan.sender_id, plan.bot_text, plan.metadata)
+        replies = await self.bot.ask(plan.sender_id, plan.bot_text)
         offered = [button for reply in replies for button in reply.buttons]
         await self.choices.remember(plan.conversation_id, offered)
         return replies
@@ -288,22 +287,31 @@ class InboundProcessor:
                 bot_text = offered[number - 1].payload
         plan.bot_text = bot_text
         plan.sender_id = sender_id(identity)
-        plan.metadata = {"patient_id": identity.patient_id, "conversation_id": conversation.id}
 
     # -- step 3 --------------------------------------------------------------------------------
 
     async def _store_answers(
         self, inbound_id: int, conversation_id: int, replies: list[BotReply], sender: SenderType
     ) -> None:
+        """Answers and "processed" commit together; the guarded UPDATE makes a racing retry a no-op."""
+        now = datetime.now(UTC)
         async with self.runtime.db.sessions() as session:
-            inbound = await session.get(InboundMessage, inbound_id)
-            conversation = await session.get(Conversation, conversation_id)
-            if inbound is None or conversation is None or inbound.status != InboundStatus.RECEIVED:
+            claimed = await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
+                .values(status=InboundStatus.PROCESSED, processed_at=now)
+            )
+            if claimed.rowcount != 1:
+                await session.rollback()
                 return
             for reply in replies:
-                _add_answer(session, conversation, inbound_id, sender, render(reply), reply.buttons)
-            inbound.status = InboundStatus.PROCESSED
-            inbound.processed_at = datetime.now(UTC)
+                session.add(_answer(conversation_id, inbound_id, sender, render(reply), reply.buttons, now))
+            if replies:
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id, Conversation.last_message_at < now)
+                    .values(last_message_at=now)
+                )
             await session.commit()
 
 
@@ -334,9 +342,10 @@ async def _current_conversation(
 async def _store_patient_message(
     session: AsyncSession, inbound: InboundMessage, conversation: Conversation, seen_at: datetime
 ) -> Message:
-    existing = await session.scalar(select(Message).where(Message.inbound_id == inbound.id))
-    if existing is not None:
-        return existing
+    if inbound.attempts > 1:  # a retry may find the message a crashed attempt already stored
+        existing = await session.scalar(select(Message).where(Message.inbound_id == inbound.id))
+        if existing is not None:
+            return existing
     fields = inbound.payload
     content, extra = _content_of(inbound.msg_type, inbound.event, fields)
     message = Message(
@@ -372,6 +381,27 @@ def _content_of(
     return "", {"fields": fields}
 
 
+def _answer(
+    conversation_id: int,
+    inbound_id: int,
+    sender: SenderType,
+    text: str,
+    buttons: list[Button] | None,
+    now: datetime,
+) -> Message:
+    return Message(
+        conversation_id=conversation_id,
+        direction=Direction.OUT,
+        sender_type=sender,
+        msg_type="text",
+        content=text,
+        extra={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
+        reply_to_inbound_id=inbound_id,
+        delivery_status=DeliveryStatus.PENDING,
+        created_at=now,
+    )
+
+
 def _add_answer(
     session: AsyncSession,
     conversation: Conversation,
@@ -381,17 +411,5 @@ def _add_answer(
     buttons: list[Button] | None = None,
 ) -> None:
     now = datetime.now(UTC)
-    session.add(
-        Message(
-            conversation_id=conversation.id,
-            direction=Direction.OUT,
-            sender_type=sender,
-            msg_type="text",
-            content=text,
-            extra={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
-            reply_to_inbound_id=inbound_id,
-            delivery_status=DeliveryStatus.PENDING,
-            created_at=now,
-        )
-    )
+    session.add(_answer(conversation.id, inbound_id, sender, text, buttons, now))
     conversation.last_message_at = max(conversation.last_message_at, now)

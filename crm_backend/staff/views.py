@@ -324,3 +324,27 @@ async def create_team(body: TeamCreate, request: Request, admin: AdminDep, sessi
     )
     await session.commit()
     return _team_out(team)
+
+
+@router.get("/directory")
+async def directory(me: StaffDep, session: DbSession) -> dict[str, Any]:
+    """Who and where a chat can be transferred to: every team and active colleague (names and presence
+    only, no account details), for every role."""
+    teams = await service.list_teams(session)
+    members: dict[int, list[int]] = {}
+    for team in teams:
+        for member in team.members:
+            members.setdefault(member.id, []).append(team.id)
+    staff = [s for s in await service.list_staff(session) if s.active]
+    return {
+        "teams": [{"id": t.id, "name": t.name} for t in teams],
+        "staff": [
+            {
+                "id": s.id,
+                "display_name": s.display_name,
+                "presence": str(s.presence),
+                "teams": sorted(members.get(s.id, [])),
+            }
+            for s in staff
+        ],
+    }

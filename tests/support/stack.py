@@ -20,6 +20,8 @@ from channels.sandbox.pushes import Push, build_push
 from crm_backend.config import SANDBOX_AES_KEY, SANDBOX_APPID, SANDBOX_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin-pass-123"
 LOG_DIR = ROOT / "var" / "test-logs"
 APP_PY = ROOT / ".venv" / "bin" / "python"
 RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
@@ -216,6 +218,10 @@ class Stack:
             "SWEEPER_INTERVAL_SECONDS": "1",
             "STREAM_RECLAIM_IDLE_MS": "3000",
             "DELIVERY_BACKOFF_SECONDS": "0.1",
+            # The console's first admin, and people on duty whatever time the suite runs.
+            "ADMIN_USERNAME": ADMIN_USERNAME,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "STAFFED_HOURS": "00:00-23:59:59",
         }
         return base_env(**{**settings, **self.extra_env, **overrides})
 

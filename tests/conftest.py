@@ -14,7 +14,8 @@ from tests.support.stack import FakeWeChat, RasaServers, Stack, start_fake_wecha
 
 #: An existing database on the test PostgreSQL server we may connect to in order to create our own.
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-POSTGRES_TEST_DB = "carebridge_test"
+#: Our own database on that server; set TEST_POSTGRES_DB to run two suites side by side.
+POSTGRES_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "carebridge_test")
 REDIS_BASE = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
 #: Redis databases the suite owns and flushes; db 0 (the developer's `make run`) is never touched.
 REDIS_DB = {"rasa": 13, "sqlite": 11, "postgresql": 12}

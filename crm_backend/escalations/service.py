@@ -31,7 +31,7 @@ from crm_backend.escalations.models import ConversationNote, Escalation, Escalat
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.realtime.events import ConsoleEvents
 from crm_backend.runtime import Runtime
-from crm_backend.staff.models import Presence, Staff, Team, TeamMembership
+from crm_backend.staff.models import SUPERVISING_ROLES, Presence, Staff, Team, TeamMembership
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +329,9 @@ class Escalations:
             if escalation.first_response_at is None:
                 escalation.first_response_at = datetime.now(UTC)
             await session.commit()
-        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        # Announce the message before queueing it, so its delivery update always comes after it.
         await self.publish_message(message, team_id=escalation.team_id)
+        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
         await self.publish_escalation("escalation.updated", escalation.id)
         return message
 
@@ -384,8 +385,7 @@ class Escalations:
                 target = await session.get(Staff, staff_id)
                 if target is None or not target.active:
                     raise ConsoleError(400, "no such active staff member")
-                if team_id is None:
-                    team_id = escalation.team_id
+                team_id = await self._team_for(session, target, team_id, current=escalation.team_id)
                 escalation.assigned_to_id = staff_id
                 escalation.status = EscalationStatus.ASSIGNED
                 escalation.assigned_at = datetime.now(UTC)
@@ -410,6 +410,30 @@ class Escalations:
         if escalation.status == EscalationStatus.QUEUED:
             await self.auto_assign(escalation.team_id)
         return escalation
+
+    async def _team_for(
+        self, session: AsyncSession, target: Staff, wanted: int | None, *, current: int
+    ) -> int:
+        """The team a chat handed to `target` goes to, so that they can see it: the team asked for
+        (400 unless they may work there), else the current one if theirs, else their own team."""
+        if target.role in SUPERVISING_ROLES:
+            return wanted or current
+        member_of = set(
+            (
+                await session.scalars(
+                    select(TeamMembership.team_id).where(TeamMembership.staff_id == target.id)
+                )
+            ).all()
+        )
+        if wanted is not None:
+            if wanted not in member_of:
+                raise ConsoleError(400, "that staff member is not in that team")
+            return wanted
+        if current in member_of:
+            return current
+        if not member_of:
+            raise ConsoleError(400, "that staff member belongs to no team")
+        return min(member_of)
 
     async def resolve(self, conversation_id: int, actor: Actor) -> Escalation:
         async with self.runtime.db.sessions() as session:

@@ -137,6 +137,12 @@
     return !!state.me && (state.me.role === "supervisor" || state.me.role === "admin");
   }
 
+  /** Escalation reasons the system writes as codes, in words; free-text reasons are shown as they are. */
+  const REASONS = { patient_request: "患者要求转人工", bot_fallback: "机器人两次未能理解" };
+  function reasonText(reason) {
+    return REASONS[reason] || reason || "";
+  }
+
   function isAdmin() { return !!state.me && state.me.role === "admin"; }
 
   function rememberStaff(person) {
@@ -307,7 +313,7 @@
     renderQueues();
     loadQueues();
     loadCanned();
-    if (isAdmin()) loadTeamsForTransfer();
+    loadTeamsForTransfer();
     connect();
     clearInterval(state.ticker);
     state.ticker = setInterval(tick, 1000);
@@ -542,7 +548,7 @@
       top.append(claim);
     }
     node.append(top);
-    node.append(el("div", "qitem-reason", item.reason || ""));
+    node.append(el("div", "qitem-reason", reasonText(item.reason)));
 
     const meta = el("div", "qitem-meta");
     const wait = el("span", "timer wait");
@@ -691,13 +697,13 @@
       const parts = [
         el("span", "badge " + priority, PRIORITY[priority]),
         el("span", "label", "转人工原因"),
-        el("span", "reason", esc.reason || "（未注明）"),
+        el("span", "reason", reasonText(esc.reason) || "（未注明）"),
       ];
       if (esc.team) parts.push(el("span", "label", "· " + esc.team.name));
       parts.push(el("span", "label", "· " + (esc.assigned_to ? "处理人：" + esc.assigned_to.display_name : "未分配")));
       if (esc.created_at) parts.push(el("span", "label", "· " + formatTime(esc.created_at) + " 转入"));
       banner.replaceChildren(...parts);
-      banner.title = "转人工原因：" + (esc.reason || ""); // full text on hover when it is cut short
+      banner.title = "转人工原因：" + reasonText(esc.reason); // full text on hover when it is cut short
     }
   }
 
@@ -754,12 +760,27 @@
     return node;
   }
 
+  /**
+   * Messages in the server's order (ids), notes placed among them by time. Message times cannot order
+   * the messages themselves: a patient's time is WeChat's whole second, so it can be earlier than the
+   * answer to their previous message.
+   */
   function timeline(view) {
-    const entries = [
-      ...view.messages.map((m) => ({ at: parseTime(m.created_at) || 0, kind: "message", data: m })),
-      ...view.notes.map((n) => ({ at: parseTime(n.created_at) || 0, kind: "note", data: n })),
-    ];
-    return entries.sort((a, b) => a.at - b.at);
+    const byId = (a, b) => (Number(a.id) || 0) - (Number(b.id) || 0);
+    const messages = [...view.messages].sort(byId);
+    const notes = view.notes
+      .map((n) => ({ at: parseTime(n.created_at) || 0, kind: "note", data: n }))
+      .sort((a, b) => a.at - b.at || byId(a.data, b.data));
+    const entries = [];
+    let latest = 0;
+    let next = 0;
+    for (const message of messages) {
+      const at = parseTime(message.created_at) || 0;
+      latest = Math.max(latest, at);
+      while (next < notes.length && notes[next].at < latest) entries.push(notes[next++]);
+      entries.push({ at, kind: "message", data: message });
+    }
+    return entries.concat(notes.slice(next));
   }
 
   function renderMessages(forceBottom) {
@@ -786,8 +807,19 @@
 
   function upsertById(list, entry) {
     const index = list.findIndex((x) => same(x.id, entry.id));
-    if (index >= 0) list[index] = { ...list[index], ...entry };
-    else list.push(entry);
+    if (index >= 0) {
+      const known = list[index];
+      const merged = { ...known, ...entry };
+      // Copies of a message arrive out of order (the POST answer after the live delivery update):
+      // delivery only moves forward, so an older "pending" copy never hides "sent" or an error.
+      if (entry.delivery_status === "pending" && known.delivery_status && known.delivery_status !== "pending") {
+        merged.delivery_status = known.delivery_status;
+        merged.delivery_error = known.delivery_error;
+      }
+      list[index] = merged;
+    } else {
+      list.push(entry);
+    }
     return index < 0;
   }
 
@@ -910,9 +942,14 @@
   // ---------------------------------------------------------------------------------------------
   // Transfer
   // ---------------------------------------------------------------------------------------------
+  /** Every team and active colleague, whatever the role: a chat can go to any of them. */
   async function loadTeamsForTransfer() {
     try {
-      state.adminTeams = (await api("GET", "/admin/teams")) || [];
+      const directory = (await api("GET", "/directory")) || {};
+      state.adminTeams = directory.teams || [];
+      for (const person of directory.staff || []) {
+        rememberStaff({ id: person.id, display_name: person.display_name, presence: person.presence });
+      }
     } catch (_) {
       state.adminTeams = [];
     }
@@ -1320,7 +1357,7 @@
     const previous = upsertItem(item);
     if (event.type === "escalation.created" && !previous && state.items.has(String(item.escalation_id))) {
       const priority = PRIORITY[item.priority] || "";
-      toast("新的转人工会话（" + priority + "）：" + ((item.patient && item.patient.label) || "患者") + " · " + (item.reason || ""));
+      toast("新的转人工会话（" + priority + "）：" + ((item.patient && item.patient.label) || "患者") + " · " + reasonText(item.reason));
     }
   }
 
@@ -1346,8 +1383,9 @@
       const view = state.current;
       const isNew = upsertById(view.messages, message);
       if (isNew) {
-        view.messages.sort((a, b) => (parseTime(a.created_at) || 0) - (parseTime(b.created_at) || 0) ||
-          (Number(a.id) || 0) - (Number(b.id) || 0));
+        // The server's order is the id order; patient times are WeChat's whole seconds, so sorting
+        // by time would put a patient's message before the answer to their previous one.
+        view.messages.sort((a, b) => (Number(a.id) || 0) - (Number(b.id) || 0));
       }
       // Whoever just sent a message has stopped typing.
       const people = state.typing.get(String(conversationId));

@@ -1,0 +1,462 @@
+"""The staff console page on its own: served with a strict CSP, renders untrusted text as text, and
+talks to the API the way docs/CONSOLE_API.md says (checked here against network routes in the browser,
+not against the backend; the end-to-end test with the real stack is test_console_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+from playwright.async_api import Page, Request, Route, WebSocketRoute, expect
+
+from tests.browser.conftest import PageProblems
+
+XSS = "<img src=x onerror=window.__pwned=1>"
+XSS_ALERT = "<img src=x onerror=alert(1)>"
+
+
+async def _open_console(page: Page, base: str) -> None:
+    await page.goto(f"{base}/console")
+    await expect(page.locator("#login-form")).to_be_visible()
+
+
+async def _assert_clean(page: Page, problems: PageProblems) -> None:
+    assert problems.errors == []
+    assert await problems.csp_violations(page) == []
+
+
+# -- serving -----------------------------------------------------------------------------------------
+
+
+async def test_page_and_assets_are_served_with_a_strict_csp(console_only_server: str) -> None:
+    async with httpx.AsyncClient(base_url=console_only_server) as client:
+        page = await client.get("/console")
+        script = await client.get("/console/static/console.js")
+        style = await client.get("/console/static/console.css")
+        missing = [await client.get(path) for path in ("/console/static/views.py", "/console/static/x.js")]
+
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = {
+        part.split()[0]: part.split()[1:]
+        for part in (p.strip() for p in page.headers["content-security-policy"].split(";"))
+        if part
+    }
+    assert csp["default-src"] == ["'none'"]
+    assert csp["script-src"] == ["'self'"]
+    assert csp["style-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["base-uri"] == ["'none'"]
+    assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+    assert "'unsafe-eval'" not in page.headers["content-security-policy"]
+    # Nothing from other hosts: every connect source is this origin.
+    host = console_only_server.removeprefix("http://")
+    assert set(csp["connect-src"]) <= {"'self'", f"ws://{host}", f"wss://{host}"}
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+    # No inline code at all: the CSP would refuse it.
+    assert "<script>" not in page.text and "<style>" not in page.text and " style=" not in page.text
+    assert " on" not in page.text.replace(" one", "")  # no onclick= style handlers
+
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert [r.status_code for r in missing] == [404, 404]
+
+
+async def test_hostile_host_header_is_not_echoed_into_the_csp(console_only_server: str) -> None:
+    async with httpx.AsyncClient(base_url=console_only_server) as client:
+        response = await client.get("/console", headers={"Host": "evil.example; script-src *"})
+    csp = response.headers["content-security-policy"]
+    assert "evil" not in csp and "script-src 'self';" in csp
+
+
+async def test_page_loads_and_shows_the_login_form(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    await _open_console(page, console_only_server)
+    await expect(page).to_have_title("CareBridge 坐席工作台")
+    await expect(page.locator("#login-form").get_by_label("用户名")).to_be_visible()
+    await expect(page.locator("#login-form").get_by_label("密码")).to_be_visible()
+    await expect(page.locator("#login-submit")).to_have_text("登录")
+    await expect(page.locator("#app")).to_be_hidden()
+    await _assert_clean(page, page_problems)
+
+
+# -- rendering untrusted text ------------------------------------------------------------------------
+
+
+async def test_markup_in_a_patient_message_is_rendered_as_text(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    await _open_console(page, console_only_server)
+    page.on("dialog", lambda dialog: page_problems.errors.append(f"dialog opened: {dialog.message}"))
+    result = await page.evaluate(
+        """([xss, xssAlert]) => {
+          const C = window.CareBridgeConsole;
+          const box = document.createElement("div");
+          box.id = "render-test";
+          document.body.append(box);
+          const message = C.renderMessage({id: 1, direction: "in", sender_type: "patient", msg_type: "text",
+            content: xssAlert, created_at: new Date().toISOString(), delivery_status: "received",
+            delivery_error: null, agent: null});
+          const agent = C.renderMessage({id: 2, direction: "out", sender_type: "agent", msg_type: "text",
+            content: xss, created_at: new Date().toISOString(), delivery_status: "sent", delivery_error: null,
+            agent: {id: 7, display_name: xss}});
+          const note = C.renderNote({id: 3, text: xss, author: {id: 7, display_name: xss},
+            created_at: new Date().toISOString()});
+          const item = C.renderQueueItem({escalation_id: 4, conversation_id: 5, patient: {id: 6, label: xss},
+            reason: xss, priority: "urgent", team: {id: 1, name: xss}, status: "queued", assigned_to: null,
+            created_at: new Date().toISOString(), waiting_seconds: 0, first_response_at: null,
+            sla_due_at: new Date(Date.now() + 60000).toISOString(), sla_breached: false});
+          const panel = C.renderPatientPanel({id: 6, label: xss,
+            identities: [{app_id: xss, openid_masked: xss, subscribed: true, unionid: xss}],
+            dependants: [{id: 1, name: xss, relation: xss}],
+            conversations: [{id: 5, started_at: new Date().toISOString(), status: xss}],
+            records: {appointments: [{id: 1, department: xss}], [xss]: xss}}, 5);
+          box.append(message, agent, note, item, panel);
+          return {
+            bubble: message.querySelector(".bubble").textContent,
+            agentName: agent.querySelector(".who").textContent,
+            elements: box.querySelectorAll("img, script, iframe, svg, object").length,
+            text: box.textContent,
+          };
+        }""",
+        [XSS, XSS_ALERT],
+    )
+    assert result["bubble"] == XSS_ALERT
+    assert result["agentName"] == XSS
+    assert result["elements"] == 0
+    assert result["text"].count(XSS) >= 10
+    await page.wait_for_timeout(300)  # an image error handler would have run by now
+    assert await page.evaluate("window.__pwned") is None
+    await _assert_clean(page, page_problems)
+    await expect(page.locator("#render-test .msg.patient .bubble")).to_have_text(XSS_ALERT)
+
+
+async def test_csp_blocks_inline_handlers_even_if_markup_got_in(page: Page, console_only_server: str) -> None:
+    """Defence in depth: were data ever parsed as markup, the page's CSP would still not run it."""
+    await _open_console(page, console_only_server)
+    await page.evaluate("(xss) => document.body.insertAdjacentHTML('beforeend', xss)", XSS)
+    await page.wait_for_timeout(300)
+    assert await page.evaluate("window.__pwned") is None
+    violations = await page.evaluate("window.__cspViolations")
+    assert any(v.startswith("script-src") for v in violations), violations
+
+
+async def test_failed_delivery_is_shown_with_the_reason(page: Page, console_only_server: str) -> None:
+    await _open_console(page, console_only_server)
+    texts = await page.evaluate(
+        """() => {
+          const base = {direction: "out", sender_type: "agent", msg_type: "text", content: "您好",
+            created_at: new Date().toISOString(), agent: {id: 1, display_name: "王护士"}};
+          const render = (extra) => window.CareBridgeConsole.renderMessage({...base, ...extra});
+          return {
+            failed: render({id: 1, delivery_status: "undeliverable",
+              delivery_error: "45015 response out of time limit"}).querySelector(".delivery").textContent,
+            pending: render({id: 2, delivery_status: "pending"}).querySelector(".delivery").textContent,
+            sent: render({id: 3, delivery_status: "sent"}).querySelector(".delivery").textContent,
+            failedClass: render({id: 4, delivery_status: "failed", delivery_error: "x"}).className,
+          };
+        }"""
+    )
+    assert texts["failed"].startswith("发送失败：45015 response out of time limit")
+    assert "48 小时" in texts["failed"]
+    assert texts["pending"] == "发送中…"
+    assert texts["sent"] == "已发送"
+    assert "failed" in texts["failedClass"]
+
+
+async def test_durations_are_mm_ss(page: Page, console_only_server: str) -> None:
+    await _open_console(page, console_only_server)
+    values = await page.evaluate("[0, 5, 75, 3725, -42].map(window.CareBridgeConsole.formatDuration)")
+    assert values == ["00:00", "00:05", "01:15", "62:05", "00:42"]
+
+
+# -- talking to the API (browser-side routes standing in for the backend) ----------------------------
+
+ME = {
+    "id": 7,
+    "username": "wang",
+    "display_name": "王护士",
+    "role": "nurse",
+    "teams": [{"id": 1, "name": "护理咨询"}],
+    "presence": "online",
+    "capacity": 5,
+    "csrf_token": "csrf-token-123",
+}
+
+
+def _item(status: str = "queued", assigned: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "escalation_id": 41,
+        "conversation_id": 51,
+        "patient": {"id": 61, "label": "张** " + XSS},
+        "reason": "患者要求人工服务",
+        "priority": "urgent",
+        "team": {"id": 1, "name": "护理咨询"},
+        "status": status,
+        "assigned_to": assigned,
+        "created_at": "2026-01-01T00:00:00Z",
+        "waiting_seconds": 10,
+        "first_response_at": None,
+        "sla_due_at": "2026-01-01T00:02:00Z",
+        "sla_breached": True,
+    }
+
+
+async def test_login_errors_are_explained(page: Page, console_only_server: str) -> None:
+    answers = iter(
+        [
+            (401, {"detail": "wrong username or password"}, {}),
+            (429, {"detail": "throttled"}, {"Retry-After": "300"}),
+        ]
+    )
+
+    async def login(route: Route) -> None:
+        status, body, headers = next(answers)
+        await route.fulfill(status=status, json=body, headers=headers)
+
+    await page.route("**/api/console/me", lambda route: route.fulfill(status=401, json={"detail": "no"}))
+    await page.route("**/api/console/login", login)
+    await _open_console(page, console_only_server)
+    await page.locator("#login-form").get_by_label("用户名").fill("wang")
+    await page.locator("#login-form").get_by_label("密码").fill("wrong")
+    await page.locator("#login-submit").click()
+    await expect(page.locator("#login-error")).to_have_text("用户名或密码错误")
+    await page.locator("#login-submit").click()
+    await expect(page.locator("#login-error")).to_contain_text("登录失败次数过多")
+    await expect(page.locator("#login-error")).to_contain_text("5 分钟")
+    await expect(page.locator("#login-error")).to_have_class("login-error throttled")
+
+
+async def test_live_queue_claim_reply_and_reconnect_with_since(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    """Events over the WebSocket update the queue; unsafe requests carry the CSRF token; a dropped
+    socket reconnects with ?since=<last event id> and the queue is fetched again."""
+    unsafe: list[tuple[str, str, str | None]] = []
+    queue_fetches: list[int] = []
+    sockets: list[WebSocketRoute] = []
+    claimed = _item("assigned", {"id": 7, "display_name": "王护士"})
+    colleague = {"kind": "agent", "id": 8, "display_name": "李晓燕"}
+
+    async def api(route: Route, request: Request) -> None:
+        path = request.url.split("/api/console", 1)[1].split("?")[0]
+        if request.method not in ("GET", "HEAD"):
+            unsafe.append((request.method, path, await request.header_value("x-csrf-token")))
+        if path == "/me":
+            await route.fulfill(json=ME)
+        elif path == "/queues":
+            queue_fetches.append(1)
+            items = [claimed] if len(unsafe) else []
+            await route.fulfill(json=[{"team": ME["teams"][0], "items": items}])
+        elif path == "/canned-replies":
+            await route.fulfill(json=[{"id": 1, "title": "问候", "text": "您好，我是王护士"}])
+        elif path == "/escalations/41/claim":
+            await route.fulfill(json=claimed)
+        elif path == "/conversations/51":
+            await route.fulfill(
+                json={
+                    "conversation": {"id": 51, "status": "escalated", "started_at": "2026-01-01T00:00:00Z"},
+                    "escalation": claimed,
+                    "messages": [
+                        {
+                            "id": 1,
+                            "direction": "in",
+                            "sender_type": "patient",
+                            "msg_type": "text",
+                            "content": XSS,
+                            "created_at": "2026-01-01T00:00:00Z",
+                            "delivery_status": "received",
+                            "delivery_error": None,
+                            "agent": None,
+                        }
+                    ],
+                    "notes": [],
+                    "patient": {
+                        "id": 61,
+                        "label": "张**",
+                        "identities": [{"app_id": "wx1", "openid_masked": "oAb…xyz", "subscribed": True}],
+                        "dependants": [],
+                        "conversations": [],
+                        "records": {},
+                    },
+                }
+            )
+        elif path == "/conversations/51/messages":
+            body = json.loads(request.post_data or "{}")
+            await route.fulfill(
+                status=201,
+                json={
+                    "id": 2,
+                    "direction": "out",
+                    "sender_type": "agent",
+                    "msg_type": "text",
+                    "content": body["text"],
+                    "created_at": "2026-01-01T00:01:00Z",
+                    "delivery_status": "pending",
+                    "delivery_error": None,
+                    "agent": {"id": 7, "display_name": "王护士"},
+                },
+            )
+        elif path == "/conversations/51/typing":
+            await route.fulfill(status=204)
+        else:
+            await route.fulfill(status=404, json={"detail": "not found"})
+
+    await page.route("**/api/console/**", api)
+
+    def accept_socket(ws: WebSocketRoute) -> None:
+        sockets.append(ws)  # not connected to any server: the test plays the server
+
+    await page.route_web_socket("**/api/console/ws*", accept_socket)
+    await page.goto(f"{console_only_server}/console")
+
+    await expect(page.locator("#app")).to_be_visible()
+    await expect(page.locator("#me-name")).to_have_text("王护士")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    await expect(page.locator(".queue-empty")).to_be_visible()
+
+    sockets[0].send(json.dumps({"id": "1-0", "type": "escalation.created", "escalation": _item()}))
+    card = page.locator(".qitem[data-escalation-id='41']")
+    await expect(card).to_contain_text("张** " + XSS)
+    await expect(card.locator(".badge")).to_have_text("紧急")
+    await expect(card.locator(".sla")).to_have_class("sla breached")
+    await expect(card.locator(".wait")).to_have_text(re.compile(r"^等待 \d{2,}:\d{2}$"))
+
+    await card.get_by_role("button", name="领取").click()
+    await expect(page.locator("#conv-patient")).to_have_text("张**")
+    await expect(page.locator("#messages .msg.patient .bubble")).to_have_text(XSS)
+    await expect(page.locator("#conv-reason")).to_contain_text("患者要求人工服务")
+
+    await page.locator("#reply").fill("您好，请问哪里不舒服？")
+    await page.locator("#reply").press("Enter")
+    await expect(page.locator(".msg.agent .bubble")).to_have_text("您好，请问哪里不舒服？")
+    await expect(page.locator(".msg.agent .delivery")).to_have_text("发送中…")
+    # The delivery result arrives later as a message event and updates the same bubble.
+    sockets[0].send(
+        json.dumps(
+            {
+                "id": "2-0",
+                "type": "message.created",
+                "conversation_id": 51,
+                "message": {
+                    "id": 2,
+                    "delivery_status": "undeliverable",
+                    "delivery_error": "45015 response out of time limit",
+                },
+            }
+        )
+    )
+    await expect(page.locator(".msg.agent .delivery")).to_contain_text("发送失败：45015")
+    await expect(page.locator(".msg.agent")).to_have_count(1)
+
+    sockets[0].send(
+        json.dumps({"id": "3-0", "type": "typing", "conversation_id": 51, "who": {"kind": "patient"}})
+    )
+    await expect(page.locator("#typing")).to_have_text("患者正在输入…")
+    for event_id, who in (("4-0", {"kind": "agent", "id": 7, "display_name": "王护士"}), ("5-0", colleague)):
+        typing = {"id": event_id, "type": "typing", "conversation_id": 51, "team_id": 1, "who": who}
+        sockets[0].send(json.dumps(typing))
+    await expect(page.locator("#typing")).to_have_text("患者正在输入…  李晓燕 正在输入…")  # not my own
+    sockets[0].send(json.dumps({"id": "6-0", "type": "ready"}))  # what the server sends after a replay
+
+    fetches_before = len(queue_fetches)
+    await sockets[0].close(code=1012)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "closed")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=5000)
+    assert len(sockets) == 2
+    assert sockets[1].url.endswith("/api/console/ws?since=6-0")
+    await page.wait_for_timeout(300)
+    assert len(queue_fetches) > fetches_before
+
+    methods = {(method, path) for method, path, _ in unsafe}
+    assert ("POST", "/escalations/41/claim") in methods
+    assert ("POST", "/conversations/51/messages") in methods
+    assert all(token == ME["csrf_token"] for _, _, token in unsafe), unsafe
+    assert await page.evaluate("window.__pwned") is None
+    await _assert_clean(page, page_problems)
+
+
+def _message(message_id: int, sender: str, content: str, at: str) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "direction": "in" if sender == "patient" else "out",
+        "sender_type": sender,
+        "msg_type": "text",
+        "content": content,
+        "created_at": at,
+        "delivery_status": "received" if sender == "patient" else "sent",
+        "delivery_error": None,
+        "agent": None,
+    }
+
+
+async def test_history_keeps_the_servers_order_though_patient_times_are_whole_seconds(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    """WeChat stamps a patient's message with a whole second, so it can carry an earlier time than the
+    bot's answer to the message before it. The page shows what the server says happened, in id order."""
+    claimed = _item("assigned", {"id": 7, "display_name": "王护士"})
+    view = {
+        "conversation": {"id": 51, "status": "escalated", "started_at": "2026-01-01T00:00:00Z"},
+        "escalation": claimed,
+        "messages": [
+            _message(1, "patient", "你好", "2026-01-01T00:00:05Z"),
+            _message(2, "bot", "您好！请问有什么可以帮您？", "2026-01-01T00:00:05.600Z"),
+            _message(3, "patient", "我想找护士", "2026-01-01T00:00:05Z"),
+            _message(4, "system", "已为您转接人工服务", "2026-01-01T00:00:05.900Z"),
+        ],
+        "notes": [
+            {
+                "id": 1,
+                "text": "备注",
+                "author": {"id": 7, "display_name": "王护士"},
+                "created_at": "2026-01-01T00:00:06Z",
+            }
+        ],
+        "patient": {
+            "id": 61,
+            "label": "张**",
+            "identities": [],
+            "dependants": [],
+            "conversations": [],
+            "records": {},
+        },
+    }
+    sockets: list[WebSocketRoute] = []
+
+    async def api(route: Route, request: Request) -> None:
+        path = request.url.split("/api/console", 1)[1].split("?")[0]
+        if path == "/me":
+            await route.fulfill(json=ME)
+        elif path == "/queues":
+            await route.fulfill(json=[{"team": ME["teams"][0], "items": [claimed]}])
+        elif path == "/conversations/51":
+            await route.fulfill(json=view)
+        else:
+            await route.fulfill(status=404, json={"detail": "not found"})
+
+    await page.route("**/api/console/**", api)
+    await page.route_web_socket("**/api/console/ws*", lambda ws: sockets.append(ws))
+    await page.goto(f"{console_only_server}/console")
+    await page.locator(".qitem[data-escalation-id='41']").click()
+    await expect(page.locator("#messages .msg")).to_have_count(4)
+
+    # A live message from the patient, stamped with the same whole second, goes after the others.
+    live = _message(5, "patient", "伤口有点红", "2026-01-01T00:00:05Z")
+    sockets[0].send(
+        json.dumps({"id": "1-0", "type": "message.created", "conversation_id": 51, "message": live})
+    )
+    await expect(page.locator("#messages .msg")).to_have_count(5)
+    texts = await page.locator("#messages .msg .bubble, #messages .note .text").all_inner_texts()
+    assert texts == [
+        "你好",
+        "您好！请问有什么可以帮您？",
+        "我想找护士",
+        "已为您转接人工服务",
+        "伤口有点红",
+        "备注",  # written at 00:00:06, after all of the above
+    ]
+    await _assert_clean(page, page_problems)

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     sla_urgent_seconds: int = Field(120, alias="SLA_URGENT_SECONDS")
     sla_high_seconds: int = Field(300, alias="SLA_HIGH_SECONDS")
     sla_normal_seconds: int = Field(900, alias="SLA_NORMAL_SECONDS")
+    #: A console page silent this long counts as closed: its online staff member becomes away.
+    console_gone_after_seconds: float = Field(80, alias="CONSOLE_GONE_AFTER_SECONDS")
 
     @property
     def sandbox_enabled(self) -> bool:

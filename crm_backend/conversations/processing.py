@@ -179,7 +179,10 @@ class InboundProcessor:
             if inbound.msg_type == "event":
                 plan.system_replies = await self._on_event(session, identity, inbound.event or "", seen_at)
             elif conversation.status == ConversationStatus.ESCALATED:
-                # People have this chat: it goes to their console, the bot stays silent.
+                # People have this chat: it goes to their console, the bot stays silent. Withdrawing
+                # consent is honoured (and confirmed) whoever has the chat.
+                if consent.read_answer(message.content) is consent.ConsentAnswer.WITHDRAW:
+                    await self._plan_text(session, plan, identity, conversation, message)
                 plan.escalated_team_id = await session.scalar(
                     select(Escalation.team_id)
                     .where(Escalation.conversation_id == conversation.id)

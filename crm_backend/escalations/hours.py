@@ -19,9 +19,15 @@ def _window(settings: Settings) -> tuple[time, time, set[int]]:
 
 
 def is_staffed(settings: Settings, at: datetime) -> bool:
+    """A window like 20:00-08:00 runs overnight: the part after midnight belongs to the day it started."""
     start, end, days = _window(settings)
     local = at.astimezone(HOSPITAL_TZ)
-    return local.isoweekday() in days and start <= local.time() < end
+    if start <= end:
+        return local.isoweekday() in days and start <= local.time() < end
+    if local.time() >= start:
+        return local.isoweekday() in days
+    started = local - timedelta(days=1)
+    return local.time() < end and started.isoweekday() in days
 
 
 def next_opening(settings: Settings, at: datetime) -> datetime:

@@ -4,6 +4,7 @@ Redis pub/sub (so every web process behind a load balancer pushes them to its ow
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from redis.asyncio import Redis
@@ -11,6 +12,9 @@ from redis.asyncio import Redis
 from crm_backend.config import Settings
 
 HISTORY_LENGTH = 10_000
+
+
+STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
 
 def stream_id_key(event_id: str) -> tuple[int, int]:
@@ -33,10 +37,15 @@ class ConsoleEvents:
         )
         return event_id
 
-    async def since(self, last_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """Events after `last_id` (exclusive), oldest first."""
-        entries = await self.redis.xrange(self.stream, min=f"({last_id}", max="+", count=limit)
-        return [{**json.loads(fields["data"]), "id": entry_id} for entry_id, fields in entries]
+    async def since(self, last_id: str, page: int = 1000) -> list[dict[str, Any]]:
+        """Every event after `last_id` (exclusive) still in the stream, oldest first."""
+        events: list[dict[str, Any]] = []
+        while True:
+            entries = await self.redis.xrange(self.stream, min=f"({last_id}", max="+", count=page)
+            events += [{**json.loads(fields["data"]), "id": entry_id} for entry_id, fields in entries]
+            if len(entries) < page:
+                return events
+            last_id = entries[-1][0]
 
     async def last_id(self) -> str:
         entries = await self.redis.xrevrange(self.stream, count=1)

@@ -17,6 +17,7 @@ from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime
 from crm_backend.worker import heartbeat
 from crm_backend.worker.assignment import assign_waiting_chats
+from crm_backend.worker.presence import mark_absent_staff
 from crm_backend.worker.sweeper import requeue_stale_work
 
 log = logging.getLogger("carebridge.worker")
@@ -72,6 +73,15 @@ async def run_worker(stop: asyncio.Event) -> None:
         "interval",
         seconds=60,
         id="token-refresher",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        mark_absent_staff,
+        "interval",
+        seconds=min(30.0, settings.console_gone_after_seconds / 2),
+        args=[runtime],
+        id="presence",
         max_instances=1,
         coalesce=True,
     )

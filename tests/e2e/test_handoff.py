@@ -340,6 +340,31 @@ async def test_resolving_asks_for_a_rating_and_gives_the_chat_back_to_the_bot(
     assert last is not None and last.sender_type == SenderType.BOT and last.content == hello[-1]
 
 
+async def test_withdrawing_consent_while_staff_have_the_chat_is_recorded(
+    stack: Stack, db: Database, admin: ConsoleClient
+) -> None:
+    from crm_backend.consent.models import ConsentRecord
+
+    openid = await stack.consented_patient()
+    await _ask_for_a_person(stack, openid)
+    conversation_id = await _conversation_id(db, openid)
+    answers = await stack.converse(openid, "撤回同意")
+    assert len(answers) == 1 and "撤回" in answers[0]
+    async with db.sessions() as session:
+        granted = (
+            await session.scalars(
+                select(ConsentRecord.granted)
+                .join(WeChatIdentity, ConsentRecord.identity_id == WeChatIdentity.id)
+                .where(WeChatIdentity.openid == openid)
+                .order_by(ConsentRecord.id)
+            )
+        ).all()
+    assert granted == [True, False]
+    # The staff see the withdrawal in the chat as well.
+    view = await _view(admin, conversation_id)
+    assert any(m["content"] == "撤回同意" and m["sender_type"] == "patient" for m in view["messages"])
+
+
 async def test_two_agents_claiming_at_once_exactly_one_wins(
     stack: Stack, db: Database, admin: ConsoleClient, staffing: Staffing
 ) -> None:
@@ -692,3 +717,61 @@ async def test_console_events_of_other_teams_are_not_sent_to_an_agent(
     assert all(e.get("conversation_id") != service_conversation for e in events)
     own_teams = {t["id"] for t in nurse.me["teams"]}
     assert all(e["team_id"] in own_teams for e in events if e.get("team_id") is not None)
+
+
+async def test_an_agent_who_closes_the_console_without_logging_out_becomes_away(
+    stack: Stack, staffing: Staffing
+) -> None:
+    agent = await staffing.member(SERVICE_TEAM, online=True)
+    socket = await _socket(stack, agent)
+    try:
+        await _events_until(socket, lambda e: e["type"] == "ready")
+        # CONSOLE_GONE_AFTER_SECONDS is 4 in the test stack: an open page keeps its owner online.
+        await asyncio.sleep(7)
+        assert (await agent.get("/api/console/me")).json()["presence"] == "online"
+    finally:
+        await socket.close()
+
+    async def away() -> bool:
+        return (await agent.get("/api/console/me")).json()["presence"] == "away"
+
+    await _eventually(away, "the agent to be marked away", timeout=20)
+
+
+async def test_two_web_processes_behind_a_load_balancer_both_deliver_console_events(
+    stack: Stack, db: Database
+) -> None:
+    """The patient's push goes through one web process; a console open on the other sees it."""
+    from tests.support.stack import Process, free_port, wait_until
+
+    port = free_port()
+    assert stack.web is not None
+    argv = [*stack.web.argv]
+    argv[argv.index("--port") + 1] = str(port)
+    second = Process(f"web-second-{stack.name}", argv, stack.env(PORT=str(port))).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(
+            wait_until, lambda: httpx.get(f"{url}/healthz").status_code == 200, 60, "web 2"
+        )
+        other = ConsoleClient(url)
+        await other.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        socket = await connect(
+            url.replace("http://", "ws://") + "/api/console/ws",
+            additional_headers={"Cookie": f"cb_session={other.http.cookies.get('cb_session')}"},
+            open_timeout=10,
+        )
+        try:
+            await _events_until(socket, lambda e: e["type"] == "ready")
+            openid = await stack.consented_patient()
+            await _ask_for_a_person(stack, openid)  # through the first web process
+            conversation_id = await _conversation_id(db, openid)
+            await _events_until(
+                socket,
+                lambda e: e["type"] == "escalation.created" and e.get("conversation_id") == conversation_id,
+            )
+        finally:
+            await socket.close()
+            await other.aclose()
+    finally:
+        second.stop()

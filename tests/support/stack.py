@@ -222,6 +222,7 @@ class Stack:
             "ADMIN_USERNAME": ADMIN_USERNAME,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "STAFFED_HOURS": "00:00-23:59:59",
+            "CONSOLE_GONE_AFTER_SECONDS": "4",
         }
         return base_env(**{**settings, **self.extra_env, **overrides})
 

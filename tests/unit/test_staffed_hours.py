@@ -48,3 +48,20 @@ def test_next_opening_skips_the_weekend() -> None:
 def test_during_hours_the_opening_is_now() -> None:
     now = shanghai(24, 11)
     assert next_opening(SETTINGS, now) == now
+
+
+NIGHT_DESK = Settings(STAFFED_HOURS="20:00-08:00", STAFFED_DAYS="1,2,3,4,5")
+
+
+@pytest.mark.parametrize(
+    ("at", "staffed"),
+    [
+        (shanghai(23, 21), True),  # Monday evening
+        (shanghai(24, 3), True),  # the small hours belong to Monday's shift
+        (shanghai(24, 12), False),  # Tuesday noon
+        (shanghai(28, 21), False),  # Saturday evening: no shift starts
+        (shanghai(28, 3), True),  # Saturday 03:00 is still Friday's shift
+    ],
+)
+def test_overnight_window(at: datetime, staffed: bool) -> None:
+    assert is_staffed(NIGHT_DESK, at) is staffed

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     #: Stream entries a dead consumer held are reclaimed after this idle time.
     stream_reclaim_idle_ms: int = Field(30_000, alias="STREAM_RECLAIM_IDLE_MS")
     max_processing_attempts: int = Field(5, alias="MAX_PROCESSING_ATTEMPTS")
+    #: Consumers per queue in one worker process: patients processed in parallel. Scale out with
+    #: more worker processes (on other hosts) rather than letting one starve the webhook's CPU.
+    worker_concurrency: int = Field(2, alias="WORKER_CONCURRENCY", ge=1, le=64)
     delivery_max_attempts: int = Field(5, alias="DELIVERY_MAX_ATTEMPTS")
     delivery_backoff_seconds: float = Field(0.5, alias="DELIVERY_BACKOFF_SECONDS")
     token_refresh_margin_seconds: int = Field(600, alias="TOKEN_REFRESH_MARGIN_SECONDS")

@@ -22,8 +22,6 @@ from crm_backend.worker.sweeper import requeue_stale_work
 
 log = logging.getLogger("carebridge.worker")
 
-#: Consumers per stream in one worker; different patients are processed in parallel.
-CONSUMERS_PER_STREAM = 4
 
 
 async def run_worker(stop: asyncio.Event) -> None:
@@ -105,12 +103,12 @@ async def run_worker(stop: asyncio.Event) -> None:
     scheduler.start()
     consumers = [
         asyncio.create_task(runtime.inbound.consume(f"{worker_id}-in{i}", handle_inbound, stop))
-        for i in range(CONSUMERS_PER_STREAM)
+        for i in range(settings.worker_concurrency)
     ] + [
         asyncio.create_task(runtime.outbound.consume(f"{worker_id}-out{i}", handle_outbound, stop))
-        for i in range(CONSUMERS_PER_STREAM)
+        for i in range(settings.worker_concurrency)
     ]
-    log.info("worker %s started (%s consumers per stream)", worker_id, CONSUMERS_PER_STREAM)
+    log.info("worker %s started (%s consumers per stream)", worker_id, settings.worker_concurrency)
     try:
         await stop.wait()
     finally:

@@ -105,5 +105,9 @@ async def test_escalation_appears_live_is_answered_noted_and_resolved(
     after_resolve = answers[answers_before:]
     assert any(re.search(r"[1１].*[5５]", text) for text in after_resolve), after_resolve
 
+    # The bot has the chat again: the patient's next message gets the bot's answer.
+    next_answers = await stack.converse(openid, "你好")
+    assert any("挂号" in text for text in next_answers), next_answers
+
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []

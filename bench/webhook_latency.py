@@ -9,6 +9,7 @@ then runs two phases in one process:
    the fake WeChat API receiving the answer, against the same text sent straight to Rasa's REST channel.
 
     .venv/bin/python bench/webhook_latency.py [--db sqlite|postgresql] [--rate 300] [--seconds 10]
+                                              [--pause-worker]
 """
 
 from __future__ import annotations
@@ -146,6 +147,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument(
+        "--pause-worker",
+        action="store_true",
+        help="stop the worker before the ack phase: the webhook alone, with processing left queued",
+    )
     args = parser.parse_args()
 
     rasa = start_rasa(_fresh_redis("rasa"))
@@ -162,8 +168,11 @@ async def main() -> None:
         stack.start_worker()
         stack.wait_healthy()
         e2e = await e2e_phase(stack, args.turns)
+        if args.pause_worker and stack.worker is not None:
+            stack.worker.stop()
         ack = await ack_phase(stack, args.rate, args.seconds, args.patients)
-        print(json.dumps({"database": args.db, "ack": ack, "e2e": e2e}, indent=2, ensure_ascii=False))
+        result = {"database": args.db, "worker_during_ack": not args.pause_worker, "ack": ack, "e2e": e2e}
+        print(json.dumps(result, indent=2, ensure_ascii=False))
     finally:
         stack.stop()
         wechat.process.stop()

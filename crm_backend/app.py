@@ -16,6 +16,7 @@ from channels.wechat_oa.webhook import router as oa_router
 from crm_backend import health
 from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
+from crm_backend.escalations.service import ConsoleError
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(ConsoleError, _console_error)
     app.include_router(oa_router)
     app.include_router(health.router)
     _include_console(app)
@@ -85,6 +87,12 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in exc.errors()]
     return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=400)
+
+
+async def _console_error(request: Request, exc: Exception) -> JSONResponse:
+    """Escalation rules refuse with a status and a reason (409 lost a race, 403 another team...)."""
+    assert isinstance(exc, ConsoleError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
 def build() -> FastAPI:

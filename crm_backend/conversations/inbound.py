@@ -9,7 +9,6 @@ statement (`ON CONFLICT DO NOTHING ... RETURNING`), so a retry racing its origin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.wechat_oa.push import WeChatPush
+from crm_backend.background import BackgroundLoop
 from crm_backend.conversations.models import InboundMessage, InboundStatus
 from crm_backend.runtime import Runtime
 
@@ -43,13 +43,12 @@ class _Pending:
     done: asyncio.Future[int | None]
 
 
-class InboundWriter:
+class InboundWriter(BackgroundLoop):
     """Group-commits inbound rows for one web process."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
         insert = pg_insert if runtime.db.engine.dialect.name == "postgresql" else sqlite_insert
         self._statement = (
             insert(InboundMessage)
@@ -57,18 +56,9 @@ class InboundWriter:
             .returning(InboundMessage.id, InboundMessage.dedupe_key, sort_by_parameter_order=True)
         )
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
     async def store(self, row: dict[str, Any]) -> int | None:
         """The new row's id once committed, or None if `dedupe_key` was already stored."""
-        if self._task is None or self._task.done():
+        if not self.running:
             raise RuntimeError("inbound writer is not running")
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(row, done))

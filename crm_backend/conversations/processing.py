@@ -117,10 +117,18 @@ class InboundProcessor:
             replies = await self._ask_bot(plan)
             sender = SenderType.BOT
         shown = [reply for reply in replies if reply.text or reply.buttons]
-        await self._store_answers(inbound_id, plan.conversation_id, shown, sender)
-        for reply in replies:
-            if reply.custom and isinstance(reply.custom.get("escalate"), dict):
-                await self._escalate_from_bot(plan.conversation_id, reply.custom["escalate"])
+        requests = [
+            r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
+        ]
+        # A push that asked for people is marked processed only once the escalation exists, so a
+        # crash in between repeats the (idempotent) escalation instead of losing it.
+        stored = await self._store_answers(
+            inbound_id, plan.conversation_id, shown, sender, mark_processed=not requests
+        )
+        if stored and requests:
+            for request in requests:
+                await self._escalate_from_bot(plan.conversation_id, request)
+            await self._mark_processed(inbound_id)
         return plan.conversation_id if shown else None
 
     async def _to_console(self, plan: Plan) -> None:
@@ -294,19 +302,31 @@ class InboundProcessor:
     # -- step 3 --------------------------------------------------------------------------------
 
     async def _store_answers(
-        self, inbound_id: int, conversation_id: int, replies: list[BotReply], sender: SenderType
-    ) -> None:
-        """Answers and "processed" commit together; the guarded UPDATE makes a racing retry a no-op."""
+        self,
+        inbound_id: int,
+        conversation_id: int,
+        replies: list[BotReply],
+        sender: SenderType,
+        *,
+        mark_processed: bool = True,
+    ) -> bool:
+        """Answers (and "processed") commit together; the guarded UPDATE makes a racing retry a no-op.
+
+        Returns False when the push was already processed by someone else.
+        """
         now = datetime.now(UTC)
         async with self.runtime.db.sessions() as session:
             claimed = await session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
-                .values(status=InboundStatus.PROCESSED, processed_at=now)
+                .values(
+                    status=InboundStatus.PROCESSED if mark_processed else InboundStatus.RECEIVED,
+                    processed_at=now if mark_processed else None,
+                )
             )
             if claimed.rowcount != 1:
                 await session.rollback()
-                return
+                return False
             for reply in replies:
                 session.add(_answer(conversation_id, inbound_id, sender, render(reply), reply.buttons, now))
             if replies:
@@ -315,6 +335,16 @@ class InboundProcessor:
                     .where(Conversation.id == conversation_id, Conversation.last_message_at < now)
                     .values(last_message_at=now)
                 )
+            await session.commit()
+        return True
+
+    async def _mark_processed(self, inbound_id: int) -> None:
+        async with self.runtime.db.sessions() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
+                .values(status=InboundStatus.PROCESSED, processed_at=datetime.now(UTC))
+            )
             await session.commit()
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import CannedReply, Escalation, EscalationStatus
-from crm_backend.escalations.service import ConsoleError, Escalations
+from crm_backend.escalations.service import Escalations
 from crm_backend.escalations.views_model import (
     conversation_view,
     message_view,
@@ -48,10 +48,6 @@ def _escalations(request: Request) -> Escalations:
     return Escalations(request.app.state.runtime)
 
 
-def _fail(exc: ConsoleError) -> HTTPException:
-    return HTTPException(exc.status_code, exc.detail)
-
-
 def _require_supervisor(staff: CurrentStaff) -> None:
     if staff.role not in SUPERVISING_ROLES:
         raise HTTPException(403, "supervisors only")
@@ -82,20 +78,14 @@ async def queues(staff: Staff, session: Session) -> list[dict[str, Any]]:
 
 @router.post("/escalations/{escalation_id}/claim")
 async def claim(escalation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
-    try:
-        escalation = await _escalations(request).claim(escalation_id, staff)
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    escalation = await _escalations(request).claim(escalation_id, staff)
     return await queue_item(session, escalation)
 
 
 async def _visible(
     request: Request, session: AsyncSession, conversation_id: int, staff: CurrentStaff
 ) -> Conversation:
-    try:
-        return await _escalations(request).visible_conversation(session, conversation_id, staff)
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    return await _escalations(request).visible_conversation(session, conversation_id, staff)
 
 
 @router.get("/conversations/{conversation_id}")
@@ -121,10 +111,7 @@ async def view_conversation(
 async def reply(
     conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
 ) -> dict[str, Any]:
-    try:
-        message = await _escalations(request).reply(conversation_id, staff, body.text)
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    message = await _escalations(request).reply(conversation_id, staff, body.text)
     return await message_view(session, message)
 
 
@@ -132,10 +119,7 @@ async def reply(
 async def add_note(
     conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
 ) -> dict[str, Any]:
-    try:
-        note = await _escalations(request).add_note(conversation_id, staff, body.text)
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    note = await _escalations(request).add_note(conversation_id, staff, body.text)
     return await note_view(session, note)
 
 
@@ -162,21 +146,15 @@ async def typing(conversation_id: int, staff: Staff, request: Request, session: 
 async def transfer(
     conversation_id: int, body: TransferIn, staff: Staff, request: Request, session: Session
 ) -> dict[str, Any]:
-    try:
-        escalation = await _escalations(request).transfer(
-            conversation_id, staff, team_id=body.team_id, staff_id=body.staff_id, note=body.note
-        )
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    escalation = await _escalations(request).transfer(
+        conversation_id, staff, team_id=body.team_id, staff_id=body.staff_id, note=body.note
+    )
     return await queue_item(session, escalation)
 
 
 @router.post("/conversations/{conversation_id}/resolve")
 async def resolve(conversation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
-    try:
-        escalation = await _escalations(request).resolve(conversation_id, staff)
-    except ConsoleError as exc:
-        raise _fail(exc) from exc
+    escalation = await _escalations(request).resolve(conversation_id, staff)
     return await queue_item(session, escalation)
 
 

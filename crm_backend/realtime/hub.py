@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -11,26 +10,18 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from crm_backend.background import BackgroundLoop
+
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 
 
-class Hub:
+class Hub(BackgroundLoop):
     def __init__(self, redis: Redis, channel: str) -> None:
         self.redis = redis
         self.channel = channel
         self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def listen(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)

@@ -23,7 +23,6 @@ from crm_backend.worker.sweeper import requeue_stale_work
 log = logging.getLogger("carebridge.worker")
 
 
-
 async def run_worker(stop: asyncio.Event) -> None:
     settings = get_settings()
     runtime = Runtime.create(settings)

@@ -19,6 +19,7 @@ from crm_backend.staff.models import Presence, Staff, TeamMembership
 
 log = logging.getLogger(__name__)
 
+
 async def mark_absent_staff(runtime: Runtime) -> list[int]:
     key = runtime.settings.key("console", "open")
     cutoff = time.time() - runtime.settings.console_gone_after_seconds

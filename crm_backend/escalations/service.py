@@ -127,6 +127,10 @@ class Escalations:
                     existing.priority = Priority(priority)
                     existing.priority_rank = Priority(priority).rank
                     await session.commit()
+                # A retry after a crash may find the escalation but not yet the tracker paused.
+                identity = await session.get(WeChatIdentity, conversation.identity_id)
+                if identity is not None:
+                    await self._set_bot_paused(identity, paused=True)
                 return existing
             target = await get_or_create_team(session, team)
             escalation = Escalation(

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     #: A console page silent this long counts as closed: its online staff member becomes away.
     console_gone_after_seconds: float = Field(80, alias="CONSOLE_GONE_AFTER_SECONDS")
 
+    # -- patient records -----------------------------------------------------------------------
+    #: "kid:<base64 32 bytes>,kid2:..." AES-256-GCM keys for ID, phone and card numbers; the first
+    #: encrypts, all decrypt (rotation). Required with real WeChat credentials.
+    patient_data_keys: str = Field("", alias="PATIENT_DATA_KEYS", repr=False)
+    #: base64 key (>= 32 bytes) for the HMAC lookup hashes that make those fields searchable.
+    patient_lookup_key: str = Field("", alias="PATIENT_LOOKUP_KEY", repr=False)
+
     @property
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""

@@ -5,7 +5,7 @@ from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
 from crm_backend.database.core import Base
 from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
-from crm_backend.patients.models import Patient, WeChatIdentity
+from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "InboundMessage",
     "Message",
     "Patient",
+    "PatientLink",
     "Staff",
     "Team",
     "TeamMembership",

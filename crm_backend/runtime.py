@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from crm_backend.config import Settings
 from crm_backend.database.core import Database
+from crm_backend.patients.protection import AesGcmProtector, protector_for
 from crm_backend.queue.streams import INBOUND, OUTBOUND, StreamQueue
 
 
@@ -22,6 +23,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
+        protector_for(settings)  # fails fast: no process runs without usable patient data keys
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
         runtime = cls(
             settings=settings,
@@ -34,6 +36,11 @@ class Runtime:
                 redis, settings.key("stream", name), reclaim_idle_ms=settings.stream_reclaim_idle_ms
             )
         return runtime
+
+    @property
+    def protector(self) -> AesGcmProtector:
+        """Encrypts and hashes patients' ID, phone and card numbers (cached per key set)."""
+        return protector_for(self.settings)
 
     @property
     def inbound(self) -> StreamQueue:

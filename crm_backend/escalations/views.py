@@ -93,7 +93,7 @@ async def view_conversation(
     conversation_id: int, staff: Staff, request: Request, session: Session
 ) -> dict[str, Any]:
     conversation = await _visible(request, session, conversation_id, staff)
-    view = await conversation_view(session, conversation)
+    view = await conversation_view(session, conversation, request.app.state.runtime.protector)
     await audit(
         session,
         staff_id=staff.id,
@@ -202,7 +202,7 @@ async def view_patient(patient_id: int, staff: Staff, request: Request, session:
         )
         if not team_ids & staff.team_ids:
             raise HTTPException(403, "this patient has no conversation with your teams")
-    panel = await patient_panel(session, patient_id)
+    panel = await patient_panel(session, patient_id, request.app.state.runtime.protector)
     await audit(
         session,
         staff_id=staff.id,

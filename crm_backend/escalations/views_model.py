@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.conversations.models import Conversation, Message
 from crm_backend.escalations.models import ConversationNote, Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
+from crm_backend.patients.protection import FieldProtector
+from crm_backend.patients.records import managed_by
 from crm_backend.staff.models import Staff, Team
 
 
@@ -90,7 +92,9 @@ async def note_view(session: AsyncSession, note: ConversationNote) -> dict[str, 
     }
 
 
-async def patient_panel(session: AsyncSession, patient_id: int) -> dict[str, Any]:
+async def patient_panel(
+    session: AsyncSession, patient_id: int, protector: FieldProtector | None = None
+) -> dict[str, Any]:
     identities = (
         await session.scalars(select(WeChatIdentity).where(WeChatIdentity.patient_id == patient_id))
     ).all()
@@ -109,8 +113,9 @@ async def patient_panel(session: AsyncSession, patient_id: int) -> dict[str, Any
             {"app_id": i.app_id, "openid_masked": mask_openid(i.openid), "subscribed": i.subscribed}
             for i in identities
         ],
-        # Dependants (就诊人) and appointments arrive with the booking feature.
-        "dependants": [],
+        # 就诊人 this patient's WeChat identities manage, always masked (the 360 view has more);
+        # without a protector (no runtime at hand) they cannot be decrypted, so none are listed.
+        "dependants": await managed_by(session, protector, patient_id) if protector else [],
         "conversations": [
             {
                 "id": c.id,
@@ -124,7 +129,9 @@ async def patient_panel(session: AsyncSession, patient_id: int) -> dict[str, Any
     }
 
 
-async def conversation_view(session: AsyncSession, conversation: Conversation) -> dict[str, Any]:
+async def conversation_view(
+    session: AsyncSession, conversation: Conversation, protector: FieldProtector | None = None
+) -> dict[str, Any]:
     messages = (
         await session.scalars(
             select(Message).where(Message.conversation_id == conversation.id).order_by(Message.id)
@@ -152,5 +159,5 @@ async def conversation_view(session: AsyncSession, conversation: Conversation) -
         "escalation": await queue_item(session, escalation) if escalation else None,
         "messages": [await message_view(session, m) for m in messages],
         "notes": [await note_view(session, n) for n in notes],
-        "patient": await patient_panel(session, conversation.patient_id),
+        "patient": await patient_panel(session, conversation.patient_id, protector),
     }

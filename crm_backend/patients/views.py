@@ -1,0 +1,111 @@
+"""Console endpoints for patient records: search and the 360° view, masked and audited."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import select
+
+from crm_backend.audit.service import record as audit
+from crm_backend.conversations.models import Conversation
+from crm_backend.patients.models import Patient
+from crm_backend.patients.protection import AesGcmProtector
+from crm_backend.patients.records import (
+    Disclosure,
+    managed_by,
+    managers_of,
+    may_view,
+    patient_summary,
+    search_patients,
+)
+from crm_backend.staff.deps import DbSession, StaffDep, runtime_of
+from crm_backend.staff.models import StaffRole
+
+router = APIRouter(prefix="/api/console", tags=["console"])
+
+
+def _protector(request: Request) -> AesGcmProtector:
+    return runtime_of(request).protector
+
+
+@router.get("/patients")
+async def search(
+    staff: StaffDep,
+    request: Request,
+    session: DbSession,
+    query: Annotated[str, Query(min_length=1, max_length=64)],
+) -> list[dict[str, Any]]:
+    """Name prefix, or exact phone / ID / card number; agents and nurses see only their teams' patients."""
+    protector = _protector(request)
+    plan, patients = await search_patients(session, protector, staff, query)
+    disclosure = Disclosure.for_staff(staff.role)
+    result = [patient_summary(p, protector, disclosure) for p in patients]
+    # The query itself may be a phone or ID number: the audit log keeps only what kind it was.
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="patient.search",
+        object_type="patient",
+        object_id="search",
+        request=request,
+        detail={"kinds": list(plan.kinds), "results": len(result)},
+    )
+    await session.commit()
+    return result
+
+
+@router.get("/patients/{patient_id}/360")
+async def patient_360(
+    patient_id: int, staff: StaffDep, request: Request, session: DbSession, reveal: bool = False
+) -> dict[str, Any]:
+    """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
+    if reveal and staff.role != StaffRole.admin:
+        raise HTTPException(403, "only admins may reveal ID numbers")
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise HTTPException(404, "no such patient")
+    if not await may_view(session, staff, patient_id):
+        raise HTTPException(403, "this patient has no conversation with your teams")
+    protector = _protector(request)
+    disclosure = Disclosure.for_staff(staff.role, reveal=reveal)
+    conversations = (
+        await session.scalars(
+            select(Conversation)
+            .where(Conversation.patient_id == patient_id)
+            .order_by(Conversation.id.desc())
+            .limit(50)
+        )
+    ).all()
+    view = {
+        "patient": patient_summary(patient, protector, disclosure),
+        "identities": await managers_of(session, patient_id),
+        "managed_patients": await managed_by(session, protector, patient_id, disclosure),
+        "conversations": [
+            {
+                "id": c.id,
+                "started_at": c.started_at.isoformat(),
+                "status": c.status,
+                "last_message_at": c.last_message_at.isoformat(),
+            }
+            for c in conversations
+        ],
+        # The booking feature fills this in.
+        "appointments": [],
+    }
+    actions = [("patient.view", {"view": "360"})]
+    if reveal:
+        actions.append(("patient.reveal", {"fields": ["id_number"]}))
+    for action, detail in actions:
+        await audit(
+            session,
+            staff_id=staff.id,
+            action=action,
+            object_type="patient",
+            object_id=str(patient_id),
+            patient_id=patient_id,
+            request=request,
+            detail=detail,
+        )
+    await session.commit()
+    return view

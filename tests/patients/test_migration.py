@@ -1,0 +1,34 @@
+"""0004 up and down on SQLite with rows in place (PostgreSQL runs it in the session fixture)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.staff.conftest import alembic
+
+
+def test_upgrade_and_downgrade_keep_existing_patients(tmp_path: Path):
+    path = tmp_path / "carebridge.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    alembic(url, "upgrade", "0003")
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO patients (id, display_name, created_at) VALUES (1, 'a', '2026-01-01')")
+        db.execute(
+            "INSERT INTO wechat_identities (id, app_id, openid, patient_id, subscribed, created_at)"
+            " VALUES (1, 'wx', 'o1', 1, 1, '2026-01-01')"
+        )
+    alembic(url, "upgrade", "0004")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("UPDATE patients SET phone_hash = 'h', id_number_hash = 'i' WHERE id = 1")
+        db.execute("INSERT INTO patient_links VALUES (1, 1, 'self', '2026-01-01')")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(patients)")}
+        assert {"phone_cipher", "id_number_hash", "card_number_cipher", "birth_date", "sex"} <= columns
+    alembic(url, "downgrade", "0003")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id, display_name FROM patients").fetchall() == [(1, "a")]
+        assert db.execute("SELECT patient_id FROM wechat_identities").fetchall() == [(1,)]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "patient_links" not in tables
+        assert "phone_cipher" not in {row[1] for row in db.execute("PRAGMA table_info(patients)")}

@@ -48,6 +48,7 @@ model: $(RASA_VENV)/.installed
 	$(RASA_PY) bot/launch.py train
 
 run: install migrate model
+	$(APP_PY) -m crm_backend.appointments.demo_data
 	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot download its own here).

@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_console(app: FastAPI) -> None:
+    from crm_backend.appointments.views import router as appointments_router
     from crm_backend.audit.views import router as audit_router
     from crm_backend.console.views import router as console_page_router
     from crm_backend.escalations.views import router as escalations_router
@@ -84,6 +85,7 @@ def _include_console(app: FastAPI) -> None:
         audit_router,
         escalations_router,
         patients_router,
+        appointments_router,
         ws_router,
         console_page_router,
     ):

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     #: base64 key (>= 32 bytes) for the HMAC lookup hashes that make those fields searchable.
     patient_lookup_key: str = Field("", alias="PATIENT_LOOKUP_KEY", repr=False)
 
+    # -- booking -------------------------------------------------------------------------------
+    #: Patients may not cancel within this many hours of the session start (am 08:00, pm 13:30).
+    booking_cancel_cutoff_hours: float = Field(2.0, alias="BOOKING_CANCEL_CUTOFF_HOURS", ge=0)
+
     @property
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""

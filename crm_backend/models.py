@@ -1,5 +1,6 @@
 """Imports every domain's models so metadata (Alembic, tests) sees all tables."""
 
+from crm_backend.appointments.models import Appointment, Department, Doctor, Schedule
 from crm_backend.audit.models import AuditEntry
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
@@ -9,17 +10,21 @@ from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
 
 __all__ = [
+    "Appointment",
     "AuditEntry",
     "Base",
     "CannedReply",
     "ConsentRecord",
     "Conversation",
     "ConversationNote",
+    "Department",
+    "Doctor",
     "Escalation",
     "InboundMessage",
     "Message",
     "Patient",
     "PatientLink",
+    "Schedule",
     "Staff",
     "Team",
     "TeamMembership",

@@ -1,0 +1,1 @@
+"""Booking: departments, doctors, bookable sessions (schedules) and patients' appointments."""

@@ -1,0 +1,132 @@
+"""Hospital schedules and appointments.
+
+A `Schedule` is one bookable half-day session of one doctor; the "slot" a patient books is one of its
+`capacity` places. The database itself guarantees the invariants (places never oversold, one booking
+per patient and session), so concurrent bookings from many web processes stay correct.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_backend.database.core import Base, UTCDateTime, utcnow
+
+
+class HalfDay(enum.StrEnum):
+    AM = "am"
+    PM = "pm"
+
+
+class ScheduleStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AppointmentStatus(enum.StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Stable code used by imports and a future HIS adapter, e.g. "CARD".
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    #: The hospital's official name, e.g. "心血管内科".
+    name: Mapped[str] = mapped_column(String(64))
+    #: What patients are shown, e.g. "心内科（心血管内科）".
+    patient_name: Mapped[str] = mapped_column(String(64))
+    #: Other names patients use for it (["心内科", "心脏科"]), matched when they type a department.
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    doctors: Mapped[list[Doctor]] = relationship(back_populates="department")
+
+    def matches(self, text_: str) -> bool:
+        """True if a patient's words name this department (code, names or an alias)."""
+        wanted = text_.strip().casefold()
+        names = [self.code, self.name, self.patient_name, *(self.aliases or [])]
+        return any(wanted == n.casefold() for n in names)
+
+
+class Doctor(Base):
+    __tablename__ = "doctors"
+    # Imports find a doctor by department and name.
+    __table_args__ = (UniqueConstraint("department_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    #: 主任医师 / 副主任医师 / 主治医师 ...
+    title: Mapped[str] = mapped_column(String(32))
+    specialty: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    department: Mapped[Department] = relationship(back_populates="doctors")
+
+
+class Schedule(Base):
+    """One doctor's half-day session; bookings take places from `capacity`."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        UniqueConstraint("doctor_id", "date", "half_day"),
+        # The last line of defence against overbooking, whatever code runs the UPDATE.
+        CheckConstraint("booked_count <= capacity", name="booked_within_capacity"),
+        CheckConstraint("booked_count >= 0", name="booked_not_negative"),
+        CheckConstraint("half_day IN ('am', 'pm')", name="half_day_valid"),
+        CheckConstraint("status IN ('open', 'closed')", name="status_valid"),
+        Index("ix_schedules_date", "date", "half_day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    doctor_id: Mapped[int] = mapped_column(ForeignKey("doctors.id"))
+    date: Mapped[date] = mapped_column(Date)
+    half_day: Mapped[HalfDay] = mapped_column(String(2))
+    capacity: Mapped[int]
+    booked_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[ScheduleStatus] = mapped_column(String(16), default=ScheduleStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+
+    doctor: Mapped[Doctor] = relationship()
+
+    @property
+    def available(self) -> int:
+        return max(self.capacity - self.booked_count, 0)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        # A patient holds at most one live booking per session, enforced by the database.
+        Index(
+            "uq_appointments_booked_patient_schedule",
+            "patient_id",
+            "schedule_id",
+            unique=True,
+            sqlite_where=text("status = 'booked'"),
+            postgresql_where=text("status = 'booked'"),
+        ),
+        CheckConstraint("status IN ('booked', 'cancelled', 'completed')", name="status_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"), index=True)
+    #: The WeChat identity that booked (a parent booking for a child); None when staff booked.
+    booked_by_identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("wechat_identities.id", ondelete="SET NULL")
+    )
+    status: Mapped[AppointmentStatus] = mapped_column(String(16), default=AppointmentStatus.BOOKED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    schedule: Mapped[Schedule] = relationship()

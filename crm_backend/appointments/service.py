@@ -1,0 +1,286 @@
+"""Booking, cancelling and rescheduling, safe under concurrency.
+
+Places are taken with one conditional UPDATE (`booked_count < capacity`), never a read-then-write in
+Python, and the CHECK constraint `booked_count <= capacity` backs it up; the partial unique index on
+booked appointments stops a patient booking one session twice. Each operation runs in a savepoint,
+so a refused booking leaves the caller's transaction usable; the caller commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from crm_backend.appointments.models import (
+    Appointment,
+    AppointmentStatus,
+    Department,
+    Doctor,
+    HalfDay,
+    Schedule,
+    ScheduleStatus,
+)
+
+HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
+#: When each half-day session starts, hospital time (the cancellation cut-off counts from here).
+SESSION_STARTS = {HalfDay.AM: time(8, 0), HalfDay.PM: time(13, 30)}
+HALF_DAY_NAMES = {HalfDay.AM: "上午", HalfDay.PM: "下午"}
+
+
+class BookingError(Exception):
+    """A refusal with a message fit to send to the patient as it is."""
+
+    message = "预约没有成功，请稍后再试。"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class ScheduleNotFound(BookingError):
+    message = "没有找到这个号源，请重新选择就诊时间。"
+
+
+class FullyBooked(BookingError):
+    message = "抱歉，这个时段的号已经约满了，您可以换个时间或换位医生。"
+
+
+class ScheduleClosed(BookingError):
+    message = "抱歉，这个时段已停诊或暂停预约，请选择其他时间。"
+
+
+class AlreadyBooked(BookingError):
+    message = "您已经预约过这个时段了，不用重复预约。"
+
+
+class NotCancellable(BookingError):
+    message = "这个预约已经取消或已就诊，无法再取消。"
+
+
+class CancelTooLate(BookingError):
+    message = "距离就诊开始已不足{hours}小时，无法在线取消。如确实不能就诊，请致电医院门诊服务台。"
+
+    def __init__(self, hours: float) -> None:
+        super().__init__(self.message.format(hours=f"{hours:g}"))
+
+
+def session_start(day: date, half_day: HalfDay | str) -> datetime:
+    """When a half-day session starts, as an aware datetime (hospital time)."""
+    return datetime.combine(day, SESSION_STARTS[HalfDay(half_day)], tzinfo=HOSPITAL_TZ)
+
+
+def hospital_today(now: datetime) -> date:
+    return now.astimezone(HOSPITAL_TZ).date()
+
+
+async def book(
+    session: AsyncSession, patient_id: int, schedule_id: int, identity_id: int | None
+) -> Appointment:
+    """Take one place in `schedule_id` for the patient, or raise a `BookingError`; the caller commits."""
+    try:
+        async with session.begin_nested():
+            # The place is taken by the database in one statement: concurrent bookers queue on the row
+            # lock and each re-checks the condition, so the session can never be oversold.
+            taken = await session.execute(
+                update(Schedule)
+                .where(
+                    Schedule.id == schedule_id,
+                    Schedule.status == ScheduleStatus.OPEN,
+                    Schedule.booked_count < Schedule.capacity,
+                )
+                .values(booked_count=Schedule.booked_count + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                raise await _why_not_bookable(session, patient_id, schedule_id)
+            appointment = Appointment(
+                patient_id=patient_id,
+                schedule_id=schedule_id,
+                booked_by_identity_id=identity_id,
+                status=AppointmentStatus.BOOKED,
+            )
+            session.add(appointment)
+            await session.flush()
+    except IntegrityError as exc:
+        # The partial unique index: this patient already holds a booking in this session. The
+        # savepoint rollback has given the place back.
+        if _is_duplicate_booking(exc):
+            raise AlreadyBooked() from exc
+        raise
+    return appointment
+
+
+async def _why_not_bookable(session: AsyncSession, patient_id: int, schedule_id: int) -> BookingError:
+    """Tell the patient the real reason: their own booking of a full session is "already booked"."""
+    schedule = await session.get(Schedule, schedule_id, populate_existing=True)
+    if schedule is None:
+        return ScheduleNotFound()
+    mine = await session.scalar(
+        select(Appointment.id).where(
+            Appointment.patient_id == patient_id,
+            Appointment.schedule_id == schedule_id,
+            Appointment.status == AppointmentStatus.BOOKED,
+        )
+    )
+    if mine is not None:
+        return AlreadyBooked()
+    if schedule.status != ScheduleStatus.OPEN:
+        return ScheduleClosed()
+    return FullyBooked()
+
+
+def _is_duplicate_booking(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "uq_appointments_booked_patient_schedule" in text or (
+        "unique" in text and "appointments.patient_id" in text
+    )
+
+
+async def cancel(
+    session: AsyncSession, appointment: Appointment, now: datetime, cutoff: timedelta
+) -> Appointment:
+    """Cancel a booking unless the session starts within `cutoff`; the place goes back on sale."""
+    schedule = await session.get(Schedule, appointment.schedule_id)
+    if schedule is None or appointment.status != AppointmentStatus.BOOKED:
+        raise NotCancellable()
+    if session_start(schedule.date, schedule.half_day) - now < cutoff:
+        raise CancelTooLate(cutoff.total_seconds() / 3600)
+    async with session.begin_nested():
+        # Conditional on still being booked, so two simultaneous cancels return one place, not two.
+        changed = await session.execute(
+            update(Appointment)
+            .where(Appointment.id == appointment.id, Appointment.status == AppointmentStatus.BOOKED)
+            .values(status=AppointmentStatus.CANCELLED, cancelled_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotCancellable()
+        await session.execute(
+            update(Schedule)
+            .where(Schedule.id == appointment.schedule_id)
+            .values(booked_count=Schedule.booked_count - 1)
+            .execution_options(synchronize_session=False)
+        )
+    await session.refresh(appointment)
+    return appointment
+
+
+async def reschedule(
+    session: AsyncSession,
+    appointment: Appointment,
+    new_schedule_id: int,
+    identity_id: int | None,
+    now: datetime,
+    cutoff: timedelta,
+) -> Appointment:
+    """Book the new session and cancel the old one together: either both happen or neither."""
+    if appointment.status != AppointmentStatus.BOOKED:
+        raise NotCancellable()
+    async with session.begin_nested():
+        new = await book(session, appointment.patient_id, new_schedule_id, identity_id)
+        await cancel(session, appointment, now, cutoff)
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A session with places left, as dialogues and the console show it."""
+
+    schedule_id: int
+    department_id: int
+    department: str
+    doctor_id: int
+    doctor: str
+    title: str
+    date: date
+    half_day: HalfDay
+    available: int
+
+    @property
+    def label(self) -> str:
+        """e.g. "11月24日 上午 张立新 主任医师（余5个号）"."""
+        day = f"{self.date.month}月{self.date.day}日"
+        return f"{day} {HALF_DAY_NAMES[self.half_day]} {self.doctor} {self.title}（余{self.available}个号）"
+
+
+async def find_department(session: AsyncSession, words: str) -> Department | None:
+    """The department a patient (or staff) named by code, name or alias ("心内科" → 心血管内科)."""
+    for department in (await session.scalars(select(Department).order_by(Department.id))).all():
+        if department.matches(words):
+            return department
+    return None
+
+
+def _openings_query(department_id: int) -> Select[tuple[Schedule]]:
+    return (
+        select(Schedule)
+        .join(Doctor, Schedule.doctor_id == Doctor.id)
+        .options(joinedload(Schedule.doctor).joinedload(Doctor.department))
+        .where(
+            Doctor.department_id == department_id,
+            Doctor.active.is_(True),
+            Schedule.status == ScheduleStatus.OPEN,
+            Schedule.booked_count < Schedule.capacity,
+        )
+    )
+
+
+def _opening(schedule: Schedule) -> Opening:
+    doctor = schedule.doctor
+    return Opening(
+        schedule_id=schedule.id,
+        department_id=doctor.department_id,
+        department=doctor.department.patient_name,
+        doctor_id=doctor.id,
+        doctor=doctor.name,
+        title=doctor.title,
+        date=schedule.date,
+        half_day=HalfDay(schedule.half_day),
+        available=schedule.available,
+    )
+
+
+def _not_started(openings: list[Opening], now: datetime | None) -> list[Opening]:
+    if now is None:
+        return openings
+    return [o for o in openings if session_start(o.date, o.half_day) > now]
+
+
+async def available_schedules(
+    session: AsyncSession,
+    department: Department,
+    date_from: date,
+    date_to: date,
+    doctor_id: int | None = None,
+    now: datetime | None = None,
+) -> list[Opening]:
+    """Sessions with places left between two dates (inclusive), earliest first; with `now`, not started."""
+    query = _openings_query(department.id).where(Schedule.date >= date_from, Schedule.date <= date_to)
+    if doctor_id is not None:
+        query = query.where(Schedule.doctor_id == doctor_id)
+    query = query.order_by(Schedule.date, Schedule.half_day, Schedule.doctor_id)
+    schedules = (await session.scalars(query)).unique().all()
+    return _not_started([_opening(s) for s in schedules], now)
+
+
+async def nearest_alternatives(
+    session: AsyncSession,
+    department: Department,
+    wanted: date,
+    now: datetime,
+    limit: int = 5,
+    within_days: int = 14,
+) -> list[Opening]:
+    """When the wanted day is full: the department's sessions with places closest to it, either side,
+    never in the past (any doctor, nearest day first, earlier day on a tie)."""
+    earliest = max(wanted - timedelta(days=within_days), hospital_today(now))
+    latest = wanted + timedelta(days=within_days)
+    openings = await available_schedules(session, department, earliest, latest, now=now)
+    openings.sort(key=lambda o: (abs((o.date - wanted).days), o.date, o.half_day != HalfDay.AM))
+    return openings[:limit]

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 import redis
 
 from crm_backend.database.core import Database
+from tests.support.postgres import recreate_postgres
 from tests.support.stack import FakeWeChat, RasaServers, Stack, start_fake_wechat, start_rasa
 
-#: An existing database on the test PostgreSQL server we may connect to in order to create our own.
-POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 #: Our own database on that server; set TEST_POSTGRES_DB to run two suites side by side.
 POSTGRES_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "carebridge_test")
 REDIS_BASE = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
@@ -28,14 +26,7 @@ def _fresh_redis(name: str) -> str:
 
 
 async def _fresh_postgres() -> str:
-    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {POSTGRES_TEST_DB}")
-    finally:
-        await conn.close()
-    host_part = POSTGRES_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
-    return f"postgresql+asyncpg://{host_part}/{POSTGRES_TEST_DB}"
+    return await recreate_postgres(POSTGRES_TEST_DB)
 
 
 @pytest.fixture(scope="session")

@@ -17,18 +17,9 @@ from crm_backend.appointments.views import router as appointments_router
 from crm_backend.audit.views import router as audit_router
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
-from crm_backend.staff.service import ensure_first_admin
 from crm_backend.staff.views import router as staff_router
-from tests.patients.conftest import make_settings
-from tests.staff.conftest import (
-    ADMIN_PASSWORD,
-    ADMIN_USERNAME,
-    alembic,
-    drop_postgres,
-    login,
-    new_client,
-    recreate_postgres,
-)
+from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
+from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/10"
 DB_NAME = "carebridge_appointments_test"
@@ -47,19 +38,14 @@ async def database_url() -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     redis.Redis.from_url(REDIS_URL).flushdb()
-    runtime = Runtime.create(make_settings(database_url, REDIS_URL=REDIS_URL))
+    runtime = Runtime.create(api_settings(database_url, REDIS_URL))
     yield runtime
     await runtime.close()
 
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    app = FastAPI()
-    for router in (staff_router, audit_router, appointments_router):
-        app.include_router(router)
-    app.state.runtime = runtime
-    await ensure_first_admin(runtime.settings, runtime.db)
-    return app
+    return await build_api_app(runtime, staff_router, audit_router, appointments_router)
 
 
 @pytest.fixture

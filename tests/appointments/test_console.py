@@ -11,7 +11,7 @@ from crm_backend.appointments.service import book
 from crm_backend.audit.models import AuditEntry
 from crm_backend.runtime import Runtime
 from tests.appointments.conftest import make_department, make_patients
-from tests.patients.conftest import staff_client
+from tests.support.api import staff_client
 
 HEADER = "department_code,doctor_name,title,date,half_day,capacity\n"
 CSV = {"Content-Type": "text/csv"}

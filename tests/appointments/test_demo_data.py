@@ -11,7 +11,7 @@ from crm_backend.appointments.demo_data import DEPARTMENTS, load_demo_data_if_em
 from crm_backend.appointments.models import Department, Doctor, Schedule
 from crm_backend.appointments.service import find_department, hospital_today
 from crm_backend.database.core import Database, utcnow
-from tests.staff.conftest import alembic
+from tests.support.postgres import alembic
 
 
 async def test_demo_data_loads_once(tmp_path: Path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.staff.conftest import POSTGRES_ADMIN_DSN, alembic, drop_postgres, recreate_postgres
+from tests.support.postgres import POSTGRES_ADMIN_DSN, alembic, drop_postgres, recreate_postgres
 
 SCRATCH_DB = "carebridge_appointments_migration_test"
 

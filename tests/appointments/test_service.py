@@ -29,7 +29,7 @@ from crm_backend.database.core import Database
 from crm_backend.patients.models import Patient
 from crm_backend.runtime import Runtime
 from tests.appointments.conftest import make_department, make_patients, make_schedule
-from tests.staff.conftest import alembic
+from tests.support.postgres import alembic
 
 DAY = date(2027, 3, 10)  # a Wednesday
 CUTOFF = timedelta(hours=2)

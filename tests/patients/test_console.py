@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from crm_backend.audit.models import AuditEntry
 from crm_backend.patients.records import add_managed_patient
 from crm_backend.runtime import Runtime
-from tests.patients.conftest import Family, make_family, make_team, staff_client
+from tests.patients.conftest import Family, make_family, make_team
+from tests.support.api import staff_client
 
 PHONE = "13512348888"
 ID_NUMBER = "370202199007071011"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.staff.conftest import alembic
+from tests.support.postgres import alembic
 
 
 def test_upgrade_and_downgrade_keep_existing_patients(tmp_path: Path):

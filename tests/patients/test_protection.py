@@ -25,7 +25,7 @@ from crm_backend.patients.records import add_managed_patient, search_patients
 from crm_backend.runtime import Runtime
 from crm_backend.staff.deps import CurrentStaff
 from crm_backend.staff.models import StaffRole
-from tests.patients.conftest import KEY_A, KEY_B, LOOKUP_KEY
+from tests.support.api import KEY_A, KEY_B, LOOKUP_KEY
 
 LOOKUP = base64.b64decode(LOOKUP_KEY)
 OLD = AesGcmProtector(parse_data_keys(f"a:{KEY_A}"), LOOKUP)

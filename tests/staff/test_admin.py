@@ -14,16 +14,9 @@ from crm_backend.database.core import Database
 from crm_backend.runtime import Runtime
 from crm_backend.staff import service
 from crm_backend.staff.models import Presence, Staff, StaffRole
-from tests.staff.conftest import (
-    REVISION,
-    alembic,
-    drop_postgres,
-    login,
-    make_settings,
-    make_staff,
-    new_client,
-    recreate_postgres,
-)
+from tests.staff.conftest import REVISION, make_settings
+from tests.support.api import login, make_staff, new_client
+from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 
 async def test_first_admin_is_created_exactly_once_by_racing_processes():

@@ -13,15 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from crm_backend.audit import service as audit
 from crm_backend.database.core import Database
 from crm_backend.runtime import Runtime
-from tests.staff.conftest import (
-    REVISION,
-    alembic,
-    drop_postgres,
-    login,
-    make_staff,
-    new_client,
-    recreate_postgres,
-)
+from tests.staff.conftest import REVISION
+from tests.support.api import login, make_staff, new_client
+from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 
 async def test_supervisor_reads_the_audit_log_newest_first(admin_client: httpx.AsyncClient, app: FastAPI):

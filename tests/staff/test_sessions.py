@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from crm_backend.runtime import Runtime
 from crm_backend.staff.sessions import COOKIE_NAME, SessionStore
-from tests.staff.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, login, make_settings, make_staff, new_client
+from tests.staff.conftest import make_settings
+from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, login, make_staff, new_client
 
 
 async def test_login_sets_httponly_session_cookie_and_returns_csrf(

@@ -1440,6 +1440,18 @@
   // ---------------------------------------------------------------------------------------------
   // Administration: staff and teams
   // ---------------------------------------------------------------------------------------------
+
+  /** Puts `rows` into the table's body, or one row saying `emptyText` across `columns` cells. */
+  function fillTable(tableId, rows, emptyText, columns) {
+    if (!rows.length) {
+      const td = el("td", "p-empty", emptyText);
+      td.colSpan = columns;
+      rows = [el("tr")];
+      rows[0].append(td);
+    }
+    $(tableId).tBodies[0].replaceChildren(...rows);
+  }
+
   async function loadStaff() {
     let staff;
     let teams;
@@ -1479,14 +1491,7 @@
       tr.append(cell);
       return tr;
     });
-    if (!rows.length) {
-      const tr = el("tr");
-      const td = el("td", "p-empty", "暂无员工");
-      td.colSpan = 8;
-      tr.append(td);
-      rows.push(tr);
-    }
-    $("staff-table").tBodies[0].replaceChildren(...rows);
+    fillTable("staff-table", rows, "暂无员工", 8);
 
     const checks = state.adminTeams.map((team) => {
       const label = el("label");
@@ -1587,14 +1592,7 @@
       );
       return tr;
     });
-    if (!rows.length) {
-      const tr = el("tr");
-      const td = el("td", "p-empty", "没有记录");
-      td.colSpan = 7;
-      tr.append(td);
-      rows.push(tr);
-    }
-    $("audit-table").tBodies[0].replaceChildren(...rows);
+    fillTable("audit-table", rows, "没有记录", 7);
   }
 
   // ---------------------------------------------------------------------------------------------

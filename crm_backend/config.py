@@ -17,6 +17,8 @@ SANDBOX_SECRET = "sandbox-secret"
 SANDBOX_TOKEN = "sandbox-token"
 #: 43 characters of base64 as WeChat issues them (a 32-byte AES key without the trailing '=').
 SANDBOX_AES_KEY = "c2FuZGJveC1hZXMta2V5LWZvci1jYXJlYnJpZGdlISE"
+#: The bot API token without real credentials; bot/dialogs/crm.py falls back to the same value.
+SANDBOX_INTERNAL_TOKEN = "sandbox-internal-token"
 
 
 class Settings(BaseSettings):
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     action_server_port: int = Field(5055, alias="ACTION_SERVER_PORT")
     action_server_host: str = Field("127.0.0.1", alias="ACTION_SERVER_HOST")
     rasa_timeout_seconds: float = Field(20.0, alias="RASA_TIMEOUT_SECONDS")
+    #: Shared secret the action server presents to the CRM's bot API (/internal/bot/...). Required
+    #: with real WeChat credentials; the sandbox falls back to a development token.
+    internal_api_token: str = Field("", alias="INTERNAL_API_TOKEN", repr=False)
 
     #: Largest webhook body accepted; WeChat pushes are a few KiB.
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES")
@@ -97,6 +102,19 @@ class Settings(BaseSettings):
     #: Patients may not cancel within this many hours of the session start (am 08:00, pm 13:30).
     booking_cancel_cutoff_hours: float = Field(2.0, alias="BOOKING_CANCEL_CUTOFF_HOURS", ge=0)
 
+    # -- reminders -----------------------------------------------------------------------------
+    #: WeChat template for day-before reminders outside the 48-hour customer-service window; empty:
+    #: those patients get no reminder (recorded as skipped, "no template configured").
+    reminder_template_id: str = Field("", alias="REMINDER_TEMPLATE_ID")
+    #: Reminders go out on the day before, from this local (Asia/Shanghai) time, "HH:MM" ...
+    reminder_send_from: str = Field("09:00", alias="REMINDER_SEND_FROM", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: ... and never at or after this one, so nobody is woken.
+    reminder_send_until: str = Field(
+        "20:00", alias="REMINDER_SEND_UNTIL", pattern=r"^([01]\d|2[0-3]):[0-5]\d$"
+    )
+    #: How often the worker looks for reminders due.
+    reminder_interval_seconds: float = Field(300.0, alias="REMINDER_INTERVAL_SECONDS", gt=0)
+
     @property
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""
@@ -117,6 +135,11 @@ class Settings(BaseSettings):
     @property
     def oa_aes_key(self) -> str:
         return self.wechat_oa_aes_key or (SANDBOX_AES_KEY if self.sandbox_enabled else "")
+
+    @property
+    def bot_api_token(self) -> str:
+        """The token the bot API accepts; empty (every request refused) when none is configured."""
+        return self.internal_api_token or (SANDBOX_INTERNAL_TOKEN if self.sandbox_enabled else "")
 
     @property
     def rasa_url(self) -> str:

@@ -130,3 +130,49 @@ class Appointment(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     schedule: Mapped[Schedule] = relationship()
+
+
+class ReminderStatus(enum.StrEnum):
+    #: Taken by one worker, outcome not yet known (a crash leaves it here; see appointments.reminders).
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ReminderChannel(enum.StrEnum):
+    CUSTOM = "custom"  # customer-service message, inside WeChat's 48-hour window
+    TEMPLATE = "template"  # template message, outside it
+
+
+class AppointmentReminder(Base):
+    """One reminder of one appointment. The row is inserted (claimed) before anything is sent, and
+    the unique (appointment_id, kind) makes that claim atomic across workers: exactly one wins."""
+
+    __tablename__ = "appointment_reminders"
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind"),
+        CheckConstraint("status IN ('claimed', 'sent', 'failed', 'skipped')", name="status_valid"),
+        CheckConstraint("channel IN ('custom', 'template')", name="channel_valid"),
+        Index("ix_appointment_reminders_status", "status", "claimed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
+    #: "day_before" for now; the unique key leaves room for other reminders of the same appointment.
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ReminderStatus] = mapped_column(String(16), default=ReminderStatus.CLAIMED)
+    channel: Mapped[ReminderChannel | None] = mapped_column(String(16))
+    #: Who it went (or would have gone) to.
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("wechat_identities.id", ondelete="SET NULL"))
+    #: The message stored in the patient's conversation (the last one, after a template fallback).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    #: Why it was skipped or failed, or how it got through (e.g. a template after 45015).
+    reason: Mapped[str | None] = mapped_column(String(255))
+    errcode: Mapped[int | None]
+    errmsg: Mapped[str | None] = mapped_column(String(255))
+    #: How many times it was claimed: more than 1 means a worker died holding it.
+    attempts: Mapped[int] = mapped_column(default=1)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

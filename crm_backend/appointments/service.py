@@ -31,6 +31,9 @@ HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 #: When each half-day session starts, hospital time (the cancellation cut-off counts from here).
 SESSION_STARTS = {HalfDay.AM: time(8, 0), HalfDay.PM: time(13, 30)}
 HALF_DAY_NAMES = {HalfDay.AM: "上午", HalfDay.PM: "下午"}
+#: Titles patients mean by "专家号".
+EXPERT_TITLES = ("主任医师", "副主任医师")
+WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
 class BookingError(Exception):
@@ -68,6 +71,11 @@ class CancelTooLate(BookingError):
 
     def __init__(self, hours: float) -> None:
         super().__init__(self.message.format(hours=f"{hours:g}"))
+
+
+def day_label(day: date) -> str:
+    """e.g. "12月2日（周三）": patients think in weekdays as much as in dates."""
+    return f"{day.month}月{day.day}日（{WEEKDAY_NAMES[day.weekday()]}）"
 
 
 def session_start(day: date, half_day: HalfDay | str) -> datetime:
@@ -204,9 +212,9 @@ class Opening:
 
     @property
     def label(self) -> str:
-        """e.g. "11月24日 上午 张立新 主任医师（余5个号）"."""
-        day = f"{self.date.month}月{self.date.day}日"
-        return f"{day} {HALF_DAY_NAMES[self.half_day]} {self.doctor} {self.title}（余{self.available}个号）"
+        """e.g. "11月24日（周二）上午 张立新 主任医师（余5个号）"."""
+        when = f"{day_label(self.date)}{HALF_DAY_NAMES[self.half_day]}"
+        return f"{when} {self.doctor} {self.title}（余{self.available}个号）"
 
 
 async def find_department(session: AsyncSession, words: str) -> Department | None:

@@ -11,6 +11,7 @@ import socket
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from channels.outbound.delivery import Outbox
+from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.config import get_settings
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
@@ -88,6 +89,15 @@ async def run_worker(stop: asyncio.Event) -> None:
         seconds=5,
         args=[outbox.escalations],
         id="auto-assign",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        send_due_reminders,
+        "interval",
+        seconds=settings.reminder_interval_seconds,
+        args=[outbox],
+        id="appointment-reminders",
         max_instances=1,
         coalesce=True,
     )

@@ -3,6 +3,7 @@ WeChat sandbox and the simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from crm_backend.appointments.dates import warm_up as warm_up_dates
         from crm_backend.realtime.events import ConsoleEvents
         from crm_backend.realtime.hub import Hub
         from crm_backend.staff.service import ensure_first_admin
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub.start()
         app.state.console_hub = hub
         await ensure_first_admin(settings, runtime.db)
+        # The Chinese date parser loads its dictionaries on first use: not on a patient's message.
+        await asyncio.to_thread(warm_up_dates)
         try:
             yield
         finally:
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(oa_router)
     app.include_router(health.router)
     _include_console(app)
+    _include_bot_api(app)
     if settings.sandbox_enabled:
         from channels.sandbox.simulator import router as simulator_router
         from channels.sandbox.wechat_api import router as sandbox_router
@@ -90,6 +95,15 @@ def _include_console(app: FastAPI) -> None:
         console_page_router,
     ):
         app.include_router(router)
+
+
+def _include_bot_api(app: FastAPI) -> None:
+    """What the Rasa action server calls (token-protected): patient records and booking."""
+    from crm_backend.appointments.bot_views import router as booking_router
+    from crm_backend.patients.bot_views import router as patients_router
+
+    app.include_router(patients_router)
+    app.include_router(booking_router)
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:

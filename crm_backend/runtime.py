@@ -24,6 +24,8 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         protector_for(settings)  # fails fast: no process runs without usable patient data keys
+        if not settings.bot_api_token:
+            raise RuntimeError("INTERNAL_API_TOKEN is required with real WeChat credentials (see README)")
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
         runtime = cls(
             settings=settings,

@@ -1,0 +1,27 @@
+"""The bot API token: a development value only in the sandbox, required with a real account."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_backend.config import SANDBOX_INTERNAL_TOKEN, Settings
+from crm_backend.runtime import Runtime
+from tests.support.api import KEY_A, LOOKUP_KEY
+
+REAL = {
+    "WECHAT_OA_APPID": "wx1234567890abcdef",
+    "PATIENT_DATA_KEYS": f"a:{KEY_A}",
+    "PATIENT_LOOKUP_KEY": LOOKUP_KEY,
+}
+
+
+def test_real_credentials_without_a_token_refuse_to_start() -> None:
+    settings = Settings(**REAL, INTERNAL_API_TOKEN="")
+    assert settings.bot_api_token == ""  # the sandbox token is never accepted for a real account
+    with pytest.raises(RuntimeError, match="INTERNAL_API_TOKEN"):
+        Runtime.create(settings)
+
+
+def test_the_configured_token_is_the_only_one_accepted() -> None:
+    assert Settings(**REAL, INTERNAL_API_TOKEN="s3cret-token").bot_api_token == "s3cret-token"
+    assert Settings(WECHAT_OA_APPID="", INTERNAL_API_TOKEN="").bot_api_token == SANDBOX_INTERNAL_TOKEN

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from crm_backend.appointments.models import (
     Appointment,
+    AppointmentReminder,
     AppointmentStatus,
     Department,
     Doctor,
@@ -26,6 +28,7 @@ from crm_backend.appointments.models import (
     Schedule,
     ScheduleStatus,
 )
+from crm_backend.patients.models import Patient
 
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 #: When each half-day session starts, hospital time (the cancellation cut-off counts from here).
@@ -292,3 +295,80 @@ async def nearest_alternatives(
     openings = await available_schedules(session, department, earliest, latest, now=now)
     openings.sort(key=lambda o: (abs((o.date - wanted).days), o.date, o.half_day != HalfDay.AM))
     return openings[:limit]
+
+
+APPOINTMENT_STATUS_NAMES = {
+    AppointmentStatus.BOOKED: "已预约",
+    AppointmentStatus.CANCELLED: "已取消",
+    AppointmentStatus.COMPLETED: "已就诊",
+}
+
+
+async def _appointments_where(
+    session: AsyncSession, condition: ColumnElement[bool], limit: int
+) -> list[tuple[Appointment, AppointmentReminder | None]]:
+    """Appointments with their session, doctor and department loaded, latest session first."""
+    rows = await session.execute(
+        select(Appointment, AppointmentReminder)
+        .join(Schedule, Schedule.id == Appointment.schedule_id)
+        .outerjoin(AppointmentReminder, AppointmentReminder.appointment_id == Appointment.id)
+        .options(joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department))
+        .where(condition)
+        .order_by(Schedule.date.desc(), Schedule.half_day.desc(), Appointment.id.desc())
+        .limit(limit)
+    )
+    return [(appointment, reminder) for appointment, reminder in rows.all()]
+
+
+async def patient_appointments(
+    session: AsyncSession, patient_id: int, limit: int = 50
+) -> list[dict[str, Any]]:
+    """A patient's appointments for the 360 view, with who booked and the day-before reminder's outcome."""
+    rows = await _appointments_where(session, Appointment.patient_id == patient_id, limit)
+    return [
+        {
+            "id": appointment.id,
+            "status": appointment.status,
+            "date": appointment.schedule.date.isoformat(),
+            "half_day": appointment.schedule.half_day,
+            "department": appointment.schedule.doctor.department.patient_name,
+            "doctor": appointment.schedule.doctor.name,
+            "title": appointment.schedule.doctor.title,
+            "booked_by_identity_id": appointment.booked_by_identity_id,
+            "created_at": appointment.created_at.isoformat(),
+            "cancelled_at": appointment.cancelled_at.isoformat() if appointment.cancelled_at else None,
+            "reminder": {"status": reminder.status, "channel": reminder.channel} if reminder else None,
+        }
+        for appointment, reminder in rows
+    ]
+
+
+async def family_appointments(
+    session: AsyncSession, patient_id: int, identity_ids: list[int], limit: int = 10
+) -> list[dict[str, str]]:
+    """For the console's patient panel: the patient's own appointments and those their WeChat
+    identities booked for family members, so an agent sees the mother's booking in the son's chat."""
+    condition = Appointment.patient_id == patient_id
+    if identity_ids:
+        condition = or_(condition, Appointment.booked_by_identity_id.in_(identity_ids))
+    rows = await _appointments_where(session, condition, limit)
+    patient_ids = {appointment.patient_id for appointment, _ in rows}
+    names = dict(
+        (
+            await session.execute(select(Patient.id, Patient.display_name).where(Patient.id.in_(patient_ids)))
+        ).all()
+    )
+    result = []
+    for appointment, _ in rows:
+        schedule = appointment.schedule
+        doctor = schedule.doctor
+        when = f"{day_label(schedule.date)}{HALF_DAY_NAMES[HalfDay(schedule.half_day)]}"
+        who = names.get(appointment.patient_id) or f"患者 {appointment.patient_id}"
+        status = AppointmentStatus(appointment.status)
+        result.append(
+            {
+                "label": f"{who} · {when} {doctor.department.patient_name} {doctor.name}",
+                "status": APPOINTMENT_STATUS_NAMES.get(status, status.value),
+            }
+        )
+    return result

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.appointments.service import family_appointments
 from crm_backend.conversations.models import Conversation, Message
 from crm_backend.escalations.models import ConversationNote, Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
@@ -125,7 +126,9 @@ async def patient_panel(
             }
             for c in conversations
         ],
-        "records": {},
+        "records": {
+            "appointments": await family_appointments(session, patient_id, [i.id for i in identities]),
+        },
     }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 
+from crm_backend.appointments.service import patient_appointments
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.patients.models import Patient
@@ -90,8 +91,7 @@ async def patient_360(
             }
             for c in conversations
         ],
-        # The booking feature fills this in.
-        "appointments": [],
+        "appointments": await patient_appointments(session, patient_id),
     }
     actions = [("patient.view", {"view": "360"})]
     if reveal:

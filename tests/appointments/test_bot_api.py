@@ -255,3 +255,35 @@ async def test_dates_in_the_past_or_too_far_are_explained(
         "/internal/bot/booking/openings", params={"sender": sender}, json={"department_id": "x"}
     )
     assert bad.status_code in (400, 422)
+
+
+async def test_the_console_panel_shows_what_the_family_booked(
+    bot: httpx.AsyncClient, runtime: Runtime, kidney: Any
+) -> None:
+    from crm_backend.escalations.views_model import patient_panel
+
+    day = hospital_today(utcnow()) + timedelta(days=5)
+    schedule = await make_schedule(runtime, day, "pm", capacity=3, department=kidney, doctor_name="肾二")
+    sender = await new_sender(runtime)
+    mother = (
+        await register(
+            bot, sender, relationship="parent", id_number=resident_id("19560101", "118"), name="钱芬"
+        )
+    ).json()
+    booked = await bot.post(
+        "/internal/bot/appointments",
+        params={"sender": sender},
+        json={"patient_id": mother["patient"]["id"], "schedule_id": schedule.id},
+    )
+    assert booked.status_code == 201
+    async with runtime.db.sessions() as session:
+        holder = await session.scalar(
+            sa.select(WeChatIdentity.patient_id).where(WeChatIdentity.openid == sender.split(":")[1])
+        )
+        assert holder is not None
+        panel = await patient_panel(session, holder, runtime.protector)
+    [entry] = panel["records"]["appointments"]
+    assert entry["status"] == "已预约"
+    assert (
+        entry["label"].startswith("钱芬 · ") and "下午" in entry["label"] and "肾内科 肾二" in entry["label"]
+    )

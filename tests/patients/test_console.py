@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from crm_backend.appointments.models import Department, Doctor, Schedule
+from crm_backend.appointments.service import book
 from crm_backend.audit.models import AuditEntry
 from crm_backend.patients.records import add_managed_patient
 from crm_backend.runtime import Runtime
@@ -34,6 +38,24 @@ async def _audit(runtime: Runtime, staff_id: int) -> list[AuditEntry]:
         )
 
 
+async def _booked(runtime: Runtime, family: Family) -> None:
+    """One appointment of the family's own patient, booked in chat by their identity."""
+    async with runtime.db.sessions() as session:
+        department = Department(
+            code=f"P360-{family.patient_id}", name="三百六十科", patient_name="三百六十科"
+        )
+        session.add(department)
+        await session.flush()
+        doctor = Doctor(department_id=department.id, name="全景医生", title="主治医师")
+        session.add(doctor)
+        await session.flush()
+        schedule = Schedule(doctor_id=doctor.id, date=date(2027, 3, 10), half_day="am", capacity=5)
+        session.add(schedule)
+        await session.flush()
+        await book(session, family.patient_id, schedule.id, family.identity.id)
+        await session.commit()
+
+
 async def test_roles_see_masked_or_full_values(
     app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
 ):
@@ -46,6 +68,7 @@ async def test_roles_see_masked_or_full_values(
         )  # fmt: skip
         await session.commit()
     url = f"/api/console/patients/{family.patient_id}/360"
+    await _booked(runtime, family)
 
     async with staff_client(app, admin_client, "agent", [family.team_id]) as (agent, agent_client):
         view = (await agent_client.get(url)).json()
@@ -54,7 +77,14 @@ async def test_roles_see_masked_or_full_values(
         assert view["managed_patients"][0]["id"] == child_id
         assert view["managed_patients"][0]["relationship"] == "child"
         assert view["managed_patients"][0]["phone"] == "135****7777"
-        assert view["appointments"] == [] and view["conversations"][0]["id"] == family.conversation_id
+        assert view["conversations"][0]["id"] == family.conversation_id
+        [appointment] = view["appointments"]
+        assert (appointment["department"], appointment["doctor"], appointment["status"]) == (
+            "三百六十科",
+            "全景医生",
+            "booked",
+        )
+        assert appointment["booked_by_identity_id"] == family.identity.id and appointment["reminder"] is None
         assert view["identities"][0]["relationship"] == "self"
         assert (await agent_client.get(url, params={"reveal": "true"})).status_code == 403
         # The existing panel now lists the dependants, masked.

@@ -31,9 +31,11 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.escalations.models import Escalation, Priority
 from crm_backend.escalations.service import RATING_THANKS, Escalations, sender_id
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.service import get_or_create_identity
 from crm_backend.runtime import Runtime
 
@@ -172,7 +174,9 @@ class InboundProcessor:
                 session, inbound.app_id, inbound.openid, unionid=fields.get("UnionId"), seen_at=seen_at
             )
             conversation = await _current_conversation(session, identity, seen_at)
-            message = await _store_patient_message(session, inbound, conversation, seen_at)
+            message = await _store_patient_message(
+                session, inbound, conversation, seen_at, self.runtime.protector
+            )
             plan = Plan(conversation_id=conversation.id)
 
             if inbound.attempts > settings.max_processing_attempts:
@@ -236,7 +240,7 @@ class InboundProcessor:
         conversation: Conversation,
         message: Message,
     ) -> None:
-        text = message.content
+        text = unsealed_text(message.content, message.extra, self.runtime.protector)
         answer = consent.read_answer(text)
         decision = await consent.current_decision(session, identity.id)
         already_recorded = (
@@ -373,7 +377,11 @@ async def _current_conversation(
 
 
 async def _store_patient_message(
-    session: AsyncSession, inbound: InboundMessage, conversation: Conversation, seen_at: datetime
+    session: AsyncSession,
+    inbound: InboundMessage,
+    conversation: Conversation,
+    seen_at: datetime,
+    protector: FieldProtector,
 ) -> Message:
     if inbound.attempts > 1:  # a retry may find the message a crashed attempt already stored
         existing = await session.scalar(select(Message).where(Message.inbound_id == inbound.id))
@@ -381,6 +389,12 @@ async def _store_patient_message(
             return existing
     fields = inbound.payload
     content, extra = _content_of(inbound.msg_type, inbound.event, fields)
+    content, sealed = seal_id_numbers(content, protector)
+    if sealed:
+        # The stored push is masked too, in the same transaction as the message that keeps the original.
+        extra = {**(extra or {}), SEALED_KEY: sealed}
+        typed = "Recognition" if inbound.msg_type == "voice" else "Content"
+        inbound.payload = {**fields, typed: seal_id_numbers(fields.get(typed) or "", protector)[0]}
     message = Message(
         conversation_id=conversation.id,
         direction=Direction.IN,

@@ -12,6 +12,9 @@ RASA_PY := $(RASA_VENV)/bin/python
 -include .env
 export
 PORT ?= 8000
+# The action server reaches the CRM's bot API here (honcho gives each process its own PORT, so
+# the web app's address is fixed before honcho starts).
+CRM_API_URL ?= http://127.0.0.1:$(PORT)
 ifeq ($(strip $(WECHAT_OA_APPID)),)
 # No real official account: the web app serves the WeChat sandbox and the simulator itself.
 WECHAT_API_BASE ?= http://127.0.0.1:$(PORT)

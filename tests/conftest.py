@@ -10,7 +10,7 @@ import redis
 
 from crm_backend.database.core import Database
 from tests.support.postgres import recreate_postgres
-from tests.support.stack import FakeWeChat, RasaServers, Stack, start_fake_wechat, start_rasa
+from tests.support.stack import FakeWeChat, Stack, free_port, start_fake_wechat, start_rasa
 
 #: Our own database on that server; set TEST_POSTGRES_DB to run two suites side by side.
 POSTGRES_TEST_DB = os.environ.get("TEST_POSTGRES_DB", "carebridge_test")
@@ -30,13 +30,6 @@ async def _fresh_postgres() -> str:
 
 
 @pytest.fixture(scope="session")
-def rasa_servers() -> Iterator[RasaServers]:
-    servers = start_rasa(_fresh_redis("rasa"))
-    yield servers
-    servers.stop()
-
-
-@pytest.fixture(scope="session")
 def fake_wechat() -> Iterator[FakeWeChat]:
     fake = start_fake_wechat()
     yield fake
@@ -45,24 +38,26 @@ def fake_wechat() -> Iterator[FakeWeChat]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 async def stack(
-    request: pytest.FixtureRequest, rasa_servers: RasaServers, fake_wechat: FakeWeChat, tmp_path_factory
+    request: pytest.FixtureRequest, fake_wechat: FakeWeChat, tmp_path_factory
 ) -> AsyncIterator[Stack]:
+    """Each stack has its own Rasa and action server: the action server calls that stack's web app."""
     backend: str = request.param
     if backend == "sqlite":
         database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'carebridge.db'}"
     else:
         database_url = await _fresh_postgres()
-    stack = Stack(backend, database_url, _fresh_redis(backend), rasa_servers, fake_wechat)
-    stack.migrate()
-    stack.start_web()
-    stack.start_worker()
+    port = free_port()
+    rasa = start_rasa(_fresh_redis("rasa"), crm_url=f"http://127.0.0.1:{port}")
+    stack = Stack(backend, database_url, _fresh_redis(backend), rasa, fake_wechat, port=port)
     try:
+        stack.migrate()
+        stack.start_web()
+        stack.start_worker()
         stack.wait_healthy()
-    except TimeoutError:
+        yield stack
+    finally:
         stack.stop()
-        raise
-    yield stack
-    stack.stop()
+        rasa.stop()
 
 
 @pytest.fixture

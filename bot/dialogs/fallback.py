@@ -29,6 +29,14 @@ INTENT_LABELS: dict[str, str] = {
     "goodbye": "结束本次咨询",
     "bot_challenge": "确认是不是真人在回复",
     "request_human": "转人工服务",
+    "book_appointment": "预约挂号",
+    "list_appointments": "查询已有的预约",
+    "cancel_appointment": "取消预约",
+    "reschedule_appointment": "更改预约时间",
+    "add_patient": "添加就诊人",
+    "inform": "继续刚才的挂号",
+    "affirm": "表示同意",
+    "deny": "表示不需要",
 }
 GENERIC_LABEL = "咨询其他事情"
 DENY_TITLE = "都不是"

@@ -120,9 +120,12 @@ class RasaServers:
         self.actions.stop()
 
 
-def start_rasa(redis_url: str) -> RasaServers:
+def start_rasa(redis_url: str, crm_url: str | None = None) -> RasaServers:
+    """`crm_url`: the web app whose bot API the action server calls (booking needs it)."""
     rasa_port, action_port = free_port(), free_port()
     env = base_env(RASA_PORT=str(rasa_port), ACTION_SERVER_PORT=str(action_port), REDIS_URL=redis_url)
+    if crm_url is not None:
+        env["CRM_API_URL"] = crm_url
     actions = Process("actions", [str(RASA_PY), "bot/launch.py", "actions"], env).start()
     rasa = Process("rasa", [str(RASA_PY), "bot/launch.py", "server"], env).start()
     servers = RasaServers(rasa_port, action_port, rasa, actions)

@@ -1,0 +1,94 @@
+"""The action server's client for the CRM's bot API (/internal/bot/...).
+
+The action server runs in Rasa's virtualenv and never opens the CRM database: patient records,
+schedules and bookings are reached over HTTP, with the shared INTERNAL_API_TOKEN, naming the
+conversation's WeChat identity (Rasa's sender id) on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+#: Without real WeChat credentials the CRM accepts this token (crm_backend/config.py says the same).
+SANDBOX_TOKEN = "sandbox-internal-token"
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class CRMUnavailable(Exception):
+    """The CRM did not answer as expected; the dialogue says so instead of guessing."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _base_url() -> str:
+    # Not PORT: under honcho every process gets its own PORT; the Makefile sets CRM_API_URL.
+    return (os.environ.get("CRM_API_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {os.environ.get('INTERNAL_API_TOKEN') or SANDBOX_TOKEN}"}
+
+
+class CRM:
+    """One call per method; a refusal the patient should read comes back as `Answer.body["message"]`."""
+
+    def __init__(self, sender_id: str) -> None:
+        self.sender = sender_id
+
+    async def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> Answer:
+        url = f"{_base_url()}/internal/bot{path}"
+        try:
+            async with aiohttp.ClientSession(timeout=TIMEOUT, headers=_headers()) as http:
+                async with http.request(method, url, params={"sender": self.sender}, json=json) as response:
+                    body = await response.json(content_type=None)
+                    answer = Answer(response.status, body if isinstance(body, dict) else {})
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise CRMUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if answer.status >= 500 or answer.status in (400, 401, 403):
+            raise CRMUnavailable(f"{method} {path}: HTTP {answer.status} {answer.body}")
+        return answer
+
+    async def patients(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/patients")).body.get("patients", [])
+
+    async def check(self, field: str, value: str) -> Answer:
+        return await self._call("POST", "/patients/check", {"field": field, "value": value})
+
+    async def register(self, details: dict[str, str]) -> Answer:
+        return await self._call("POST", "/patients", details)
+
+    async def understand(self, text: str) -> dict[str, Any]:
+        return (await self._call("POST", "/booking/understand", {"text": text})).body
+
+    async def openings(self, query: dict[str, Any]) -> dict[str, Any]:
+        return (await self._call("POST", "/booking/openings", query)).body
+
+    async def book(self, patient_id: int, schedule_id: int) -> Answer:
+        body = {"patient_id": patient_id, "schedule_id": schedule_id}
+        return await self._call("POST", "/appointments", body)
+
+    async def appointments(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/appointments")).body.get("appointments", [])
+
+    async def cancel(self, appointment_id: int) -> Answer:
+        return await self._call("POST", f"/appointments/{appointment_id}/cancel")
+
+    async def reschedule(self, appointment_id: int, schedule_id: int) -> Answer:
+        return await self._call(
+            "POST", f"/appointments/{appointment_id}/reschedule", {"schedule_id": schedule_id}
+        )

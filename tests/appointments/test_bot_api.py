@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from crm_backend.appointments.bot_views import router as booking_router
-from crm_backend.appointments.models import Appointment, Schedule
+from crm_backend.appointments.models import Appointment, Department, Schedule
 from crm_backend.appointments.service import hospital_today
 from crm_backend.config import SANDBOX_INTERNAL_TOKEN
 from crm_backend.database.core import utcnow
@@ -287,3 +287,47 @@ async def test_the_console_panel_shows_what_the_family_booked(
     assert (
         entry["label"].startswith("钱芬 · ") and "下午" in entry["label"] and "肾内科 肾二" in entry["label"]
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "department", "relationship", "expert", "half_day", "days_ahead"),
+    [
+        ("我想挂个号", None, None, False, None, None),
+        ("帮我妈约下周三的心内科", "心内科", "parent", False, None, "next wednesday"),
+        ("有没有明天上午皮肤科的专家号", "皮肤科", None, True, "am", 1),
+        ("给孩子挂儿科", "儿科", "child", False, None, None),
+    ],
+)
+async def test_the_requests_patients_typically_send(
+    bot: httpx.AsyncClient,
+    runtime: Runtime,
+    text: str,
+    department: str | None,
+    relationship: str | None,
+    expert: bool,
+    half_day: str | None,
+    days_ahead: int | str | None,
+) -> None:
+    for name, aliases in (("心血管内科", ["心内科"]), ("皮肤科", ["皮肤病科"]), ("儿科", ["小儿科"])):
+        async with runtime.db.sessions() as session:
+            known = await session.scalar(
+                sa.select(sa.func.count()).select_from(Department).where(Department.name == name)
+            )
+        if not known:
+            await make_department(
+                runtime, name=name, patient_name=aliases[0] if name == "心血管内科" else name, aliases=aliases
+            )
+    sender = await new_sender(runtime)
+    words = (
+        await bot.post("/internal/bot/booking/understand", params={"sender": sender}, json={"text": text})
+    ).json()
+    assert (words["department"] or {}).get("name") == department
+    assert (words["relationship"], words["expert"], words["half_day"]) == (relationship, expert, half_day)
+    today = hospital_today(utcnow())
+    if days_ahead is None:
+        assert words["date_from"] is None
+    elif days_ahead == "next wednesday":
+        wednesday = today + timedelta(days=7 - today.weekday() + 2)
+        assert words["date_from"] == words["date_to"] == wednesday.isoformat()
+    else:
+        assert words["date_from"] == (today + timedelta(days=int(days_ahead))).isoformat()

@@ -369,35 +369,29 @@ class ValidateBookingForm(Action):
 # -- starting the form -----------------------------------------------------------------------
 
 
-class _Start(Action):
+class ActionStartBooking(Action):
+    """Starts the form in its mode; answers left from an earlier, unfinished request are cleared."""
+
     mode = BOOK
 
     def name(self) -> str:
-        return f"action_start_{self.mode}"
+        return "action_start_booking" if self.mode == BOOK else f"action_start_{self.mode}"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        """A fresh form: answers from an earlier, unfinished request must not leak into this one."""
         return _reset(self.mode)
 
 
-class ActionStartBooking(_Start):
-    mode = BOOK
-
-    def name(self) -> str:
-        return "action_start_booking"
-
-
-class ActionStartReschedule(_Start):
+class ActionStartReschedule(ActionStartBooking):
     mode = RESCHEDULE
 
 
-class ActionStartCancel(_Start):
+class ActionStartCancel(ActionStartBooking):
     mode = CANCEL
 
 
-class ActionStartAddPatient(_Start):
+class ActionStartAddPatient(ActionStartBooking):
     mode = ADD_PATIENT
 
 
@@ -524,8 +518,7 @@ class ActionBookingSubmit(Action):
         appointment = tracker.get_slot("booking_appointment") or {}
         if mode == CANCEL:
             answer = await crm.cancel(appointment["id"])
-            label = appointment.get("label", "")
-            done = f"已为您取消预约：{label}。号源已释放，如需重新预约，发送“挂号”即可。"
+            done = "已为您取消预约：{label}。号源已释放，如需重新预约，发送“挂号”即可。"
         elif mode == RESCHEDULE:
             answer = await crm.reschedule(appointment["id"], opening["schedule_id"])
             done = "改约成功！新的就诊时间：{label}。原来的预约已自动取消。"

@@ -461,7 +461,7 @@ class ActionAskBookingConfirmed(Action):
             text = f"确认取消这个预约吗？\n{appointment.get('label', '')}"
             yes = "确认取消"
         elif mode == RESCHEDULE:
-            new = f"{opening.get('label', '')}"
+            new = opening.get("summary") or opening.get("label", "")
             text = f"确认改约吗？\n原预约：{appointment.get('label', '')}\n改为：{new}"
             yes = "确认改约"
         else:
@@ -470,7 +470,7 @@ class ActionAskBookingConfirmed(Action):
                 "请确认预约信息：\n"
                 f"就诊人：{patient.get('label', '')}\n"
                 f"科室：{opening.get('department', '')}\n"
-                f"时间和医生：{opening.get('label', '')}"
+                f"时间和医生：{opening.get('summary') or opening.get('label', '')}"
             )
             yes = "确认预约"
         dispatcher.utter_message(

@@ -60,6 +60,8 @@ def _opening(o: Opening) -> dict[str, Any]:
         "half_day": o.half_day.value,
         "available": o.available,
         "label": o.label,
+        # For the confirmation: the places left are news in a list, noise in a summary.
+        "summary": f"{day_label(o.date)}{HALF_DAY_NAMES[o.half_day]} {o.doctor} {o.title}",
     }
 
 

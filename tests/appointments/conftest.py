@@ -21,8 +21,10 @@ from crm_backend.staff.views import router as staff_router
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
-REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/" + os.environ.get(
-    "TEST_APPOINTMENTS_REDIS_DB", "10"
+REDIS_URL = (
+    os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
+    + "/"
+    + os.environ.get("TEST_APPOINTMENTS_REDIS_DB", "10")
 )
 #: Overridable so two copies of this suite can run side by side.
 DB_NAME = os.environ.get("TEST_APPOINTMENTS_DB", "carebridge_appointments_test")

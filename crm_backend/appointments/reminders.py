@@ -55,7 +55,7 @@ from crm_backend.appointments.service import (
 )
 from crm_backend.config import Settings
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
-from crm_backend.conversations.processing import _current_conversation
+from crm_backend.conversations.processing import current_conversation
 from crm_backend.database.core import Database
 from crm_backend.escalations.service import add_outbound
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
@@ -423,7 +423,7 @@ async def _conversation(session: AsyncSession, identity: WeChatIdentity, now: da
     """The identity's open conversation (the same rule as for a patient's message), or a new one."""
     fresh = await session.get(WeChatIdentity, identity.id)
     assert fresh is not None
-    return await _current_conversation(session, fresh, now)
+    return await current_conversation(session, fresh, now)
 
 
 async def _deliver_custom(

@@ -173,7 +173,7 @@ class InboundProcessor:
             identity = await get_or_create_identity(
                 session, inbound.app_id, inbound.openid, unionid=fields.get("UnionId"), seen_at=seen_at
             )
-            conversation = await _current_conversation(session, identity, seen_at)
+            conversation = await current_conversation(session, identity, seen_at)
             message = await _store_patient_message(
                 session, inbound, conversation, seen_at, self.runtime.protector
             )
@@ -352,9 +352,10 @@ class InboundProcessor:
             await session.commit()
 
 
-async def _current_conversation(
+async def current_conversation(
     session: AsyncSession, identity: WeChatIdentity, seen_at: datetime
 ) -> Conversation:
+    """The identity's open conversation, or a new one after CONVERSATION_IDLE (reminders use it too)."""
     conversation = await session.scalar(
         select(Conversation)
         .where(Conversation.identity_id == identity.id, Conversation.status != ConversationStatus.CLOSED)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -23,6 +26,16 @@ from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WeChatCall:
+    """How one call ended: an answer, WeChat's refusal, or WeChat out of reach; and the tries it took."""
+
+    attempts: int
+    answer: dict[str, Any] | None = None
+    refused: WeChatAPIError | None = None
+    unreachable: str | None = None
 
 
 class Outbox:
@@ -67,30 +80,41 @@ class Outbox:
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
                     await self.escalations.publish_delivery(message)
 
-    async def _send_text(
-        self, openid: str, content: str, message: Message
-    ) -> tuple[DeliveryStatus, str | None]:
+    async def call_with_token(self, send: Callable[[str], Awaitable[dict[str, Any]]]) -> WeChatCall:
+        """One WeChat API call with the shared access token: a stale token is refreshed once, an
+        unreachable WeChat retried with backoff up to DELIVERY_MAX_ATTEMPTS. Every sender uses it."""
         settings = self.runtime.settings
-        payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
         refreshed = False
-        failures = 0
+        attempts = failures = 0
         while True:
-            message.attempts += 1
+            attempts += 1
             token = ""
             try:
                 token = await self.tokens.get()
-                await self.api.send_custom_message(token, payload)
-                return DeliveryStatus.SENT, None
+                return WeChatCall(attempts, answer=await send(token))
             except WeChatAPIError as exc:
                 if exc.errcode in TOKEN_ERRORS and not refreshed:
                     refreshed = True
                     await self.tokens.refresh(stale=token or None)
                     continue
-                if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
-                    return DeliveryStatus.UNDELIVERABLE, f"{exc.errcode} {exc.errmsg}"
-                return DeliveryStatus.FAILED, f"{exc.errcode} {exc.errmsg}"
+                return WeChatCall(attempts, refused=exc)
             except WeChatUnavailable as exc:
                 failures += 1
                 if failures >= settings.delivery_max_attempts:
-                    return DeliveryStatus.FAILED, f"unreachable after {failures} attempts: {exc}"
+                    return WeChatCall(attempts, unreachable=f"unreachable after {failures} attempts: {exc}")
                 await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))
+
+    async def _send_text(
+        self, openid: str, content: str, message: Message
+    ) -> tuple[DeliveryStatus, str | None]:
+        payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
+        call = await self.call_with_token(lambda token: self.api.send_custom_message(token, payload))
+        message.attempts += call.attempts
+        if call.answer is not None:
+            return DeliveryStatus.SENT, None
+        if call.refused is not None:
+            exc = call.refused
+            if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
+                return DeliveryStatus.UNDELIVERABLE, f"{exc.errcode} {exc.errmsg}"
+            return DeliveryStatus.FAILED, f"{exc.errcode} {exc.errmsg}"
+        return DeliveryStatus.FAILED, call.unreachable

@@ -21,7 +21,6 @@ marked failed for staff instead.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from channels.outbound.delivery import Outbox
-from channels.outbound.wechat_api import TOKEN_ERRORS, WINDOW_ERRORS, WeChatAPIError, WeChatUnavailable
+from channels.outbound.wechat_api import WINDOW_ERRORS
 from crm_backend.appointments.models import (
     Appointment,
     AppointmentReminder,
@@ -574,27 +573,12 @@ async def _send_template(
 async def _post_template(
     outbox: Outbox, payload: dict[str, Any]
 ) -> tuple[int, int | None, int | None, str | None]:
-    """POST template/send with the shared token: a stale token is refreshed once, an unreachable
-    WeChat retried with the outbox's backoff. Returns (attempts, msgid, errcode, errmsg)."""
-    settings = outbox.runtime.settings
-    refreshed = False
-    attempts = failures = 0
-    while True:
-        attempts += 1
-        token = ""
-        try:
-            token = await outbox.tokens.get()
-            answer = await outbox.api.send_template_message(token, payload)
-            msgid = answer.get("msgid")
-            return attempts, int(msgid) if msgid else None, None, None
-        except WeChatAPIError as exc:
-            if exc.errcode in TOKEN_ERRORS and not refreshed:
-                refreshed = True
-                await outbox.tokens.refresh(stale=token or None)
-                continue
-            return attempts, None, exc.errcode, exc.errmsg[:255]
-        except WeChatUnavailable as exc:
-            failures += 1
-            if failures >= settings.delivery_max_attempts:
-                return attempts, None, None, f"unreachable after {failures} attempts: {exc}"[:255]
-            await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))
+    """POST template/send through the outbox's token and retry handling.
+    Returns (attempts, msgid, errcode, errmsg)."""
+    call = await outbox.call_with_token(lambda token: outbox.api.send_template_message(token, payload))
+    if call.answer is not None:
+        msgid = call.answer.get("msgid")
+        return call.attempts, int(msgid) if msgid else None, None, None
+    if call.refused is not None:
+        return call.attempts, None, call.refused.errcode, call.refused.errmsg[:255]
+    return call.attempts, None, None, (call.unreachable or "")[:255]

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from crm_backend.appointments import service
 from crm_backend.appointments.models import (
@@ -192,11 +191,7 @@ async def _managed_patient(session: AsyncSession, identity: WeChatIdentity, pati
 async def _managed_appointment(
     session: AsyncSession, identity: WeChatIdentity, appointment_id: int
 ) -> tuple[Appointment, Patient]:
-    appointment = await session.scalar(
-        select(Appointment)
-        .options(joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department))
-        .where(Appointment.id == appointment_id)
-    )
+    appointment = await service.load_appointment(session, appointment_id)
     if appointment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such appointment")
     return appointment, await _managed_patient(session, identity, appointment.patient_id)
@@ -222,13 +217,8 @@ class NewAppointment(BaseModel):
 
 
 async def _loaded(session: AsyncSession, appointment_id: int) -> Appointment:
-    appointment = await session.scalar(
-        select(Appointment)
-        .options(joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department))
-        .where(Appointment.id == appointment_id)
-        .execution_options(populate_existing=True)
-    )
-    assert appointment is not None
+    appointment = await service.load_appointment(session, appointment_id)
+    assert appointment is not None  # just written in this session
     return appointment
 
 
@@ -277,9 +267,7 @@ async def upcoming(session: DbSession, identity: SenderIdentity) -> dict[str, An
             .join(Patient, Patient.id == Appointment.patient_id)
             .join(PatientLink, PatientLink.patient_id == Patient.id)
             .join(Schedule, Schedule.id == Appointment.schedule_id)
-            .options(
-                joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department)
-            )
+            .options(service.WITH_SESSION)
             .where(
                 PatientLink.identity_id == identity.id,
                 Appointment.status == AppointmentStatus.BOOKED,

@@ -30,7 +30,6 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from channels.outbound.delivery import Outbox
 from channels.outbound.wechat_api import WINDOW_ERRORS
@@ -38,7 +37,6 @@ from crm_backend.appointments.models import (
     Appointment,
     AppointmentReminder,
     AppointmentStatus,
-    Doctor,
     HalfDay,
     ReminderChannel,
     ReminderStatus,
@@ -48,6 +46,7 @@ from crm_backend.appointments.models import (
 from crm_backend.appointments.service import (
     HALF_DAY_NAMES,
     HOSPITAL_TZ,
+    WITH_SESSION,
     day_label,
     hospital_today,
     session_start,
@@ -297,9 +296,7 @@ async def _load(session: AsyncSession, reminder_id: int) -> _Loaded:
     reminder = await session.get(AppointmentReminder, reminder_id)
     assert reminder is not None
     appointment = await session.scalar(
-        select(Appointment)
-        .where(Appointment.id == reminder.appointment_id)
-        .options(joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department))
+        select(Appointment).where(Appointment.id == reminder.appointment_id).options(WITH_SESSION)
     )
     assert appointment is not None
     patient = await session.get(Patient, appointment.patient_id)

@@ -297,6 +297,20 @@ async def nearest_alternatives(
     return openings[:limit]
 
 
+#: Loads an appointment's session, doctor and department with it: every view of one needs all three.
+WITH_SESSION = joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department)
+
+
+async def load_appointment(session: AsyncSession, appointment_id: int) -> Appointment | None:
+    """The appointment as it is in the database now (after conditional UPDATEs), with its session."""
+    return await session.scalar(
+        select(Appointment)
+        .options(WITH_SESSION)
+        .where(Appointment.id == appointment_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 APPOINTMENT_STATUS_NAMES = {
     AppointmentStatus.BOOKED: "已预约",
     AppointmentStatus.CANCELLED: "已取消",
@@ -312,7 +326,7 @@ async def _appointments_where(
         select(Appointment, AppointmentReminder)
         .join(Schedule, Schedule.id == Appointment.schedule_id)
         .outerjoin(AppointmentReminder, AppointmentReminder.appointment_id == Appointment.id)
-        .options(joinedload(Appointment.schedule).joinedload(Schedule.doctor).joinedload(Doctor.department))
+        .options(WITH_SESSION)
         .where(condition)
         .order_by(Schedule.date.desc(), Schedule.half_day.desc(), Appointment.id.desc())
         .limit(limit)

@@ -127,6 +127,11 @@ class _Reader:
         self.updates: dict[str, Any] = {}
         self.requested: str | None = tracker.get_slot("requested_slot")
 
+    @property
+    def registering(self) -> bool:
+        """A new 就诊人's details are being collected (numbers typed are read as theirs)."""
+        return self.mode == ADD_PATIENT or self.slots.get("booking_patient") == NEW_PATIENT
+
     def set(self, slot: str, value: Any) -> None:
         self.updates[slot] = value
         self.slots[slot] = value
@@ -150,7 +155,7 @@ class _Reader:
         text = _text(self.tracker)
         if not text:
             return
-        if self.mode in (BOOK, ADD_PATIENT) or self.slots.get("booking_patient") == NEW_PATIENT:
+        if self.registering:
             await self._read_details(text)
         if self.mode in (BOOK, RESCHEDULE) and self.requested not in REGISTRATION:
             await self._read_booking_words(text)
@@ -276,8 +281,7 @@ class _Reader:
             await self._refresh_options()
 
     async def _register_if_complete(self) -> None:
-        registering = self.mode == ADD_PATIENT or self.slots.get("booking_patient") == NEW_PATIENT
-        if not registering or any(self.slots.get(slot) is None for slot in REGISTRATION):
+        if not self.registering or any(self.slots.get(slot) is None for slot in REGISTRATION):
             return
         answer = await self.crm.register(
             {

@@ -1,4 +1,9 @@
-"""Deliver a conversation's pending answers through WeChat's customer-service API, in order."""
+"""Deliver answers through WeChat's customer-service API, in order.
+
+Two ways in: `deliver_conversation` sends whatever a conversation has PENDING, under a per-conversation
+lock (agent messages, reminders, retries, the sweeper); `send_claimed` sends a bot turn's answers,
+which processing stored already claimed (SENDING), so they need neither the lock nor a lookup.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from channels.outbound.access_token import AccessTokenStore
 from channels.outbound.wechat_api import (
@@ -20,6 +25,7 @@ from channels.outbound.wechat_api import (
     WeChatAPIError,
     WeChatUnavailable,
 )
+from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
@@ -69,7 +75,8 @@ class Outbox:
             )
             for message, openid in rows.all():
                 # Committed one by one: a crash after a send re-sends at most that one message.
-                status, error = await self._send_text(openid, message.content, message)
+                status, error, attempts = await self._send_text(openid, message.content)
+                message.attempts += attempts
                 message.delivery_status = status
                 message.delivery_error = error
                 if status == DeliveryStatus.SENT:
@@ -78,7 +85,36 @@ class Outbox:
                 if status != DeliveryStatus.SENT:
                     log.warning("message %s to %s: %s (%s)", message.id, openid, status, error)
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
-                    await self.escalations.publish_delivery(message)
+                    await self.escalations.publish_delivery(message.id, message.conversation_id)
+
+    async def deliver_answered(self, answered: Answered) -> None:
+        """Everything processing one push left to send: its claimed answers, then anything pending."""
+        if answered.claimed:
+            await self.send_claimed(answered)
+        if answered.pending:
+            await self.deliver_conversation(answered.conversation_id)
+
+    async def send_claimed(self, answered: Answered) -> None:
+        for outgoing in answered.claimed:
+            status, error, attempts = await self._send_text(answered.openid, outgoing.text)
+            async with self.runtime.db.single_statements.connect() as connection:
+                await connection.execute(
+                    update(Message)
+                    .where(
+                        Message.id == outgoing.message_id,
+                        Message.delivery_status == DeliveryStatus.SENDING,
+                    )
+                    .values(
+                        delivery_status=status,
+                        delivery_error=error,
+                        attempts=Message.attempts + attempts,
+                        sent_at=datetime.now(UTC) if status == DeliveryStatus.SENT else None,
+                    )
+                )
+            if status != DeliveryStatus.SENT:
+                log.warning("message %s to %s: %s (%s)", outgoing.message_id, answered.openid, status, error)
+            if outgoing.sender == SenderType.SYSTEM:
+                await self.escalations.publish_delivery(outgoing.message_id, outgoing.conversation_id)
 
     async def call_with_token(self, send: Callable[[str], Awaitable[dict[str, Any]]]) -> WeChatCall:
         """One WeChat API call with the shared access token: a stale token is refreshed once, an
@@ -104,17 +140,16 @@ class Outbox:
                     return WeChatCall(attempts, unreachable=f"unreachable after {failures} attempts: {exc}")
                 await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))
 
-    async def _send_text(
-        self, openid: str, content: str, message: Message
-    ) -> tuple[DeliveryStatus, str | None]:
+    async def _send_text(self, openid: str, content: str) -> tuple[DeliveryStatus, str | None, int]:
+        """How the send ended, WeChat's reason if it did not go out, and the tries it took."""
         payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
         call = await self.call_with_token(lambda token: self.api.send_custom_message(token, payload))
-        message.attempts += call.attempts
         if call.answer is not None:
-            return DeliveryStatus.SENT, None
+            return DeliveryStatus.SENT, None, call.attempts
         if call.refused is not None:
             exc = call.refused
+            reason = f"{exc.errcode} {exc.errmsg}"
             if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
-                return DeliveryStatus.UNDELIVERABLE, f"{exc.errcode} {exc.errmsg}"
-            return DeliveryStatus.FAILED, f"{exc.errcode} {exc.errmsg}"
-        return DeliveryStatus.FAILED, call.unreachable
+                return DeliveryStatus.UNDELIVERABLE, reason, call.attempts
+            return DeliveryStatus.FAILED, reason, call.attempts
+        return DeliveryStatus.FAILED, call.unreachable, call.attempts

@@ -9,6 +9,7 @@ endpoints under /sandbox/ let tests inspect what was sent and inject faults.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -377,9 +378,26 @@ class ClockSpec(BaseModel):
     seconds: float = Field(ge=0)
 
 
+class _Arrivals:
+    """Wakes readers long-polling /sandbox/sent when a send is recorded, so tests and benchmarks
+    learn of an answer the moment it arrives without polling the sandbox in a tight loop."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
 def create_wechat_router(state: SandboxState) -> APIRouter:
     """The fake `/cgi-bin/...` API plus the `/sandbox/...` control endpoints, bound to `state`."""
     router = APIRouter()
+    arrivals = _Arrivals()
 
     async def apply_fault(api: ApiName) -> Response | None:
         fault = state.take_fault(api)
@@ -428,6 +446,7 @@ def create_wechat_router(state: SandboxState) -> APIRouter:
             errcode = state.accept_send(api, payload["touser"], record)
         if errcode:
             return wechat_error(errcode)
+        arrivals.notify()
         if api == "template_send":
             return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": record["msgid"]})
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
@@ -442,10 +461,20 @@ def create_wechat_router(state: SandboxState) -> APIRouter:
 
     @router.get("/sandbox/sent", tags=["sandbox"])
     async def list_sent(
-        touser: str | None = None, api: str | None = None, after: int = 0
+        touser: str | None = None,
+        api: str | None = None,
+        after: int = 0,
+        wait: float = Query(0.0, ge=0, le=30),
     ) -> list[dict[str, Any]]:
-        """Accepted sends in order; `after` skips those with seq <= after."""
-        return state.sent(touser=touser, api=api, after=after)
+        """Accepted sends in order; `after` skips those with seq <= after. With `wait` (seconds),
+        an empty answer is held until a matching send arrives or the time is up."""
+        deadline = time.monotonic() + wait
+        while True:
+            found = state.sent(touser=touser, api=api, after=after)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            await arrivals.wait(left)
 
     @router.delete("/sandbox/sent", tags=["sandbox"])
     async def clear_sent() -> dict[str, bool]:

@@ -88,8 +88,11 @@ class InboundWriter(BackgroundLoop):
     async def _write(self, batch: list[_Pending]) -> dict[str, int]:
         """Insert the batch; returns the new ids of the keys that were not stored before."""
         rows = list({item.row["dedupe_key"]: item.row for item in reversed(batch)}.values())
-        async with self.runtime.db.engine.begin() as connection:
-            # executemany form: compiled once and cached, batched by SQLAlchemy's insertmanyvalues.
+        # One multi-row INSERT (SQLAlchemy's insertmanyvalues; compiled once and cached) commits on
+        # its own: no BEGIN/COMMIT round trips. Each row stands alone, so should a huge batch be
+        # split into several statements, a failure part-way only makes WeChat retry the pushes
+        # not yet acknowledged, which the unique key then finds stored.
+        async with self.runtime.db.single_statements.connect() as connection:
             result = await connection.execute(self._statement, rows)
             return {key: row_id for row_id, key in result.all()}
 

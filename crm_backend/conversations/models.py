@@ -84,6 +84,9 @@ class SenderType(enum.StrEnum):
 class DeliveryStatus(enum.StrEnum):
     RECEIVED = "received"  # inbound: stored from the patient
     PENDING = "pending"  # outbound: waiting for the sender
+    #: outbound: stored already claimed by the worker that sends it now (a bot turn's answers);
+    #: the sweeper hands one back as PENDING if that worker died before finishing.
+    SENDING = "sending"
     SENT = "sent"
     UNDELIVERABLE = "undeliverable"  # WeChat refused for a reason retrying cannot fix (48-hour window...)
     FAILED = "failed"  # retries exhausted

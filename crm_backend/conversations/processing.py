@@ -5,10 +5,16 @@ Three short steps so no database transaction is open while Rasa thinks:
   2. ask Rasa when the message is for the bot;
   3. store the answers as pending outbound messages and mark the push processed.
 Every step is idempotent, so a push reclaimed after a crash is finished, not duplicated.
+
+Steps 1 and 2 overlap for an ordinary bot turn: the query that finds the pending pushes also reads
+what decides their route (see pending.py), so Rasa is asked while step 1 records. Step 1's plan
+still decides; an early answer it disagrees with is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import ConsentRecord
-from crm_backend.conversations.bot_gateway import BotGateway, BotReply, Button
-from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
+from crm_backend.conversations.answers import Answered, Deliver, answer_row, store_answers
+from crm_backend.conversations.bot_gateway import BotGateway, BotReply
+from crm_backend.conversations.choices import ChoiceMemory, parse_number
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -31,6 +38,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.escalations.models import Escalation, Priority
 from crm_backend.escalations.service import RATING_THANKS, Escalations, sender_id
@@ -65,6 +73,23 @@ class Plan:
     patient_message_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Question:
+    """What the bot is asked: by whom (Rasa's sender id) and with which text."""
+
+    sender_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A message read against the numbered options offered last: the text for the bot, or, for a
+    number outside the options, how many there were."""
+
+    text: str | None
+    options: int = 0
+
+
 class InboundProcessor:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -73,65 +98,76 @@ class InboundProcessor:
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
         self.escalations = Escalations(runtime)
 
-    async def process_patient(self, app_id: str, openid: str) -> list[int]:
-        """Drain every stored push of one patient, oldest first, under that patient's lock.
-
-        Returns the conversations that now have answers waiting to be delivered.
-        """
+    async def process_patient(self, app_id: str, openid: str, deliver: Deliver) -> None:
+        """Drain every stored push of one patient, oldest first, under that patient's lock; each
+        push's answers are handed to `deliver` before the next push is processed, so they go out
+        in order."""
         settings = self.runtime.settings
         lock = self.runtime.redis.lock(
             settings.key("lock", "patient", app_id, openid),
             timeout=settings.rasa_timeout_seconds * 3 + 30,
             blocking_timeout=settings.rasa_timeout_seconds * 3 + 30,
         )
-        touched: set[int] = set()
         async with lock:
-            async with self.runtime.db.sessions() as session:
-                pending = (
-                    await session.scalars(
-                        select(InboundMessage.id)
-                        .where(
-                            InboundMessage.app_id == app_id,
-                            InboundMessage.openid == openid,
-                            InboundMessage.status == InboundStatus.RECEIVED,
-                        )
-                        .order_by(InboundMessage.create_time, InboundMessage.id)
-                    )
-                ).all()
-            for inbound_id in pending:
-                conversation_id = await self.process_one(inbound_id)
-                if conversation_id is not None:
-                    touched.add(conversation_id)
-        return sorted(touched)
+            async with self.runtime.db.single_statements.connect() as connection:
+                pending = await pending_pushes(connection, app_id, openid)
+            for index, push in enumerate(pending):
+                # The context read with the list is current only for the first push; the rest
+                # are a backlog and go the plain way.
+                early = await self._early_question(push, f"{app_id}:{openid}") if index == 0 else None
+                answered = await self.process_one(push.inbound_id, openid, early)
+                if answered is not None:
+                    await deliver(answered)
 
-    async def process_one(self, inbound_id: int) -> int | None:
-        """Returns the conversation that has new answers to send, if any."""
-        plan = await self._record(inbound_id)
+    async def process_one(
+        self, inbound_id: int, openid: str, early: Question | None = None
+    ) -> Answered | None:
+        """What this push left to deliver, if anything.
+
+        With `early`, Rasa is asked that question while the patient's message is recorded.
+        """
+        asked = asyncio.create_task(self.bot.ask(early.sender_id, early.text)) if early else None
+        try:
+            plan = await self._record(inbound_id)
+        except BaseException:
+            await _drop(asked)
+            raise
+        if plan is None or plan.finished or plan.bot_text is None:
+            await _drop(asked)
         if plan is None:
             return None
         if plan.finished:
-            return plan.conversation_id
+            return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         if plan.escalated_team_id is not None and plan.patient_message_id is not None:
             await self._to_console(plan)
         replies = [BotReply(text) for text in plan.system_replies]
         sender = SenderType.SYSTEM
         if plan.bot_text is not None:
-            replies = await self._ask_bot(plan)
+            if asked is not None and early == Question(plan.sender_id, plan.bot_text):
+                replies = await asked
+                await self._remember_choices(plan, replies)
+            else:
+                await _drop(asked)
+                replies = await self._ask_bot(plan)
             sender = SenderType.BOT
         shown = [reply for reply in replies if reply.text or reply.buttons]
         requests = [
             r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
         ]
         # A push that asked for people is marked processed only once the escalation exists, so a
-        # crash in between repeats the (idempotent) escalation instead of losing it.
-        stored = await self._store_answers(
-            inbound_id, plan.conversation_id, shown, sender, mark_processed=not requests
+        # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
+        # are not claimed: they go out with the escalation's notice, in order, the ordinary way.
+        stored = await store_answers(
+            self.runtime.db, inbound_id, plan.conversation_id, shown, sender, claim=not requests
         )
-        if stored and requests:
+        if stored is None:
+            return None
+        if requests:
             for request in requests:
                 await self._escalate_from_bot(plan.conversation_id, request)
             await self._mark_processed(inbound_id)
-        return plan.conversation_id if shown else None
+            return Answered(plan.conversation_id, openid, claimed=[], pending=True)
+        return Answered(plan.conversation_id, openid, claimed=stored) if stored else None
 
     async def _to_console(self, plan: Plan) -> None:
         async with self.runtime.db.sessions() as session:
@@ -155,9 +191,31 @@ class InboundProcessor:
     async def _ask_bot(self, plan: Plan) -> list[BotReply]:
         assert plan.bot_text is not None
         replies = await self.bot.ask(plan.sender_id, plan.bot_text)
+        await self._remember_choices(plan, replies)
+        return replies
+
+    async def _remember_choices(self, plan: Plan, replies: list[BotReply]) -> None:
         offered = [button for reply in replies for button in reply.buttons]
         await self.choices.remember(plan.conversation_id, offered)
-        return replies
+
+    async def _early_question(self, push: PendingPush, rasa_sender: str) -> Question | None:
+        """The question step 1 will plan for this push, when the pending read already tells."""
+        text = push.typed_text()
+        if text is None or push.conversation_id is None or not push.goes_to_bot(CONVERSATION_IDLE):
+            return None
+        choice = await self._read_choice(push.conversation_id, text)
+        return Question(rasa_sender, choice.text) if choice.text is not None else None
+
+    async def _read_choice(self, conversation_id: int, text: str) -> Choice:
+        number = parse_number(text)
+        if number is None:
+            return Choice(text)
+        offered = await self.choices.offered(conversation_id)
+        if not offered:
+            return Choice(text)
+        if not 1 <= number <= len(offered):
+            return Choice(None, len(offered))
+        return Choice(offered[number - 1].payload)
 
     # -- step 1 --------------------------------------------------------------------------------
 
@@ -278,7 +336,6 @@ class InboundProcessor:
                 plan.system_replies = [consent.CONSENT_STILL_DECLINED]
             return
 
-        bot_text = text
         number = parse_number(text)
         if conversation.rating_escalation_id is not None:
             if number is not None:
@@ -293,54 +350,14 @@ class InboundProcessor:
                 plan.system_replies = [RATING_THANKS]
                 return
             conversation.rating_escalation_id = None  # the patient moved on without rating
-        if number is not None:
-            offered = await self.choices.offered(conversation.id)
-            if offered:
-                if not 1 <= number <= len(offered):
-                    plan.system_replies = [f"请回复 1 到 {len(offered)} 之间的数字。"]
-                    return
-                bot_text = offered[number - 1].payload
-        plan.bot_text = bot_text
+        choice = await self._read_choice(conversation.id, text)
+        if choice.text is None:
+            plan.system_replies = [f"请回复 1 到 {choice.options} 之间的数字。"]
+            return
+        plan.bot_text = choice.text
         plan.sender_id = sender_id(identity)
 
     # -- step 3 --------------------------------------------------------------------------------
-
-    async def _store_answers(
-        self,
-        inbound_id: int,
-        conversation_id: int,
-        replies: list[BotReply],
-        sender: SenderType,
-        *,
-        mark_processed: bool = True,
-    ) -> bool:
-        """Answers (and "processed") commit together; the guarded UPDATE makes a racing retry a no-op.
-
-        Returns False when the push was already processed by someone else.
-        """
-        now = datetime.now(UTC)
-        async with self.runtime.db.sessions() as session:
-            claimed = await session.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
-                .values(
-                    status=InboundStatus.PROCESSED if mark_processed else InboundStatus.RECEIVED,
-                    processed_at=now if mark_processed else None,
-                )
-            )
-            if claimed.rowcount != 1:
-                await session.rollback()
-                return False
-            for reply in replies:
-                session.add(_answer(conversation_id, inbound_id, sender, render(reply), reply.buttons, now))
-            if replies:
-                await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conversation_id, Conversation.last_message_at < now)
-                    .values(last_message_at=now)
-                )
-            await session.commit()
-        return True
 
     async def _mark_processed(self, inbound_id: int) -> None:
         async with self.runtime.db.sessions() as session:
@@ -429,25 +446,14 @@ def _content_of(
     return "", {"fields": fields}
 
 
-def _answer(
-    conversation_id: int,
-    inbound_id: int,
-    sender: SenderType,
-    text: str,
-    buttons: list[Button] | None,
-    now: datetime,
-) -> Message:
-    return Message(
-        conversation_id=conversation_id,
-        direction=Direction.OUT,
-        sender_type=sender,
-        msg_type="text",
-        content=text,
-        extra={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
-        reply_to_inbound_id=inbound_id,
-        delivery_status=DeliveryStatus.PENDING,
-        created_at=now,
-    )
+async def _drop(asked: asyncio.Task[list[BotReply]] | None) -> None:
+    """Let go of an early question step 1 did not plan (Rasa may still have taken the turn)."""
+    if asked is None:
+        return
+    log.warning("early question to the bot dropped: step 1 planned differently")
+    asked.cancel()
+    with contextlib.suppress(BaseException):
+        await asked
 
 
 def _add_answer(
@@ -456,8 +462,7 @@ def _add_answer(
     inbound_id: int,
     sender: SenderType,
     text: str,
-    buttons: list[Button] | None = None,
 ) -> None:
     now = datetime.now(UTC)
-    session.add(_answer(conversation.id, inbound_id, sender, text, buttons, now))
+    session.add(Message(**answer_row(conversation.id, inbound_id, sender, BotReply(text), now)))
     conversation.last_message_at = max(conversation.last_message_at, now)

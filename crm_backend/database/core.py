@@ -78,6 +78,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: AsyncEngine = make_engine(url)
+        #: For work that is one statement (a read, or a write that is atomic on its own): no
+        #: BEGIN/COMMIT round trips. Shares the engine's pool.
+        self.single_statements: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )

@@ -494,16 +494,17 @@ class Escalations:
             {"type": kind, "team_id": team_id, "conversation_id": message.conversation_id, "message": view}
         )
 
-    async def publish_delivery(self, message: Message) -> None:
+    async def publish_delivery(self, message_id: int, conversation_id: int) -> None:
         """Tell the console how a message in a (once) escalated conversation was delivered."""
         async with self.runtime.db.sessions() as session:
             team_id = await session.scalar(
                 select(Escalation.team_id)
-                .where(Escalation.conversation_id == message.conversation_id)
+                .where(Escalation.conversation_id == conversation_id)
                 .order_by(Escalation.id.desc())
                 .limit(1)
             )
-        if team_id is not None:
+            message = await session.get(Message, message_id) if team_id is not None else None
+        if message is not None:
             await self.publish_message(message, team_id=team_id, kind="message.updated")
 
 

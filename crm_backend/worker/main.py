@@ -8,11 +8,13 @@ import os
 import signal
 import socket
 
+import uvloop
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from channels.outbound.delivery import Outbox
 from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.config import get_settings
+from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime
@@ -31,15 +33,17 @@ async def run_worker(stop: asyncio.Event) -> None:
     outbox = Outbox(runtime)
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
+    async def deliver(answered: Answered) -> None:
+        # Delivered right here (no second queue hop on the patient's wait); the outbound stream
+        # is the retry path, and the sweeper catches a crash in between.
+        try:
+            await outbox.deliver_answered(answered)
+        except Exception:
+            log.exception("inline delivery for conversation %s failed; queued", answered.conversation_id)
+            await runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
+
     async def handle_inbound(fields: dict[str, str]) -> None:
-        for conversation_id in await processor.process_patient(fields["app_id"], fields["openid"]):
-            # Delivered right here (no second queue hop on the patient's wait); the outbound
-            # stream is the retry path, and the sweeper catches a crash in between.
-            try:
-                await outbox.deliver_conversation(conversation_id)
-            except Exception:
-                log.exception("inline delivery for conversation %s failed; queued", conversation_id)
-                await runtime.outbound.add({"conversation_id": str(conversation_id)})
+        await processor.process_patient(fields["app_id"], fields["openid"], deliver)
 
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))
@@ -140,7 +144,7 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(stop)
 
-    asyncio.run(runner())
+    uvloop.run(runner())
 
 
 if __name__ == "__main__":

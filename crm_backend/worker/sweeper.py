@@ -5,18 +5,34 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm_backend.conversations.models import DeliveryStatus, Direction, InboundMessage, InboundStatus, Message
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+#: Longer than any sender keeps a claim: five tries with backoff and 10-second timeouts take about
+#: a minute (DELIVERY_MAX_ATTEMPTS, DELIVERY_BACKOFF_SECONDS); a claim this old was abandoned.
+CLAIM_LEASE = timedelta(minutes=5)
+
 
 async def requeue_stale_work(runtime: Runtime) -> tuple[int, int]:
     """Returns how many patients' pushes and conversations' answers were re-queued."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=runtime.settings.sweeper_grace_seconds)
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(seconds=runtime.settings.sweeper_grace_seconds)
     async with runtime.db.sessions() as session:
+        # Answers whose claiming worker died before it finished sending them go back to PENDING.
+        await session.execute(
+            update(Message)
+            .where(
+                Message.direction == Direction.OUT,
+                Message.delivery_status == DeliveryStatus.SENDING,
+                Message.created_at < now - CLAIM_LEASE,
+            )
+            .values(delivery_status=DeliveryStatus.PENDING)
+        )
+        await session.commit()
         patients = (
             await session.execute(
                 select(InboundMessage.app_id, InboundMessage.openid)

@@ -169,6 +169,11 @@ class FakeWeChat:
     def texts(self, touser: str) -> list[str]:
         return [item.get("content") or "" for item in self.sent(touser)]
 
+    def wait_sent(self, touser: str, after: int, wait: float) -> list[dict[str, Any]]:
+        """Sends to `touser` after seq `after`, held by the sandbox until one arrives or `wait` ends."""
+        params = {"touser": touser, "after": after, "wait": wait}
+        return httpx.get(f"{self.base}/sandbox/sent", params=params, timeout=wait + 5).json()
+
     def fault(self, **spec: Any) -> None:
         httpx.post(f"{self.base}/sandbox/faults", json=spec, timeout=5).raise_for_status()
 
@@ -303,13 +308,16 @@ class Stack:
         """Wait until the fake WeChat API has received `count` messages for this patient."""
         deadline = time.monotonic() + timeout
         while True:
-            texts = await asyncio.to_thread(self.wechat.texts, openid)
+            sent = await asyncio.to_thread(self.wechat.sent, openid)
+            texts = [item.get("content") or "" for item in sent]
             if len(texts) >= count:
                 return texts
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 worker_log = self.worker.tail() if self.worker else ""
                 raise AssertionError(f"expected {count} answers for {openid}, got {texts}\n{worker_log}")
-            await asyncio.sleep(0.1)
+            last = sent[-1]["seq"] if sent else 0
+            await asyncio.to_thread(self.wechat.wait_sent, openid, last, min(left, 5.0))
 
     async def converse(self, openid: str, text: str, timeout: float = 30) -> list[str]:
         """Send one text and return the answers it produced (waits for at least one)."""

@@ -1,0 +1,161 @@
+"""Storing a turn's answers: atomic with the push's "processed" mark, once only, in order.
+
+Runs on both databases: PostgreSQL takes the one-statement path, SQLite the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from crm_backend.conversations.answers import store_answers
+from crm_backend.conversations.bot_gateway import BotReply, Button
+from crm_backend.conversations.models import (
+    Conversation,
+    DeliveryStatus,
+    InboundMessage,
+    InboundStatus,
+    Message,
+    SenderType,
+)
+from crm_backend.database.core import Database
+from crm_backend.patients.models import Patient, WeChatIdentity
+from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+
+DB_NAME = os.environ.get("TEST_CONVERSATIONS_DB", "carebridge_conversations_test")
+_serial = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        url = await recreate_postgres(DB_NAME)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('answers') / 'answers.db'}"
+    alembic(url, "upgrade", "head")
+    database = Database(url)
+    yield database
+    await database.dispose()
+    if request.param == "postgresql":
+        await drop_postgres(DB_NAME)
+
+
+async def _push(db: Database) -> tuple[int, int]:
+    """A received push of a patient with an open conversation: (inbound id, conversation id)."""
+    n = next(_serial)
+    earlier = datetime.now(UTC) - timedelta(minutes=1)
+    async with db.sessions() as session:
+        patient = Patient()
+        session.add(patient)
+        await session.flush()
+        identity = WeChatIdentity(app_id="wx-test", openid=f"o-answers-{n}", patient_id=patient.id)
+        session.add(identity)
+        await session.flush()
+        conversation = Conversation(
+            patient_id=patient.id, identity_id=identity.id, started_at=earlier, last_message_at=earlier
+        )
+        inbound = InboundMessage(
+            dedupe_key=f"answers-{n}",
+            app_id="wx-test",
+            openid=identity.openid,
+            msg_type="text",
+            create_time=int(earlier.timestamp()),
+            payload={"Content": "你好"},
+        )
+        session.add_all([conversation, inbound])
+        await session.commit()
+        return inbound.id, conversation.id
+
+
+async def _answers(db: Database, inbound_id: int) -> list[Message]:
+    async with db.sessions() as session:
+        return list(
+            await session.scalars(
+                select(Message).where(Message.reply_to_inbound_id == inbound_id).order_by(Message.id)
+            )
+        )
+
+
+async def _inbound(db: Database, inbound_id: int) -> InboundMessage:
+    async with db.sessions() as session:
+        inbound = await session.get(InboundMessage, inbound_id)
+        assert inbound is not None
+        return inbound
+
+
+REPLIES = [
+    BotReply("您好！请问需要什么帮助？"),
+    BotReply("请选择科室", [Button("儿科", '/inform{"department":"儿科"}'), Button("眼科", "/x")]),
+]
+
+
+async def test_claimed_answers_are_stored_in_order_and_the_push_is_processed(db: Database) -> None:
+    inbound_id, conversation_id = await _push(db)
+    stored = await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
+
+    assert stored is not None
+    assert [o.text for o in stored] == [
+        "您好！请问需要什么帮助？",
+        "请选择科室\n1. 儿科\n2. 眼科\n（请回复数字选择）",
+    ]
+    assert [o.message_id for o in stored] == sorted(o.message_id for o in stored)
+    messages = await _answers(db, inbound_id)
+    assert [m.id for m in messages] == [o.message_id for o in stored]
+    assert all(m.delivery_status == DeliveryStatus.SENDING for m in messages)
+    assert all(m.conversation_id == conversation_id and m.sender_type == SenderType.BOT for m in messages)
+    assert messages[0].extra is None
+    assert messages[1].extra == {"buttons": [["儿科", '/inform{"department":"儿科"}'], ["眼科", "/x"]]}
+    inbound = await _inbound(db, inbound_id)
+    assert inbound.status == InboundStatus.PROCESSED and inbound.processed_at is not None
+    # Nothing else about the stored push changes.
+    assert (inbound.msg_type, inbound.attempts, inbound.payload) == ("text", 0, {"Content": "你好"})
+    async with db.sessions() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        assert conversation.last_message_at == messages[0].created_at
+
+
+async def test_a_second_run_for_the_same_push_stores_nothing(db: Database) -> None:
+    inbound_id, conversation_id = await _push(db)
+    assert await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
+    again = await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
+    assert again is None
+    assert len(await _answers(db, inbound_id)) == 2
+
+
+async def test_racing_runs_store_the_answers_once(db: Database) -> None:
+    inbound_id, conversation_id = await _push(db)
+    results = await asyncio.gather(
+        *(
+            store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
+            for _ in range(6)
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, list)]
+    assert len(winners) == 1, results
+    assert len(await _answers(db, inbound_id)) == 2
+
+
+async def test_unclaimed_answers_wait_as_pending_and_the_push_stays_received(db: Database) -> None:
+    inbound_id, conversation_id = await _push(db)
+    stored = await store_answers(db, inbound_id, conversation_id, REPLIES[:1], SenderType.SYSTEM, claim=False)
+    assert stored is not None and len(stored) == 1
+    messages = await _answers(db, inbound_id)
+    assert [m.delivery_status for m in messages] == [DeliveryStatus.PENDING]
+    assert (await _inbound(db, inbound_id)).status == InboundStatus.RECEIVED
+
+
+async def test_a_push_without_answers_is_only_marked_processed(db: Database) -> None:
+    inbound_id, conversation_id = await _push(db)
+    assert await store_answers(db, inbound_id, conversation_id, [], SenderType.BOT, claim=True) == []
+    assert await _answers(db, inbound_id) == []
+    assert (await _inbound(db, inbound_id)).status == InboundStatus.PROCESSED

@@ -19,7 +19,7 @@ from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
 from crm_backend.escalations.service import ConsoleError
 from crm_backend.logs import configure_logging
-from crm_backend.runtime import Runtime
+from crm_backend.runtime import Runtime, freeze_startup_objects
 
 #: Seconds a thread may hold the GIL before another may run. The default (5 ms) adds milliseconds to
 #: every hand-off between the event loop and a worker thread (wechatpy crypto, aiosqlite).
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await ensure_first_admin(settings, runtime.db)
         # The Chinese date parser loads its dictionaries on first use: not on a patient's message.
         await asyncio.to_thread(warm_up_dates)
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 import httpx
@@ -56,3 +57,11 @@ class Runtime:
         await self.http.aclose()
         await self.redis.aclose()
         await self.db.dispose()
+
+
+def freeze_startup_objects() -> None:
+    """Call once a process has started: what exists then (libraries, the model of every table, the
+    date parser's dictionaries) lives as long as the process, yet each full garbage collection
+    walked all of it: ~80 ms, a stall every few seconds under load. Frozen, full passes skip it."""
+    gc.collect()
+    gc.freeze()

@@ -145,10 +145,9 @@ class InboundProcessor:
         if plan.bot_text is not None:
             if asked is not None and early == Question(plan.sender_id, plan.bot_text):
                 replies = await asked
-                await self._remember_choices(plan, replies)
             else:
                 await _drop(asked)
-                replies = await self._ask_bot(plan)
+                replies = await self.bot.ask(plan.sender_id, plan.bot_text)
             sender = SenderType.BOT
         shown = [reply for reply in replies if reply.text or reply.buttons]
         requests = [
@@ -157,9 +156,18 @@ class InboundProcessor:
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.
-        stored = await store_answers(
-            self.runtime.db, inbound_id, plan.conversation_id, shown, sender, claim=not requests
+        stored, remembered = await asyncio.gather(
+            store_answers(
+                self.runtime.db, inbound_id, plan.conversation_id, shown, sender, claim=not requests
+            ),
+            self._remember_choices(plan.conversation_id, replies if sender == SenderType.BOT else None),
+            return_exceptions=True,
         )
+        if isinstance(stored, BaseException):
+            raise stored
+        if isinstance(remembered, BaseException):
+            # The answers are stored and go out; only a later numbered reply loses its options.
+            log.error("options offered in conversation %s not kept: %r", plan.conversation_id, remembered)
         if stored is None:
             return None
         if requests:
@@ -188,15 +196,11 @@ class InboundProcessor:
             team=str(request.get("team") or "service"),
         )
 
-    async def _ask_bot(self, plan: Plan) -> list[BotReply]:
-        assert plan.bot_text is not None
-        replies = await self.bot.ask(plan.sender_id, plan.bot_text)
-        await self._remember_choices(plan, replies)
-        return replies
-
-    async def _remember_choices(self, plan: Plan, replies: list[BotReply]) -> None:
-        offered = [button for reply in replies for button in reply.buttons]
-        await self.choices.remember(plan.conversation_id, offered)
+    async def _remember_choices(self, conversation_id: int, replies: list[BotReply] | None) -> None:
+        """The options the bot just offered (none clears the last ones); system replies keep them."""
+        if replies is not None:
+            offered = [button for reply in replies for button in reply.buttons]
+            await self.choices.remember(conversation_id, offered)
 
     async def _early_question(self, push: PendingPush, rasa_sender: str) -> Question | None:
         """The question step 1 will plan for this push, when the pending read already tells."""

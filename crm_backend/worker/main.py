@@ -17,7 +17,7 @@ from crm_backend.config import get_settings
 from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
-from crm_backend.runtime import Runtime
+from crm_backend.runtime import Runtime, freeze_startup_objects
 from crm_backend.worker import heartbeat
 from crm_backend.worker.assignment import assign_waiting_chats
 from crm_backend.worker.presence import mark_absent_staff
@@ -114,6 +114,7 @@ async def run_worker(stop: asyncio.Event) -> None:
     except Exception as exc:  # delivery refreshes on demand; a slow start must not stop the worker
         log.warning("initial token refresh failed: %s", exc)
     scheduler.start()
+    freeze_startup_objects()
     consumers = [
         asyncio.create_task(runtime.inbound.consume(f"{worker_id}-in{i}", handle_inbound, stop))
         for i in range(settings.worker_concurrency)

@@ -3,13 +3,14 @@
 Starts the real stack (Rasa, action server, web app, worker, fake WeChat API) on a fresh database,
 then runs two phases in one process:
 
-1. ack: open-loop load of signed text pushes at --rate pushes/s for --seconds; every request is
+1. e2e: --rounds conversations of --turns sequential turns, each with a new consented patient; for
+   each turn, the time from posting the push to the fake WeChat API receiving the answer, against
+   the same text sent straight to Rasa's REST channel.
+2. ack: open-loop load of signed text pushes at --rate pushes/s for --seconds; every request is
    scheduled at a fixed time (no coordinated omission) and its latency is measured from that time.
-2. e2e: --turns sequential turns of one consented patient; for each, the time from posting the push to
-   the fake WeChat API receiving the answer, against the same text sent straight to Rasa's REST channel.
 
     .venv/bin/python bench/webhook_latency.py [--db sqlite|postgresql] [--rate 300] [--seconds 10]
-                                              [--pause-worker]
+                                              [--turns 40] [--rounds 3] [--pause-worker] [--e2e-only]
 """
 
 from __future__ import annotations
@@ -105,34 +106,47 @@ async def next_answer(client: httpx.AsyncClient, stack: Stack, openid: str, afte
             return items[0]
 
 
-async def e2e_phase(stack: Stack, turns: int) -> dict[str, object]:
+async def e2e_phase(stack: Stack, turns: int, rounds: int) -> dict[str, object]:
+    """`rounds` conversations of `turns` turns, each with a new patient (and a new bare sender), so
+    the samples cover the same conversation lengths however many rounds are run."""
     texts = ["你好", "谢谢", "在吗", "早上好", "多谢了"]
-    openid = await stack.consented_patient()
-    last_seq = max((int(item["seq"]) for item in stack.wechat.sent(openid)), default=0)
     ours: list[float] = []
     bare: list[float] = []
     rasa_url = f"http://127.0.0.1:{stack.rasa.rasa_port}/webhooks/rest/webhook"
     # One long-lived client each for us and for Rasa: creating a client (SSL context) costs ~10 ms.
     async with httpx.AsyncClient(timeout=30) as client, httpx.AsyncClient(timeout=30) as waiter:
-        for i in range(turns):
-            text = texts[i % len(texts)]
-            # Bare Rasa: the same text, a sender in the same state.
+
+        async def bare_turn(openid: str, text: str) -> None:
             t0 = time.time()
             response = await client.post(rasa_url, json={"sender": f"bench-bare-{openid}", "message": text})
             response.raise_for_status()
             bare.append(time.time() - t0)
 
+        async def our_turn(openid: str, text: str, last_seq: int) -> None:
             push = stack.build("text", openid, content=text)
             answer = asyncio.create_task(next_answer(waiter, stack, openid, last_seq))
             t0 = time.time()
             response = await stack.post(push, client)
             assert response.text == "success", response.text
             first = await answer
-            answered_at = datetime.fromisoformat(str(first["at"])).timestamp()
-            ours.append(answered_at - t0)
-            # Let multi-message turns finish before the next one.
-            await asyncio.sleep(0.05)
-            last_seq = max((int(item["seq"]) for item in stack.wechat.sent(openid)), default=last_seq)
+            ours.append(datetime.fromisoformat(str(first["at"])).timestamp() - t0)
+
+        for _ in range(rounds):
+            openid = await stack.consented_patient()
+            last_seq = max((int(item["seq"]) for item in stack.wechat.sent(openid)), default=0)
+            for i in range(turns):
+                text = texts[i % len(texts)]
+                # The same text to a bare sender in the same state. Rasa answers a little faster
+                # right after another answer, so which of the two goes first alternates.
+                if i % 2:
+                    await our_turn(openid, text, last_seq)
+                    await bare_turn(openid, text)
+                else:
+                    await bare_turn(openid, text)
+                    await our_turn(openid, text, last_seq)
+                # Let multi-message turns finish before the next one.
+                await asyncio.sleep(0.05)
+                last_seq = max((int(item["seq"]) for item in stack.wechat.sent(openid)), default=last_seq)
     ours_summary, bare_summary = summary(ours), summary(bare)
     overhead = (ours_summary["p50_ms"] - bare_summary["p50_ms"]) / bare_summary["p50_ms"]
     return {"ours": ours_summary, "bare_rasa": bare_summary, "overhead_p50_pct": round(overhead * 100, 1)}
@@ -155,11 +169,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3, help="e2e conversations, a new patient each")
     parser.add_argument(
         "--pause-worker",
         action="store_true",
         help="stop the worker before the ack phase: the webhook alone, with processing left queued",
     )
+    parser.add_argument("--e2e-only", action="store_true", help="skip the acknowledgement phase")
     args = parser.parse_args()
 
     rasa = start_rasa(_fresh_redis("rasa"))
@@ -176,7 +192,10 @@ async def main() -> None:
         stack.wait_healthy()
         # The fake WeChat API stamps each answer's arrival: at normal priority while one turn at a
         # time is timed, so its own scheduling does not count as ours.
-        e2e = await e2e_phase(stack, args.turns)
+        e2e = await e2e_phase(stack, args.turns, args.rounds)
+        if args.e2e_only:
+            print(json.dumps({"database": args.db, "e2e": e2e}, indent=2, ensure_ascii=False))
+            return
         # Under load WeChat's servers are not on our machine: its stand-in then yields the CPU.
         assert wechat.process.popen is not None
         os.setpriority(os.PRIO_PROCESS, wechat.process.popen.pid, 15)

@@ -6,12 +6,7 @@ Runs on both databases: PostgreSQL takes the one-statement path, SQLite the tran
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from crm_backend.conversations.answers import store_answers
@@ -25,54 +20,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.database.core import Database
-from crm_backend.patients.models import Patient, WeChatIdentity
-from tests.support.postgres import alembic, drop_postgres, recreate_postgres
-
-DB_NAME = os.environ.get("TEST_CONVERSATIONS_DB", "carebridge_conversations_test")
-_serial = itertools.count(1)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Database]:
-    if request.param == "postgresql":
-        url = await recreate_postgres(DB_NAME)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('answers') / 'answers.db'}"
-    alembic(url, "upgrade", "head")
-    database = Database(url)
-    yield database
-    await database.dispose()
-    if request.param == "postgresql":
-        await drop_postgres(DB_NAME)
-
-
-async def _push(db: Database) -> tuple[int, int]:
-    """A received push of a patient with an open conversation: (inbound id, conversation id)."""
-    n = next(_serial)
-    earlier = datetime.now(UTC) - timedelta(minutes=1)
-    async with db.sessions() as session:
-        patient = Patient()
-        session.add(patient)
-        await session.flush()
-        identity = WeChatIdentity(app_id="wx-test", openid=f"o-answers-{n}", patient_id=patient.id)
-        session.add(identity)
-        await session.flush()
-        conversation = Conversation(
-            patient_id=patient.id, identity_id=identity.id, started_at=earlier, last_message_at=earlier
-        )
-        inbound = InboundMessage(
-            dedupe_key=f"answers-{n}",
-            app_id="wx-test",
-            openid=identity.openid,
-            msg_type="text",
-            create_time=int(earlier.timestamp()),
-            payload={"Content": "你好"},
-        )
-        session.add_all([conversation, inbound])
-        await session.commit()
-        return inbound.id, conversation.id
+from tests.conversations.conftest import new_push
 
 
 async def _answers(db: Database, inbound_id: int) -> list[Message]:
@@ -98,7 +46,7 @@ REPLIES = [
 
 
 async def test_claimed_answers_are_stored_in_order_and_the_push_is_processed(db: Database) -> None:
-    inbound_id, conversation_id = await _push(db)
+    inbound_id, conversation_id = await new_push(db)
     stored = await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
 
     assert stored is not None
@@ -124,7 +72,7 @@ async def test_claimed_answers_are_stored_in_order_and_the_push_is_processed(db:
 
 
 async def test_a_second_run_for_the_same_push_stores_nothing(db: Database) -> None:
-    inbound_id, conversation_id = await _push(db)
+    inbound_id, conversation_id = await new_push(db)
     assert await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
     again = await store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
     assert again is None
@@ -132,7 +80,7 @@ async def test_a_second_run_for_the_same_push_stores_nothing(db: Database) -> No
 
 
 async def test_racing_runs_store_the_answers_once(db: Database) -> None:
-    inbound_id, conversation_id = await _push(db)
+    inbound_id, conversation_id = await new_push(db)
     results = await asyncio.gather(
         *(
             store_answers(db, inbound_id, conversation_id, REPLIES, SenderType.BOT, claim=True)
@@ -146,7 +94,7 @@ async def test_racing_runs_store_the_answers_once(db: Database) -> None:
 
 
 async def test_unclaimed_answers_wait_as_pending_and_the_push_stays_received(db: Database) -> None:
-    inbound_id, conversation_id = await _push(db)
+    inbound_id, conversation_id = await new_push(db)
     stored = await store_answers(db, inbound_id, conversation_id, REPLIES[:1], SenderType.SYSTEM, claim=False)
     assert stored is not None and len(stored) == 1
     messages = await _answers(db, inbound_id)
@@ -155,7 +103,7 @@ async def test_unclaimed_answers_wait_as_pending_and_the_push_stays_received(db:
 
 
 async def test_a_push_without_answers_is_only_marked_processed(db: Database) -> None:
-    inbound_id, conversation_id = await _push(db)
+    inbound_id, conversation_id = await new_push(db)
     assert await store_answers(db, inbound_id, conversation_id, [], SenderType.BOT, claim=True) == []
     assert await _answers(db, inbound_id) == []
     assert (await _inbound(db, inbound_id)).status == InboundStatus.PROCESSED

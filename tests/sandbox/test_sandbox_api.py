@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime
@@ -121,6 +122,31 @@ async def test_custom_send_is_recorded(client: httpx.AsyncClient, settings: Sett
     assert (await client.get("/sandbox/stats")).json()["sends"] == 2
     await client.delete("/sandbox/sent")
     assert (await client.get("/sandbox/sent")).json() == []
+
+
+async def test_a_waiting_reader_gets_a_send_the_moment_it_arrives(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    token = await fetch_token(client, settings)
+    started = time.monotonic()
+    waiting = asyncio.create_task(client.get("/sandbox/sent", params={"touser": OPENID, "wait": 10}))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # held: nothing was sent to this patient yet
+    await custom_send(client, token, text_message("给别人", touser="oOtherPatient"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # a send to someone else does not answer it
+    await custom_send(client, token, text_message("您好"))
+    sent = (await waiting).json()
+    assert [r["content"] for r in sent] == ["您好"]
+    assert time.monotonic() - started < 5
+
+
+async def test_a_waiting_reader_gets_nothing_when_the_wait_ends(client: httpx.AsyncClient) -> None:
+    started = time.monotonic()
+    response = await client.get("/sandbox/sent", params={"touser": OPENID, "wait": 0.3})
+    assert response.json() == []
+    assert 0.25 < time.monotonic() - started < 5
+    assert (await client.get("/sandbox/sent", params={"wait": 31})).status_code == 422
 
 
 async def test_ascii_escaped_chinese_is_shown_literally_as_wechat_does(

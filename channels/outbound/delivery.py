@@ -8,6 +8,7 @@ which processing stored already claimed (SENDING), so they need neither the lock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from channels.outbound.wechat_api import (
     WeChatAPIError,
     WeChatUnavailable,
 )
-from crm_backend.conversations.answers import Answered
+from crm_backend.conversations.answers import Answered, release_claims
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
@@ -90,7 +91,14 @@ class Outbox:
     async def deliver_answered(self, answered: Answered) -> None:
         """Everything processing one push left to send: its claimed answers, then anything pending."""
         if answered.claimed:
-            await self.send_claimed(answered)
+            try:
+                await self.send_claimed(answered)
+            except Exception:
+                # Hand what was not sent back as pending at once, so the retry queue the caller
+                # falls back on can send it (the sweeper would, after CLAIM_LEASE, if this fails too).
+                with contextlib.suppress(Exception):
+                    await release_claims(self.runtime.db, [o.message_id for o in answered.claimed])
+                raise
         if answered.pending:
             await self.deliver_conversation(answered.conversation_id)
 

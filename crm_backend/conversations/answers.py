@@ -129,6 +129,18 @@ async def store_answers(
     return [Outgoing(message_id, conversation_id, sender, content) for message_id, content in stored]
 
 
+async def release_claims(db: Database, message_ids: list[int]) -> int:
+    """Claimed answers not sent yet go back to PENDING, for deliver_conversation to send; returns
+    how many were still claimed."""
+    async with db.single_statements.connect() as connection:
+        result = await connection.execute(
+            update(Message)
+            .where(Message.id.in_(message_ids), Message.delivery_status == DeliveryStatus.SENDING)
+            .values(delivery_status=DeliveryStatus.PENDING)
+        )
+    return result.rowcount
+
+
 _WHEN = Message.__table__.c.created_at.type
 
 #: received → processed (or left received, when the caller marks it later), only if still received.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from crm_backend.conversations.answers import store_answers
+from crm_backend.conversations.answers import release_claims, store_answers
 from crm_backend.conversations.bot_gateway import BotReply
 from crm_backend.conversations.models import DeliveryStatus, Message, SenderType
 from crm_backend.runtime import Runtime
@@ -53,3 +53,17 @@ async def test_an_abandoned_claim_goes_back_to_pending_and_is_queued(runtime: Ru
     queued = await _queued_conversations(runtime)
     assert str(abandoned_conversation) in queued
     assert str(fresh_conversation) not in queued
+
+
+async def test_claims_released_by_a_failed_sender_are_pending_again(runtime: Runtime) -> None:
+    first, _ = await _claimed_answer(runtime, age=timedelta(seconds=1))
+    sent, _ = await _claimed_answer(runtime, age=timedelta(seconds=1))
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            update(Message).where(Message.id == sent).values(delivery_status=DeliveryStatus.SENT)
+        )
+        await session.commit()
+
+    assert await release_claims(runtime.db, [first, sent]) == 1
+    assert await _status(runtime, first) == DeliveryStatus.PENDING
+    assert await _status(runtime, sent) == DeliveryStatus.SENT  # what went out stays sent

@@ -88,11 +88,15 @@ class Outbox:
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
                     await self.escalations.publish_delivery(message.id, message.conversation_id)
 
-    async def deliver_answered(self, answered: Answered) -> None:
-        """Everything processing one push left to send: its claimed answers, then anything pending."""
+    async def deliver_answered(self, answered: Answered) -> bool:
+        """Everything processing one push left to send: its claimed answers, then anything pending.
+
+        Runs under the patient's lock, so WeChat gets one try per answer here, not the backoff
+        retries. Returns False when answers were handed back as pending for the retry queue."""
         if answered.claimed:
             try:
-                await self.send_claimed(answered)
+                if not await self.send_claimed(answered):
+                    return False
             except Exception:
                 # Hand what was not sent back as pending at once, so the retry queue the caller
                 # falls back on can send it (the sweeper would, after CLAIM_LEASE, if this fails too).
@@ -101,33 +105,56 @@ class Outbox:
                 raise
         if answered.pending:
             await self.deliver_conversation(answered.conversation_id)
+        return True
 
-    async def send_claimed(self, answered: Answered) -> None:
-        for outgoing in answered.claimed:
-            status, error, attempts = await self._send_text(answered.openid, outgoing.text)
-            async with self.runtime.db.single_statements.connect() as connection:
-                await connection.execute(
-                    update(Message)
-                    .where(
-                        Message.id == outgoing.message_id,
-                        Message.delivery_status == DeliveryStatus.SENDING,
-                    )
-                    .values(
-                        delivery_status=status,
-                        delivery_error=error,
-                        attempts=Message.attempts + attempts,
-                        sent_at=datetime.now(UTC) if status == DeliveryStatus.SENT else None,
-                    )
+    async def send_claimed(self, answered: Answered) -> bool:
+        """False when WeChat was out of reach: that answer and the rest are pending again."""
+        for index, outgoing in enumerate(answered.claimed):
+            payload = {"touser": answered.openid, "msgtype": "text", "text": {"content": outgoing.text}}
+            call = await self.call_with_token(
+                lambda token, payload=payload: self.api.send_custom_message(token, payload), max_failures=1
+            )
+            if call.unreachable is not None:
+                await self._settle(
+                    outgoing.message_id, DeliveryStatus.PENDING, call.unreachable, call.attempts
                 )
+                await release_claims(self.runtime.db, [o.message_id for o in answered.claimed[index + 1 :]])
+                log.warning(
+                    "message %s to %s: WeChat out of reach, queued", outgoing.message_id, answered.openid
+                )
+                return False
+            status, error = _outcome(call)
+            await self._settle(outgoing.message_id, status, error, call.attempts)
             if status != DeliveryStatus.SENT:
                 log.warning("message %s to %s: %s (%s)", outgoing.message_id, answered.openid, status, error)
             if outgoing.sender == SenderType.SYSTEM:
                 await self.escalations.publish_delivery(outgoing.message_id, outgoing.conversation_id)
+        return True
 
-    async def call_with_token(self, send: Callable[[str], Awaitable[dict[str, Any]]]) -> WeChatCall:
+    async def _settle(
+        self, message_id: int, status: DeliveryStatus, error: str | None, attempts: int
+    ) -> None:
+        """How a claimed answer's send ended; only while it is still claimed."""
+        async with self.runtime.db.single_statements.connect() as connection:
+            await connection.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.delivery_status == DeliveryStatus.SENDING)
+                .values(
+                    delivery_status=status,
+                    delivery_error=error,
+                    attempts=Message.attempts + attempts,
+                    sent_at=datetime.now(UTC) if status == DeliveryStatus.SENT else None,
+                )
+            )
+
+    async def call_with_token(
+        self, send: Callable[[str], Awaitable[dict[str, Any]]], *, max_failures: int | None = None
+    ) -> WeChatCall:
         """One WeChat API call with the shared access token: a stale token is refreshed once, an
-        unreachable WeChat retried with backoff up to DELIVERY_MAX_ATTEMPTS. Every sender uses it."""
+        unreachable WeChat retried with backoff up to `max_failures` tries (DELIVERY_MAX_ATTEMPTS).
+        Every sender uses it."""
         settings = self.runtime.settings
+        max_failures = max_failures or settings.delivery_max_attempts
         refreshed = False
         attempts = failures = 0
         while True:
@@ -144,7 +171,7 @@ class Outbox:
                 return WeChatCall(attempts, refused=exc)
             except WeChatUnavailable as exc:
                 failures += 1
-                if failures >= settings.delivery_max_attempts:
+                if failures >= max_failures:
                     return WeChatCall(attempts, unreachable=f"unreachable after {failures} attempts: {exc}")
                 await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))
 
@@ -152,12 +179,17 @@ class Outbox:
         """How the send ended, WeChat's reason if it did not go out, and the tries it took."""
         payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
         call = await self.call_with_token(lambda token: self.api.send_custom_message(token, payload))
-        if call.answer is not None:
-            return DeliveryStatus.SENT, None, call.attempts
-        if call.refused is not None:
-            exc = call.refused
-            reason = f"{exc.errcode} {exc.errmsg}"
-            if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
-                return DeliveryStatus.UNDELIVERABLE, reason, call.attempts
-            return DeliveryStatus.FAILED, reason, call.attempts
-        return DeliveryStatus.FAILED, call.unreachable, call.attempts
+        status, error = _outcome(call)
+        return status, error, call.attempts
+
+
+def _outcome(call: WeChatCall) -> tuple[DeliveryStatus, str | None]:
+    if call.answer is not None:
+        return DeliveryStatus.SENT, None
+    if call.refused is not None:
+        exc = call.refused
+        reason = f"{exc.errcode} {exc.errmsg}"
+        if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
+            return DeliveryStatus.UNDELIVERABLE, reason
+        return DeliveryStatus.FAILED, reason
+    return DeliveryStatus.FAILED, call.unreachable

@@ -35,12 +35,14 @@ async def run_worker(stop: asyncio.Event) -> None:
 
     async def deliver(answered: Answered) -> None:
         # Delivered right here (no second queue hop on the patient's wait); the outbound stream
-        # is the retry path, and the sweeper catches a crash in between.
+        # is the retry path (with backoff, outside the patient's lock), and the sweeper catches a
+        # crash in between.
         try:
-            await outbox.deliver_answered(answered)
+            if await outbox.deliver_answered(answered):
+                return
         except Exception:
             log.exception("inline delivery for conversation %s failed; queued", answered.conversation_id)
-            await runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
+        await runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
 
     async def handle_inbound(fields: dict[str, str]) -> None:
         await processor.process_patient(fields["app_id"], fields["openid"], deliver)

@@ -483,15 +483,20 @@ class Escalations:
     async def publish_message(
         self, message: Message, *, team_id: int | None, kind: str = "message.created"
     ) -> None:
+        await self._publish_message(message.id, message.conversation_id, team_id=team_id, kind=kind)
+
+    async def _publish_message(
+        self, message_id: int, conversation_id: int, *, team_id: int | None, kind: str
+    ) -> None:
         from crm_backend.escalations.views_model import message_view
 
         async with self.runtime.db.sessions() as session:
-            fresh = await session.get(Message, message.id)
+            fresh = await session.get(Message, message_id)
             if fresh is None:
                 return
             view = await message_view(session, fresh)
         await self.events.publish(
-            {"type": kind, "team_id": team_id, "conversation_id": message.conversation_id, "message": view}
+            {"type": kind, "team_id": team_id, "conversation_id": conversation_id, "message": view}
         )
 
     async def publish_delivery(self, message_id: int, conversation_id: int) -> None:
@@ -503,9 +508,8 @@ class Escalations:
                 .order_by(Escalation.id.desc())
                 .limit(1)
             )
-            message = await session.get(Message, message_id) if team_id is not None else None
-        if message is not None:
-            await self.publish_message(message, team_id=team_id, kind="message.updated")
+        if team_id is not None:
+            await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
 
 
 def add_outbound(

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from crm_backend.conversations.bot_gateway import read_rasa_sender
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import get_identity
 from crm_backend.staff.deps import DbSession, runtime_of
@@ -37,7 +38,7 @@ BotToken = Depends(require_bot_token)
 
 async def identity_of(session: DbSession, sender: str) -> WeChatIdentity:
     """The WeChat identity behind a Rasa sender id; 404 for anyone we have never heard from."""
-    app_id, _, openid = sender.partition(":")
+    app_id, openid = read_rasa_sender(sender)
     identity = await get_identity(session, app_id, openid) if app_id and openid else None
     if identity is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown sender")

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.answers import Answered, Deliver, answer_row, store_answers
-from crm_backend.conversations.bot_gateway import BotGateway, BotReply
+from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
 from crm_backend.conversations.choices import ChoiceMemory, parse_number
 from crm_backend.conversations.models import (
     Conversation,
@@ -114,7 +114,7 @@ class InboundProcessor:
             for index, push in enumerate(pending):
                 # The context read with the list is current only for the first push; the rest
                 # are a backlog and go the plain way.
-                early = await self._early_question(push, f"{app_id}:{openid}") if index == 0 else None
+                early = await self._early_question(push, rasa_sender(app_id, openid)) if index == 0 else None
                 answered = await self.process_one(push.inbound_id, openid, early)
                 if answered is not None:
                     await deliver(answered)

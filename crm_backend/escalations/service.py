@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.conversations.bot_gateway import rasa_sender
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -95,7 +96,7 @@ async def get_or_create_team(session: AsyncSession, key_or_name: str) -> Team:
 
 def sender_id(identity: WeChatIdentity) -> str:
     """The Rasa sender id of a WeChat identity (as the processing pipeline uses it)."""
-    return f"{identity.app_id}:{identity.openid}"
+    return rasa_sender(identity.app_id, identity.openid)
 
 
 class Escalations:

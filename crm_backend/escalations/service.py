@@ -202,7 +202,9 @@ class Escalations:
 
     async def _set_bot_paused(self, identity: WeChatIdentity, *, paused: bool) -> None:
         """Pause or resume Rasa's tracker so the bot's state matches who has the chat."""
-        sender = quote(sender_id(identity), safe="")
+        # Rasa's server does not percent-decode the id in the path: an escaped ':' would name
+        # another tracker than the one the REST channel keeps for this patient.
+        sender = quote(sender_id(identity), safe=":")
         url = f"{self.runtime.settings.rasa_url}/conversations/{sender}/tracker/events"
         try:
             response = await self.runtime.http.post(url, json={"event": "pause" if paused else "resume"})

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
 from crm_backend.config import SANDBOX_APPID
+from crm_backend.conversations.bot_gateway import rasa_sender
 from crm_backend.conversations.models import Conversation, Message, SenderType
 from crm_backend.database.core import Database
 from crm_backend.escalations.models import Escalation
@@ -101,11 +102,16 @@ async def _view(client: ConsoleClient, conversation_id: int) -> dict[str, Any]:
 
 
 async def _rasa_tracker_paused(stack: Stack, openid: str) -> bool:
-    sender = quote(f"{SANDBOX_APPID}:{openid}", safe="")
+    # The tracker the REST channel keeps for this patient (Rasa does not decode the path: an
+    # escaped ':' would read another one).
+    sender = quote(rasa_sender(SANDBOX_APPID, openid), safe=":")
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.get(f"http://127.0.0.1:{stack.rasa.rasa_port}/conversations/{sender}/tracker")
     response.raise_for_status()
-    return bool(response.json()["paused"])
+    tracker = response.json()
+    # The patient's own tracker: it holds what they said to the bot before people took over.
+    assert any(event["event"] == "user" for event in tracker["events"]), "not the patient's tracker"
+    return bool(tracker["paused"])
 
 
 class Staffing:

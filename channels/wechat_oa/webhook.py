@@ -47,9 +47,7 @@ async def verify_server(request: Request) -> Response:
     """WeChat's one-time URL check: echo `echostr` only if the signature is ours."""
     q = request.query_params
     try:
-        await _keys(request).verify_plain_async(
-            q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")
-        )
+        _keys(request).verify_plain(q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
     except PushRejected as exc:
         return _reject(exc, request)
     return PlainTextResponse(q.get("echostr", ""))

@@ -62,3 +62,44 @@ def test_wrong_root_and_garbage_are_refused() -> None:
     for body in (b"<html></html>", b"\x00\x01garbage", b""):
         with pytest.raises(PushRejected):
             parse_xml(body)
+
+
+def test_plain_signature_is_the_one_wechat_computes() -> None:
+    """Plain pushes are checked on the event loop with our own SHA-1; wechatpy's check (which
+    runs in a thread) is the reference it must agree with."""
+    import secrets
+
+    from wechatpy.utils import check_signature
+
+    from channels.wechat_oa.security import OfficialAccountKeys, plain_signature
+
+    keys = OfficialAccountKeys("wxapp", "token-123", "")
+    for _ in range(20):
+        timestamp, nonce = str(secrets.randbelow(2**31)), secrets.token_hex(5)
+        signature = plain_signature("token-123", timestamp, nonce)
+        check_signature("token-123", signature, timestamp, nonce)  # raises if we disagree
+        keys.verify_plain(signature, timestamp, nonce)
+        with pytest.raises(PushRejected) as refused:
+            keys.verify_plain(plain_signature("other-token", timestamp, nonce), timestamp, nonce)
+        assert refused.value.status_code == 403
+
+
+async def test_large_plain_push_is_checked_off_the_loop_with_the_same_rules() -> None:
+    from channels.wechat_oa.security import INLINE_PLAIN_BYTES, OfficialAccountKeys, plain_signature
+
+    keys = OfficialAccountKeys("wxapp", "token-123", "")
+    params = {"timestamp": "1700000000", "nonce": "n1"}
+    params["signature"] = plain_signature("token-123", params["timestamp"], params["nonce"])
+    padding = "很" * INLINE_PLAIN_BYTES
+    big = _xml(FromUserName="oA", CreateTime="1700000000", MsgType="text", Content=padding[:2000], MsgId="7")
+    big = big.replace(b"</xml>", b"<Note>" + b"x" * INLINE_PLAIN_BYTES + b"</Note></xml>")
+    assert len(big) > INLINE_PLAIN_BYTES
+    fields = await keys.open_push_async(params, big)
+    assert fields["Content"] == padding[:2000]
+    hostile = b'<!DOCTYPE xml [<!ENTITY a "b">]>' + big
+    with pytest.raises(PushRejected) as refused:
+        await keys.open_push_async(params, hostile)
+    assert refused.value.status_code == 400
+    with pytest.raises(PushRejected) as forged:
+        await keys.open_push_async({**params, "signature": "0" * 40}, big)
+    assert forged.value.status_code == 403

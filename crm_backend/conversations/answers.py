@@ -43,6 +43,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.database.core import Database
+from crm_backend.database.hot_path import HotPath
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,7 @@ async def store_answers(
         "now_value": now,
     }
     if db.engine.dialect.name == "postgresql" and rows:
-        async with db.single_statements.connect() as connection:
-            stored = await _store_in_one_statement(connection, params, rows)
+        stored = await _store_in_one_statement(db.hot_path, params, rows)
     else:
         async with db.engine.connect() as connection:
             stored = await _store_in_transaction(connection, params, rows)
@@ -181,14 +181,14 @@ async def _store_in_transaction(
 
 
 async def _store_in_one_statement(
-    connection: AsyncConnection, params: dict[str, Any], rows: list[dict[str, Any]]
+    hot_path: HotPath, params: dict[str, Any], rows: list[dict[str, Any]]
 ) -> list[tuple[int, str]] | None:
     first = rows[0]
     values = {**params, **{f"answer_{name}": first[name] for name in _SHARED}}
     for i, row in enumerate(rows):
         values[f"content_{i}"] = row["content"]
         values[f"extra_{i}"] = row["extra"]
-    result = (await connection.execute(_one_statement(len(rows)), values)).all()
+    result = await hot_path.fetch(_one_statement(len(rows)), values)
     if not result:
         return None
     return sorted((message_id, content) for message_id, content in result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine.interfaces import Dialect
 
 from channels.wechat_oa.push import WeChatPush
 from crm_backend.background import BackgroundLoop
@@ -49,12 +51,14 @@ class InboundWriter(BackgroundLoop):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.hot_path = runtime.db.hot_path
         insert = pg_insert if runtime.db.engine.dialect.name == "postgresql" else sqlite_insert
         self._statement = (
             insert(InboundMessage)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(InboundMessage.id, InboundMessage.dedupe_key, sort_by_parameter_order=True)
         )
+        self._unnest = _unnest_insert(runtime.db.engine.dialect) if self.hot_path.on_asyncpg else ""
 
     async def store(self, row: dict[str, Any]) -> int | None:
         """The new row's id once committed, or None if `dedupe_key` was already stored."""
@@ -88,6 +92,12 @@ class InboundWriter(BackgroundLoop):
     async def _write(self, batch: list[_Pending]) -> dict[str, int]:
         """Insert the batch; returns the new ids of the keys that were not stored before."""
         rows = list({item.row["dedupe_key"]: item.row for item in reversed(batch)}.values())
+        if self._unnest:
+            # One statement for any batch size: each column travels as one array (asyncpg, see
+            # database/hot_path.py). Commits on its own, like the statement below.
+            columns = [[_bindable(row[name]) for row in rows] for name in _COLUMNS]
+            result = await self.hot_path.fetch_sql(self._unnest, *columns)
+            return {key: row_id for row_id, key in result}
         # One multi-row INSERT (SQLAlchemy's insertmanyvalues; compiled once and cached) commits on
         # its own: no BEGIN/COMMIT round trips. Each row stands alone, so should a huge batch be
         # split into several statements, a failure part-way only makes WeChat retry the pushes
@@ -95,6 +105,40 @@ class InboundWriter(BackgroundLoop):
         async with self.runtime.db.single_statements.connect() as connection:
             result = await connection.execute(self._statement, rows)
             return {key: row_id for row_id, key in result.all()}
+
+
+#: Every column the webhook writes, in the order of the batch insert's arrays.
+_COLUMNS = (
+    "dedupe_key",
+    "app_id",
+    "openid",
+    "msg_type",
+    "event",
+    "wechat_msg_id",
+    "create_time",
+    "payload",
+    "status",
+    "attempts",
+    "received_at",
+)
+
+
+def _unnest_insert(dialect: Dialect) -> str:
+    """INSERT … SELECT * FROM unnest($1::type[], …) ON CONFLICT DO NOTHING RETURNING id, dedupe_key;
+    the column types are the model's, as PostgreSQL names them."""
+    table = InboundMessage.__table__
+    arrays = ", ".join(
+        f"${i}::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(_COLUMNS, 1)
+    )
+    return (
+        f"INSERT INTO {table.name} ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+    )
+
+
+def _bindable(value: Any) -> Any:
+    """What asyncpg takes for one array element: JSON as its text (asyncpg does not encode it)."""
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push: WeChatPush) -> Accepted:

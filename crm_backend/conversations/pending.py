@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
@@ -24,6 +23,7 @@ from crm_backend.conversations.models import (
     InboundMessage,
     InboundStatus,
 )
+from crm_backend.database.hot_path import HotPath
 from crm_backend.patients.models import WeChatIdentity
 
 
@@ -41,6 +41,7 @@ class PendingPush:
     conversation_status: str | None
     rating_pending: bool
     last_message_at: datetime | None
+    wechat_msg_id: int | None = None
 
     @property
     def seen_at(self) -> datetime:
@@ -105,6 +106,7 @@ def _pending_statement() -> Any:
             Conversation.status,
             Conversation.rating_escalation_id,
             Conversation.last_message_at,
+            InboundMessage.wechat_msg_id,
         )
         .select_from(InboundMessage)
         .outerjoin(
@@ -127,9 +129,9 @@ def _pending_statement() -> Any:
 _PENDING = _pending_statement()
 
 
-async def pending_pushes(connection: AsyncConnection, app_id: str, openid: str) -> list[PendingPush]:
+async def pending_pushes(hot_path: HotPath, app_id: str, openid: str) -> list[PendingPush]:
     """The patient's unprocessed pushes, oldest first, each with the patient's current context."""
-    rows = await connection.execute(_PENDING, {"app_id": app_id, "openid": openid})
+    rows = await hot_path.fetch(_PENDING, {"app_id": app_id, "openid": openid})
     return [
         PendingPush(
             inbound_id=row[0],
@@ -143,6 +145,7 @@ async def pending_pushes(connection: AsyncConnection, app_id: str, openid: str) 
             conversation_status=row[8],
             rating_pending=row[9] is not None,
             last_message_at=row[10],
+            wechat_msg_id=row[11],
         )
-        for row in rows.all()
+        for row in rows
     ]

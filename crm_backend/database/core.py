@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from crm_backend.database.hot_path import HotPath
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -84,6 +86,8 @@ class Database:
         #: For work that is one statement (a read, or a write that is atomic on its own): no
         #: BEGIN/COMMIT round trips. Shares the engine's pool.
         self.single_statements: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: The few statements a patient waits on (see hot_path.py).
+        self.hot_path = HotPath(self.single_statements)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )

@@ -81,8 +81,7 @@ async def test_pending_pushes_come_oldest_first_with_the_patient_context(db: Dat
         await session.commit()
         app_id, openid, later_id = first.app_id, first.openid, later.id
 
-    async with db.single_statements.connect() as connection:
-        pushes = await pending_pushes(connection, app_id, openid)
+    pushes = await pending_pushes(db.hot_path, app_id, openid)
     assert [p.inbound_id for p in pushes] == [inbound_id, later_id]
     assert pushes[0].conversation_id == conversation_id
     assert pushes[0].conversation_status == ConversationStatus.BOT
@@ -107,8 +106,7 @@ async def test_pending_pushes_come_oldest_first_with_the_patient_context(db: Dat
             .values(status=ConversationStatus.ESCALATED)
         )
         await session.commit()
-    async with db.single_statements.connect() as connection:
-        pushes = await pending_pushes(connection, app_id, openid)
+    pushes = await pending_pushes(db.hot_path, app_id, openid)
     assert pushes[0].consent_granted is True
     assert pushes[0].conversation_status == ConversationStatus.ESCALATED
     assert not pushes[0].goes_to_bot(CONVERSATION_IDLE)
@@ -135,8 +133,7 @@ async def test_a_closed_conversation_is_not_the_open_one_and_strangers_have_no_i
         session.add(stranger)
         await session.commit()
         app_id, openid = first.app_id, first.openid
-    async with db.single_statements.connect() as connection:
-        [push] = await pending_pushes(connection, app_id, openid)
-        [unknown] = await pending_pushes(connection, app_id, f"{openid}-stranger")
+    [push] = await pending_pushes(db.hot_path, app_id, openid)
+    [unknown] = await pending_pushes(db.hot_path, app_id, f"{openid}-stranger")
     assert push.conversation_id is None
     assert unknown.identity_id is None and unknown.conversation_id is None

@@ -27,6 +27,7 @@ from crm_backend.consent import service as consent
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.answers import Answered, Deliver, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
+from crm_backend.conversations.bot_turn import record_bot_turn
 from crm_backend.conversations.choices import ChoiceMemory, parse_number
 from crm_backend.conversations.models import (
     Conversation,
@@ -109,26 +110,33 @@ class InboundProcessor:
             blocking_timeout=settings.rasa_timeout_seconds * 3 + 30,
         )
         async with lock:
-            async with self.runtime.db.single_statements.connect() as connection:
-                pending = await pending_pushes(connection, app_id, openid)
+            pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
             for index, push in enumerate(pending):
                 # The context read with the list is current only for the first push; the rest
                 # are a backlog and go the plain way.
                 early = await self._early_question(push, rasa_sender(app_id, openid)) if index == 0 else None
-                answered = await self.process_one(push.inbound_id, openid, early)
+                answered = await self.process_one(push.inbound_id, openid, early, push if early else None)
                 if answered is not None:
                     await deliver(answered)
 
     async def process_one(
-        self, inbound_id: int, openid: str, early: Question | None = None
+        self,
+        inbound_id: int,
+        openid: str,
+        early: Question | None = None,
+        pending: PendingPush | None = None,
     ) -> Answered | None:
         """What this push left to deliver, if anything.
 
-        With `early`, Rasa is asked that question while the patient's message is recorded.
+        With `early`, Rasa is asked that question while the patient's message is recorded; with
+        `pending` too (what the question was formed from), an ordinary bot turn is recorded in one
+        statement where the database allows (bot_turn.py).
         """
         asked = asyncio.create_task(self.bot.ask(early.sender_id, early.text)) if early else None
         try:
-            plan = await self._record(inbound_id)
+            plan = await self._record_bot_turn(pending, early) if early and pending else None
+            if plan is None:
+                plan = await self._record(inbound_id)
         except BaseException:
             await _drop(asked)
             raise
@@ -222,6 +230,33 @@ class InboundProcessor:
         return Choice(offered[number - 1].payload)
 
     # -- step 1 --------------------------------------------------------------------------------
+
+    async def _record_bot_turn(self, push: PendingPush, early: Question) -> Plan | None:
+        """Step 1 for an ordinary bot turn in one statement; None leaves it to `_record`: other
+        databases, a message with ID numbers to seal (the stored push is masked too), or a chat
+        that stopped being an ordinary bot turn since the pending read."""
+        hot_path = self.runtime.db.hot_path
+        if not hot_path.on_asyncpg or push.identity_id is None or push.conversation_id is None:
+            return None
+        content, extra = _content_of(push.msg_type, None, push.payload)
+        if seal_id_numbers(content, self.runtime.protector)[1]:
+            return None
+        message_id = await record_bot_turn(
+            hot_path,
+            inbound_id=push.inbound_id,
+            identity_id=push.identity_id,
+            conversation_id=push.conversation_id,
+            msg_type=push.msg_type,
+            content=content,
+            extra=extra,
+            wechat_msg_id=push.wechat_msg_id,
+            unionid=push.payload.get("UnionId") or None,
+            seen_at=push.seen_at,
+            idle_after=CONVERSATION_IDLE,
+        )
+        if message_id is None:
+            return None
+        return Plan(conversation_id=push.conversation_id, bot_text=early.text, sender_id=early.sender_id)
 
     async def _record(self, inbound_id: int) -> Plan | None:
         settings = self.runtime.settings

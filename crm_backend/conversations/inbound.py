@@ -4,6 +4,7 @@ Under load, pushes arriving together are written in one transaction (group commi
 still waits until its own row is committed before WeChat gets "success", but a burst costs one
 commit instead of one per push. Duplicates are detected by the unique `dedupe_key` in the same
 statement (`ON CONFLICT DO NOTHING ... RETURNING`), so a retry racing its original is stored once.
+A Redis key per stored push answers WeChat's retries without waiting for the database.
 """
 
 from __future__ import annotations
@@ -59,11 +60,21 @@ class InboundWriter(BackgroundLoop):
             .returning(InboundMessage.id, InboundMessage.dedupe_key, sort_by_parameter_order=True)
         )
         self._unnest = _unnest_insert(runtime.db.engine.dialect) if self.hot_path.on_asyncpg else ""
+        #: Writes in flight (the loop's batch, a lone push's own).
+        self._writing = 0
 
     async def store(self, row: dict[str, Any]) -> int | None:
         """The new row's id once committed, or None if `dedupe_key` was already stored."""
         if not self.running:
             raise RuntimeError("inbound writer is not running")
+        if not self._writing and self._queue.empty():
+            # Nothing in flight: a lone push is written from its own request, sparing the two task
+            # switches of a hand-off to the loop. Pushes arriving meanwhile queue up for the loop.
+            self._writing += 1
+            try:
+                return (await self._write([row])).get(row["dedupe_key"])
+            finally:
+                self._writing -= 1
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(row, done))
         return await done
@@ -73,13 +84,16 @@ class InboundWriter(BackgroundLoop):
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._writing += 1
             try:
-                ids = await self._write(batch)
+                ids = await self._write([item.row for item in batch])
             except Exception as exc:
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 continue
+            finally:
+                self._writing -= 1
             claimed: set[str] = set()
             for item in batch:
                 key = item.row["dedupe_key"]
@@ -89,9 +103,9 @@ class InboundWriter(BackgroundLoop):
                 if not item.done.done():
                     item.done.set_result(new_id)
 
-    async def _write(self, batch: list[_Pending]) -> dict[str, int]:
+    async def _write(self, batch: list[dict[str, Any]]) -> dict[str, int]:
         """Insert the batch; returns the new ids of the keys that were not stored before."""
-        rows = list({item.row["dedupe_key"]: item.row for item in reversed(batch)}.values())
+        rows = list({row["dedupe_key"]: row for row in reversed(batch)}.values())
         if self._unnest:
             # One statement for any batch size: each column travels as one array (asyncpg, see
             # database/hot_path.py). Commits on its own, like the statement below.
@@ -136,36 +150,48 @@ def _unnest_insert(dialect: Dialect) -> str:
     )
 
 
+def _settled(stored: asyncio.Future[int | None]) -> None:
+    """A retry's insert that nobody awaits: it stores nothing (the key is taken), or failed."""
+    if not stored.cancelled() and stored.exception() is not None:
+        log.info("insert of a duplicate push failed: %r", stored.exception())
+
+
 def _bindable(value: Any) -> Any:
     """What asyncpg takes for one array element: JSON as its text (asyncpg does not encode it)."""
     return json.dumps(value) if isinstance(value, dict) else value
 
 
 async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push: WeChatPush) -> Accepted:
+    """The Redis fast path and the insert run side by side: a new push (nearly every push) does not
+    wait for the fast path first, and a retry still gets its answer as soon as Redis knows it; its
+    insert then finds the key taken and writes nothing."""
     settings = runtime.settings
     key = push.dedupe_key(app_id)
     redis_key = settings.key("dedupe", key)
+    stored = asyncio.ensure_future(
+        writer.store(
+            {
+                "dedupe_key": key,
+                "app_id": app_id,
+                "openid": push.openid,
+                "msg_type": push.msg_type,
+                "event": push.event,
+                "wechat_msg_id": push.msg_id,
+                "create_time": push.create_time,
+                "payload": push.fields,
+                "status": InboundStatus.RECEIVED,
+                "attempts": 0,
+                "received_at": datetime.now(UTC),
+            }
+        )
+    )
     try:
         if await runtime.redis.exists(redis_key):
+            stored.add_done_callback(_settled)
             return Accepted.DUPLICATE
     except RedisError as exc:  # the database constraint still guards us
         log.warning("dedupe fast path unavailable: %s", exc)
-
-    inbound_id = await writer.store(
-        {
-            "dedupe_key": key,
-            "app_id": app_id,
-            "openid": push.openid,
-            "msg_type": push.msg_type,
-            "event": push.event,
-            "wechat_msg_id": push.msg_id,
-            "create_time": push.create_time,
-            "payload": push.fields,
-            "status": InboundStatus.RECEIVED,
-            "attempts": 0,
-            "received_at": datetime.now(UTC),
-        }
-    )
+    inbound_id = await stored
     if inbound_id is None:
         return Accepted.DUPLICATE
 

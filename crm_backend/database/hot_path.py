@@ -79,9 +79,7 @@ class HotPath:
             async with self.engine.connect() as connection:
                 return list((await connection.execute(statement, dict(params))).all())
         compiled = self.compiled(statement)
-        async with self.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            return list(await raw.driver_connection.fetch(compiled.sql, *compiled.arguments(params)))
+        return await self.fetch_sql(compiled.sql, *compiled.arguments(params))
 
     async def fetch_sql(self, sql: str, *arguments: Any) -> list[Sequence[Any]]:
         """All rows of PostgreSQL-only SQL with positional arguments (on_asyncpg only)."""

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_backend.config import Settings, get_settings
 
@@ -247,8 +248,11 @@ class SandboxState:
         with self._lock:
             self._stats["send_requests"] += 1
 
-    def accept_send(self, api: ApiName, touser: str, record: dict[str, Any]) -> int:
-        """Apply the window rules and, if they allow it, record the send; returns 0 or an errcode."""
+    def accept_send(
+        self, api: ApiName, touser: str, record: dict[str, Any], arrived_at: float | None = None
+    ) -> int:
+        """Apply the window rules and, if they allow it, record the send (at `arrived_at`, the
+        sandbox clock when the request came in, if known); returns 0 or an errcode."""
         with self._lock:
             errcode = self._window_error(api, touser)
             if errcode:
@@ -262,7 +266,9 @@ class SandboxState:
                     "api": api,
                     "touser": touser,
                     **record,
-                    "at": datetime.fromtimestamp(self.now(), UTC).isoformat(),
+                    "at": datetime.fromtimestamp(
+                        self.now() if arrived_at is None else arrived_at, UTC
+                    ).isoformat(),
                 }
             )
             return 0
@@ -443,7 +449,7 @@ def create_wechat_router(state: SandboxState) -> APIRouter:
             return wechat_error(47001)
         errcode, record = (_check_custom if api == "custom_send" else _check_template)(payload)
         if not errcode:
-            errcode = state.accept_send(api, payload["touser"], record)
+            errcode = state.accept_send(api, payload["touser"], record, request.scope.get(ARRIVED_AT))
         if errcode:
             return wechat_error(errcode)
         arrivals.notify()
@@ -532,8 +538,28 @@ state = SandboxState()
 router = create_wechat_router(state)
 
 
+#: ASGI scope key: the sandbox clock when the request reached the standalone fake.
+ARRIVED_AT = "sandbox.arrived_at"
+
+
+class _StampArrival:
+    """Notes when each request reaches the fake, before its routing and checks, so a send is
+    recorded at the moment it arrived (as WeChat would log it) and what the stand-in itself
+    spends is not counted against the sender (bench/webhook_latency.py times answers by it)."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[ARRIVED_AT] = self.state.now()
+        await self.app(scope, receive, send)
+
+
 def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
     """A web app serving only the fake WeChat API, for `python -m channels.sandbox` and tests."""
     app = FastAPI(title="CareBridge WeChat sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(router if sandbox_state is None else create_wechat_router(sandbox_state))
+    app.add_middleware(_StampArrival, state=state if sandbox_state is None else sandbox_state)
     return app

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from channels.sandbox.wechat_api import SandboxState, create_wechat_router
+from channels.sandbox.wechat_api import SandboxState, create_app, create_wechat_router
 from crm_backend.config import SANDBOX_APPID, SANDBOX_SECRET, Settings
 
 OPENID = "oPatient_0000000000000000001"
@@ -432,3 +432,23 @@ async def test_credentials_come_from_the_hosting_apps_settings(state: SandboxSta
         assert "access_token" in (await client.get("/cgi-bin/token", params=query)).json()
         query |= {"appid": SANDBOX_APPID, "secret": SANDBOX_SECRET}
         assert errcode(await client.get("/cgi-bin/token", params=query)) == 40013
+
+
+async def test_the_standalone_fake_records_a_send_at_the_moment_it_arrived(settings: Settings) -> None:
+    """The benchmark times an answer by this stamp: what the fake spends on a request (here, a
+    slow answer) must not be counted against the worker that sent it."""
+    state = SandboxState()
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as standalone:
+        token = await fetch_token(standalone, settings)
+        fault = {"api": "custom_send", "delay_seconds": 0.3}
+        assert (await standalone.post("/sandbox/faults", json=fault)).status_code == 200
+        before = time.time()
+        response = await custom_send(standalone, token, text_message())
+        answered = time.time()
+
+    assert errcode(response) == 0
+    [record] = state.sent(touser=OPENID)
+    at = datetime.fromisoformat(record["at"]).timestamp()
+    assert before <= at < before + 0.2
+    assert answered - at >= 0.3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
@@ -22,6 +23,7 @@ class Runtime:
     redis: Redis
     http: httpx.AsyncClient
     queues: dict[str, StreamQueue] = field(default_factory=dict)
+    _wechat_http: aiohttp.ClientSession | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -47,6 +49,14 @@ class Runtime:
         return protector_for(self.settings)
 
     @property
+    def wechat_http(self) -> aiohttp.ClientSession:
+        """The client for WeChat's API (channels/outbound/wechat_api.py), made on first use: an
+        aiohttp session belongs to the event loop that makes it."""
+        if self._wechat_http is None:
+            self._wechat_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=3))
+        return self._wechat_http
+
+    @property
     def inbound(self) -> StreamQueue:
         return self.queues[INBOUND]
 
@@ -56,14 +66,15 @@ class Runtime:
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self._wechat_http is not None:
+            await self._wechat_http.close()
         await self.redis.aclose()
         await self.db.dispose()
 
 
 def http_client() -> httpx.AsyncClient:
-    """httpx's interface on aiohttp's connection handling: each call to Rasa or WeChat costs
-    ~0.35 ms of client time instead of ~0.65 ms with httpx's own transport (measured on this
-    machine), and a bot turn makes two of them."""
+    """httpx's interface on aiohttp's connection handling: each call to Rasa costs ~0.35 ms of
+    client time instead of ~0.65 ms with httpx's own transport (measured on this machine)."""
     return httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(10.0, connect=3.0))
 
 

@@ -51,7 +51,7 @@ class Outbox:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.runtime = runtime
-        self.api = WeChatAPI(settings.wechat_api_base, runtime.http)
+        self.api = WeChatAPI(settings.wechat_api_base, runtime.wechat_http)
         self.escalations = Escalations(runtime)
         self.tokens = AccessTokenStore(
             runtime.redis, self.api, settings.oa_appid, settings.oa_secret, settings.redis_prefix
@@ -101,24 +101,35 @@ class Outbox:
                 # Hand what was not sent back as pending at once, so the retry queue the caller
                 # falls back on can send it (the sweeper would, after CLAIM_LEASE, if this fails too).
                 with contextlib.suppress(Exception):
-                    await release_claims(self.runtime.db, [o.message_id for o in answered.claimed])
+                    stored = await answered.stored() or []
+                    await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
                 raise
         if answered.pending:
             await self.deliver_conversation(answered.conversation_id)
         return True
 
     async def send_claimed(self, answered: Answered) -> bool:
-        """False when WeChat was out of reach: that answer and the rest are pending again."""
-        for index, outgoing in enumerate(answered.claimed):
-            payload = {"touser": answered.openid, "msgtype": "text", "text": {"content": outgoing.text}}
+        """False when WeChat was out of reach: that answer and the rest are pending again.
+
+        The first answer may go out before its store has committed (Answered.storing); what
+        happened to each send is recorded against its stored row, so that waits for the store."""
+        for index, text in enumerate(o.text for o in answered.claimed):
+            payload = {"touser": answered.openid, "msgtype": "text", "text": {"content": text}}
             call = await self.call_with_token(
                 lambda token, payload=payload: self.api.send_custom_message(token, payload), max_failures=1
             )
+            claimed = await answered.stored()
+            if claimed is None:
+                return True  # someone else processed the push and sends its answers
+            outgoing = claimed[index]
+            assert outgoing.message_id is not None
             if call.unreachable is not None:
                 await self._settle(
                     outgoing.message_id, DeliveryStatus.PENDING, call.unreachable, call.attempts
                 )
-                await release_claims(self.runtime.db, [o.message_id for o in answered.claimed[index + 1 :]])
+                await release_claims(
+                    self.runtime.db, [o.message_id for o in claimed[index + 1 :] if o.message_id]
+                )
                 log.warning(
                     "message %s to %s: WeChat out of reach, queued", outgoing.message_id, answered.openid
                 )

@@ -11,6 +11,7 @@ one round trip instead of five. Elsewhere (SQLite) it is a short transaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ from crm_backend.database.hot_path import HotPath
 class Outgoing:
     """An answer stored already claimed for sending (status SENDING): its sender needs no lock."""
 
-    message_id: int
+    #: None while the answer is still being stored (see Answered.storing).
+    message_id: int | None
     conversation_id: int
     sender: SenderType
     text: str
@@ -67,6 +69,14 @@ class Answered:
     #: The conversation also has unclaimed (PENDING) messages from this push, e.g. an escalation's
     #: notice: deliver the conversation the ordinary way after the claimed ones.
     pending: bool = False
+    #: Set when the answers are sent while they are stored: `claimed` has their texts, this their
+    #: ids (None: the push was already processed by someone else). Sending does not wait for the
+    #: store's commit; recording how a send ended does.
+    storing: asyncio.Future[list[Outgoing] | None] | None = None
+
+    async def stored(self) -> list[Outgoing] | None:
+        """The claimed answers with their message ids, once they are stored."""
+        return self.claimed if self.storing is None else await self.storing
 
 
 Deliver = Callable[[Answered], Awaitable[None]]

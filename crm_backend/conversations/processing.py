@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import ConsentRecord
-from crm_backend.conversations.answers import Answered, Deliver, answer_row, store_answers
+from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
-from crm_backend.conversations.choices import ChoiceMemory, parse_number
+from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -118,6 +118,9 @@ class InboundProcessor:
                 answered = await self.process_one(push.inbound_id, openid, early, push if early else None)
                 if answered is not None:
                     await deliver(answered)
+                    if answered.storing is not None and await answered.storing is None:
+                        # Someone else had processed the push (a lost lock): its answer went out twice.
+                        log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
 
     async def process_one(
         self,
@@ -133,6 +136,10 @@ class InboundProcessor:
         statement where the database allows (bot_turn.py).
         """
         asked = asyncio.create_task(self.bot.ask(early.sender_id, early.text)) if early else None
+        if asked is not None:
+            # Let the question reach Rasa before step 1 is prepared: Rasa's answer is what the
+            # patient waits for, and the recording has all of Rasa's time to finish.
+            await asyncio.sleep(0)
         try:
             plan = await self._record_bot_turn(pending, early) if early and pending else None
             if plan is None:
@@ -161,21 +168,23 @@ class InboundProcessor:
         requests = [
             r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
         ]
+        offered = replies if sender == SenderType.BOT else None
+        if shown and not requests:
+            # The answers go out while they are stored: the patient does not wait for the commit.
+            # The push is still marked processed only with its answers, and how each send ended
+            # is recorded once they are stored (delivery.py), so a crash in the store's ~2 ms
+            # repeats the turn as a crash during Rasa's answer always could.
+            storing = asyncio.ensure_future(
+                self._store(inbound_id, plan.conversation_id, shown, sender, offered, claim=True)
+            )
+            texts = [Outgoing(None, plan.conversation_id, sender, render(reply)) for reply in shown]
+            return Answered(plan.conversation_id, openid, claimed=texts, storing=storing)
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.
-        stored, remembered = await asyncio.gather(
-            store_answers(
-                self.runtime.db, inbound_id, plan.conversation_id, shown, sender, claim=not requests
-            ),
-            self._remember_choices(plan.conversation_id, replies if sender == SenderType.BOT else None),
-            return_exceptions=True,
+        stored = await self._store(
+            inbound_id, plan.conversation_id, shown, sender, offered, claim=not requests
         )
-        if isinstance(stored, BaseException):
-            raise stored
-        if isinstance(remembered, BaseException):
-            # The answers are stored and go out; only a later numbered reply loses its options.
-            log.error("options offered in conversation %s not kept: %r", plan.conversation_id, remembered)
         if stored is None:
             return None
         if requests:
@@ -184,6 +193,29 @@ class InboundProcessor:
             await self._mark_processed(inbound_id)
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         return Answered(plan.conversation_id, openid, claimed=stored) if stored else None
+
+    async def _store(
+        self,
+        inbound_id: int,
+        conversation_id: int,
+        shown: list[BotReply],
+        sender: SenderType,
+        offered: list[BotReply] | None,
+        *,
+        claim: bool,
+    ) -> list[Outgoing] | None:
+        """Step 3, with the options the bot offered remembered beside it."""
+        stored, remembered = await asyncio.gather(
+            store_answers(self.runtime.db, inbound_id, conversation_id, shown, sender, claim=claim),
+            self._remember_choices(conversation_id, offered),
+            return_exceptions=True,
+        )
+        if isinstance(stored, BaseException):
+            raise stored
+        if isinstance(remembered, BaseException):
+            # The answers are stored and go out; only a later numbered reply loses its options.
+            log.error("options offered in conversation %s not kept: %r", conversation_id, remembered)
+        return stored
 
     async def _to_console(self, plan: Plan) -> None:
         async with self.runtime.db.sessions() as session:

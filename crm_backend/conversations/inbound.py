@@ -25,7 +25,6 @@ from sqlalchemy.engine.interfaces import Dialect
 from channels.wechat_oa.push import WeChatPush
 from crm_backend.background import BackgroundLoop
 from crm_backend.conversations.models import InboundMessage, InboundStatus
-from crm_backend.conversations.patient_lock import queue_push
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -197,7 +196,15 @@ async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push
         return Accepted.DUPLICATE
 
     try:
-        await queue_push(runtime, inbound_id, app_id, push.openid, redis_key, DEDUPE_TTL_SECONDS)
+        async with runtime.redis.pipeline(transaction=False) as pipe:
+            pipe.set(redis_key, inbound_id, ex=DEDUPE_TTL_SECONDS)
+            pipe.xadd(
+                runtime.inbound.stream,
+                {"inbound_id": str(inbound_id), "app_id": app_id, "openid": push.openid},
+                maxlen=100_000,
+                approximate=True,
+            )
+            await pipe.execute()
     except RedisError as exc:
         # Stored is what matters: the sweeper re-queues anything that was never handed over.
         log.warning("inbound %s stored but not queued: %s", inbound_id, exc)

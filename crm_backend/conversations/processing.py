@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,7 +39,6 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
-from crm_backend.conversations.patient_lock import hold_patient
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.escalations.models import Escalation, Priority
@@ -101,15 +99,17 @@ class InboundProcessor:
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
         self.escalations = Escalations(runtime)
 
-    async def process_patient(
-        self, app_id: str, openid: str, deliver: Deliver, entry: dict[str, str] | None = None
-    ) -> None:
+    async def process_patient(self, app_id: str, openid: str, deliver: Deliver) -> None:
         """Drain every stored push of one patient, oldest first, under that patient's lock; each
         push's answers are handed to `deliver` before the next push is processed, so they go out
-        in order. `entry` is the stream entry that brought the worker here (it may carry the lock,
-        see patient_lock.py)."""
-        lock = await hold_patient(self.runtime, app_id, openid, entry or {})
-        try:
+        in order."""
+        settings = self.runtime.settings
+        lock = self.runtime.redis.lock(
+            settings.key("lock", "patient", app_id, openid),
+            timeout=settings.rasa_timeout_seconds * 3 + 30,
+            blocking_timeout=settings.rasa_timeout_seconds * 3 + 30,
+        )
+        async with lock:
             pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
             for index, push in enumerate(pending):
                 # The context read with the list is current only for the first push; the rest
@@ -121,11 +121,6 @@ class InboundProcessor:
                     if answered.storing is not None and await answered.storing is None:
                         # Someone else had processed the push (a lost lock): its answer went out twice.
                         log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                log.warning("lock of patient %s expired while its pushes were processed", openid)
 
     async def process_one(
         self,

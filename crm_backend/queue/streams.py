@@ -17,10 +17,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, str]], Awaitable[None]]
 
-#: Added to the fields of an entry reclaimed from another consumer: its first handler may have
-#: started on it (or may still be running).
-REDELIVERED = "_redelivered"
-
 INBOUND = "inbound"
 OUTBOUND = "outbound"
 GROUP = "workers"
@@ -76,7 +72,7 @@ class StreamQueue:
             self.stream, GROUP, consumer, min_idle_time=self.reclaim_idle_ms, start_id="0-0", count=10
         )
         # Entries deleted by trimming come back as None bodies; there is nothing left to do for them.
-        claimed = [(eid, {**fields, REDELIVERED: "1"}) for eid, fields in result[1] if fields]
+        claimed = [(eid, fields) for eid, fields in result[1] if fields]
         for eid, fields in result[1]:
             if not fields:
                 await self.redis.xack(self.stream, GROUP, eid)

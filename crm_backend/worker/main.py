@@ -45,7 +45,7 @@ async def run_worker(stop: asyncio.Event) -> None:
         await runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
 
     async def handle_inbound(fields: dict[str, str]) -> None:
-        await processor.process_patient(fields["app_id"], fields["openid"], deliver, fields)
+        await processor.process_patient(fields["app_id"], fields["openid"], deliver)
 
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))

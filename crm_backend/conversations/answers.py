@@ -74,6 +74,19 @@ class Answered:
     #: store's commit; recording how a send ended does.
     storing: asyncio.Future[list[Outgoing] | None] | None = None
 
+    @classmethod
+    def while_storing(
+        cls,
+        conversation_id: int,
+        openid: str,
+        sender: SenderType,
+        texts: list[str],
+        storing: asyncio.Future[list[Outgoing] | None],
+    ) -> Answered:
+        """Answers to send now whose store (`storing`) has not committed yet."""
+        claimed = [Outgoing(None, conversation_id, sender, text) for text in texts]
+        return cls(conversation_id, openid, claimed=claimed, storing=storing)
+
     async def stored(self) -> list[Outgoing] | None:
         """The claimed answers with their message ids, once they are stored."""
         return self.claimed if self.storing is None else await self.storing

@@ -177,8 +177,8 @@ class InboundProcessor:
             storing = asyncio.ensure_future(
                 self._store(inbound_id, plan.conversation_id, shown, sender, offered, claim=True)
             )
-            texts = [Outgoing(None, plan.conversation_id, sender, render(reply)) for reply in shown]
-            return Answered(plan.conversation_id, openid, claimed=texts, storing=storing)
+            texts = [render(reply) for reply in shown]
+            return Answered.while_storing(plan.conversation_id, openid, sender, texts, storing)
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from channels.outbound.delivery import Outbox
-from crm_backend.conversations.answers import Answered, Outgoing, store_answers
+from crm_backend.conversations.answers import Answered, store_answers
 from crm_backend.conversations.bot_gateway import BotReply
 from crm_backend.conversations.models import (
     DeliveryStatus,
@@ -69,8 +69,7 @@ def _sending(
             claim=True,
         )
     )
-    texts = [Outgoing(None, conversation_id, SenderType.BOT, text) for text in TEXTS]
-    return Answered(conversation_id, openid, claimed=texts, storing=storing)
+    return Answered.while_storing(conversation_id, openid, SenderType.BOT, TEXTS, storing)
 
 
 async def _answers(db: Database, conversation_id: int) -> list[Message]:

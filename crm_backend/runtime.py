@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from crm_backend.config import Settings
 from crm_backend.database.core import Database
+from crm_backend.events import EventBus
 from crm_backend.patients.protection import AesGcmProtector, protector_for
 from crm_backend.queue.streams import INBOUND, OUTBOUND, StreamQueue
 
@@ -23,6 +24,8 @@ class Runtime:
     redis: Redis
     http: httpx.AsyncClient
     queues: dict[str, StreamQueue] = field(default_factory=dict)
+    #: Domain events of this process; crm_backend/domains.py subscribes every domain's listeners.
+    events: EventBus = field(default_factory=EventBus)
     _wechat_http: aiohttp.ClientSession | None = None
 
     @classmethod

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'carebridge.db'}", alias="DATABASE_URL"
     )
+    #: PostgreSQL runs the statements a patient waits on through asyncpg directly (database/hot_path.py);
+    #: false runs them through the ORM like SQLite. For comparing both paths, not for production.
+    database_fast_path: bool = Field(True, alias="DATABASE_FAST_PATH")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
 
     wechat_api_base: str = Field("https://api.weixin.qq.com", alias="WECHAT_API_BASE")

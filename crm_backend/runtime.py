@@ -36,7 +36,7 @@ class Runtime:
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
         runtime = cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=Database(settings.database_url, fast_path=settings.database_fast_path),
             redis=redis,
             http=http_client(),
         )

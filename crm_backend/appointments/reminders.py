@@ -28,7 +28,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.outbound.delivery import Outbox
@@ -55,6 +54,7 @@ from crm_backend.config import Settings
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.conversations.processing import current_conversation
 from crm_backend.database.core import Database
+from crm_backend.database.hot_path import insert_for
 from crm_backend.escalations.service import add_outbound
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 
@@ -223,7 +223,7 @@ async def _run_safely(outbox: Outbox, reminder_id: int, tomorrow: date, now: dat
 
 async def _claim(db: Database, appointment_id: int, now: datetime) -> int | None:
     """Insert the reminder row; None if another worker already has it (no error, no exception)."""
-    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    dialect_insert = insert_for(db.engine)
     statement = (
         dialect_insert(AppointmentReminder)
         .values(

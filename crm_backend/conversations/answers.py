@@ -142,7 +142,7 @@ async def store_answers(
         "touched_conversation_id": conversation_id,
         "now_value": now,
     }
-    if db.engine.dialect.name == "postgresql" and rows:
+    if db.hot_path.on_asyncpg and rows:
         stored = await _store_in_one_statement(db.hot_path, params, rows)
     else:
         async with db.engine.connect() as connection:

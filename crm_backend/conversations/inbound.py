@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import Dialect
 
 from channels.wechat_oa.push import WeChatPush
 from crm_backend.background import BackgroundLoop
 from crm_backend.conversations.models import InboundMessage, InboundStatus
+from crm_backend.database.hot_path import insert_for
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class InboundWriter(BackgroundLoop):
         self.runtime = runtime
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.hot_path = runtime.db.hot_path
-        insert = pg_insert if runtime.db.engine.dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(runtime.db.engine)
         self._statement = (
             insert(InboundMessage)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])

@@ -80,14 +80,14 @@ def make_engine(url: str) -> AsyncEngine:
 class Database:
     """Engine plus session factory, created once per process from settings."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, fast_path: bool = True) -> None:
         self.url = url
         self.engine: AsyncEngine = make_engine(url)
         #: For work that is one statement (a read, or a write that is atomic on its own): no
         #: BEGIN/COMMIT round trips. Shares the engine's pool.
         self.single_statements: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         #: The few statements a patient waits on (see hot_path.py).
-        self.hot_path = HotPath(self.single_statements)
+        self.hot_path = HotPath(self.single_statements, fast=fast_path)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )

@@ -2,12 +2,15 @@
 
 Each message passes three statements while the patient waits: the webhook stores the push, the
 worker reads what is pending and, after Rasa, stores the answers (a fourth, the record of an
-ordinary bot turn, runs beside Rasa). Through SQLAlchemy's engine each costs ~2 ms on this 2-core
-machine between turns (its Python is cold); the same statement on the asyncpg connection under it
-costs ~1.1 ms. The statements stay SQLAlchemy Core: they are compiled
-once by SQLAlchemy's own asyncpg dialect, with its bind processors (JSON, UTC timestamps), and only
-the execution skips the engine. Connections still come from the engine's pool. SQLite, and every
-other statement, go through SQLAlchemy as usual.
+ordinary bot turn, runs beside Rasa). Between turns the interpreter is cold and SQLAlchemy's engine
+costs about as much as the statement itself (figures in docs/PERFORMANCE.md). The statements stay
+SQLAlchemy Core: they are compiled once by SQLAlchemy's own asyncpg dialect, with the bind
+processors of their types (JSON, UTC timestamps), and only the execution skips the engine.
+Connections still come from the engine's pool. SQLite, and every other statement, go through
+SQLAlchemy as usual.
+
+This module is the one dialect switch of the application: `HotPath.on_asyncpg` says whether the
+PostgreSQL forms run, and `insert_for` gives the dialect's INSERT with ON CONFLICT.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -40,8 +44,14 @@ class CompiledForAsyncpg:
             for name, bind in ((n, compiled.binds[n]) for n in names)
             if not bind.required
         }
-        # Private but stable across SQLAlchemy 2.x (pinned <2.2); tests run every hot statement.
-        processors = dict(compiled._bind_processors)
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for name in names:
+            # The public form of what the engine does per parameter: the type's dialect-specific
+            # implementation, then its bind processor (None when values pass unchanged).
+            bind_type = compiled.binds[name].type
+            process = bind_type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
         return cls(compiled.string, names, processors, fixed)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
@@ -56,12 +66,13 @@ class CompiledForAsyncpg:
 class HotPath:
     """Runs hot statements for one engine: asyncpg on PostgreSQL, SQLAlchemy elsewhere.
 
-    `single_statements` is the engine's autocommit variant: each statement commits on its own."""
+    `single_statements` is the engine's autocommit variant: each statement commits on its own.
+    `fast=False` keeps PostgreSQL on the general (ORM) forms too: the parity test compares both."""
 
-    def __init__(self, single_statements: AsyncEngine) -> None:
+    def __init__(self, single_statements: AsyncEngine, *, fast: bool = True) -> None:
         self.engine = single_statements
         dialect = single_statements.dialect
-        self.on_asyncpg = dialect.name == "postgresql" and dialect.driver == "asyncpg"
+        self.on_asyncpg = fast and dialect.name == "postgresql" and dialect.driver == "asyncpg"
         self._compiled: dict[int, tuple[ClauseElement, CompiledForAsyncpg]] = {}
 
     def compiled(self, statement: ClauseElement) -> CompiledForAsyncpg:
@@ -87,3 +98,8 @@ class HotPath:
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
             return list(await raw.driver_connection.fetch(sql, *arguments))
+
+
+def insert_for(engine: AsyncEngine) -> Callable[..., Any]:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

@@ -18,6 +18,7 @@ from channels.wechat_oa.webhook import router as oa_router
 from crm_backend import health
 from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
+from crm_backend.domains import wire
 from crm_backend.escalations.service import ConsoleError
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime, freeze_startup_objects
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from crm_backend.staff.service import ensure_first_admin
 
         runtime = Runtime.create(settings)
+        wire(runtime)
         app.state.runtime = runtime
         await runtime.inbound.ensure_group()
         writer = InboundWriter(runtime)

@@ -31,5 +31,11 @@ class EventBus:
         return bool(self._handlers.get(event_type))
 
     async def publish(self, event: object) -> None:
-        for handler in self._handlers.get(type(event), ()):
+        handlers = self._handlers.get(type(event), ())
+        if not handlers and getattr(event, "must_be_handled", False):
+            # An effect the publisher relies on (an escalation, a rating) would be lost silently.
+            raise LookupError(
+                f"no listener for {type(event).__name__}: crm_backend.domains.wire() not called?"
+            )
+        for handler in handlers:
             await handler(event)

@@ -2,32 +2,31 @@
 
 Most messages are a consented patient writing in an open chat the bot has. For those the worker
 asks Rasa at once (see pending.py) and records the message meanwhile. The general recording
-(processing.InboundProcessor._record) is an ORM transaction of about nine round trips, 7.4 ms
-beside Rasa; sharing 2 cores with Rasa it slowed Rasa's own turn by ~2 ms. This is the same
-recording for that one case as a single statement (2.3 ms, and Rasa slowed by ~0.2 ms):
+(processing.InboundProcessor._record) is an ORM transaction of about nine round trips, and beside
+Rasa on the same cores it slowed Rasa's own turn; this is the same recording for that one case as a
+single statement (figures in docs/PERFORMANCE.md):
 
     WITH attempt AS (UPDATE inbound SET attempts = 1 WHERE <still received, first try>
-                     AND <the chat is still the patient's open bot chat, consent still granted,
-                          no rating asked for, not idle> RETURNING id),
+                     AND route.state_unchanged(<the state the pending read saw>) RETURNING id),
          identity AS (UPDATE wechat_identities SET last_inbound_at … WHERE EXISTS attempt),
          touched AS (UPDATE conversations SET last_message_at … WHERE EXISTS attempt)
     INSERT INTO messages … SELECT … WHERE EXISTS attempt RETURNING id
 
-The conditions are re-read in the statement, so it records only what the general path would have
-planned the same way; when any of them no longer holds (a colleague took the chat a moment ago),
-it writes nothing and the caller falls back to the general path, which decides.
+It decides nothing itself: route.decide chose the bot for the state the pending read saw, and the
+statement re-reads that state through the same expressions (route.py). When any of it moved (a
+colleague took the chat a moment ago), it writes nothing and the caller falls back to the general
+path, which decides again.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, insert, select, update
-from sqlalchemy.orm import aliased
 
-from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
+from crm_backend.conversations import route
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -47,31 +46,13 @@ _WHEN = Message.__table__.c.created_at.type
 @functools.cache
 def _statement() -> Any:
     # Parameters are prefixed: one named like a column would be taken as a SET value by the UPDATEs.
-    newest_open = aliased(Conversation)
-    still_the_bot_chat = exists(
-        select(Conversation.id).where(
-            Conversation.id == bindparam("p_conversation_id"),
-            Conversation.status == ConversationStatus.BOT,
-            Conversation.rating_escalation_id.is_(None),
-            Conversation.last_message_at >= bindparam("p_open_since", type_=_WHEN),
-            Conversation.id
-            == select(func.max(newest_open.id))
-            .where(
-                newest_open.identity_id == bindparam("p_identity_id"),
-                newest_open.status != ConversationStatus.CLOSED,
-            )
-            .scalar_subquery(),
-        )
-    )
-    consent_granted = (
-        select(ConsentRecord.granted)
-        .where(
-            ConsentRecord.identity_id == bindparam("p_identity_id"),
-            ConsentRecord.purpose == HEALTH_INFORMATION,
-        )
-        .order_by(ConsentRecord.decided_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-        .scalar_subquery()
+    unchanged = route.state_unchanged(
+        bindparam("p_identity_id"),
+        bindparam("p_conversation_id"),
+        status=ConversationStatus.BOT,
+        rating_pending=False,
+        consent_granted=True,
+        last_message_at=bindparam("p_last_message_at", type_=_WHEN),
     )
     attempt = (
         update(InboundMessage)
@@ -79,8 +60,7 @@ def _statement() -> Any:
             InboundMessage.id == bindparam("p_inbound_id"),
             InboundMessage.status == InboundStatus.RECEIVED,
             InboundMessage.attempts == 0,
-            still_the_bot_chat,
-            consent_granted.is_(True),
+            unchanged,
         )
         .values(attempts=InboundMessage.attempts + 1)
         .returning(InboundMessage.id)
@@ -140,17 +120,20 @@ async def record_bot_turn(
     wechat_msg_id: int | None,
     unionid: str | None,
     seen_at: datetime,
-    idle_after: timedelta,
+    state: route.RouteState,
 ) -> int | None:
     """The patient's message id, or None when the turn is no longer an ordinary bot turn (nothing
-    was written; the general path must record it)."""
+    was written; the general path must record it). `state` is what route.decide saw: the bot's
+    open chat, consent granted, no rating asked for."""
+    assert state.last_message_at is not None and state.consent_granted is True
+    assert state.conversation_status == ConversationStatus.BOT and not state.rating_pending
     rows = await hot_path.fetch(
         _statement(),
         {
             "p_inbound_id": inbound_id,
             "p_identity_id": identity_id,
             "p_conversation_id": conversation_id,
-            "p_open_since": seen_at - idle_after,
+            "p_last_message_at": state.last_message_at,
             "p_seen_at": seen_at,
             "p_unionid": unionid,
             "p_message_conversation_id": conversation_id,

@@ -1,28 +1,22 @@
-"""A patient's stored, unprocessed pushes, read in one query together with what decides their route.
+"""A patient's stored, unprocessed turns, read in one query together with what decides their route.
 
-Rasa's turn is most of a patient's wait. Whether a push goes to Rasa, and with which text, depends
-on the patient's consent, the state of the open conversation and the push itself; reading all of
-that in the same query that lists the pending pushes lets the worker ask Rasa straight away and
-record the patient's message while Rasa thinks. Recording still decides: when it plans a different
-route (a colleague took the chat over a moment ago), the early answer is dropped.
+Rasa's turn is most of a patient's wait. Whether a push goes to Rasa, and with which text, is
+`route.decide` over the push and the patient's state; reading that state (route.state_columns) in
+the same query that lists the pending turns lets the worker ask Rasa straight away and record the
+patient's message while Rasa thinks. Recording still decides: when the state moved meanwhile (a
+colleague took the chat over a moment ago), the early answer is dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, select
 
-from crm_backend.consent import service as consent
-from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
-from crm_backend.conversations.models import (
-    Conversation,
-    ConversationStatus,
-    InboundMessage,
-    InboundStatus,
-)
+from crm_backend.conversations import route
+from crm_backend.conversations.models import Conversation, InboundMessage, InboundStatus
 from crm_backend.database.hot_path import HotPath
 from crm_backend.patients.models import WeChatIdentity
 
@@ -34,13 +28,7 @@ class PendingPush:
     payload: dict[str, Any]
     attempts: int
     create_time: int
-    identity_id: int | None
-    #: The identity's latest consent decision (None: never answered).
-    consent_granted: bool | None
-    conversation_id: int | None
-    conversation_status: str | None
-    rating_pending: bool
-    last_message_at: datetime | None
+    state: route.RouteState
     wechat_msg_id: int | None = None
 
     @property
@@ -48,51 +36,24 @@ class PendingPush:
         return datetime.fromtimestamp(self.create_time, UTC)
 
     def typed_text(self) -> str | None:
-        """What the patient typed or said, if this is a text or recognised voice message."""
-        if self.msg_type == "text":
-            return str(self.payload.get("Content") or "")
-        if self.msg_type == "voice":
-            return str(self.payload.get("Recognition") or "").strip() or None
-        return None
+        return route.typed_text(self.msg_type, self.payload)
 
-    def goes_to_bot(self, idle_after: timedelta) -> bool:
-        """True when recording this push will (barring a race) hand its text to the bot unchanged:
-        first attempt, consent granted, an open conversation the bot has, no rating asked for."""
-        text = self.typed_text()
+    def goes_to_bot(self, max_attempts: int) -> bool:
+        """True when recording this push will (barring a race) hand its text to the bot: a first
+        attempt whose route is the bot's in an open conversation."""
+        state = self.state.at(self.seen_at)
+        turn = route.Turn(self.msg_type, self.typed_text(), self.attempts + 1)
         return (
-            text is not None
-            and self.attempts == 0
-            and self.identity_id is not None
-            and self.consent_granted is True
-            and self.conversation_id is not None
-            and self.conversation_status == ConversationStatus.BOT
-            and not self.rating_pending
-            and self.last_message_at is not None
-            and self.seen_at - self.last_message_at <= idle_after
-            and consent.read_answer(text) is not consent.ConsentAnswer.WITHDRAW
+            self.attempts == 0
+            and self.msg_type != route.DIALOGUE
+            and state.identity_id is not None
+            and state.conversation_id is not None
+            and route.decide(turn, state, max_attempts) is route.Route.BOT
         )
 
 
 def _pending_statement() -> Any:
     """Built once: the statement runs for every message, and building it costs as much as running it."""
-    latest_consent = (
-        select(ConsentRecord.granted)
-        .where(ConsentRecord.identity_id == WeChatIdentity.id, ConsentRecord.purpose == HEALTH_INFORMATION)
-        .order_by(ConsentRecord.decided_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-        .correlate(WeChatIdentity)
-        .scalar_subquery()
-    )
-    # The same conversation processing.current_conversation picks: the newest one not closed.
-    open_conversation = (
-        select(func.max(Conversation.id))
-        .where(
-            Conversation.identity_id == WeChatIdentity.id,
-            Conversation.status != ConversationStatus.CLOSED,
-        )
-        .correlate(WeChatIdentity)
-        .scalar_subquery()
-    )
     return (
         select(
             InboundMessage.id,
@@ -100,13 +61,8 @@ def _pending_statement() -> Any:
             InboundMessage.payload,
             InboundMessage.attempts,
             InboundMessage.create_time,
-            WeChatIdentity.id,
-            latest_consent,
-            Conversation.id,
-            Conversation.status,
-            Conversation.rating_escalation_id,
-            Conversation.last_message_at,
             InboundMessage.wechat_msg_id,
+            *route.state_columns(WeChatIdentity),
         )
         .select_from(InboundMessage)
         .outerjoin(
@@ -116,7 +72,7 @@ def _pending_statement() -> Any:
                 WeChatIdentity.openid == InboundMessage.openid,
             ),
         )
-        .outerjoin(Conversation, Conversation.id == open_conversation)
+        .outerjoin(Conversation, route.open_conversation_join(WeChatIdentity))
         .where(
             InboundMessage.app_id == bindparam("app_id"),
             InboundMessage.openid == bindparam("openid"),
@@ -130,7 +86,7 @@ _PENDING = _pending_statement()
 
 
 async def pending_pushes(hot_path: HotPath, app_id: str, openid: str) -> list[PendingPush]:
-    """The patient's unprocessed pushes, oldest first, each with the patient's current context."""
+    """The patient's unprocessed turns, oldest first, each with the patient's current state."""
     rows = await hot_path.fetch(_PENDING, {"app_id": app_id, "openid": openid})
     return [
         PendingPush(
@@ -139,13 +95,8 @@ async def pending_pushes(hot_path: HotPath, app_id: str, openid: str) -> list[Pe
             payload=row[2] or {},
             attempts=row[3],
             create_time=row[4],
-            identity_id=row[5],
-            consent_granted=None if row[6] is None else bool(row[6]),
-            conversation_id=row[7],
-            conversation_status=row[8],
-            rating_pending=row[9] is not None,
-            last_message_at=row[10],
-            wechat_msg_id=row[11],
+            wechat_msg_id=row[5],
+            state=route.RouteState.of_row(row[6:]),
         )
         for row in rows
     ]

@@ -17,18 +17,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
-from crm_backend.consent.models import ConsentRecord
+from crm_backend.conversations import consent_dialogue, rating_dialogue, route
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
 from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
+from crm_backend.conversations.events import EscalationRequested, PatientMessageForStaff
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -41,17 +42,13 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
-from crm_backend.escalations.models import Escalation, Priority
-from crm_backend.escalations.service import RATING_THANKS, Escalations, sender_id
+from crm_backend.conversations.route import Route, RouteState, Turn
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.service import get_or_create_identity
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-#: A conversation idle this long is closed and the next message starts a new one.
-CONVERSATION_IDLE = timedelta(hours=24)
 
 VOICE_NOT_SUPPORTED = "抱歉，暂时还听不懂语音消息，请用文字告诉我您的问题。"
 IMAGE_RECEIVED = "已收到您发来的图片并为您保存。如需咨询，请用文字描述一下您的情况。"
@@ -65,12 +62,13 @@ class Plan:
 
     conversation_id: int
     system_replies: list[str] = field(default_factory=list)
-    bot_text: str | None = None
+    #: What the bot is asked, in order (one text; several after 同意 releases held requests).
+    bot_texts: list[str] = field(default_factory=list)
     sender_id: str = ""
     #: Step 1 already stored the final answer (the push was given up on).
     finished: bool = False
-    #: People have this conversation: the message goes to the console, not to the bot.
-    escalated_team_id: int | None = None
+    #: People have this conversation: the patient's message goes to their console.
+    for_staff: bool = False
     patient_message_id: int | None = None
 
 
@@ -97,7 +95,6 @@ class InboundProcessor:
         settings = runtime.settings
         self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
-        self.escalations = Escalations(runtime)
 
     async def process_patient(self, app_id: str, openid: str, deliver: Deliver) -> None:
         """Drain every stored push of one patient, oldest first, under that patient's lock; each
@@ -147,22 +144,34 @@ class InboundProcessor:
         except BaseException:
             await _drop(asked)
             raise
-        if plan is None or plan.finished or plan.bot_text is None:
+        if (
+            early is None
+            or plan is None
+            or plan.finished
+            or (plan.sender_id, plan.bot_texts)
+            != (
+                early.sender_id,
+                [early.text],
+            )
+        ):
             await _drop(asked)
+            asked = None
         if plan is None:
             return None
         if plan.finished:
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
-        if plan.escalated_team_id is not None and plan.patient_message_id is not None:
-            await self._to_console(plan)
+        if plan.for_staff and plan.patient_message_id is not None:
+            await self.runtime.events.publish(
+                PatientMessageForStaff(plan.patient_message_id, plan.conversation_id)
+            )
         replies = [BotReply(text) for text in plan.system_replies]
         sender = SenderType.SYSTEM
-        if plan.bot_text is not None:
-            if asked is not None and early == Question(plan.sender_id, plan.bot_text):
-                replies = await asked
+        if plan.bot_texts:
+            if asked is not None:
+                replies += await asked
             else:
-                await _drop(asked)
-                replies = await self.bot.ask(plan.sender_id, plan.bot_text)
+                for text in plan.bot_texts:
+                    replies += await self.bot.ask(plan.sender_id, text)
             sender = SenderType.BOT
         shown = [reply for reply in replies if reply.text or reply.buttons]
         requests = [
@@ -189,7 +198,14 @@ class InboundProcessor:
             return None
         if requests:
             for request in requests:
-                await self._escalate_from_bot(plan.conversation_id, request)
+                await self.runtime.events.publish(
+                    EscalationRequested(
+                        plan.conversation_id,
+                        reason=str(request.get("reason") or "bot"),
+                        priority=str(request.get("priority") or "normal"),
+                        team=str(request.get("team") or "service"),
+                    )
+                )
             await self._mark_processed(inbound_id)
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         return Answered(plan.conversation_id, openid, claimed=stored) if stored else None
@@ -217,25 +233,6 @@ class InboundProcessor:
             log.error("options offered in conversation %s not kept: %r", conversation_id, remembered)
         return stored
 
-    async def _to_console(self, plan: Plan) -> None:
-        async with self.runtime.db.sessions() as session:
-            message = await session.get(Message, plan.patient_message_id)
-        if message is not None:
-            await self.escalations.publish_message(message, team_id=plan.escalated_team_id)
-
-    async def _escalate_from_bot(self, conversation_id: int, request: dict[str, Any]) -> None:
-        """The bot asked for people (the patient asked, or it failed twice): escalate() decides the rest."""
-        try:
-            priority = Priority(str(request.get("priority", "normal")))
-        except ValueError:
-            priority = Priority.NORMAL
-        await self.escalations.escalate(
-            conversation_id,
-            reason=str(request.get("reason") or "bot")[:255],
-            priority=priority,
-            team=str(request.get("team") or "service"),
-        )
-
     async def _remember_choices(self, conversation_id: int, replies: list[BotReply] | None) -> None:
         """The options the bot just offered (none clears the last ones); system replies keep them."""
         if replies is not None:
@@ -245,9 +242,12 @@ class InboundProcessor:
     async def _early_question(self, push: PendingPush, rasa_sender: str) -> Question | None:
         """The question step 1 will plan for this push, when the pending read already tells."""
         text = push.typed_text()
-        if text is None or push.conversation_id is None or not push.goes_to_bot(CONVERSATION_IDLE):
+        conversation_id = push.state.conversation_id
+        if text is None or conversation_id is None:
             return None
-        choice = await self._read_choice(push.conversation_id, text)
+        if not push.goes_to_bot(self.runtime.settings.max_processing_attempts):
+            return None
+        choice = await self._read_choice(conversation_id, text)
         return Question(rasa_sender, choice.text) if choice.text is not None else None
 
     async def _read_choice(self, conversation_id: int, text: str) -> Choice:
@@ -268,7 +268,8 @@ class InboundProcessor:
         databases, a message with ID numbers to seal (the stored push is masked too), or a chat
         that stopped being an ordinary bot turn since the pending read."""
         hot_path = self.runtime.db.hot_path
-        if not hot_path.on_asyncpg or push.identity_id is None or push.conversation_id is None:
+        identity_id, conversation_id = push.state.identity_id, push.state.conversation_id
+        if not hot_path.on_asyncpg or identity_id is None or conversation_id is None:
             return None
         content, extra = _content_of(push.msg_type, None, push.payload)
         if seal_id_numbers(content, self.runtime.protector)[1]:
@@ -276,19 +277,19 @@ class InboundProcessor:
         message_id = await record_bot_turn(
             hot_path,
             inbound_id=push.inbound_id,
-            identity_id=push.identity_id,
-            conversation_id=push.conversation_id,
+            identity_id=identity_id,
+            conversation_id=conversation_id,
             msg_type=push.msg_type,
             content=content,
             extra=extra,
             wechat_msg_id=push.wechat_msg_id,
             unionid=push.payload.get("UnionId") or None,
             seen_at=push.seen_at,
-            idle_after=CONVERSATION_IDLE,
+            state=push.state,
         )
         if message_id is None:
             return None
-        return Plan(conversation_id=push.conversation_id, bot_text=early.text, sender_id=early.sender_id)
+        return Plan(conversation_id=conversation_id, bot_texts=[early.text], sender_id=early.sender_id)
 
     async def _record(self, inbound_id: int) -> Plan | None:
         settings = self.runtime.settings
@@ -306,9 +307,21 @@ class InboundProcessor:
             message = await _store_patient_message(
                 session, inbound, conversation, seen_at, self.runtime.protector
             )
-            plan = Plan(conversation_id=conversation.id)
-
-            if inbound.attempts > settings.max_processing_attempts:
+            plan = Plan(conversation_id=conversation.id, patient_message_id=message.id)
+            text = _typed_text(inbound.msg_type, message, self.runtime.protector)
+            consent_granted = await session.scalar(select(route.latest_consent(identity.id)))
+            state = RouteState(
+                identity_id=identity.id,
+                consent_granted=None if consent_granted is None else bool(consent_granted),
+                conversation_id=conversation.id,
+                conversation_status=conversation.status,
+                rating_pending=conversation.rating_escalation_id is not None,
+                last_message_at=conversation.last_message_at,
+            )
+            decided = route.decide(
+                Turn(inbound.msg_type, text, inbound.attempts), state, settings.max_processing_attempts
+            )
+            if decided is Route.GIVE_UP:
                 inbound.status = InboundStatus.FAILED
                 inbound.last_error = "gave up after repeated failures"
                 _add_answer(session, conversation, inbound.id, SenderType.SYSTEM, GIVE_UP)
@@ -316,31 +329,12 @@ class InboundProcessor:
                 log.error("inbound %s failed after %s attempts", inbound_id, inbound.attempts - 1)
                 plan.finished = True
                 return plan
-
-            if inbound.msg_type == "event":
+            if decided is Route.EVENT:
                 plan.system_replies = await self._on_event(session, identity, inbound.event or "", seen_at)
-            elif conversation.status == ConversationStatus.ESCALATED:
-                # People have this chat: it goes to their console, the bot stays silent. Withdrawing
-                # consent is honoured (and confirmed) whoever has the chat.
-                if consent.read_answer(message.content) is consent.ConsentAnswer.WITHDRAW:
-                    await self._plan_text(session, plan, identity, conversation, message)
-                plan.escalated_team_id = await session.scalar(
-                    select(Escalation.team_id)
-                    .where(Escalation.conversation_id == conversation.id)
-                    .order_by(Escalation.id.desc())
-                    .limit(1)
-                )
-                plan.patient_message_id = message.id
-            elif inbound.msg_type == "image":
-                plan.system_replies = [IMAGE_RECEIVED]
-            elif inbound.msg_type == "voice" and not message.content:
-                plan.system_replies = [VOICE_NOT_SUPPORTED]
-            elif inbound.msg_type in ("text", "voice"):
-                await self._plan_text(session, plan, identity, conversation, message)
             else:
-                plan.system_replies = [UNSUPPORTED_TYPE]
-            if inbound.msg_type != "event":
                 identity.last_inbound_at = seen_at
+                plan.for_staff = conversation.status == ConversationStatus.ESCALATED
+                await self._plan(session, plan, decided, identity, conversation, message, text)
             await session.commit()
             return plan
 
@@ -361,72 +355,47 @@ class InboundProcessor:
             identity.unsubscribed_at = seen_at
         return []
 
-    async def _plan_text(
+    async def _plan(
         self,
         session: AsyncSession,
         plan: Plan,
+        decided: Route,
         identity: WeChatIdentity,
         conversation: Conversation,
         message: Message,
+        text: str | None,
     ) -> None:
-        text = unsealed_text(message.content, message.extra, self.runtime.protector)
-        answer = consent.read_answer(text)
-        decision = await consent.current_decision(session, identity.id)
-        already_recorded = (
-            await session.scalar(select(ConsentRecord.id).where(ConsentRecord.message_id == message.id))
-            if answer is not None
-            else None
-        )
-
-        async def decide(granted: bool) -> None:
-            if already_recorded is None:
-                await consent.record_decision(
-                    session,
-                    identity,
-                    granted=granted,
-                    notice_version=self.runtime.settings.privacy_notice_version,
-                    decided_at=message.created_at,
-                    message_id=message.id,
-                )
-
-        if decision is True and answer is consent.ConsentAnswer.WITHDRAW:
-            await decide(False)
-            plan.system_replies = [consent.CONSENT_WITHDRAWN]
+        """Step 1's answer for a patient's message on its route."""
+        if decided is Route.MEDIA:
+            plan.system_replies = [_media_reply(message)]
             return
-        if decision is not True:
-            if answer is consent.ConsentAnswer.GRANT:
-                await decide(True)
-                plan.system_replies = [consent.CONSENT_GRANTED]
-            elif answer in (consent.ConsentAnswer.DECLINE, consent.ConsentAnswer.WITHDRAW):
-                await decide(False)
-                plan.system_replies = [consent.CONSENT_DECLINED]
-            elif decision is None:
-                notice = consent.PRIVACY_NOTICE.format(version=self.runtime.settings.privacy_notice_version)
-                plan.system_replies = [notice, consent.CONSENT_QUESTION]
-            else:
-                plan.system_replies = [consent.CONSENT_STILL_DECLINED]
+        if decided is Route.STAFF or text is None:
             return
-
-        number = parse_number(text)
-        if conversation.rating_escalation_id is not None:
-            if number is not None:
-                if not 1 <= number <= 5:
-                    plan.system_replies = ["请回复 1 到 5 之间的数字为本次人工服务打分。"]
-                    return
-                escalation = await session.get(Escalation, conversation.rating_escalation_id)
-                if escalation is not None and escalation.satisfaction is None:
-                    escalation.satisfaction = number
-                    escalation.satisfaction_at = message.created_at
-                conversation.rating_escalation_id = None
-                plan.system_replies = [RATING_THANKS]
+        if decided is Route.CONSENT:
+            reply = await consent_dialogue.answer(
+                session,
+                identity,
+                conversation,
+                message,
+                text,
+                notice_version=self.runtime.settings.privacy_notice_version,
+                protector=self.runtime.protector,
+            )
+            plan.system_replies = reply.replies
+            plan.bot_texts = reply.for_bot
+            plan.sender_id = rasa_sender(identity.app_id, identity.openid)
+            return
+        if decided is Route.RATING:
+            rated = await rating_dialogue.answer(session, self.runtime.events, conversation, message, text)
+            if rated is not None:
+                plan.system_replies = rated
                 return
-            conversation.rating_escalation_id = None  # the patient moved on without rating
         choice = await self._read_choice(conversation.id, text)
         if choice.text is None:
             plan.system_replies = [f"请回复 1 到 {choice.options} 之间的数字。"]
             return
-        plan.bot_text = choice.text
-        plan.sender_id = sender_id(identity)
+        plan.bot_texts = [choice.text]
+        plan.sender_id = rasa_sender(identity.app_id, identity.openid)
 
     # -- step 3 --------------------------------------------------------------------------------
 
@@ -445,12 +414,9 @@ async def current_conversation(
 ) -> Conversation:
     """The identity's open conversation, or a new one after CONVERSATION_IDLE (reminders use it too)."""
     conversation = await session.scalar(
-        select(Conversation)
-        .where(Conversation.identity_id == identity.id, Conversation.status != ConversationStatus.CLOSED)
-        .order_by(Conversation.id.desc())
-        .limit(1)
+        select(Conversation).where(Conversation.id == route.open_conversation_id(identity.id))
     )
-    if conversation is not None and seen_at - conversation.last_message_at > CONVERSATION_IDLE:
+    if conversation is not None and route.is_idle(conversation.last_message_at, seen_at):
         conversation.status = ConversationStatus.CLOSED
         conversation = None
     if conversation is None:
@@ -500,6 +466,22 @@ async def _store_patient_message(
     conversation.last_message_at = max(conversation.last_message_at, seen_at)
     await session.flush()
     return message
+
+
+def _typed_text(msg_type: str, message: Message, protector: FieldProtector) -> str | None:
+    """What the patient typed or said, as route.typed_text reads a push, from the stored message
+    (whose ID numbers may be sealed)."""
+    if msg_type not in ("text", "voice") or (msg_type == "voice" and not message.content):
+        return None
+    return unsealed_text(message.content, message.extra, protector)
+
+
+def _media_reply(message: Message) -> str:
+    if message.msg_type == "image":
+        return IMAGE_RECEIVED
+    if message.msg_type == "voice":
+        return VOICE_NOT_SUPPORTED
+    return UNSUPPORTED_TYPE
 
 
 def _content_of(

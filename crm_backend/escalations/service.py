@@ -27,6 +27,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.rating_dialogue import RATING_QUESTION
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import WeChatIdentity
@@ -40,11 +41,6 @@ log = logging.getLogger(__name__)
 TEAM_NAMES = {"service": "客服中心", "nursing": "护理团队", "complaints": "投诉办公室"}
 #: Rough handling time per chat, for the wait estimate the patient sees.
 MINUTES_PER_CHAT = 4
-
-RATING_QUESTION = (
-    "本次人工服务已结束，感谢您的耐心。请为本次服务打分：回复 1 到 5 的数字（5 分表示非常满意）。"
-)
-RATING_THANKS = "感谢您的评价！如还有其他问题，随时发消息给我。"
 
 
 class ConsoleError(Exception):
@@ -487,6 +483,10 @@ class Escalations:
         self, message: Message, *, team_id: int | None, kind: str = "message.created"
     ) -> None:
         await self._publish_message(message.id, message.conversation_id, team_id=team_id, kind=kind)
+
+    async def publish_message_id(self, message_id: int, conversation_id: int, *, team_id: int | None) -> None:
+        """A message only known by id (a listener's event) appears in the console."""
+        await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.created")
 
     async def _publish_message(
         self, message_id: int, conversation_id: int, *, team_id: int | None, kind: str

@@ -16,6 +16,7 @@ from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.config import get_settings
 from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
+from crm_backend.domains import wire
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime, freeze_startup_objects
 from crm_backend.worker import heartbeat
@@ -29,6 +30,7 @@ log = logging.getLogger("carebridge.worker")
 async def run_worker(stop: asyncio.Event) -> None:
     settings = get_settings()
     runtime = Runtime.create(settings)
+    wire(runtime)
     processor = InboundProcessor(runtime)
     outbox = Outbox(runtime)
     worker_id = f"{socket.gethostname()}-{os.getpid()}"

@@ -21,6 +21,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.route import RouteState
 from crm_backend.database.core import Database
 from crm_backend.escalations.models import Escalation
 from crm_backend.patients.models import WeChatIdentity
@@ -69,7 +70,15 @@ async def _consented_push(db: Database, *, granted: bool = True) -> dict[str, An
             "wechat_msg_id": 4242,
             "unionid": "u-family-1",
             "seen_at": datetime.now(UTC).replace(microsecond=0),
-            "idle_after": IDLE,
+            # What the pending read saw, and route.decide sent to the bot.
+            "state": RouteState(
+                identity_id=identity.id,
+                consent_granted=True,
+                conversation_id=conversation_id,
+                conversation_status=ConversationStatus.BOT,
+                rating_pending=False,
+                last_message_at=conversation.last_message_at,
+            ),
         }
 
 

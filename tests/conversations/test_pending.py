@@ -12,29 +12,39 @@ from sqlalchemy import select, update
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, ConversationStatus, InboundMessage
 from crm_backend.conversations.pending import PendingPush, pending_pushes
-from crm_backend.conversations.processing import CONVERSATION_IDLE
+from crm_backend.conversations.route import RouteState
 from crm_backend.database.core import Database
 from crm_backend.patients.models import WeChatIdentity
 from tests.conversations.conftest import new_push
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+MAX_ATTEMPTS = 5
 PLAIN = PendingPush(
     inbound_id=1,
     msg_type="text",
     payload={"Content": "我想挂个号"},
     attempts=0,
     create_time=int(NOW.timestamp()),
-    identity_id=7,
-    consent_granted=True,
-    conversation_id=3,
-    conversation_status=ConversationStatus.BOT,
-    rating_pending=False,
-    last_message_at=NOW - timedelta(minutes=5),
+    state=RouteState(
+        identity_id=7,
+        consent_granted=True,
+        conversation_id=3,
+        conversation_status=ConversationStatus.BOT,
+        rating_pending=False,
+        last_message_at=NOW - timedelta(minutes=5),
+    ),
 )
 
 
+def _changed(push: PendingPush, **change: object) -> PendingPush:
+    """`push` with some of its own or its state's fields changed."""
+    state_fields = {k: v for k, v in change.items() if hasattr(push.state, k)}
+    own = {k: v for k, v in change.items() if k not in state_fields}
+    return replace(push, state=replace(push.state, **state_fields), **own)
+
+
 def test_an_ordinary_text_of_a_consented_patient_goes_to_the_bot() -> None:
-    assert PLAIN.goes_to_bot(CONVERSATION_IDLE)
+    assert PLAIN.goes_to_bot(MAX_ATTEMPTS)
     assert PLAIN.typed_text() == "我想挂个号"
 
 
@@ -55,12 +65,12 @@ def test_an_ordinary_text_of_a_consented_patient_goes_to_the_bot() -> None:
     ],
 )
 def test_anything_else_is_recorded_before_anyone_is_asked(change: dict[str, object], why: str) -> None:
-    assert not replace(PLAIN, **change).goes_to_bot(CONVERSATION_IDLE), why
+    assert not _changed(PLAIN, **change).goes_to_bot(MAX_ATTEMPTS), why
 
 
 def test_recognised_voice_goes_to_the_bot_as_its_text() -> None:
     voice = replace(PLAIN, msg_type="voice", payload={"Recognition": " 明天上午儿科 "})
-    assert voice.goes_to_bot(CONVERSATION_IDLE)
+    assert voice.goes_to_bot(MAX_ATTEMPTS)
     assert voice.typed_text() == "明天上午儿科"
 
 
@@ -83,9 +93,9 @@ async def test_pending_pushes_come_oldest_first_with_the_patient_context(db: Dat
 
     pushes = await pending_pushes(db.hot_path, app_id, openid)
     assert [p.inbound_id for p in pushes] == [inbound_id, later_id]
-    assert pushes[0].conversation_id == conversation_id
-    assert pushes[0].conversation_status == ConversationStatus.BOT
-    assert pushes[0].consent_granted is None  # never asked
+    assert pushes[0].state.conversation_id == conversation_id
+    assert pushes[0].state.conversation_status == ConversationStatus.BOT
+    assert pushes[0].state.consent_granted is None  # never asked
 
     async with db.sessions() as session:
         identity = await session.scalar(select(WeChatIdentity).where(WeChatIdentity.openid == openid))
@@ -107,9 +117,9 @@ async def test_pending_pushes_come_oldest_first_with_the_patient_context(db: Dat
         )
         await session.commit()
     pushes = await pending_pushes(db.hot_path, app_id, openid)
-    assert pushes[0].consent_granted is True
-    assert pushes[0].conversation_status == ConversationStatus.ESCALATED
-    assert not pushes[0].goes_to_bot(CONVERSATION_IDLE)
+    assert pushes[0].state.consent_granted is True
+    assert pushes[0].state.conversation_status == ConversationStatus.ESCALATED
+    assert not pushes[0].goes_to_bot(MAX_ATTEMPTS)
 
 
 async def test_a_closed_conversation_is_not_the_open_one_and_strangers_have_no_identity(db: Database) -> None:
@@ -135,5 +145,5 @@ async def test_a_closed_conversation_is_not_the_open_one_and_strangers_have_no_i
         app_id, openid = first.app_id, first.openid
     [push] = await pending_pushes(db.hot_path, app_id, openid)
     [unknown] = await pending_pushes(db.hot_path, app_id, f"{openid}-stranger")
-    assert push.conversation_id is None
-    assert unknown.identity_id is None and unknown.conversation_id is None
+    assert push.state.conversation_id is None
+    assert unknown.state.identity_id is None and unknown.state.conversation_id is None

@@ -10,7 +10,9 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
+from crm_backend.config import SANDBOX_APPID
 from crm_backend.consent.models import ConsentRecord
+from crm_backend.conversations.bot_gateway import rasa_sender
 from crm_backend.conversations.models import (
     Conversation,
     DeliveryStatus,
@@ -60,12 +62,17 @@ async def test_follow_consent_and_chat_is_stored_against_the_patient(stack: Stac
     assert "欢迎关注" in welcome[0] and "健康信息" in welcome[0]
     assert "同意" in welcome[1]
 
-    # Before consent, a health question is stored but not processed by the bot.
+    # Before consent, a health question is stored but not processed by the bot ...
     answers = await stack.converse(openid, "我头疼挂什么科")
     assert any("同意" in text for text in answers)
+    assert await _bot_heard(stack, openid) == []
 
-    answers = await stack.converse(openid, "同意")
-    assert answers == [answers[0]] and "已记录您的同意" in answers[0]
+    # ... and answered right after the patient agrees.
+    before = len(stack.wechat.texts(openid))
+    await stack.say(openid, "同意")
+    answers = (await stack.wait_answers(openid, before + 2))[before:]
+    assert "已记录您的同意" in answers[0] and "刚才的消息" in answers[0]
+    assert await _bot_heard(stack, openid) == ["我头疼挂什么科"]
 
     answers = await stack.converse(openid, "你好")
     assert answers and all("同意" not in text for text in answers)
@@ -92,6 +99,46 @@ async def test_follow_consent_and_chat_is_stored_against_the_patient(stack: Stac
     assert {m.sender_type for m in outbound} == {SenderType.SYSTEM, SenderType.BOT}
     assert all(m.delivery_status == DeliveryStatus.SENT and m.sent_at for m in outbound)
     assert len({m.conversation_id for m in stored}) == 1
+
+
+async def _bot_heard(stack: Stack, openid: str) -> list[str]:
+    """What the patient's Rasa tracker holds of what they said (the sender id as processing forms it)."""
+    sender = rasa_sender(SANDBOX_APPID, openid)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{stack.rasa.rasa_port}/conversations/{sender}/tracker")
+    response.raise_for_status()
+    return [e.get("text") for e in response.json().get("events", []) if e.get("event") == "user"]
+
+
+async def test_a_request_made_before_consent_is_answered_once_the_patient_agrees(stack: Stack) -> None:
+    openid = new_openid()
+    await stack.post(stack.build("subscribe", openid))
+    await stack.wait_answers(openid, 2)
+    answers = await stack.converse(openid, "帮我挂明天上午的皮肤科")
+    assert any("同意" in text for text in answers)
+
+    before = len(stack.wechat.texts(openid))
+    await stack.say(openid, "同意")
+    answers = (await stack.wait_answers(openid, before + 2))[before:]
+    # The booking dialogue picks the request up (a new patient registers as 就诊人 first): the
+    # patient does not repeat it.
+    assert "已记录您的同意" in answers[0]
+    assert "就诊人" in answers[1], answers
+    assert await _bot_heard(stack, openid) == ["帮我挂明天上午的皮肤科"]
+
+
+async def test_a_request_made_before_declining_never_reaches_the_bot(stack: Stack) -> None:
+    openid = new_openid()
+    await stack.post(stack.build("subscribe", openid))
+    await stack.wait_answers(openid, 2)
+    await stack.converse(openid, "我最近老是失眠")
+    assert "已记录您的选择" in (await stack.converse(openid, "不同意"))[0]
+    # Agreeing later starts afresh: the message held before declining stays with us.
+    answers = await stack.converse(openid, "同意")
+    assert "已记录您的同意" in answers[0] and "刚才的消息" not in answers[0]
+    marker = await stack.converse(openid, "你好")  # answered only after everything before it
+    assert marker and all("同意" not in text for text in marker)
+    assert await _bot_heard(stack, openid) == ["你好"]
 
 
 async def _all_delivered(db: Database, openid: str) -> bool:

@@ -76,7 +76,10 @@ class Outbox:
             )
             for message, openid in rows.all():
                 # Committed one by one: a crash after a send re-sends at most that one message.
-                status, error, attempts = await self._send_text(openid, message.content)
+                if message.msg_type == "template":
+                    status, error, attempts = await self._send_template(openid, message.extra or {})
+                else:
+                    status, error, attempts = await self._send_text(openid, message.content)
                 message.attempts += attempts
                 message.delivery_status = status
                 message.delivery_error = error
@@ -192,6 +195,22 @@ class Outbox:
         call = await self.call_with_token(lambda token: self.api.send_custom_message(token, payload))
         status, error = _outcome(call)
         return status, error, call.attempts
+
+    async def _send_template(
+        self, openid: str, extra: dict[str, Any]
+    ) -> tuple[DeliveryStatus, str | None, int]:
+        """A stored template message (Message.extra["template"]: template_id, data, url): the
+        invitation outside the customer-service window."""
+        template = extra.get(TEMPLATE_KEY) or {}
+        if not template.get("template_id"):
+            return DeliveryStatus.FAILED, "no template configured", 0
+        payload = {"touser": openid, **template}
+        call = await self.call_with_token(lambda token: self.api.send_template_message(token, payload))
+        status, error = _outcome(call)
+        return status, error, call.attempts
+
+
+TEMPLATE_KEY = "template"
 
 
 def _outcome(call: WeChatCall) -> tuple[DeliveryStatus, str | None]:

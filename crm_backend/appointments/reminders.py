@@ -52,7 +52,7 @@ from crm_backend.appointments.service import (
 )
 from crm_backend.config import Settings
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
-from crm_backend.conversations.processing import current_conversation
+from crm_backend.conversations.service import current_conversation
 from crm_backend.database.core import Database
 from crm_backend.database.hot_path import insert_for
 from crm_backend.escalations.service import add_outbound

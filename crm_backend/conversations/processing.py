@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
-from crm_backend.conversations import consent_dialogue, rating_dialogue, route
+from crm_backend.conversations import consent_dialogue, rating_dialogue, route, turns
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
@@ -43,6 +43,7 @@ from crm_backend.conversations.models import (
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.conversations.route import Route, RouteState, Turn
+from crm_backend.conversations.service import current_conversation
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.service import get_or_create_identity
@@ -108,7 +109,12 @@ class InboundProcessor:
         )
         async with lock:
             pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
+            waiting = []
             for index, push in enumerate(pending):
+                if push.msg_type == route.DIALOGUE:
+                    if not await self._take_dialogue(push.inbound_id, app_id, openid, deliver):
+                        waiting.append(push.inbound_id)
+                    continue
                 # The context read with the list is current only for the first push; the rest
                 # are a backlog and go the plain way.
                 early = await self._early_question(push, rasa_sender(app_id, openid)) if index == 0 else None
@@ -118,6 +124,31 @@ class InboundProcessor:
                     if answered.storing is not None and await answered.storing is None:
                         # Someone else had processed the push (a lost lock): its answer went out twice.
                         log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
+            if waiting and len(waiting) < len(pending):
+                # The patient wrote meanwhile: a dialogue waiting for that (an invitation answered,
+                # a form finished) may start now, after the answers to what the patient said.
+                for turn_id in waiting:
+                    await self._take_dialogue(turn_id, app_id, openid, deliver)
+
+    async def _take_dialogue(self, turn_id: int, app_id: str, openid: str, deliver: Deliver) -> bool:
+        """Run a dialogue turn (turns.py) if it may start now; False while it waits."""
+        sender = rasa_sender(app_id, openid)
+        if await self.bot.active_form(sender):
+            return False  # a form (a booking) is open: never interrupt it
+        plan = await turns.plan_dialogue(self.runtime, turn_id, datetime.now(UTC))
+        if plan.step is turns.Step.DONE:
+            return True
+        assert plan.conversation_id is not None
+        if plan.step is turns.Step.INVITED:
+            await deliver(Answered(plan.conversation_id, openid, claimed=[], pending=True))
+        if plan.step is not turns.Step.TRIGGER:
+            return False
+        replies = await self.bot.trigger(sender, plan.intent, plan.entities)
+        answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
+        if answered is not None:
+            await deliver(answered)
+            await answered.stored()
+        return True
 
     async def process_one(
         self,
@@ -173,6 +204,12 @@ class InboundProcessor:
                 for text in plan.bot_texts:
                     replies += await self.bot.ask(plan.sender_id, text)
             sender = SenderType.BOT
+        return await self._answer(inbound_id, plan.conversation_id, openid, replies, sender)
+
+    async def _answer(
+        self, inbound_id: int, conversation_id: int, openid: str, replies: list[BotReply], sender: SenderType
+    ) -> Answered | None:
+        """Step 3 for any turn: store the answers with the turn marked processed, and say what to send."""
         shown = [reply for reply in replies if reply.text or reply.buttons]
         requests = [
             r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
@@ -184,31 +221,29 @@ class InboundProcessor:
             # is recorded once they are stored (delivery.py), so a crash in the store's ~2 ms
             # repeats the turn as a crash during Rasa's answer always could.
             storing = asyncio.ensure_future(
-                self._store(inbound_id, plan.conversation_id, shown, sender, offered, claim=True)
+                self._store(inbound_id, conversation_id, shown, sender, offered, claim=True)
             )
             texts = [render(reply) for reply in shown]
-            return Answered.while_storing(plan.conversation_id, openid, sender, texts, storing)
+            return Answered.while_storing(conversation_id, openid, sender, texts, storing)
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.
-        stored = await self._store(
-            inbound_id, plan.conversation_id, shown, sender, offered, claim=not requests
-        )
+        stored = await self._store(inbound_id, conversation_id, shown, sender, offered, claim=not requests)
         if stored is None:
             return None
         if requests:
             for request in requests:
                 await self.runtime.events.publish(
                     EscalationRequested(
-                        plan.conversation_id,
+                        conversation_id,
                         reason=str(request.get("reason") or "bot"),
                         priority=str(request.get("priority") or "normal"),
                         team=str(request.get("team") or "service"),
                     )
                 )
             await self._mark_processed(inbound_id)
-            return Answered(plan.conversation_id, openid, claimed=[], pending=True)
-        return Answered(plan.conversation_id, openid, claimed=stored) if stored else None
+            return Answered(conversation_id, openid, claimed=[], pending=True)
+        return Answered(conversation_id, openid, claimed=stored) if stored else None
 
     async def _store(
         self,
@@ -407,28 +442,6 @@ class InboundProcessor:
                 .values(status=InboundStatus.PROCESSED, processed_at=datetime.now(UTC))
             )
             await session.commit()
-
-
-async def current_conversation(
-    session: AsyncSession, identity: WeChatIdentity, seen_at: datetime
-) -> Conversation:
-    """The identity's open conversation, or a new one after CONVERSATION_IDLE (reminders use it too)."""
-    conversation = await session.scalar(
-        select(Conversation).where(Conversation.id == route.open_conversation_id(identity.id))
-    )
-    if conversation is not None and route.is_idle(conversation.last_message_at, seen_at):
-        conversation.status = ConversationStatus.CLOSED
-        conversation = None
-    if conversation is None:
-        conversation = Conversation(
-            patient_id=identity.patient_id,
-            identity_id=identity.id,
-            started_at=seen_at,
-            last_message_at=seen_at,
-        )
-        session.add(conversation)
-        await session.flush()
-    return conversation
 
 
 async def _store_patient_message(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from crm_backend.conversations.models import DeliveryStatus, Direction, InboundMessage, InboundStatus, Message
+from crm_backend.conversations.route import DIALOGUE
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,16 @@ async def requeue_stale_work(runtime: Runtime) -> tuple[int, int]:
         patients = (
             await session.execute(
                 select(InboundMessage.app_id, InboundMessage.openid)
-                .where(InboundMessage.status == InboundStatus.RECEIVED, InboundMessage.received_at < cutoff)
+                .where(
+                    InboundMessage.status == InboundStatus.RECEIVED,
+                    InboundMessage.received_at < cutoff,
+                    # A dialogue whose invitation went out waits for the patient's next message,
+                    # which queues the patient anyway (conversations/turns.py).
+                    or_(
+                        InboundMessage.msg_type != DIALOGUE,
+                        InboundMessage.payload["invited_at"].as_string().is_(None),
+                    ),
+                )
                 .distinct()
             )
         ).all()

@@ -16,11 +16,25 @@ from fastapi.responses import HTMLResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_PATH = STATIC_DIR / "console.html"
+_MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+def _assets() -> dict[str, str]:
+    """The script modules (console.js and js/*.js) and the stylesheet, by path under static/.
+
+    Listed once at start-up, so a request can only ever name one of these files: nothing else under
+    the package (and no `..`) is reachable. Module scripts must come with a JavaScript media type.
+    """
+    files = [*STATIC_DIR.glob("*.*"), *STATIC_DIR.glob("js/*.js")]
+    return {
+        f.relative_to(STATIC_DIR).as_posix(): _MEDIA_TYPES[f.suffix]
+        for f in files
+        if f.suffix in _MEDIA_TYPES
+    }
+
+
 #: The only files served under /console/static/, with their media types.
-ASSETS = {
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
-}
+ASSETS = _assets()
 #: A Host header we are willing to echo into the CSP (WebSocket sources); anything else is left out.
 _SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
@@ -67,7 +81,7 @@ def console_page(request: Request) -> HTMLResponse:
     return HTMLResponse(html, headers=_security_headers(request.headers.get("host"), "no-store"))
 
 
-@router.get("/console/static/{name}", include_in_schema=False)
+@router.get("/console/static/{name:path}", include_in_schema=False)
 def console_asset(name: str, request: Request) -> Response:
     media_type = ASSETS.get(name)
     if media_type is None:

@@ -469,7 +469,7 @@ class Escalations:
             escalation = await session.get(Escalation, escalation_id)
             if escalation is None:
                 return
-            item = await queue_item(session, escalation)
+            item = (await queue_item(session, escalation)).model_dump(mode="json")
         await self.events.publish(
             {
                 "type": kind,
@@ -497,7 +497,7 @@ class Escalations:
             fresh = await session.get(Message, message_id)
             if fresh is None:
                 return
-            view = await message_view(session, fresh)
+            view = (await message_view(session, fresh)).model_dump(mode="json")
         await self.events.publish(
             {"type": kind, "team_id": team_id, "conversation_id": conversation_id, "message": view}
         )

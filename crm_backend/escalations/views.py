@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
@@ -14,6 +14,14 @@ from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import CannedReply, Escalation, EscalationStatus
 from crm_backend.escalations.service import Escalations
 from crm_backend.escalations.views_model import (
+    CannedReplyRead,
+    ConversationViewRead,
+    MessageRead,
+    NoteRead,
+    PatientPanelRead,
+    QueueItemRead,
+    QueueRead,
+    TeamRef,
     conversation_view,
     message_view,
     note_view,
@@ -54,7 +62,7 @@ def _require_supervisor(staff: CurrentStaff) -> None:
 
 
 @router.get("/queues")
-async def queues(staff: Staff, session: Session) -> list[dict[str, Any]]:
+async def queues(staff: Staff, session: Session) -> list[QueueRead]:
     teams = (await session.scalars(select(Team).order_by(Team.name))).all()
     result = []
     for team in teams:
@@ -68,16 +76,16 @@ async def queues(staff: Staff, session: Session) -> list[dict[str, Any]]:
             )
         ).all()
         result.append(
-            {
-                "team": {"id": team.id, "name": team.name},
-                "items": [await queue_item(session, e) for e in open_items],
-            }
+            QueueRead(
+                team=TeamRef(id=team.id, name=team.name),
+                items=[await queue_item(session, e) for e in open_items],
+            )
         )
     return result
 
 
 @router.post("/escalations/{escalation_id}/claim")
-async def claim(escalation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+async def claim(escalation_id: int, staff: Staff, request: Request, session: Session) -> QueueItemRead:
     escalation = await _escalations(request).claim(escalation_id, staff)
     return await queue_item(session, escalation)
 
@@ -91,7 +99,7 @@ async def _visible(
 @router.get("/conversations/{conversation_id}")
 async def view_conversation(
     conversation_id: int, staff: Staff, request: Request, session: Session
-) -> dict[str, Any]:
+) -> ConversationViewRead:
     conversation = await _visible(request, session, conversation_id, staff)
     view = await conversation_view(session, conversation, request.app.state.runtime.protector)
     await audit(
@@ -110,7 +118,7 @@ async def view_conversation(
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def reply(
     conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
-) -> dict[str, Any]:
+) -> MessageRead:
     message = await _escalations(request).reply(conversation_id, staff, body.text)
     return await message_view(session, message)
 
@@ -118,7 +126,7 @@ async def reply(
 @router.post("/conversations/{conversation_id}/notes", status_code=201)
 async def add_note(
     conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
-) -> dict[str, Any]:
+) -> NoteRead:
     note = await _escalations(request).add_note(conversation_id, staff, body.text)
     return await note_view(session, note)
 
@@ -145,7 +153,7 @@ async def typing(conversation_id: int, staff: Staff, request: Request, session: 
 @router.post("/conversations/{conversation_id}/transfer")
 async def transfer(
     conversation_id: int, body: TransferIn, staff: Staff, request: Request, session: Session
-) -> dict[str, Any]:
+) -> QueueItemRead:
     escalation = await _escalations(request).transfer(
         conversation_id, staff, team_id=body.team_id, staff_id=body.staff_id, note=body.note
     )
@@ -153,24 +161,24 @@ async def transfer(
 
 
 @router.post("/conversations/{conversation_id}/resolve")
-async def resolve(conversation_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+async def resolve(conversation_id: int, staff: Staff, request: Request, session: Session) -> QueueItemRead:
     escalation = await _escalations(request).resolve(conversation_id, staff)
     return await queue_item(session, escalation)
 
 
 @router.get("/canned-replies")
-async def canned_replies(staff: Staff, session: Session) -> list[dict[str, Any]]:
+async def canned_replies(staff: Staff, session: Session) -> list[CannedReplyRead]:
     rows = (await session.scalars(select(CannedReply).order_by(CannedReply.title))).all()
-    return [{"id": r.id, "title": r.title, "text": r.text} for r in rows]
+    return [CannedReplyRead(id=r.id, title=r.title, text=r.text) for r in rows]
 
 
 @router.post("/canned-replies", status_code=201)
-async def add_canned_reply(body: CannedIn, staff: Staff, session: Session) -> dict[str, Any]:
+async def add_canned_reply(body: CannedIn, staff: Staff, session: Session) -> CannedReplyRead:
     _require_supervisor(staff)
     reply = CannedReply(title=body.title, text=body.text, created_by_id=staff.id)
     session.add(reply)
     await session.commit()
-    return {"id": reply.id, "title": reply.title, "text": reply.text}
+    return CannedReplyRead(id=reply.id, title=reply.title, text=reply.text)
 
 
 @router.delete("/canned-replies/{reply_id}", status_code=204)
@@ -185,7 +193,7 @@ async def delete_canned_reply(reply_id: int, staff: Staff, session: Session) -> 
 
 
 @router.get("/patients/{patient_id}")
-async def view_patient(patient_id: int, staff: Staff, request: Request, session: Session) -> dict[str, Any]:
+async def view_patient(patient_id: int, staff: Staff, request: Request, session: Session) -> PatientPanelRead:
     # Staff may open a patient only through a conversation of their teams (least privilege).
     conversation_ids = (
         await session.scalars(select(Conversation.id).where(Conversation.patient_id == patient_id))

@@ -1,20 +1,168 @@
-"""JSON shapes of docs/CONSOLE_API.md, shared by the HTTP API and the console events."""
+"""JSON shapes of docs/CONSOLE_API.md, shared by the HTTP API and the console events.
+
+Each shape is a pydantic model, so the console reads exactly these field names and the API schema
+says what they are; the console events carry the same models dumped as JSON.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.appointments.service import family_appointments
-from crm_backend.conversations.models import Conversation, Message
-from crm_backend.escalations.models import ConversationNote, Escalation
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Message,
+    SenderType,
+)
+from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.records import managed_by
 from crm_backend.staff.models import Staff, Team
+
+
+class StaffRef(BaseModel):
+    id: int
+    display_name: str
+
+
+class TeamRef(BaseModel):
+    id: int
+    name: str
+
+
+class PatientRef(BaseModel):
+    id: int
+    label: str
+
+
+class QueueItemRead(BaseModel):
+    """One escalation as the queue shows it; also the `escalation` of escalation events."""
+
+    escalation_id: int
+    conversation_id: int
+    patient: PatientRef
+    reason: str
+    priority: Priority
+    team: TeamRef
+    status: EscalationStatus
+    assigned_to: StaffRef | None
+    created_at: datetime
+    waiting_seconds: int
+    first_response_at: datetime | None
+    sla_due_at: datetime
+    sla_breached: bool
+    satisfaction: int | None
+
+
+class QueueRead(BaseModel):
+    team: TeamRef
+    items: list[QueueItemRead]
+
+
+class MessageRead(BaseModel):
+    """One message of a conversation; also the `message` of message events."""
+
+    id: int
+    direction: Direction
+    sender_type: SenderType
+    msg_type: str
+    content: str
+    created_at: datetime
+    delivery_status: DeliveryStatus
+    delivery_error: str | None
+    agent: StaffRef | None
+
+
+class NoteRead(BaseModel):
+    """An internal note (never sent to the patient); also the `note` of note events."""
+
+    id: int
+    text: str
+    author: StaffRef
+    created_at: datetime
+
+
+class IdentityRead(BaseModel):
+    app_id: str
+    openid_masked: str
+    subscribed: bool
+
+
+class MaskedFields(BaseModel):
+    phone: bool
+    id_number: bool
+    card_number: bool
+
+
+class DependantRead(BaseModel):
+    """A 就诊人 the patient's WeChat identities manage, with protected values masked."""
+
+    id: int
+    label: str
+    name: str | None
+    sex: str | None
+    birth_date: str | None
+    phone: str | None
+    id_number: str | None
+    card_number: str | None
+    masked: MaskedFields
+    relationship: str
+    identity_id: int
+
+
+class PanelConversationRead(BaseModel):
+    id: int
+    started_at: datetime
+    status: ConversationStatus
+    last_message_at: datetime
+
+
+class AppointmentLineRead(BaseModel):
+    """One appointment in words, e.g. "李秀英 · 12月2日（周三）上午 心内科 郑国栋", status 已预约."""
+
+    label: str
+    status: str
+
+
+class PatientRecordsRead(BaseModel):
+    appointments: list[AppointmentLineRead]
+
+
+class PatientPanelRead(BaseModel):
+    id: int
+    label: str
+    identities: list[IdentityRead]
+    dependants: list[DependantRead]
+    conversations: list[PanelConversationRead]
+    records: PatientRecordsRead
+
+
+class ConversationRead(BaseModel):
+    id: int
+    status: ConversationStatus
+    started_at: datetime
+
+
+class ConversationViewRead(BaseModel):
+    conversation: ConversationRead
+    escalation: QueueItemRead | None
+    messages: list[MessageRead]
+    notes: list[NoteRead]
+    patient: PatientPanelRead
+
+
+class CannedReplyRead(BaseModel):
+    id: int
+    title: str
+    text: str
 
 
 def mask_openid(openid: str) -> str:
@@ -31,71 +179,63 @@ async def patient_label(session: AsyncSession, patient_id: int) -> str:
     return f"微信用户 {openid[-4:]}" if openid else f"患者 {patient_id}"
 
 
-async def _staff_ref(session: AsyncSession, staff_id: int | None) -> dict[str, Any] | None:
+async def _staff_ref(session: AsyncSession, staff_id: int | None) -> StaffRef | None:
     if staff_id is None:
         return None
     staff = await session.get(Staff, staff_id)
-    return {"id": staff_id, "display_name": staff.display_name if staff else "?"}
+    return StaffRef(id=staff_id, display_name=staff.display_name if staff else "?")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-async def queue_item(session: AsyncSession, escalation: Escalation) -> dict[str, Any]:
+async def queue_item(session: AsyncSession, escalation: Escalation) -> QueueItemRead:
     conversation = await session.get(Conversation, escalation.conversation_id)
     team = await session.get(Team, escalation.team_id)
     assert conversation is not None
     now = datetime.now(UTC)
     end = escalation.first_response_at or escalation.resolved_at or now
-    return {
-        "escalation_id": escalation.id,
-        "conversation_id": escalation.conversation_id,
-        "patient": {
-            "id": conversation.patient_id,
-            "label": await patient_label(session, conversation.patient_id),
-        },
-        "reason": escalation.reason,
-        "priority": escalation.priority,
-        "team": {"id": escalation.team_id, "name": team.name if team else "?"},
-        "status": escalation.status,
-        "assigned_to": await _staff_ref(session, escalation.assigned_to_id),
-        "created_at": _iso(escalation.created_at),
-        "waiting_seconds": int((end - escalation.created_at).total_seconds()),
-        "first_response_at": _iso(escalation.first_response_at),
-        "sla_due_at": _iso(escalation.sla_due_at),
+    return QueueItemRead(
+        escalation_id=escalation.id,
+        conversation_id=escalation.conversation_id,
+        patient=PatientRef(
+            id=conversation.patient_id, label=await patient_label(session, conversation.patient_id)
+        ),
+        reason=escalation.reason,
+        priority=escalation.priority,
+        team=TeamRef(id=escalation.team_id, name=team.name if team else "?"),
+        status=escalation.status,
+        assigned_to=await _staff_ref(session, escalation.assigned_to_id),
+        created_at=escalation.created_at,
+        waiting_seconds=int((end - escalation.created_at).total_seconds()),
+        first_response_at=escalation.first_response_at,
+        sla_due_at=escalation.sla_due_at,
         # The SLA is time to first response: it stops at the first answer (or at resolution).
-        "sla_breached": end > escalation.sla_due_at,
-        "satisfaction": escalation.satisfaction,
-    }
+        sla_breached=end > escalation.sla_due_at,
+        satisfaction=escalation.satisfaction,
+    )
 
 
-async def message_view(session: AsyncSession, message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "direction": message.direction,
-        "sender_type": message.sender_type,
-        "msg_type": message.msg_type,
-        "content": message.content,
-        "created_at": _iso(message.created_at),
-        "delivery_status": message.delivery_status,
-        "delivery_error": message.delivery_error,
-        "agent": await _staff_ref(session, message.agent_id),
-    }
+async def message_view(session: AsyncSession, message: Message) -> MessageRead:
+    return MessageRead(
+        id=message.id,
+        direction=message.direction,
+        sender_type=message.sender_type,
+        msg_type=message.msg_type,
+        content=message.content,
+        created_at=message.created_at,
+        delivery_status=message.delivery_status,
+        delivery_error=message.delivery_error,
+        agent=await _staff_ref(session, message.agent_id),
+    )
 
 
-async def note_view(session: AsyncSession, note: ConversationNote) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "text": note.text,
-        "author": await _staff_ref(session, note.author_id),
-        "created_at": _iso(note.created_at),
-    }
+async def note_view(session: AsyncSession, note: ConversationNote) -> NoteRead:
+    author = await _staff_ref(session, note.author_id)
+    assert author is not None  # author_id is NOT NULL
+    return NoteRead(id=note.id, text=note.text, author=author, created_at=note.created_at)
 
 
 async def patient_panel(
     session: AsyncSession, patient_id: int, protector: FieldProtector | None = None
-) -> dict[str, Any]:
+) -> PatientPanelRead:
     identities = (
         await session.scalars(select(WeChatIdentity).where(WeChatIdentity.patient_id == patient_id))
     ).all()
@@ -107,34 +247,33 @@ async def patient_panel(
             .limit(20)
         )
     ).all()
-    return {
-        "id": patient_id,
-        "label": await patient_label(session, patient_id),
-        "identities": [
-            {"app_id": i.app_id, "openid_masked": mask_openid(i.openid), "subscribed": i.subscribed}
+    # 就诊人 this patient's WeChat identities manage, always masked (the 360 view has more);
+    # without a protector (no runtime at hand) they cannot be decrypted, so none are listed.
+    dependants = await managed_by(session, protector, patient_id) if protector else []
+    appointments = await family_appointments(session, patient_id, [i.id for i in identities])
+    return PatientPanelRead(
+        id=patient_id,
+        label=await patient_label(session, patient_id),
+        identities=[
+            IdentityRead(app_id=i.app_id, openid_masked=mask_openid(i.openid), subscribed=i.subscribed)
             for i in identities
         ],
-        # 就诊人 this patient's WeChat identities manage, always masked (the 360 view has more);
-        # without a protector (no runtime at hand) they cannot be decrypted, so none are listed.
-        "dependants": await managed_by(session, protector, patient_id) if protector else [],
-        "conversations": [
-            {
-                "id": c.id,
-                "started_at": _iso(c.started_at),
-                "status": c.status,
-                "last_message_at": _iso(c.last_message_at),
-            }
+        dependants=[DependantRead.model_validate(d) for d in dependants],
+        conversations=[
+            PanelConversationRead(
+                id=c.id, started_at=c.started_at, status=c.status, last_message_at=c.last_message_at
+            )
             for c in conversations
         ],
-        "records": {
-            "appointments": await family_appointments(session, patient_id, [i.id for i in identities]),
-        },
-    }
+        records=PatientRecordsRead(
+            appointments=[AppointmentLineRead.model_validate(a) for a in appointments]
+        ),
+    )
 
 
 async def conversation_view(
     session: AsyncSession, conversation: Conversation, protector: FieldProtector | None = None
-) -> dict[str, Any]:
+) -> ConversationViewRead:
     messages = (
         await session.scalars(
             select(Message).where(Message.conversation_id == conversation.id).order_by(Message.id)
@@ -153,14 +292,12 @@ async def conversation_view(
         .order_by(Escalation.id.desc())
         .limit(1)
     )
-    return {
-        "conversation": {
-            "id": conversation.id,
-            "status": conversation.status,
-            "started_at": _iso(conversation.started_at),
-        },
-        "escalation": await queue_item(session, escalation) if escalation else None,
-        "messages": [await message_view(session, m) for m in messages],
-        "notes": [await note_view(session, n) for n in notes],
-        "patient": await patient_panel(session, conversation.patient_id, protector),
-    }
+    return ConversationViewRead(
+        conversation=ConversationRead(
+            id=conversation.id, status=conversation.status, started_at=conversation.started_at
+        ),
+        escalation=await queue_item(session, escalation) if escalation else None,
+        messages=[await message_view(session, m) for m in messages],
+        notes=[await note_view(session, n) for n in notes],
+        patient=await patient_panel(session, conversation.patient_id, protector),
+    )

@@ -60,6 +60,20 @@ class TeamOut(BaseModel):
     members: list[int]
 
 
+class ColleagueOut(BaseModel):
+    """A colleague as every role may see them: name, presence and team ids, no account details."""
+
+    id: int
+    display_name: str
+    presence: Presence
+    teams: list[int]
+
+
+class DirectoryOut(BaseModel):
+    teams: list[TeamRef]
+    staff: list[ColleagueOut]
+
+
 class LoginIn(BaseModel):
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -326,8 +340,8 @@ async def create_team(body: TeamCreate, request: Request, admin: AdminDep, sessi
     return _team_out(team)
 
 
-@router.get("/directory")
-async def directory(me: StaffDep, session: DbSession) -> dict[str, Any]:
+@router.get("/directory", response_model=DirectoryOut)
+async def directory(me: StaffDep, session: DbSession) -> DirectoryOut:
     """Who and where a chat can be transferred to: every team and active colleague (names and presence
     only, no account details), for every role."""
     teams = await service.list_teams(session)
@@ -336,15 +350,15 @@ async def directory(me: StaffDep, session: DbSession) -> dict[str, Any]:
         for member in team.members:
             members.setdefault(member.id, []).append(team.id)
     staff = [s for s in await service.list_staff(session) if s.active]
-    return {
-        "teams": [{"id": t.id, "name": t.name} for t in teams],
-        "staff": [
-            {
-                "id": s.id,
-                "display_name": s.display_name,
-                "presence": str(s.presence),
-                "teams": sorted(members.get(s.id, [])),
-            }
+    return DirectoryOut(
+        teams=[TeamRef(id=t.id, name=t.name) for t in teams],
+        staff=[
+            ColleagueOut(
+                id=s.id,
+                display_name=s.display_name,
+                presence=s.presence,
+                teams=sorted(members.get(s.id, [])),
+            )
             for s in staff
         ],
-    }
+    )

@@ -282,11 +282,9 @@ async def test_the_console_panel_shows_what_the_family_booked(
         )
         assert holder is not None
         panel = await patient_panel(session, holder, runtime.protector)
-    [entry] = panel["records"]["appointments"]
-    assert entry["status"] == "已预约"
-    assert (
-        entry["label"].startswith("钱芬 · ") and "下午" in entry["label"] and "肾内科 肾二" in entry["label"]
-    )
+    [entry] = panel.records.appointments
+    assert entry.status == "已预约"
+    assert entry.label.startswith("钱芬 · ") and "下午" in entry.label and "肾内科 肾二" in entry.label
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,21 @@
+/* The words staff read for the codes the API sends (docs/CONSOLE_API.md). */
+
+export const PRIORITY = { urgent: "紧急", high: "高", normal: "普通" };
+export const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2 };
+export const ROLE = { agent: "客服", nurse: "护士", supervisor: "主管", admin: "管理员" };
+export const PRESENCE = { online: "在线", away: "离开", offline: "离线" };
+export const ESCALATION_STATUS = { queued: "排队中", assigned: "处理中", resolved: "已解决" };
+export const CONVERSATION_STATUS = { bot: "机器人服务", escalated: "人工处理", closed: "已结束" };
+export const SENDER = { patient: "患者", bot: "机器人", system: "系统", agent: "坐席" };
+export const RELATIONSHIP = { self: "本人", child: "子女", parent: "父母", spouse: "配偶", other: "其他" };
+export const MSG_TYPE = {
+  image: "[图片]", voice: "[语音]", video: "[视频]", shortvideo: "[小视频]", location: "[位置]",
+  link: "[链接]", file: "[文件]", event: "[事件]", template: "[模板消息]", news: "[图文]",
+};
+
+/** Escalation reasons the system writes as codes, in words; free-text reasons are shown as they are. */
+const REASONS = { patient_request: "患者要求转人工", bot_fallback: "机器人两次未能理解" };
+
+export function reasonText(reason) {
+  return REASONS[reason] || reason;
+}

@@ -12,8 +12,8 @@ from crm_backend.appointments.service import family_appointments
 from crm_backend.conversations.models import Conversation, Message
 from crm_backend.escalations.models import ConversationNote, Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.records import managed_by
+from crm_backend.protection import FieldProtector
 from crm_backend.staff.models import Staff, Team
 
 

@@ -20,7 +20,7 @@ from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import Escalation
 from crm_backend.patients import validation as v
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
-from crm_backend.patients.protection import (
+from crm_backend.protection import (
     CARD_NUMBER,
     ID_NUMBER,
     PHONE,

@@ -11,7 +11,6 @@ from crm_backend.appointments.service import patient_appointments
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.patients.models import Patient
-from crm_backend.patients.protection import AesGcmProtector
 from crm_backend.patients.records import (
     Disclosure,
     managed_by,
@@ -20,6 +19,7 @@ from crm_backend.patients.records import (
     patient_summary,
     search_patients,
 )
+from crm_backend.protection import AesGcmProtector
 from crm_backend.staff.deps import DbSession, StaffDep, runtime_of
 from crm_backend.staff.models import StaffRole
 

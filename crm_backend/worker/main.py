@@ -12,13 +12,13 @@ import uvloop
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from channels.outbound.delivery import Outbox
+from crm_backend import heartbeat
 from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.config import get_settings
 from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime, freeze_startup_objects
-from crm_backend.worker import heartbeat
 from crm_backend.worker.assignment import assign_waiting_chats
 from crm_backend.worker.presence import mark_absent_staff
 from crm_backend.worker.sweeper import requeue_stale_work

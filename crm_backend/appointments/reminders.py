@@ -53,9 +53,9 @@ from crm_backend.appointments.service import (
 )
 from crm_backend.config import Settings
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.processing import current_conversation
 from crm_backend.database.core import Database
-from crm_backend.escalations.service import add_outbound
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 
 log = logging.getLogger(__name__)

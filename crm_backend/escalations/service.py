@@ -18,18 +18,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_backend.conversations.bot_gateway import rasa_sender
-from crm_backend.conversations.models import (
-    Conversation,
-    ConversationStatus,
-    DeliveryStatus,
-    Direction,
-    Message,
-    SenderType,
-)
+from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
+from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender
 from crm_backend.realtime.events import ConsoleEvents
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import SUPERVISING_ROLES, Presence, Staff, Team, TeamMembership
@@ -513,29 +507,3 @@ class Escalations:
             )
         if team_id is not None:
             await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
-
-
-def add_outbound(
-    session: AsyncSession,
-    conversation: Conversation,
-    sender: SenderType,
-    text: str,
-    *,
-    agent_id: int | None = None,
-    reply_to_inbound_id: int | None = None,
-) -> Message:
-    now = datetime.now(UTC)
-    message = Message(
-        conversation_id=conversation.id,
-        direction=Direction.OUT,
-        sender_type=sender,
-        msg_type="text",
-        content=text,
-        agent_id=agent_id,
-        reply_to_inbound_id=reply_to_inbound_id,
-        delivery_status=DeliveryStatus.PENDING,
-        created_at=now,
-    )
-    session.add(message)
-    conversation.last_message_at = max(conversation.last_message_at, now)
-    return message

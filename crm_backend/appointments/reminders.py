@@ -563,7 +563,7 @@ async def _send_template(
         log.warning(
             "reminder %s: template message to %s failed: %s %s", reminder_id, identity.openid, errcode, errmsg
         )
-    await outbox.escalations.publish_delivery(message.id, message.conversation_id)
+    await outbox.announce_delivery(message.id, message.conversation_id)
     return status
 
 

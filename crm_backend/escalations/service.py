@@ -498,12 +498,32 @@ class Escalations:
 
     async def publish_delivery(self, message_id: int, conversation_id: int) -> None:
         """Tell the console how a message in a (once) escalated conversation was delivered."""
+        team_id = await self._latest_team(conversation_id)
+        if team_id is not None:
+            await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
+
+    async def publish_patient_message(
+        self, message_id: int, conversation_id: int, team_id: int | None = None
+    ) -> None:
+        """A patient's message in an escalated conversation, for the console (not the bot)."""
+        team_id = team_id if team_id is not None else await self._latest_team(conversation_id)
+        await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.created")
+
+    async def _latest_team(self, conversation_id: int) -> int | None:
         async with self.runtime.db.sessions() as session:
-            team_id = await session.scalar(
+            return await session.scalar(
                 select(Escalation.team_id)
                 .where(Escalation.conversation_id == conversation_id)
                 .order_by(Escalation.id.desc())
                 .limit(1)
             )
-        if team_id is not None:
-            await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
+
+    async def record_rating(self, escalation_id: int, score: int, at: datetime) -> None:
+        """The patient's 1-5 rating of a resolved escalation; the first answer counts."""
+        async with self.runtime.db.sessions() as session:
+            await session.execute(
+                update(Escalation)
+                .where(Escalation.id == escalation_id, Escalation.satisfaction.is_(None))
+                .values(satisfaction=score, satisfaction_at=at)
+            )
+            await session.commit()

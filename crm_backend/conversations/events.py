@@ -1,0 +1,42 @@
+"""What a conversation turn asks of other domains, as events: conversations import none of them.
+
+Escalations subscribe (crm_backend/escalations/listeners.py). Handlers run before `publish`
+returns and their errors reach the publisher, so a push that asked for people can still be marked
+processed only once the escalation exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class EscalationRequested:
+    """The bot asked for people (the instruction {"escalate": {...}}): the conversation goes to a
+    team. `priority` is "urgent", "high" or "normal" (anything else counts as normal); `team` a team
+    key ("service", "nursing", "complaints") or name."""
+
+    conversation_id: int
+    reason: str
+    priority: str = "normal"
+    team: str = "service"
+
+
+@dataclass(frozen=True)
+class PatientMessageForStaff:
+    """A patient wrote in an escalated conversation: the stored message goes to the console
+    instead of the bot. `team_id` may be left out: the conversation's latest escalation decides."""
+
+    message_id: int
+    conversation_id: int
+    team_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RatingGiven:
+    """The patient answered the rating question after an escalation was resolved (1 to 5)."""
+
+    escalation_id: int
+    score: int
+    at: datetime

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from channels.wechat_oa.security import OfficialAccountKeys
 from channels.wechat_oa.webhook import PushesFirst
 from channels.wechat_oa.webhook import router as oa_router
-from crm_backend import health
+from crm_backend import domains, health
 from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
 from crm_backend.escalations.service import ConsoleError
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from crm_backend.staff.service import ensure_first_admin
 
         runtime = Runtime.create(settings)
+        domains.subscribe_listeners(runtime)
         app.state.runtime = runtime
         await runtime.inbound.ensure_group()
         writer = InboundWriter(runtime)

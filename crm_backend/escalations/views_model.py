@@ -12,13 +12,9 @@ from crm_backend.appointments.service import family_appointments
 from crm_backend.conversations.models import Conversation, Message
 from crm_backend.escalations.models import ConversationNote, Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.records import managed_by
+from crm_backend.patients.records import managed_by, mask_openid
 from crm_backend.protection import FieldProtector
 from crm_backend.staff.models import Staff, Team
-
-
-def mask_openid(openid: str) -> str:
-    return openid if len(openid) <= 8 else f"{openid[:4]}****{openid[-4:]}"
 
 
 async def patient_label(session: AsyncSession, patient_id: int) -> str:

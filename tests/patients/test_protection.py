@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from crm_backend.config import Settings
+from crm_backend.patient_record.search import search_patients
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.records import add_managed_patient, search_patients
+from crm_backend.patients.records import add_managed_patient
 from crm_backend.protection import (
     ID_NUMBER,
     PHONE,

@@ -81,11 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
-    from crm_backend.audit.views import router as audit_router
     from crm_backend.console.views import router as console_page_router
     from crm_backend.escalations.views import router as escalations_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
+    from crm_backend.staff.audit_views import router as audit_router
     from crm_backend.staff.views import router as staff_router
 
     for router in (

@@ -58,8 +58,10 @@ run: install migrate model
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# lint-imports checks the dependency rules of docs/ARCHITECTURE.md ([tool.importlinter] in pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: install model lint browser
 	$(VENV)/bin/pytest

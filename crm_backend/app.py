@@ -15,10 +15,9 @@ from fastapi.responses import JSONResponse
 from channels.wechat_oa.security import OfficialAccountKeys
 from channels.wechat_oa.webhook import PushesFirst
 from channels.wechat_oa.webhook import router as oa_router
-from crm_backend import health
+from crm_backend import domains, health
 from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
-from crm_backend.domains import wire
 from crm_backend.escalations.service import ConsoleError
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime, freeze_startup_objects
@@ -39,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from crm_backend.staff.service import ensure_first_admin
 
         runtime = Runtime.create(settings)
-        wire(runtime)
+        domains.subscribe_listeners(runtime)
         app.state.runtime = runtime
         await runtime.inbound.ensure_group()
         writer = InboundWriter(runtime)
@@ -82,11 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
-    from crm_backend.audit.views import router as audit_router
     from crm_backend.console.views import router as console_page_router
     from crm_backend.escalations.views import router as escalations_router
-    from crm_backend.patients.views import router as patients_router
+    from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
+    from crm_backend.staff.audit_views import router as audit_router
     from crm_backend.staff.views import router as staff_router
 
     for router in (

@@ -34,8 +34,7 @@ class EventBus:
         handlers = self._handlers.get(type(event), ())
         if not handlers and getattr(event, "must_be_handled", False):
             # An effect the publisher relies on (an escalation, a rating) would be lost silently.
-            raise LookupError(
-                f"no listener for {type(event).__name__}: crm_backend.domains.wire() not called?"
-            )
+            name = type(event).__name__
+            raise LookupError(f"no listener for {name}: was domains.subscribe_listeners() called?")
         for handler in handlers:
             await handler(event)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from crm_backend.heartbeat import live_workers
 from crm_backend.runtime import Runtime
-from crm_backend.worker.heartbeat import live_workers
 
 router = APIRouter()
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from crm_backend.config import Settings
 from crm_backend.database.core import Database
 from crm_backend.events import EventBus
-from crm_backend.patients.protection import AesGcmProtector, protector_for
+from crm_backend.protection import AesGcmProtector, protector_for
 from crm_backend.queue.streams import INBOUND, OUTBOUND, StreamQueue
 
 

@@ -22,3 +22,5 @@ class Job:
     run: Callable[[Runtime], Awaitable[None]]
     #: Seconds between runs, read from settings when the worker starts.
     every: Callable[[Settings], float]
+    #: Also run once as the worker starts, before it consumes (a failure there is logged, not fatal).
+    at_start: bool = False

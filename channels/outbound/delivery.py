@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from channels.outbound.access_token import AccessTokenStore
+from channels.outbound.events import DeliveryRecorded
 from channels.outbound.wechat_api import (
     RECIPIENT_ERRORS,
     TOKEN_ERRORS,
@@ -28,7 +29,6 @@ from channels.outbound.wechat_api import (
 )
 from crm_backend.conversations.answers import Answered, release_claims
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
-from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 
@@ -52,7 +52,6 @@ class Outbox:
         settings = runtime.settings
         self.runtime = runtime
         self.api = WeChatAPI(settings.wechat_api_base, runtime.wechat_http)
-        self.escalations = Escalations(runtime)
         self.tokens = AccessTokenStore(
             runtime.redis, self.api, settings.oa_appid, settings.oa_secret, settings.redis_prefix
         )
@@ -89,7 +88,7 @@ class Outbox:
                 if status != DeliveryStatus.SENT:
                     log.warning("message %s to %s: %s (%s)", message.id, openid, status, error)
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
-                    await self.escalations.publish_delivery(message.id, message.conversation_id)
+                    await self.announce_delivery(message.id, message.conversation_id)
 
     async def deliver_answered(self, answered: Answered) -> bool:
         """Everything processing one push left to send: its claimed answers, then anything pending.
@@ -142,8 +141,12 @@ class Outbox:
             if status != DeliveryStatus.SENT:
                 log.warning("message %s to %s: %s (%s)", outgoing.message_id, answered.openid, status, error)
             if outgoing.sender == SenderType.SYSTEM:
-                await self.escalations.publish_delivery(outgoing.message_id, outgoing.conversation_id)
+                await self.announce_delivery(outgoing.message_id, outgoing.conversation_id)
         return True
+
+    async def announce_delivery(self, message_id: int, conversation_id: int) -> None:
+        """A staff or system message's outcome is stored: whoever shows it subscribes."""
+        await self.runtime.events.publish(DeliveryRecorded(message_id, conversation_id))
 
     async def _settle(
         self, message_id: int, status: DeliveryStatus, error: str | None, attempts: int

@@ -36,8 +36,8 @@ from crm_backend.appointments.service import (
     session_start,
 )
 from crm_backend.appointments.understanding import read_booking_words
-from crm_backend.conversations.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.database.core import utcnow
+from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.deps import DbSession, runtime_of
 

@@ -52,10 +52,10 @@ from crm_backend.appointments.service import (
 )
 from crm_backend.config import Settings
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.service import current_conversation
 from crm_backend.database.core import Database
 from crm_backend.database.hot_path import insert_for
-from crm_backend.escalations.service import add_outbound
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 
 log = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ async def _send_template(
         log.warning(
             "reminder %s: template message to %s failed: %s %s", reminder_id, identity.openid, errcode, errmsg
         )
-    await outbox.escalations.publish_delivery(message.id, message.conversation_id)
+    await outbox.announce_delivery(message.id, message.conversation_id)
     return status
 
 

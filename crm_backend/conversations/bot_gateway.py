@@ -7,17 +7,8 @@ from typing import Any
 
 import httpx
 
-
-def rasa_sender(app_id: str, openid: str) -> str:
-    """Rasa's sender id for a WeChat identity. The bot's actions send it back to the CRM, which
-    reads it with `read_rasa_sender`, so this is the only place that knows the format."""
-    return f"{app_id}:{openid}"
-
-
-def read_rasa_sender(sender: str) -> tuple[str, str]:
-    """(app id, openid) of a sender id made by `rasa_sender`; an app id never contains ':'."""
-    app_id, _, openid = sender.partition(":")
-    return app_id, openid
+# The sender id format belongs to the WeChat identity (patients); processing reads it from here.
+from crm_backend.patients.service import rasa_sender as rasa_sender
 
 
 class BotUnavailable(Exception):

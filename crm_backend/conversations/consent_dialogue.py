@@ -21,7 +21,7 @@ from crm_backend.conversations import route
 from crm_backend.conversations.models import Conversation, Direction, Message
 from crm_backend.conversations.redaction import unsealed_text
 from crm_backend.patients.models import WeChatIdentity
-from crm_backend.patients.protection import FieldProtector
+from crm_backend.protection import FieldProtector
 
 #: Message.extra key marking a patient's message kept for the bot until consent is decided.
 HOLD_KEY = "consent_hold"

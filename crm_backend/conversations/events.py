@@ -1,7 +1,9 @@
-"""What the conversations domain tells other domains (see crm_backend/events.py).
+"""What a conversation turn asks of other domains, as events: conversations import none of them.
 
-Escalations listen: a patient's message in a chat staff hold goes to their console, the bot's
-request for people opens an escalation, a rating is stored on the escalation it rates.
+Escalations subscribe (crm_backend/escalations/listeners.py). Handlers run before `publish`
+returns and their errors reach the publisher, so a push that asked for people can still be marked
+processed only once the escalation exists. An event marked `must_be_handled` fails loudly when
+nothing listens (crm_backend/events.py).
 """
 
 from __future__ import annotations
@@ -14,40 +16,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 
 @dataclass(frozen=True)
-class PatientMessageForStaff:
-    """A patient's message arrived in a chat staff hold (stored and committed)."""
-
-    message_id: int
-    conversation_id: int
-
-
-@dataclass(frozen=True)
 class EscalationRequested:
-    """The bot (or a dialogue) asks for people; the push is marked processed only once this is handled."""
+    """The bot asked for people (the instruction {"escalate": {...}}): the conversation goes to a
+    team. `priority` is "urgent", "high" or "normal" (anything else counts as normal); `team` a team
+    key ("service", "nursing", "complaints") or name."""
 
     must_be_handled: ClassVar[bool] = True
     conversation_id: int
     reason: str
-    #: urgent, high or normal (anything else is taken as normal).
-    priority: str
-    #: a team key (service, nursing, complaints) or a team's name.
-    team: str
+    priority: str = "normal"
+    team: str = "service"
+
+
+@dataclass(frozen=True)
+class PatientMessageForStaff:
+    """A patient wrote in an escalated conversation: the stored message goes to the console
+    instead of the bot. `team_id` may be left out: the conversation's latest escalation decides."""
+
+    message_id: int
+    conversation_id: int
+    team_id: int | None = None
 
 
 @dataclass(frozen=True)
 class ServiceRated:
-    """The patient rated the staff's help: stored in `session`, the transaction that records the answer."""
+    """The patient rated the staff's help (1 to 5): stored in `session`, the transaction that
+    records the patient's answer, so the rating and the answer commit together."""
 
     must_be_handled: ClassVar[bool] = True
     session: AsyncSession
     escalation_id: int
     score: int
-    rated_at: datetime
-
-
-@dataclass(frozen=True)
-class MessageDelivered:
-    """How sending an outbound message ended changed (sent, undeliverable, failed)."""
-
-    message_id: int
-    conversation_id: int
+    at: datetime

@@ -15,12 +15,11 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 from sqlalchemy.engine.interfaces import Dialect
 
-from channels.wechat_oa.push import WeChatPush
 from crm_backend.background import BackgroundLoop
 from crm_backend.conversations.models import InboundMessage, InboundStatus
 from crm_backend.database.hot_path import insert_for
@@ -32,6 +31,31 @@ log = logging.getLogger(__name__)
 DEDUPE_TTL_SECONDS = 3 * 24 * 3600
 #: Most rows one group commit writes.
 MAX_BATCH = 200
+
+
+class Push(Protocol):
+    """What accepting needs of a push. The channel that parsed it (channels/wechat_oa/push.py's
+    WeChatPush) calls in here, so this side names the shape instead of importing the channel."""
+
+    @property
+    def fields(self) -> dict[str, str]: ...
+
+    @property
+    def openid(self) -> str: ...
+
+    @property
+    def create_time(self) -> int: ...
+
+    @property
+    def msg_type(self) -> str: ...
+
+    @property
+    def event(self) -> str | None: ...
+
+    @property
+    def msg_id(self) -> int | None: ...
+
+    def dedupe_key(self, app_id: str) -> str: ...
 
 
 class Accepted(enum.Enum):
@@ -160,7 +184,7 @@ def _bindable(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, dict) else value
 
 
-async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push: WeChatPush) -> Accepted:
+async def accept_push(runtime: Runtime, writer: InboundWriter, app_id: str, push: Push) -> Accepted:
     """The Redis fast path and the insert run side by side: a new push (nearly every push) does not
     wait for the fast path first, and a retry still gets its answer as soon as Redis knows it; its
     insert then finds the key taken and writes nothing."""

@@ -45,8 +45,8 @@ from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, uns
 from crm_backend.conversations.route import Route, RouteState, Turn
 from crm_backend.conversations.service import current_conversation
 from crm_backend.patients.models import WeChatIdentity
-from crm_backend.patients.protection import FieldProtector
 from crm_backend.patients.service import get_or_create_identity
+from crm_backend.protection import FieldProtector
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)

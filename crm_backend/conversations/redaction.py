@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from crm_backend.patients.protection import ID_NUMBER, FieldProtector
 from crm_backend.patients.validation import check_resident_id, mask_id_number, normalise_id_number
+from crm_backend.protection import ID_NUMBER, FieldProtector
 
 _ID_LIKE = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 SEALED_KEY = "sealed_id_numbers"

@@ -18,19 +18,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_backend.conversations.bot_gateway import rasa_sender
-from crm_backend.conversations.models import (
-    Conversation,
-    ConversationStatus,
-    DeliveryStatus,
-    Direction,
-    Message,
-    SenderType,
-)
+from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
+from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender
 from crm_backend.realtime.events import ConsoleEvents
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import SUPERVISING_ROLES, Presence, Staff, Team, TeamMembership
@@ -484,10 +478,6 @@ class Escalations:
     ) -> None:
         await self._publish_message(message.id, message.conversation_id, team_id=team_id, kind=kind)
 
-    async def publish_message_id(self, message_id: int, conversation_id: int, *, team_id: int | None) -> None:
-        """A message only known by id (a listener's event) appears in the console."""
-        await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.created")
-
     async def _publish_message(
         self, message_id: int, conversation_id: int, *, team_id: int | None, kind: str
     ) -> None:
@@ -504,38 +494,32 @@ class Escalations:
 
     async def publish_delivery(self, message_id: int, conversation_id: int) -> None:
         """Tell the console how a message in a (once) escalated conversation was delivered."""
+        team_id = await self._latest_team(conversation_id)
+        if team_id is not None:
+            await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
+
+    async def publish_patient_message(
+        self, message_id: int, conversation_id: int, team_id: int | None = None
+    ) -> None:
+        """A patient's message in an escalated conversation, for the console (not the bot)."""
+        team_id = team_id if team_id is not None else await self._latest_team(conversation_id)
+        await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.created")
+
+    async def _latest_team(self, conversation_id: int) -> int | None:
         async with self.runtime.db.sessions() as session:
-            team_id = await session.scalar(
+            return await session.scalar(
                 select(Escalation.team_id)
                 .where(Escalation.conversation_id == conversation_id)
                 .order_by(Escalation.id.desc())
                 .limit(1)
             )
-        if team_id is not None:
-            await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
 
-
-def add_outbound(
-    session: AsyncSession,
-    conversation: Conversation,
-    sender: SenderType,
-    text: str,
-    *,
-    agent_id: int | None = None,
-    reply_to_inbound_id: int | None = None,
-) -> Message:
-    now = datetime.now(UTC)
-    message = Message(
-        conversation_id=conversation.id,
-        direction=Direction.OUT,
-        sender_type=sender,
-        msg_type="text",
-        content=text,
-        agent_id=agent_id,
-        reply_to_inbound_id=reply_to_inbound_id,
-        delivery_status=DeliveryStatus.PENDING,
-        created_at=now,
-    )
-    session.add(message)
-    conversation.last_message_at = max(conversation.last_message_at, now)
-    return message
+    @staticmethod
+    async def record_rating(session: AsyncSession, escalation_id: int, score: int, at: datetime) -> None:
+        """The patient's 1-5 rating of a resolved escalation, in the caller's transaction (the one
+        that records the answer); the first answer counts."""
+        await session.execute(
+            update(Escalation)
+            .where(Escalation.id == escalation_id, Escalation.satisfaction.is_(None))
+            .values(satisfaction=score, satisfaction_at=at)
+        )

@@ -18,14 +18,12 @@ from crm_backend.escalations.views_model import (
     ConversationViewRead,
     MessageRead,
     NoteRead,
-    PatientPanelRead,
     QueueItemRead,
     QueueRead,
     TeamRef,
     conversation_view,
     message_view,
     note_view,
-    patient_panel,
     queue_item,
 )
 from crm_backend.staff.deps import CurrentStaff, current_staff, db_session
@@ -190,35 +188,3 @@ async def delete_canned_reply(reply_id: int, staff: Staff, session: Session) -> 
     await session.delete(reply)
     await session.commit()
     return Response(status_code=204)
-
-
-@router.get("/patients/{patient_id}")
-async def view_patient(patient_id: int, staff: Staff, request: Request, session: Session) -> PatientPanelRead:
-    # Staff may open a patient only through a conversation of their teams (least privilege).
-    conversation_ids = (
-        await session.scalars(select(Conversation.id).where(Conversation.patient_id == patient_id))
-    ).all()
-    if not conversation_ids:
-        raise HTTPException(404, "no such patient")
-    if not staff.sees_all_teams:
-        team_ids = set(
-            (
-                await session.scalars(
-                    select(Escalation.team_id).where(Escalation.conversation_id.in_(conversation_ids))
-                )
-            ).all()
-        )
-        if not team_ids & staff.team_ids:
-            raise HTTPException(403, "this patient has no conversation with your teams")
-    panel = await patient_panel(session, patient_id, request.app.state.runtime.protector)
-    await audit(
-        session,
-        staff_id=staff.id,
-        action="patient.view",
-        object_type="patient",
-        object_id=str(patient_id),
-        patient_id=patient_id,
-        request=request,
-    )
-    await session.commit()
-    return panel

@@ -23,8 +23,8 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.protection import FieldProtector
-from crm_backend.patients.records import managed_by
+from crm_backend.patients.records import managed_by, mask_openid
+from crm_backend.protection import FieldProtector
 from crm_backend.staff.models import Staff, Team
 
 
@@ -163,10 +163,6 @@ class CannedReplyRead(BaseModel):
     id: int
     title: str
     text: str
-
-
-def mask_openid(openid: str) -> str:
-    return openid if len(openid) <= 8 else f"{openid[:4]}****{openid[-4:]}"
 
 
 async def patient_label(session: AsyncSession, patient_id: int) -> str:

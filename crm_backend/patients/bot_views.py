@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from crm_backend.conversations.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.patients import validation as v
+from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.patients.records import (
     ManagedPatient,
     PatientDataError,

@@ -21,7 +21,7 @@ class Patient(Base):
     #: "M" or "F"; filled in with the patient's details (from the ID number when not given).
     sex: Mapped[str | None] = mapped_column(String(1))
     birth_date: Mapped[date | None] = mapped_column(Date)
-    # Protected fields (crm_backend/patients/protection.py): ciphertext "<kid>:<base64>" plus a keyed
+    # Protected fields (crm_backend/protection.py): ciphertext "<kid>:<base64>" plus a keyed
     # hash for exact search. Never read the cipher columns directly; use patients.records.
     phone_cipher: Mapped[str | None] = mapped_column(String(255))
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -1,8 +1,9 @@
 """Patient records (就诊人): who an identity may book for, protected details, and how staff see them.
 
-The chat dialogue will call `add_managed_patient` / `list_managed_patients`; the console calls the
-search, access and view helpers. Plain values exist only in memory: columns hold ciphertext and keyed
-hashes (protection.py), and everything returned for display is masked unless a `Disclosure` allows it.
+The booking dialogue calls `add_managed_patient` / `list_managed_patients` (bot_views.py); the
+console's patient views (crm_backend/patient_record/) show patients through `patient_summary`,
+`managed_by` and `managers_of`. Plain values exist only in memory: columns hold ciphertext and keyed
+hashes (crm_backend/protection.py), and everything shown is masked unless a `Disclosure` allows it.
 """
 
 from __future__ import annotations
@@ -12,22 +13,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_backend.conversations.models import Conversation
-from crm_backend.escalations.models import Escalation
 from crm_backend.patients import validation as v
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
-from crm_backend.patients.protection import (
+from crm_backend.protection import (
     CARD_NUMBER,
     ID_NUMBER,
     PHONE,
     FieldProtector,
     ProtectionError,
 )
-from crm_backend.staff.deps import CurrentStaff
 from crm_backend.staff.models import StaffRole
 
 log = logging.getLogger("carebridge.patients")
@@ -272,82 +270,11 @@ async def list_managed_patients(
     return [_managed(patient, PatientRelation(relation), protector) for patient, relation in rows]
 
 
-# -- staff access ------------------------------------------------------------------------------
-
-
-def visible_to(staff: CurrentStaff) -> ColumnElement[bool] | None:
-    """Condition on Patient.id for what `staff` may open; None means every patient.
-
-    The escalation rule of the patient panel (a conversation of the patient escalated to one of the
-    caller's teams), widened to the patients that conversation's WeChat identity manages: a parent
-    escalating about their child lets the team open the child's record.
-    """
-    if staff.sees_all_teams:
-        return None
-    team_ids = list(staff.team_ids)
-    escalated = select(Escalation.conversation_id).where(Escalation.team_id.in_(team_ids))
-    own = select(Conversation.patient_id).where(Conversation.id.in_(escalated))
-    managed = (
-        select(PatientLink.patient_id)
-        .join(Conversation, Conversation.identity_id == PatientLink.identity_id)
-        .where(Conversation.id.in_(escalated))
-    )
-    return or_(Patient.id.in_(own), Patient.id.in_(managed))
-
-
-async def may_view(session: AsyncSession, staff: CurrentStaff, patient_id: int) -> bool:
-    condition = visible_to(staff)
-    if condition is None:
-        return True
-    count = await session.scalar(select(func.count(Patient.id)).where(Patient.id == patient_id, condition))
-    return bool(count)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPlan:
-    """What a console query is matched against; `kinds` goes to the audit log instead of the query."""
-
-    kinds: tuple[str, ...]
-    condition: ColumnElement[bool]
-
-
-def plan_search(protector: FieldProtector, query: str) -> SearchPlan:
-    """Names by prefix; phone, ID and card numbers exactly, through their keyed hashes."""
-    text = query.strip()
-    if not any(ch.isdigit() for ch in text):
-        return SearchPlan(("name",), Patient.display_name.startswith(text, autoescape=True))
-    kinds: list[str] = []
-    conditions: list[ColumnElement[bool]] = []
-    phone = v.normalise_phone(text)
-    if v.check_mobile_phone(phone) is None:
-        kinds.append("phone")
-        conditions.append(Patient.phone_hash == protector.lookup_hash(PHONE, phone))
-    id_number = v.normalise_id_number(text)
-    if len(id_number) == 18:
-        kinds.append("id_number")
-        conditions.append(Patient.id_number_hash == protector.lookup_hash(ID_NUMBER, id_number))
-    card = v.normalise_card_number(text)
-    if v.check_card_number(card) is None:
-        kinds.append("card_number")
-        conditions.append(Patient.card_number_hash == protector.lookup_hash(CARD_NUMBER, card))
-    if not conditions:
-        return SearchPlan(("none",), Patient.id.is_(None))
-    return SearchPlan(tuple(kinds), or_(*conditions))
-
-
-async def search_patients(
-    session: AsyncSession, protector: FieldProtector, staff: CurrentStaff, query: str, *, limit: int = 50
-) -> tuple[SearchPlan, list[Patient]]:
-    plan = plan_search(protector, query)
-    statement = select(Patient).where(plan.condition)
-    scope = visible_to(staff)
-    if scope is not None:
-        statement = statement.where(scope)
-    rows = (await session.scalars(statement.order_by(Patient.display_name, Patient.id).limit(limit))).all()
-    return plan, list(rows)
-
-
 # -- views -------------------------------------------------------------------------------------
+
+
+def mask_openid(openid: str) -> str:
+    return openid if len(openid) <= 8 else f"{openid[:4]}****{openid[-4:]}"
 
 
 def _label(patient: Patient) -> str:
@@ -412,8 +339,6 @@ async def managers_of(session: AsyncSession, patient_id: int) -> list[dict[str, 
             .order_by(PatientLink.created_at)
         )
     ).all()
-    from crm_backend.escalations.views_model import mask_openid
-
     result = [
         {
             "id": i.id,

@@ -1,4 +1,4 @@
-"""Find the patient behind a WeChat identity, creating both on first contact."""
+"""Find the patient behind a WeChat identity, creating both on first contact; name it for Rasa."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.patients.models import Patient, WeChatIdentity
+
+
+def rasa_sender(app_id: str, openid: str) -> str:
+    """Rasa's sender id for a WeChat identity. The bot's actions send it back to the CRM, which
+    reads it with `read_rasa_sender`, so this is the only place that knows the format."""
+    return f"{app_id}:{openid}"
+
+
+def read_rasa_sender(sender: str) -> tuple[str, str]:
+    """(app id, openid) of a sender id made by `rasa_sender`; an app id never contains ':'."""
+    app_id, _, openid = sender.partition(":")
+    return app_id, openid
 
 
 async def get_identity(session: AsyncSession, app_id: str, openid: str) -> WeChatIdentity | None:

@@ -1,4 +1,4 @@
-"""The worker process: queue consumers plus the scheduler (heartbeat, sweeper, token refresher)."""
+"""The worker process: queue consumers plus the scheduler (its heartbeat and every domain's jobs)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,12 @@ import uvloop
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from channels.outbound.delivery import Outbox
-from crm_backend.appointments.reminders import send_due_reminders
+from crm_backend import domains, heartbeat
 from crm_backend.config import get_settings
 from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
-from crm_backend.domains import wire
 from crm_backend.logs import configure_logging
 from crm_backend.runtime import Runtime, freeze_startup_objects
-from crm_backend.worker import heartbeat
-from crm_backend.worker.assignment import assign_waiting_chats
-from crm_backend.worker.presence import mark_absent_staff
-from crm_backend.worker.sweeper import requeue_stale_work
 
 log = logging.getLogger("carebridge.worker")
 
@@ -30,7 +25,7 @@ log = logging.getLogger("carebridge.worker")
 async def run_worker(stop: asyncio.Event) -> None:
     settings = get_settings()
     runtime = Runtime.create(settings)
-    wire(runtime)
+    domains.subscribe_listeners(runtime)
     processor = InboundProcessor(runtime)
     outbox = Outbox(runtime)
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
@@ -52,9 +47,6 @@ async def run_worker(stop: asyncio.Event) -> None:
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))
 
-    async def refresh_token() -> None:
-        await outbox.tokens.refresh_if_expiring(settings.token_refresh_margin_seconds)
-
     scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
     scheduler.add_job(
         heartbeat.beat,
@@ -65,58 +57,26 @@ async def run_worker(stop: asyncio.Event) -> None:
         max_instances=1,
         coalesce=True,
     )
-    scheduler.add_job(
-        requeue_stale_work,
-        "interval",
-        seconds=settings.sweeper_interval_seconds,
-        args=[runtime],
-        id="sweeper",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        refresh_token,
-        "interval",
-        seconds=60,
-        id="token-refresher",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        mark_absent_staff,
-        "interval",
-        seconds=min(30.0, settings.console_gone_after_seconds / 2),
-        args=[runtime],
-        id="presence",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        assign_waiting_chats,
-        "interval",
-        seconds=5,
-        args=[outbox.escalations],
-        id="auto-assign",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        send_due_reminders,
-        "interval",
-        seconds=settings.reminder_interval_seconds,
-        args=[outbox],
-        id="appointment-reminders",
-        max_instances=1,
-        coalesce=True,
-    )
+    jobs = domains.jobs()
+    for job in jobs:
+        scheduler.add_job(
+            job.run,
+            "interval",
+            seconds=job.every(settings),
+            args=[runtime],
+            id=job.id,
+            max_instances=1,
+            coalesce=True,
+        )
 
     await runtime.inbound.ensure_group()
     await runtime.outbound.ensure_group()
     await heartbeat.beat(runtime.redis, settings, worker_id)
-    try:
-        await refresh_token()
-    except Exception as exc:  # delivery refreshes on demand; a slow start must not stop the worker
-        log.warning("initial token refresh failed: %s", exc)
+    for job in (job for job in jobs if job.at_start):
+        try:
+            await job.run(runtime)
+        except Exception as exc:  # e.g. delivery refreshes the token on demand: a slow start is no stop
+            log.warning("%s at start failed: %s", job.id, exc)
     scheduler.start()
     freeze_startup_objects()
     consumers = [

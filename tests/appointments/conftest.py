@@ -14,9 +14,9 @@ from fastapi import FastAPI
 
 from crm_backend.appointments.models import Department, Doctor, Schedule
 from crm_backend.appointments.views import router as appointments_router
-from crm_backend.audit.views import router as audit_router
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
+from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres

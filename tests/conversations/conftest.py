@@ -12,7 +12,7 @@ import redis
 
 from crm_backend.conversations.models import Conversation, InboundMessage
 from crm_backend.database.core import Database
-from crm_backend.domains import wire
+from crm_backend.domains import subscribe_listeners
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.support.api import api_settings
@@ -53,7 +53,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     runtime = Runtime.create(api_settings(database_url, REDIS_URL))
-    wire(runtime)
+    subscribe_listeners(runtime)
     yield runtime
     await runtime.close()
 

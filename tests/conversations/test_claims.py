@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from crm_backend.conversations.answers import release_claims, store_answers
 from crm_backend.conversations.bot_gateway import BotReply
 from crm_backend.conversations.models import DeliveryStatus, Message, SenderType
+from crm_backend.conversations.sweeper import CLAIM_LEASE, requeue_stale_work
 from crm_backend.runtime import Runtime
-from crm_backend.worker.sweeper import CLAIM_LEASE, requeue_stale_work
 from tests.conversations.conftest import new_push
 
 

@@ -1,8 +1,8 @@
 """The sender id the worker gives Rasa is the one the CRM's bot API reads back."""
 
-from crm_backend.conversations.bot_gateway import rasa_sender, read_rasa_sender
 from crm_backend.escalations.service import sender_id
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender, read_rasa_sender
 
 
 def test_sender_id_reads_back_as_the_same_identity() -> None:

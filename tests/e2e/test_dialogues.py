@@ -20,7 +20,7 @@ from crm_backend.conversations.models import (
     Message,
 )
 from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
-from crm_backend.domains import wire
+from crm_backend.domains import subscribe_listeners
 from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -42,7 +42,7 @@ async def runtime(stack: Stack) -> AsyncIterator[Runtime]:
         STAFFED_HOURS=stack.env()["STAFFED_HOURS"],
     )
     runtime = Runtime.create(settings)
-    wire(runtime)
+    subscribe_listeners(runtime)
     yield runtime
     await runtime.close()
 

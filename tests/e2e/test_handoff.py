@@ -22,11 +22,11 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
 from crm_backend.config import SANDBOX_APPID
-from crm_backend.conversations.bot_gateway import rasa_sender
 from crm_backend.conversations.models import Conversation, Message, SenderType
 from crm_backend.database.core import Database
 from crm_backend.escalations.models import Escalation
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender
 from tests.support.console import ConsoleClient
 from tests.support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
 

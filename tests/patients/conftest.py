@@ -13,13 +13,13 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from crm_backend.audit.views import router as audit_router
 from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import Escalation
 from crm_backend.escalations.views import router as escalations_router
+from crm_backend.patient_record.views import router as patients_router
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.views import router as patients_router
 from crm_backend.runtime import Runtime
+from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.models import Team
 from crm_backend.staff.views import router as staff_router
 from tests.support.api import (

@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from crm_backend.config import Settings
+from crm_backend.patient_record.search import search_patients
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.protection import (
+from crm_backend.patients.records import add_managed_patient
+from crm_backend.protection import (
     ID_NUMBER,
     PHONE,
     AesGcmProtector,
@@ -21,7 +23,6 @@ from crm_backend.patients.protection import (
     parse_data_keys,
     protector_for,
 )
-from crm_backend.patients.records import add_managed_patient, search_patients
 from crm_backend.runtime import Runtime
 from crm_backend.staff.deps import CurrentStaff
 from crm_backend.staff.models import StaffRole

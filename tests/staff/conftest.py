@@ -11,9 +11,9 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from crm_backend.audit.views import router as audit_router
 from crm_backend.config import Settings
 from crm_backend.runtime import Runtime
+from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
 from tests.support.api import (
     ADMIN_PASSWORD,

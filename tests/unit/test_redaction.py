@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
-from crm_backend.patients.protection import AesGcmProtector, parse_data_keys
 from crm_backend.patients.validation import id_checksum_char
+from crm_backend.protection import AesGcmProtector, parse_data_keys
 from tests.support.api import KEY_A, LOOKUP_KEY
 
 PROTECTOR = AesGcmProtector(parse_data_keys(f"a:{KEY_A}"), base64.b64decode(LOOKUP_KEY))

@@ -9,6 +9,9 @@ Keys come from settings: ``PATIENT_DATA_KEYS="k2:<base64 32 bytes>,k1:<base64 32
 key encrypts, every listed key decrypts (rotation: put the new key first, keep the old ones until
 every value is re-encrypted with `reencrypt`). ``PATIENT_LOOKUP_KEY`` is one base64 key of at least
 32 bytes; changing it means recomputing every hash, so it is not rotated casually.
+
+It sits below every domain, beside the runtime that carries each process's protector: patients,
+conversations (sealed ID numbers in chat) and the console's patient views all use it.
 """
 
 from __future__ import annotations

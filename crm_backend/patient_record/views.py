@@ -1,4 +1,8 @@
-"""Console endpoints for patient records: search and the 360° view, masked and audited."""
+"""Console endpoints for patients: search, the panel and the 360° view, masked and audited.
+
+Every one of them opens a patient under the same rule (access.py). They read across patients,
+conversations, appointments and escalations, which is why they live above all of them.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.appointments.service import patient_appointments
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
+from crm_backend.escalations.views_model import PatientPanelRead, patient_panel
+from crm_backend.patient_record.access import may_view
+from crm_backend.patient_record.search import search_patients
 from crm_backend.patients.models import Patient
-from crm_backend.patients.protection import AesGcmProtector
-from crm_backend.patients.records import (
-    Disclosure,
-    managed_by,
-    managers_of,
-    may_view,
-    patient_summary,
-    search_patients,
-)
-from crm_backend.staff.deps import DbSession, StaffDep, runtime_of
+from crm_backend.patients.records import Disclosure, managed_by, managers_of, patient_summary
+from crm_backend.protection import AesGcmProtector
+from crm_backend.staff.deps import CurrentStaff, DbSession, StaffDep, runtime_of
 from crm_backend.staff.models import StaffRole
 
 router = APIRouter(prefix="/api/console", tags=["console"])
@@ -28,6 +29,17 @@ router = APIRouter(prefix="/api/console", tags=["console"])
 
 def _protector(request: Request) -> AesGcmProtector:
     return runtime_of(request).protector
+
+
+async def _open(session: AsyncSession, staff: CurrentStaff, patient_id: int) -> Patient:
+    """The patient, if this staff member may see them: 404 for no such patient, else 403 unless
+    one of the teams had a conversation of theirs, or of a family member managing them."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise HTTPException(404, "no such patient")
+    if not await may_view(session, staff, patient_id):
+        raise HTTPException(403, "this patient has no conversation with your teams")
+    return patient
 
 
 @router.get("/patients")
@@ -63,11 +75,7 @@ async def patient_360(
     """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
     if reveal and staff.role != StaffRole.admin:
         raise HTTPException(403, "only admins may reveal ID numbers")
-    patient = await session.get(Patient, patient_id)
-    if patient is None:
-        raise HTTPException(404, "no such patient")
-    if not await may_view(session, staff, patient_id):
-        raise HTTPException(403, "this patient has no conversation with your teams")
+    patient = await _open(session, staff, patient_id)
     protector = _protector(request)
     disclosure = Disclosure.for_staff(staff.role, reveal=reveal)
     conversations = (
@@ -109,3 +117,23 @@ async def patient_360(
         )
     await session.commit()
     return view
+
+
+@router.get("/patients/{patient_id}")
+async def view_patient(
+    patient_id: int, staff: StaffDep, request: Request, session: DbSession
+) -> PatientPanelRead:
+    """The patient panel a conversation shows (docs/CONSOLE_API.md `PatientPanel`)."""
+    await _open(session, staff, patient_id)
+    panel = await patient_panel(session, patient_id, _protector(request))
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="patient.view",
+        object_type="patient",
+        object_id=str(patient_id),
+        patient_id=patient_id,
+        request=request,
+    )
+    await session.commit()
+    return panel

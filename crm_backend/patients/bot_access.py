@@ -12,9 +12,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from crm_backend.conversations.bot_gateway import read_rasa_sender
 from crm_backend.patients.models import WeChatIdentity
-from crm_backend.patients.service import get_identity
+from crm_backend.patients.service import get_identity, read_rasa_sender
 from crm_backend.staff.deps import DbSession, runtime_of
 
 BOT_API_PREFIX = "/internal/bot"

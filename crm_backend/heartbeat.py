@@ -1,4 +1,4 @@
-"""Workers announce themselves in a Redis sorted set; /healthz reads it."""
+"""Workers announce themselves in a Redis sorted set; /healthz reads it (so both import it from here)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Reading the audit log (supervisors and admins). There is deliberately no way to change it."""
+"""Reading the audit log (supervisors and admins). There is deliberately no way to change it.
+
+It lives with staff, not audit: it needs staff's sign-in and names, while staff write audit rows, so
+audit stays a leaf that every console feature may write to.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from channels.outbound import scheduled as outbound_jobs
+from crm_backend.appointments import listeners as appointment_listeners
 from crm_backend.appointments import scheduled as appointment_jobs
 from crm_backend.conversations import scheduled as conversation_jobs
 from crm_backend.escalations import listeners as escalation_listeners
@@ -19,7 +20,7 @@ from crm_backend.runtime import Runtime
 from crm_backend.scheduling import Job
 
 #: Each domain's `subscribe(runtime)`, in the order handlers should run for a shared event type.
-LISTENERS: list[Callable[[Runtime], None]] = [escalation_listeners.subscribe]
+LISTENERS: list[Callable[[Runtime], None]] = [escalation_listeners.subscribe, appointment_listeners.subscribe]
 
 #: Each domain's scheduled jobs.
 SCHEDULED: list[list[Job]] = [

@@ -564,3 +564,29 @@ class ActionListAppointments(Action):
         lines.append("如需取消或改约，发送“取消预约”或“改约”。")
         dispatcher.utter_message(text="\n".join(lines))
         return []
+
+
+class ActionAppointmentReminder(Action):
+    """The day-before reminder: the CRM starts it (intent EXTERNAL_appointment_reminder, entity
+    appointment_id) and words it, as it also words the template message sent outside the window."""
+
+    def name(self) -> str:
+        return "action_appointment_reminder"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        entities = tracker.latest_message.get("entities") or []
+        ids = [e.get("value") for e in entities if e.get("entity") == "appointment_id"]
+        if not ids or not str(ids[0]).isdigit():
+            log.error("appointment reminder started without an appointment id: %s", entities)
+            return []
+        try:
+            answer = await CRM(tracker.sender_id).reminder(int(ids[0]))
+        except CRMUnavailable:
+            # Nothing is said: the CRM records the reminder as not sent and staff see it.
+            log.exception("appointment reminder: CRM unavailable")
+            return []
+        if answer.ok and answer.body.get("text"):
+            dispatcher.utter_message(text=str(answer.body["text"]))
+        return []

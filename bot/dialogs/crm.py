@@ -88,6 +88,10 @@ class CRM:
     async def cancel(self, appointment_id: int) -> Answer:
         return await self._call("POST", f"/appointments/{appointment_id}/cancel")
 
+    async def reminder(self, appointment_id: int) -> Answer:
+        """The day-before reminder of one of this account's appointments, worded by the CRM."""
+        return await self._call("GET", f"/appointments/{appointment_id}/reminder")
+
     async def reschedule(self, appointment_id: int, schedule_id: int) -> Answer:
         return await self._call(
             "POST", f"/appointments/{appointment_id}/reschedule", {"schedule_id": schedule_id}

@@ -76,7 +76,8 @@ class Outbox:
             for message, openid in rows.all():
                 # Committed one by one: a crash after a send re-sends at most that one message.
                 if message.msg_type == "template":
-                    status, error, attempts = await self._send_template(openid, message.extra or {})
+                    status, error, attempts, msgid = await self._send_template(openid, message.extra or {})
+                    message.wechat_msg_id = msgid
                 else:
                     status, error, attempts = await self._send_text(openid, message.content)
                 message.attempts += attempts
@@ -201,16 +202,17 @@ class Outbox:
 
     async def _send_template(
         self, openid: str, extra: dict[str, Any]
-    ) -> tuple[DeliveryStatus, str | None, int]:
+    ) -> tuple[DeliveryStatus, str | None, int, int | None]:
         """A stored template message (Message.extra["template"]: template_id, data, url): the
-        invitation outside the customer-service window."""
+        invitation outside the customer-service window. Also WeChat's msgid when it went out."""
         template = extra.get(TEMPLATE_KEY) or {}
         if not template.get("template_id"):
-            return DeliveryStatus.FAILED, "no template configured", 0
+            return DeliveryStatus.FAILED, "no template configured", 0, None
         payload = {"touser": openid, **template}
         call = await self.call_with_token(lambda token: self.api.send_template_message(token, payload))
         status, error = _outcome(call)
-        return status, error, call.attempts
+        msgid = call.answer.get("msgid") if call.answer is not None else None
+        return status, error, call.attempts, int(msgid) if msgid else None
 
 
 TEMPLATE_KEY = "template"

@@ -26,6 +26,7 @@ from crm_backend.appointments.models import (
     HalfDay,
     Schedule,
 )
+from crm_backend.appointments.reminders import reminder_wording
 from crm_backend.appointments.service import (
     EXPERT_TITLES,
     HALF_DAY_NAMES,
@@ -312,3 +313,25 @@ async def reschedule(
         now,
         lambda: service.reschedule(session, appointment, body.schedule_id, identity.id, now, cutoff),
     )
+
+
+class ReminderRead(BaseModel):
+    text: str
+
+
+@router.get("/appointments/{appointment_id}/reminder")
+async def reminder(
+    appointment_id: int, request: Request, session: DbSession, identity: SenderIdentity
+) -> ReminderRead:
+    """The day-before reminder the bot says (action_appointment_reminder), worded for this account:
+    its own appointment, or one of a 就诊人 it manages (404 otherwise)."""
+    appointment = await service.load_appointment(session, appointment_id)
+    if appointment is None or (
+        appointment.patient_id != identity.patient_id
+        and await session.get(PatientLink, (identity.id, appointment.patient_id)) is None
+    ):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not one of this account's appointments")
+    patient = await session.get(Patient, appointment.patient_id)
+    assert patient is not None
+    settings = request.app.state.runtime.settings
+    return ReminderRead(text=reminder_wording(appointment, patient, identity, settings).text())

@@ -5,18 +5,21 @@ Exactly once, with any number of workers and overlapping runs: a reminder is cla
 anything is sent; a worker whose insert hits the existing row leaves the reminder alone. Every later
 write to the row is conditional on it still being claimed.
 
-Inside WeChat's 48-hour window the reminder is a customer-service text that goes through the outbox
-(stored as a pending message of the patient's conversation, then `Outbox.deliver_conversation`);
-outside it, or when WeChat refuses the text with 45015/45047, it is a template message. Either way
-the message is stored in the conversation, so staff see it in the history.
+The reminder is a dialogue the bot starts (conversations/turns.py `start_dialogue`, key
+`reminder:<id>`): it waits its turn behind the patient's own messages, never interrupts staff or an
+open booking form, and Rasa says it (intent `EXTERNAL_appointment_reminder`, worded by the CRM's
+bot API from the same `ReminderText`). Outside WeChat's 48-hour window the dialogue invites with the
+template message (`REMINDER_TEMPLATE_ID`) instead, through the outbox. `settle_reminder` records
+the outcome on the reminder row when the dialogue reports a step (DialogueSettled, listeners.py)
+or when a stale claim is taken over: sent in chat, template sent, refused (45015/45047 in chat falls
+back to sending the template directly), or dropped with the dialogue's reason.
 
 A worker that dies holding a claim: the claim goes stale after `CLAIM_TIMEOUT` and the next run takes
-it over (a conditional UPDATE, so again only one worker does). A customer-service reminder was stored
-as a pending message before sending, so the takeover (or the sweeper) delivers that same message and
-the outbox's per-message commit means it is never sent twice. A template reminder interrupted between
-WeChat's answer and our commit is sent again: a rare duplicate is better than a patient who misses
-the appointment. After `MAX_CLAIMS` takeovers, or once the day before has passed, the reminder is
-marked failed for staff instead.
+it over (a conditional UPDATE, so again only one worker does). The dialogue's key is unique, so the
+takeover settles the one dialogue instead of starting a second. A template reminder sent directly
+after a refusal and interrupted between WeChat's answer and our commit is sent again: a rare
+duplicate is better than a patient who misses the appointment. After `MAX_CLAIMS` takeovers, or once
+the day before has passed, the reminder is marked failed for staff instead.
 """
 
 from __future__ import annotations
@@ -51,9 +54,17 @@ from crm_backend.appointments.service import (
     session_start,
 )
 from crm_backend.config import Settings
-from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
-from crm_backend.conversations.outgoing import add_outbound
+from crm_backend.conversations.models import (
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    InboundStatus,
+    Message,
+    SenderType,
+)
 from crm_backend.conversations.service import current_conversation
+from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
 from crm_backend.database.core import Database
 from crm_backend.database.hot_path import insert_for
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
@@ -61,6 +72,9 @@ from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 log = logging.getLogger(__name__)
 
 DAY_BEFORE = "day_before"
+#: The Rasa intent that says a reminder (bot/intents/booking.yml) and its dialogues' key prefix.
+REMINDER_INTENT = "EXTERNAL_appointment_reminder"
+REMINDER_DIALOGUE = "reminder:"
 #: WeChat's customer-service window, minus a margin for the time the send itself takes.
 REPLY_WINDOW = timedelta(hours=48) - timedelta(minutes=10)
 #: A claim older than this belongs to a worker that died (a send takes seconds, at most ~2 minutes
@@ -316,12 +330,10 @@ async def _run_one(outbox: Outbox, reminder_id: int, tomorrow: date, now: dateti
             identity = await _recipient(session, appointment)
     schedule = appointment.schedule
 
-    if loaded.message is not None and reminder.channel == ReminderChannel.CUSTOM:
-        # Taken over after a crash: the text is in the outbox already, so its outcome is the reminder's;
-        # deliver that same message if still pending (never write a second one).
-        return await _deliver_custom(
-            outbox, reminder_id, loaded, identity, now, fallback=schedule.date == tomorrow
-        )
+    if reminder.channel is not None:
+        # Its dialogue was started (by this claim or one taken over): record how it went, never
+        # start a second one.
+        return await settle_reminder(outbox, reminder_id, now)
     if appointment.status != AppointmentStatus.BOOKED:
         return await _finish_alone(
             outbox, reminder_id, ReminderStatus.SKIPPED, now, reason=f"appointment {appointment.status}"
@@ -352,38 +364,133 @@ async def _run_one(outbox: Outbox, reminder_id: int, tomorrow: date, now: dateti
         return await _finish_alone(
             outbox, reminder_id, ReminderStatus.SKIPPED, now, reason="unsubscribed", identity_id=identity.id
         )
-    if in_reply_window(identity, now):
+    settings = outbox.runtime.settings
+    template_id = settings.reminder_template_id.strip()
+    if not in_reply_window(identity, now) and not template_id:
+        log.warning(
+            "reminder %s not sent: %s is outside the 48-hour window and REMINDER_TEMPLATE_ID is empty",
+            reminder_id,
+            identity.openid,
+        )
+        return await _finish_alone(
+            outbox,
+            reminder_id,
+            ReminderStatus.SKIPPED,
+            now,
+            reason="no template configured",
+            identity_id=identity.id,
+        )
+    wording = _wording(outbox, loaded, identity)
+    template = TemplateInvite(template_id, wording.template_data(), wording.text()) if template_id else None
+    request = DialogueRequest(
+        key=reminder_key(reminder_id),
+        identity_id=identity.id,
+        patient_id=appointment.patient_id,
+        intent=REMINDER_INTENT,
+        reason="appointment_reminder",
+        # A reminder that could not start today (staff held the chat all day) is not sent at night.
+        expires_at=datetime.combine(
+            hospital_today(now), parse_hhmm(settings.reminder_send_until), tzinfo=HOSPITAL_TZ
+        ),
+        entities={"appointment_id": appointment.id},
+        template=template,
+        needs_consent=False,
+    )
+    # Recorded before the dialogue is queued: a takeover after a crash settles it, never starts another.
+    async with outbox.runtime.db.sessions() as session:
+        await session.execute(
+            update(AppointmentReminder)
+            .where(AppointmentReminder.id == reminder_id)
+            .values(channel=ReminderChannel.CUSTOM, identity_id=identity.id)
+        )
+        await session.commit()
+    await start_dialogue(outbox.runtime, request)
+    return ReminderStatus.CLAIMED
+
+
+def reminder_key(reminder_id: int) -> str:
+    """The key of a reminder's dialogue (conversations/turns.py): one dialogue per reminder."""
+    return f"{REMINDER_DIALOGUE}{reminder_id}"
+
+
+async def settle_reminder(outbox: Outbox, reminder_id: int, now: datetime) -> str:
+    """Record what the reminder's dialogue did: said in chat, a template sent, refused, or dropped.
+    Still under way, the reminder stays claimed and a later call records it."""
+    async with outbox.runtime.db.sessions() as session:
+        turn = await session.scalar(
+            select(InboundMessage).where(InboundMessage.dedupe_key == f"dialogue:{reminder_key(reminder_id)}")
+        )
+        first = (
+            await session.scalar(
+                select(Message).where(Message.reply_to_inbound_id == turn.id).order_by(Message.id).limit(1)
+            )
+            if turn is not None
+            else None
+        )
+    if turn is None:
+        return ReminderStatus.CLAIMED  # not queued yet (a crash in between): a takeover queues it
+    if turn.status == InboundStatus.FAILED:
+        return await _finish_alone(outbox, reminder_id, ReminderStatus.SKIPPED, now, reason=turn.last_error)
+    if first is None:
+        if turn.status == InboundStatus.PROCESSED:
+            return await _finish_alone(
+                outbox, reminder_id, ReminderStatus.FAILED, now, reason="the bot had no reminder to say"
+            )
+        return ReminderStatus.CLAIMED
+    channel = ReminderChannel.TEMPLATE if first.msg_type == "template" else ReminderChannel.CUSTOM
+    if first.delivery_status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+        return ReminderStatus.CLAIMED
+    if first.delivery_status == DeliveryStatus.SENT:
+        return await _finish_alone(
+            outbox, reminder_id, ReminderStatus.SENT, now, channel=channel, message_id=first.id
+        )
+    errcode, errmsg = _split_error(first.delivery_error)
+    if channel == ReminderChannel.CUSTOM and errcode in WINDOW_ERRORS:
         async with outbox.runtime.db.sessions() as session:
-            conversation = await _conversation(session, identity, now)
-            message = add_outbound(
-                session, conversation, SenderType.SYSTEM, _wording(outbox, loaded, identity).text()
+            loaded = await _load(session, reminder_id)
+            identity = await session.get(WeChatIdentity, loaded.reminder.identity_id)
+        if identity is not None and outbox.runtime.settings.reminder_template_id.strip():
+            log.info(
+                "reminder %s: customer-service window closed (%s), trying a template", reminder_id, errcode
             )
-            message.extra = {"appointment_id": appointment.id, "reminder": DAY_BEFORE}
-            await session.flush()
-            # Stored with the claim's channel and message in one transaction: a takeover after a crash
-            # finds the pending message instead of writing a second one.
-            await session.execute(
-                update(AppointmentReminder)
-                .where(AppointmentReminder.id == reminder_id)
-                .values(channel=ReminderChannel.CUSTOM, identity_id=identity.id, message_id=message.id)
+            return await _send_template(
+                outbox,
+                reminder_id,
+                loaded,
+                identity,
+                now,
+                reason=f"custom message refused ({errcode})",
+                error=(errcode, errmsg),
             )
-            await session.commit()
-        loaded.message = message
-        return await _deliver_custom(outbox, reminder_id, loaded, identity, now, fallback=True)
-    return await _send_template(outbox, reminder_id, loaded, identity, now, reason=None, error=(None, None))
+    return await _finish_alone(
+        outbox,
+        reminder_id,
+        ReminderStatus.FAILED,
+        now,
+        channel=channel,
+        message_id=first.id,
+        errcode=errcode,
+        errmsg=errmsg,
+    )
 
 
 def _wording(outbox: Outbox, loaded: _Loaded, identity: WeChatIdentity | None) -> ReminderText:
-    appointment = loaded.appointment
+    return reminder_wording(loaded.appointment, loaded.patient, identity, outbox.runtime.settings)
+
+
+def reminder_wording(
+    appointment: Appointment, patient: Patient, identity: WeChatIdentity | None, settings: Settings
+) -> ReminderText:
+    """The reminder of `appointment` (loaded WITH_SESSION) as `identity` reads it."""
     doctor = appointment.schedule.doctor
     return ReminderText(
-        patient_name=loaded.patient.display_name or "就诊人",
+        patient_name=patient.display_name or "就诊人",
         for_someone_else=identity is not None and identity.patient_id != appointment.patient_id,
         department=doctor.department.patient_name,
         doctor=f"{doctor.name} {doctor.title}",
         day=appointment.schedule.date,
         half_day=HalfDay(appointment.schedule.half_day),
-        cancel_cutoff_hours=outbox.runtime.settings.booking_cancel_cutoff_hours,
+        cancel_cutoff_hours=settings.booking_cancel_cutoff_hours,
     )
 
 
@@ -420,57 +527,6 @@ async def _conversation(session: AsyncSession, identity: WeChatIdentity, now: da
     fresh = await session.get(WeChatIdentity, identity.id)
     assert fresh is not None
     return await current_conversation(session, fresh, now)
-
-
-async def _deliver_custom(
-    outbox: Outbox,
-    reminder_id: int,
-    loaded: _Loaded,
-    identity: WeChatIdentity | None,
-    now: datetime,
-    *,
-    fallback: bool,
-) -> str:
-    """Send the stored text through the outbox and record what happened to it; a closed window
-    falls back to the template (unless the day before has passed)."""
-    message = loaded.message
-    assert message is not None
-    try:
-        await outbox.deliver_conversation(message.conversation_id)
-    except Exception:
-        # The message stays pending: the sweeper delivers it, and a takeover records the outcome.
-        log.exception(
-            "reminder %s: delivery of message %s failed; left to the sweeper", reminder_id, message.id
-        )
-        return ReminderStatus.CLAIMED
-    async with outbox.runtime.db.sessions() as session:
-        status, error = (
-            await session.execute(
-                select(Message.delivery_status, Message.delivery_error).where(Message.id == message.id)
-            )
-        ).one()
-        if status == DeliveryStatus.SENT:
-            await _finish(session, reminder_id, ReminderStatus.SENT, now)
-            await session.commit()
-            return ReminderStatus.SENT
-        if status == DeliveryStatus.PENDING:
-            return ReminderStatus.CLAIMED  # another sender holds it; a later run records the outcome
-    errcode, errmsg = _split_error(error)
-    if errcode in WINDOW_ERRORS and identity is not None and fallback:
-        log.info("reminder %s: customer-service window closed (%s), trying a template", reminder_id, errcode)
-        return await _send_template(
-            outbox,
-            reminder_id,
-            loaded,
-            identity,
-            now,
-            reason=f"custom message refused ({errcode})",
-            error=(errcode, errmsg),
-        )
-    async with outbox.runtime.db.sessions() as session:
-        await _finish(session, reminder_id, ReminderStatus.FAILED, now, errcode=errcode, errmsg=errmsg)
-        await session.commit()
-    return ReminderStatus.FAILED
 
 
 def _split_error(error: str | None) -> tuple[int | None, str | None]:

@@ -48,3 +48,12 @@ class ServiceRated:
     escalation_id: int
     score: int
     at: datetime
+
+
+@dataclass(frozen=True)
+class DialogueSettled:
+    """A dialogue a domain started (turns.py) took a step the domain may want to record: it was
+    answered and sent, its template invitation went out, or it was dropped. The turn, its answers
+    and their delivery status are in the database; the domain reads what it needs."""
+
+    turn_id: int

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answe
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
 from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
-from crm_backend.conversations.events import EscalationRequested, PatientMessageForStaff
+from crm_backend.conversations.events import DialogueSettled, EscalationRequested, PatientMessageForStaff
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -91,8 +92,10 @@ class Choice:
 
 
 class InboundProcessor:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.runtime = runtime
+        #: What time it is for dialogues the bot starts (their window and expiry).
+        self.clock = clock
         settings = runtime.settings
         self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
@@ -132,23 +135,25 @@ class InboundProcessor:
 
     async def _take_dialogue(self, turn_id: int, app_id: str, openid: str, deliver: Deliver) -> bool:
         """Run a dialogue turn (turns.py) if it may start now; False while it waits."""
-        sender = rasa_sender(app_id, openid)
-        if await self.bot.active_form(sender):
-            return False  # a form (a booking) is open: never interrupt it
-        plan = await turns.plan_dialogue(self.runtime, turn_id, datetime.now(UTC))
-        if plan.step is turns.Step.DONE:
-            return True
-        assert plan.conversation_id is not None
-        if plan.step is turns.Step.INVITED:
-            await deliver(Answered(plan.conversation_id, openid, claimed=[], pending=True))
-        if plan.step is not turns.Step.TRIGGER:
+        plan = await turns.plan_dialogue(self.runtime, turn_id, self.clock())
+        if plan.step is turns.Step.WAIT:
             return False
-        replies = await self.bot.trigger(sender, plan.intent, plan.entities)
-        answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
-        if answered is not None:
-            await deliver(answered)
-            await answered.stored()
-        return True
+        if plan.step is turns.Step.INVITED:
+            assert plan.conversation_id is not None
+            await deliver(Answered(plan.conversation_id, openid, claimed=[], pending=True))
+        elif plan.step is turns.Step.TRIGGER:
+            assert plan.conversation_id is not None
+            sender = rasa_sender(app_id, openid)
+            if await self.bot.active_form(sender):
+                return False  # a form (a booking) is open: never interrupt it
+            await turns.count_attempt(self.runtime, turn_id)
+            replies = await self.bot.trigger(sender, plan.intent, plan.entities)
+            answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
+            if answered is not None:
+                await deliver(answered)
+                await answered.stored()
+        await self.runtime.events.publish(DialogueSettled(turn_id))
+        return plan.step is not turns.Step.INVITED
 
     async def process_one(
         self,

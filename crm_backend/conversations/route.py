@@ -182,6 +182,8 @@ class Turn:
     text: str | None
     #: Processing attempts so far, this one included.
     attempts: int
+    #: A dialogue that talks about health needs consent; a notice (a reminder) does not.
+    needs_consent: bool = True
 
 
 def decide(turn: Turn, state: RouteState, max_attempts: int) -> Route:
@@ -191,7 +193,8 @@ def decide(turn: Turn, state: RouteState, max_attempts: int) -> Route:
     if turn.msg_type == "event":
         return Route.EVENT
     if turn.msg_type == DIALOGUE:
-        free = state.conversation_status != ConversationStatus.ESCALATED and state.consent_granted is True
+        consented = state.consent_granted is True or not turn.needs_consent
+        free = state.conversation_status != ConversationStatus.ESCALATED and consented
         return Route.BOT if free else Route.WAIT
     escalated = state.conversation_status == ConversationStatus.ESCALATED
     if turn.text is not None:

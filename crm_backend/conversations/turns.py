@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations import route
@@ -72,6 +72,8 @@ class DialogueRequest:
     expires_at: datetime
     entities: dict[str, Any] = field(default_factory=dict)
     template: TemplateInvite | None = None
+    #: False for a notice that asks nothing about health (a reminder): it does not wait for consent.
+    needs_consent: bool = True
 
 
 async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | None:
@@ -88,6 +90,7 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | No
             "patient_id": request.patient_id,
             "expires_at": request.expires_at.astimezone(UTC).isoformat(),
             "template": asdict(request.template) if request.template else None,
+            "needs_consent": request.needs_consent,
         }
         turn_id = await session.scalar(
             insert_for(runtime.db.engine)(InboundMessage)
@@ -163,7 +166,9 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             last_message_at=conversation.last_message_at,
         )
         decided = route.decide(
-            route.Turn(route.DIALOGUE, None, turn.attempts + 1), state, settings.max_processing_attempts
+            route.Turn(route.DIALOGUE, None, turn.attempts + 1, bool(payload.get("needs_consent", True))),
+            state,
+            settings.max_processing_attempts,
         )
         if decided is route.Route.GIVE_UP:
             return await _drop(session, turn, "gave up after repeated failures")
@@ -182,9 +187,19 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             await session.commit()
             log.info("dialogue %s: outside the window, template invitation stored", turn.dedupe_key)
             return DialoguePlan(Step.INVITED, conversation.id)
-        turn.attempts += 1
         await session.commit()
         return DialoguePlan(Step.TRIGGER, conversation.id, payload["intent"], payload.get("entities") or {})
+
+
+async def count_attempt(runtime: Runtime, turn_id: int) -> None:
+    """Rasa is about to be asked: a turn that keeps failing there is given up on (route.GIVE_UP)."""
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == turn_id)
+            .values(attempts=InboundMessage.attempts + 1)
+        )
+        await session.commit()
 
 
 async def _in_window(session: AsyncSession, identity: WeChatIdentity, now: datetime) -> bool:

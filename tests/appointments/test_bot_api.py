@@ -329,3 +329,38 @@ async def test_the_requests_patients_typically_send(
         assert words["date_from"] == words["date_to"] == wednesday.isoformat()
     else:
         assert words["date_from"] == (today + timedelta(days=int(days_ahead))).isoformat()
+
+
+async def test_the_reminder_is_worded_for_the_family_that_booked_and_no_one_else(
+    bot: httpx.AsyncClient, runtime: Runtime, kidney: Any
+) -> None:
+    day = hospital_today(utcnow()) + timedelta(days=1)
+    schedule = await make_schedule(runtime, day, "am", department=kidney, doctor_name="肾提醒")
+    parent, stranger = await new_sender(runtime), await new_sender(runtime)
+    child = (
+        await register(
+            bot, parent, relationship="child", name="林小雨", id_number=resident_id("20150101", "512")
+        )
+    ).json()
+    booked = await bot.post(
+        "/internal/bot/appointments",
+        params={"sender": parent},
+        json={"patient_id": child["patient"]["id"], "schedule_id": schedule.id},
+    )
+    assert booked.status_code == 201, booked.text
+    appointment_id = booked.json()["appointment"]["id"]
+
+    url = f"/internal/bot/appointments/{appointment_id}/reminder"
+    said = await bot.get(url, params={"sender": parent})
+    assert said.status_code == 200
+    text = said.json()["text"]
+    assert (
+        text.startswith("【就诊提醒】您为林小雨预约的门诊就在明天")
+        and "肾内科" in text
+        and "上午 08:00" in text
+    )
+    refused = await bot.get(
+        f"/internal/bot/appointments/{appointment_id}/reminder", params={"sender": stranger}
+    )
+    assert refused.status_code == 404
+    assert "林小雨" not in refused.text

@@ -1,5 +1,7 @@
-"""Day-before reminders against the real fake WeChat API: window rules, template fallback, skips, and
-exactly one message per appointment with two workers racing."""
+"""Day-before reminders against the real fake WeChat API: claims, skips, sending hours, exactly one
+dialogue per appointment with two workers racing, and the template outside the window, which the
+worker's processing (in this process, at the test's clock) sends. What Rasa says inside the window
+is tested end to end in tests/e2e/test_reminders.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,18 @@ from channels.outbound.delivery import Outbox
 from crm_backend.appointments.models import Appointment, AppointmentReminder, Doctor
 from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.appointments.service import HOSPITAL_TZ, book, cancel
-from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.conversations.answers import Answered
+from crm_backend.conversations.events import DialogueSettled
+from crm_backend.conversations.models import (
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    Message,
+    SenderType,
+)
+from crm_backend.conversations.processing import InboundProcessor
+from crm_backend.domains import subscribe_listeners
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.appointments.conftest import REDIS_URL, make_department, make_patients, make_schedule
@@ -58,6 +71,7 @@ async def worker_outbox(database_url: str, fake: FakeWeChat, **overrides: Any) -
     }
     settings = api_settings(database_url, REDIS_URL, **values)
     runtime = Runtime.create(settings)
+    subscribe_listeners(runtime)
     try:
         yield Outbox(runtime)
     finally:
@@ -68,6 +82,23 @@ async def worker_outbox(database_url: str, fake: FakeWeChat, **overrides: Any) -
 async def outbox(database_url: str, fake_wechat: FakeWeChat) -> AsyncIterator[Outbox]:
     async with worker_outbox(database_url, fake_wechat) as box:
         yield box
+
+
+async def worker_turns(box: Outbox, identity: WeChatIdentity, now: datetime) -> None:
+    """What the worker does with the patient's queue (the reminder's dialogue among it) at `now`."""
+    processor = InboundProcessor(box.runtime, clock=lambda: now)
+
+    async def deliver(answered: Answered) -> None:
+        assert await box.deliver_answered(answered)
+
+    await processor.process_patient(identity.app_id, identity.openid, deliver)
+
+
+async def dialogues_of(runtime: Runtime, appointment_id: int) -> list[InboundMessage]:
+    """The reminder dialogues queued for an appointment (conversations/turns.py)."""
+    async with runtime.db.sessions() as session:
+        turns = await session.scalars(sa.select(InboundMessage).where(InboundMessage.msg_type == "dialogue"))
+        return [t for t in turns if t.payload["entities"].get("appointment_id") == appointment_id]
 
 
 async def booked(
@@ -117,49 +148,30 @@ async def messages_of(runtime: Runtime, identity_id: int) -> list[Message]:
         )
 
 
-async def test_inside_the_window_one_customer_service_message(runtime: Runtime, outbox: Outbox, fake_wechat):
+async def test_inside_the_window_the_bot_is_asked_to_say_it(runtime: Runtime, outbox: Outbox, fake_wechat):
     day = next_visit_day()
     now = local(day - timedelta(days=1), 10)
     appointment, identity = await booked(runtime, day, last_inbound_at=now - timedelta(hours=3))
-    async with runtime.db.sessions() as session:
-        patient = await session.get(Patient, appointment.patient_id)
-        assert patient is not None and patient.display_name
 
-    outcomes = await send_due_reminders(outbox, now)
+    await send_due_reminders(outbox, now)
 
-    assert outcomes["sent"] >= 1
-    [sent] = fake_wechat.sent(identity.openid)
-    assert sent["api"] == "custom_send"
-    text = sent["content"]
-    assert text.startswith("【就诊提醒】您预约的门诊就在明天")
-    for part in (
-        f"就诊人：{patient.display_name}",
-        "科室：心内科（心血管内科）",
-        "医生：张立新 主任医师",
-        f"时间：{day.month}月{day.day}日",
-        "上午 08:00",
-        "身份证或就诊卡",
-        "如需取消，回复“取消预约”",
-    ):
-        assert part in text
+    # Queued in the patient's own conversation order for Rasa to say (tests/e2e/test_reminders.py).
+    [turn] = await dialogues_of(runtime, appointment.id)
+    assert (turn.openid, turn.status, turn.event) == (
+        identity.openid,
+        "received",
+        "EXTERNAL_appointment_reminder",
+    )
+    assert turn.payload["expires_at"] == local(day - timedelta(days=1), 20).astimezone(UTC).isoformat()
+    assert turn.payload["template"]["template_id"] == TEMPLATE_ID
     reminder = await reminder_of(runtime, appointment.id)
     assert reminder is not None
-    assert (reminder.status, reminder.channel, reminder.identity_id) == ("sent", "custom", identity.id)
-    assert reminder.finished_at == now and reminder.attempts == 1
-    [message] = await messages_of(runtime, identity.id)
-    assert message.id == reminder.message_id
-    assert (message.direction, message.sender_type, message.msg_type) == (
-        Direction.OUT,
-        SenderType.SYSTEM,
-        "text",
-    )
-    assert message.delivery_status == DeliveryStatus.SENT and message.content == text
-    assert message.extra == {"appointment_id": appointment.id, "reminder": "day_before"}
-
-    # Later runs the same day find nothing to do.
+    assert (reminder.status, reminder.channel, reminder.identity_id) == ("claimed", "custom", identity.id)
+    # Later runs the same day start nothing more.
     await send_due_reminders(outbox, now + timedelta(minutes=5))
     await send_due_reminders(outbox, now + timedelta(hours=2))
-    assert len(fake_wechat.sent(identity.openid)) == 1
+    assert len(await dialogues_of(runtime, appointment.id)) == 1
+    assert fake_wechat.sent(identity.openid) == []
 
 
 async def test_outside_the_window_a_template_message(runtime: Runtime, outbox: Outbox, fake_wechat):
@@ -177,6 +189,7 @@ async def test_outside_the_window_a_template_message(runtime: Runtime, outbox: O
         await session.commit()
 
     await send_due_reminders(outbox, now)
+    await worker_turns(outbox, identity, now)
 
     sent = fake_wechat.sent(identity.openid)
     assert len(sent) == 2 and {s["api"] for s in sent} == {"template_send"}
@@ -196,7 +209,7 @@ async def test_outside_the_window_a_template_message(runtime: Runtime, outbox: O
     assert message.msg_type == "template" and message.delivery_status == DeliveryStatus.SENT
     assert message.wechat_msg_id == for_child["msgid"]
     assert message.content.startswith("【就诊提醒】您为王小明预约的门诊就在明天")
-    assert message.extra is not None and message.extra["template_id"] == TEMPLATE_ID
+    assert message.extra is not None and message.extra["template"]["template_id"] == TEMPLATE_ID
 
 
 async def test_outside_the_window_without_a_template_nothing_is_sent(
@@ -273,10 +286,10 @@ async def test_only_inside_the_local_sending_hours(runtime: Runtime, outbox: Out
 
     # The same appointment, seen at 09:00 the day before, is reminded.
     await send_due_reminders(outbox, local(eve, 9))
-    assert len(fake_wechat.sent(identity.openid)) == 1
+    assert len(await dialogues_of(runtime, appointment.id)) == 1
 
 
-async def test_two_workers_send_each_reminder_once(runtime: Runtime, database_url: str, fake_wechat):
+async def test_two_workers_start_each_reminder_once(runtime: Runtime, database_url: str, fake_wechat):
     day = next_visit_day()
     now = local(day - timedelta(days=1), 9, 5)
     patients = [
@@ -293,34 +306,58 @@ async def test_two_workers_send_each_reminder_once(runtime: Runtime, database_ur
         worker_outbox(database_url, fake_wechat) as first,
         worker_outbox(database_url, fake_wechat) as second,
     ):
-        results = await asyncio.gather(
+        await asyncio.gather(
             send_due_reminders(first, now),
             send_due_reminders(second, now),
             send_due_reminders(first, now + timedelta(seconds=1)),
         )
+        for appointment, identity in patients:
+            assert len(await dialogues_of(runtime, appointment.id)) == 1
+            reminder = await reminder_of(runtime, appointment.id)
+            assert reminder is not None and reminder.attempts == 1 and reminder.identity_id == identity.id
+        # Outside the window the dialogue invites by template, once, whichever worker takes the queue.
+        outside = [(a, i) for a, i in patients if now - (i.last_inbound_at or now) > timedelta(hours=48)]
+        assert outside
+        for appointment, identity in outside:
+            await asyncio.gather(worker_turns(first, identity, now), worker_turns(second, identity, now))
+            [sent] = fake_wechat.sent(identity.openid)
+            assert sent["api"] == "template_send"
+            reminder = await reminder_of(runtime, appointment.id)
+            assert reminder is not None and (reminder.status, reminder.channel) == ("sent", "template")
 
-    assert sum(r["sent"] for r in results) == len(patients)
-    for appointment, identity in patients:
-        sent = fake_wechat.sent(identity.openid)
-        assert len(sent) == 1, sent
-        inside = identity.last_inbound_at is not None and now - identity.last_inbound_at < timedelta(hours=2)
-        assert sent[0]["api"] == ("custom_send" if inside else "template_send")
-        reminder = await reminder_of(runtime, appointment.id)
-        assert reminder is not None and reminder.status == "sent" and reminder.attempts == 1
-        assert len(await messages_of(runtime, identity.id)) == 1
 
-
-async def test_window_closed_meanwhile_falls_back_to_the_template(
+async def test_a_refused_chat_reminder_falls_back_to_the_template(
     runtime: Runtime, outbox: Outbox, fake_wechat
 ):
+    """WeChat refused the bot's reminder (45015: the window closed meanwhile): the template goes out."""
     day = next_visit_day()
     now = local(day - timedelta(days=1), 18)
     appointment, identity = await booked(runtime, day, last_inbound_at=now - timedelta(hours=47))
-    fake_wechat.fault(api="custom_send", errcode=45015)
-    try:
-        await send_due_reminders(outbox, now)
-    finally:
-        fake_wechat.clear_faults()
+    await send_due_reminders(outbox, now)
+    [turn] = await dialogues_of(runtime, appointment.id)
+    # What the worker stored when WeChat refused Rasa's answer to that turn.
+    async with runtime.db.sessions() as session:
+        conversation = Conversation(
+            patient_id=identity.patient_id, identity_id=identity.id, started_at=now, last_message_at=now
+        )
+        session.add(conversation)
+        await session.flush()
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                direction=Direction.OUT,
+                sender_type=SenderType.BOT,
+                content="【就诊提醒】您预约的门诊就在明天，请按时就诊。",
+                reply_to_inbound_id=turn.id,
+                delivery_status=DeliveryStatus.UNDELIVERABLE,
+                delivery_error="45015 response out of time limit",
+            )
+        )
+        await session.execute(
+            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
+        )
+        await session.commit()
+    await outbox.runtime.events.publish(DialogueSettled(turn.id))
 
     [sent] = fake_wechat.sent(identity.openid)
     assert sent["api"] == "template_send" and sent["template_id"] == TEMPLATE_ID
@@ -331,57 +368,36 @@ async def test_window_closed_meanwhile_falls_back_to_the_template(
         "template",
         "custom message refused (45015)",
     )
-    custom, template = await messages_of(runtime, identity.id)
-    assert custom.msg_type == "text" and custom.delivery_status == DeliveryStatus.UNDELIVERABLE
-    assert custom.delivery_error is not None and custom.delivery_error.startswith("45015")
+    refused, template = await messages_of(runtime, identity.id)
+    assert refused.delivery_status == DeliveryStatus.UNDELIVERABLE
     assert template.msg_type == "template" and template.delivery_status == DeliveryStatus.SENT
-    assert template.id == reminder.message_id and template.content == custom.content
+    assert template.id == reminder.message_id and template.content.startswith(
+        "【就诊提醒】您预约的门诊就在明天"
+    )
 
 
-async def test_a_crashed_worker_s_reminder_is_taken_over_without_a_second_message(
+async def test_a_crashed_worker_s_reminder_is_taken_over_without_a_second_dialogue(
     runtime: Runtime, outbox: Outbox, fake_wechat
 ):
     day = next_visit_day()
     now = local(day - timedelta(days=1), 13)
-    appointment, identity = await booked(runtime, day, last_inbound_at=now - timedelta(hours=1))
-    # A worker claimed it, stored the text in the outbox and died before sending.
-    async with runtime.db.sessions() as session:
-        conversation = Conversation(
-            patient_id=identity.patient_id, identity_id=identity.id, started_at=now, last_message_at=now
-        )
-        session.add(conversation)
-        await session.flush()
-        message = Message(
-            conversation_id=conversation.id,
-            direction=Direction.OUT,
-            sender_type=SenderType.SYSTEM,
-            content="【就诊提醒】stored before the crash",
-            delivery_status=DeliveryStatus.PENDING,
-        )
-        session.add(message)
-        await session.flush()
-        session.add(
-            AppointmentReminder(
-                appointment_id=appointment.id,
-                kind="day_before",
-                status="claimed",
-                channel="custom",
-                identity_id=identity.id,
-                message_id=message.id,
-                claimed_at=now - timedelta(minutes=3),
-            )
-        )
-        await session.commit()
+    appointment, identity = await booked(runtime, day, last_inbound_at=now - timedelta(hours=50))
+    # A worker claimed it, queued its dialogue and died before recording anything more.
+    await send_due_reminders(outbox, now)
+    [turn] = await dialogues_of(runtime, appointment.id)
 
-    await send_due_reminders(outbox, now)  # a claim 3 minutes old belongs to a live worker
-    assert fake_wechat.sent(identity.openid) == []
-    await send_due_reminders(outbox, now + timedelta(minutes=9))
-
-    [sent] = fake_wechat.sent(identity.openid)
-    assert sent["content"] == "【就诊提醒】stored before the crash"
+    await send_due_reminders(outbox, now + timedelta(minutes=3))  # a live worker's claim: left alone
+    await send_due_reminders(outbox, now + timedelta(minutes=11))  # stale: taken over
+    assert [t.id for t in await dialogues_of(runtime, appointment.id)] == [turn.id]
     reminder = await reminder_of(runtime, appointment.id)
-    assert reminder is not None and (reminder.status, reminder.attempts) == ("sent", 2)
-    assert len(await messages_of(runtime, identity.id)) == 1
+    assert reminder is not None and (reminder.status, reminder.attempts) == ("claimed", 2)
+
+    # The dialogue, once the worker runs it, is what the reminder records.
+    await worker_turns(outbox, identity, now + timedelta(minutes=12))
+    [sent] = fake_wechat.sent(identity.openid)
+    assert sent["api"] == "template_send"
+    reminder = await reminder_of(runtime, appointment.id)
+    assert reminder is not None and reminder.status == "sent"
 
 
 async def test_reminders_on_sqlite_are_claimed_once(tmp_path: Path, fake_wechat: FakeWeChat):
@@ -390,11 +406,11 @@ async def test_reminders_on_sqlite_are_claimed_once(tmp_path: Path, fake_wechat:
     day = next_visit_day()
     now = local(day - timedelta(days=1), 10)
     async with worker_outbox(url, fake_wechat) as first, worker_outbox(url, fake_wechat) as second:
-        appointment, identity = await booked(first.runtime, day, last_inbound_at=now - timedelta(hours=5))
+        appointment, _ = await booked(first.runtime, day, last_inbound_at=now - timedelta(hours=5))
         await asyncio.gather(send_due_reminders(first, now), send_due_reminders(second, now))
         reminder = await reminder_of(first.runtime, appointment.id)
-    assert len(fake_wechat.sent(identity.openid)) == 1
-    assert reminder is not None and reminder.status == "sent"
+        assert len(await dialogues_of(first.runtime, appointment.id)) == 1
+    assert reminder is not None and reminder.status == "claimed" and reminder.attempts == 1
 
 
 def test_migration_0006_up_and_down_on_sqlite(tmp_path: Path):

@@ -2,9 +2,9 @@
 
 Each message passes three statements while the patient waits: the webhook stores the push, the
 worker reads what is pending and, after Rasa, stores the answers (a fourth, the record of an
-ordinary bot turn, runs beside Rasa). Through SQLAlchemy's engine each costs ~2 ms on this 2-core
-machine between turns (its Python is cold); the same statement on the asyncpg connection under it
-costs ~1.1 ms. The statements stay SQLAlchemy Core: they are compiled
+ordinary bot turn, runs beside Rasa). Through SQLAlchemy's engine each costs about twice what the
+same statement costs on the asyncpg connection under it, between turns when its Python is cold
+(figures in docs/PERFORMANCE.md). The statements stay SQLAlchemy Core: they are compiled
 once by SQLAlchemy's own asyncpg dialect, with its bind processors (JSON, UTC timestamps), and only
 the execution skips the engine. Connections still come from the engine's pool. SQLite, and every
 other statement, go through SQLAlchemy as usual.

@@ -82,7 +82,8 @@ async def ack_phase(stack: Stack, rate: float, seconds: float, patients: int) ->
 
         await asyncio.gather(*(post(stack.build("text", new_openid(), content="热身")) for _ in range(50)))
         # The load generator must not stall either: a full garbage collection in this process
-        # (~100 ms) would be counted against the server for every request scheduled meanwhile.
+        # (see docs/PERFORMANCE.md) would be counted against the server for every request
+        # scheduled meanwhile.
         gc.collect()
         gc.disable()
         start = time.perf_counter() + 0.2
@@ -126,7 +127,8 @@ async def e2e_phase(stack: Stack, turns: int, rounds: int) -> dict[str, object]:
     ours: list[float] = []
     bare: list[float] = []
     rasa_url = f"http://127.0.0.1:{stack.rasa.rasa_port}/webhooks/rest/webhook"
-    # One long-lived client each for us and for Rasa: creating a client (SSL context) costs ~10 ms.
+    # One long-lived client each for us and for Rasa: creating a client (its SSL context) is slow
+    # enough to distort a turn (docs/PERFORMANCE.md).
     async with httpx.AsyncClient(timeout=30) as client, httpx.AsyncClient(timeout=30) as waiter:
 
         async def bare_turn(openid: str, text: str) -> None:

@@ -76,14 +76,15 @@ class Runtime:
 
 
 def http_client() -> httpx.AsyncClient:
-    """httpx's interface on aiohttp's connection handling: each call to Rasa costs ~0.35 ms of
-    client time instead of ~0.65 ms with httpx's own transport (measured on this machine)."""
+    """httpx's interface on aiohttp's connection handling: each call to Rasa costs about half the
+    client time of httpx's own transport (measured; docs/PERFORMANCE.md)."""
     return httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(10.0, connect=3.0))
 
 
 def freeze_startup_objects() -> None:
     """Call once a process has started: what exists then (libraries, the model of every table, the
     date parser's dictionaries) lives as long as the process, yet each full garbage collection
-    walked all of it: ~80 ms, a stall every few seconds under load. Frozen, full passes skip it."""
+    walked all of it: a stall every few seconds under load (docs/PERFORMANCE.md). Frozen, full
+    passes skip it."""
     gc.collect()
     gc.freeze()

@@ -3,7 +3,8 @@
 wechatpy's client is synchronous (requests), so calls that sit on the worker's event loop use this
 small async client instead; wechatpy still does all signing and crypto. It is aiohttp rather than
 httpx (which the Rasa calls use): an answer's send is the last step the patient waits on, and
-aiohttp's own client spends ~0.2 ms less on it than httpx's interface on the same connections.
+aiohttp's own client spends less time on it than httpx's interface on the same connections
+(measured; docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations

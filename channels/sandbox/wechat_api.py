@@ -390,14 +390,20 @@ class _Arrivals:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        #: Readers held right now: a test can see that its long poll is parked before it sends.
+        self.waiting = 0
 
     def notify(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+        self.waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        finally:
+            self.waiting -= 1
 
 
 def create_wechat_router(state: SandboxState) -> APIRouter:
@@ -522,7 +528,7 @@ def create_wechat_router(state: SandboxState) -> APIRouter:
 
     @router.get("/sandbox/stats", tags=["sandbox"])
     async def stats() -> dict[str, int]:
-        return state.stats()
+        return {**state.stats(), "readers_waiting": arrivals.waiting}
 
     @router.post("/sandbox/reset", tags=["sandbox"])
     async def reset() -> dict[str, bool]:

@@ -2,8 +2,8 @@
 
 AES (compatible and safe modes) is wechatpy's, in a worker thread: it is synchronous and never runs
 on the event loop. A plain-mode push needs only a SHA-1 over three short strings and the parse of a
-small document, which cost less than the hand-off to a thread (~0.3 ms, and GIL contention with
-the loop under load), so small plain pushes are checked on the loop.
+small document, which cost less than the hand-off to a thread (docs/PERFORMANCE.md) and the GIL
+contention with the loop under load, so small plain pushes are checked on the loop.
 """
 
 from __future__ import annotations

@@ -74,9 +74,10 @@ class PushesFirst:
     other request to the FastAPI app.
 
     A push is the request WeChat times and the patient waits behind. FastAPI's middleware, routing
-    and endpoint wrapper add ~0.3-0.5 ms to it on this machine, for nothing the webhook uses: it
-    reads the raw request and has no dependencies. The route stays registered on the app too, so
-    the app alone (as in-process tests build it) still takes pushes."""
+    and endpoint wrapper add to it, for nothing the webhook uses: it reads the raw request and has
+    no dependencies. Removing this class was measured and did not keep the acknowledgement target
+    (docs/PERFORMANCE.md). The route stays registered on the app too, so the app alone (as
+    in-process tests build it) still takes pushes."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app

@@ -86,6 +86,11 @@ class InboundWriter(BackgroundLoop):
         #: Writes in flight (the loop's batch, a lone push's own).
         self._writing = 0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing written or queued: a retry's insert, which nobody awaits, has finished."""
+        return not self._writing and self._queue.empty()
+
     async def store(self, row: dict[str, Any]) -> int | None:
         """The new row's id once committed, or None if `dedupe_key` was already stored."""
         if not self.running:

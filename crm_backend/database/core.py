@@ -69,7 +69,7 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it costs a round trip on every checkout (~0.3 ms, several per message). A
+    # No pre-ping: it costs a round trip on every checkout, several per message. A
     # connection PostgreSQL dropped fails one attempt, which the at-least-once queues retry.
     # LIFO: the most recently used connection is handed out again, so the hot statements' prepared
     # plans on it are reused instead of every pooled connection planning them anew (planning the

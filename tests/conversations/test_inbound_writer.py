@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 from sqlalchemy import select
 
@@ -67,7 +68,10 @@ async def test_a_burst_is_stored_once_per_push_with_every_field(runtime: Runtime
 
         # A retry Redis knows is answered at once; its insert, run alongside, writes nothing.
         assert await accept_push(runtime, writer, "wx-test", pushes[1]) is Accepted.DUPLICATE
-        await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not writer.idle:  # the retry's insert has started; wait for it to end
+            assert time.monotonic() < deadline, "the retry's insert never finished"
+            await asyncio.sleep(0.01)
         assert len(await _stored(runtime, openid)) == 5
 
         # A retry long after the burst (its Redis mark gone) is still refused by the database.

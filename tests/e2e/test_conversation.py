@@ -24,6 +24,7 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.database.core import Database
 from crm_backend.patients.models import WeChatIdentity
+from tests.support.settle import send_marker_and_wait, wait_patient_settled
 from tests.support.stack import Stack, new_openid
 
 
@@ -208,10 +209,13 @@ async def test_voice_image_and_unsubscribe(stack: Stack, db: Database) -> None:
             return identity is not None and not identity.subscribed and identity.unsubscribed_at is not None
 
     await _wait_for(unsubscribed)
+    # The unsubscribe event is processed, and whatever it led to has been sent or given up.
+    await wait_patient_settled(stack, openid, db=db)
     stored = await _messages(db, openid)
     image = next(m for m in stored if m.msg_type == "image")
     assert image.extra and image.extra["pic_url"] == "http://mmbiz.example/pic.jpg"
     assert stored[-1].content == "unsubscribe"  # the record is kept, nothing answered
+    assert len([m for m in stored if m.direction == Direction.OUT]) == before + 3
     assert len(stack.wechat.texts(openid)) == before + 3
 
 
@@ -234,8 +238,8 @@ async def test_concurrent_retries_of_one_push_answer_once(stack: Stack, db: Data
         responses = await asyncio.gather(*(stack.post(push, client) for _ in range(8)))
     assert all(r.status_code == 200 and r.text == "success" for r in responses)
     await stack.wait_answers(openid, before + 1)
-    await asyncio.sleep(2)
-    assert len(stack.wechat.texts(openid)) == before + 1
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert len(marked.others) == before + 1
     async with db.sessions() as session:
         count = await session.scalar(
             select(func.count())

@@ -21,13 +21,16 @@ import pytest
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
-from crm_backend.config import SANDBOX_APPID
+from crm_backend.config import SANDBOX_APPID, Settings
 from crm_backend.conversations.models import Conversation, Message, SenderType
 from crm_backend.database.core import Database
 from crm_backend.escalations.models import Escalation
+from crm_backend.escalations.presence import mark_absent_staff
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
+from crm_backend.runtime import Runtime
 from tests.support.console import ConsoleClient
+from tests.support.settle import MARKER_TEXT, send_marker_and_wait
 from tests.support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
 
 SERVICE_TEAM = "客服中心"
@@ -38,8 +41,6 @@ RATING_QUESTION = "请为本次服务打分"
 RATING_RANGE = "请回复 1 到 5 之间的数字"
 RATING_THANKS = "感谢您的评价"
 GIBBERISH = ("阿斯顿发个噶", "asdfghjkl")
-#: Long enough for a message the bot would answer to have been answered (a bot turn takes ~1 s).
-QUIET_SECONDS = 4
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -217,15 +218,18 @@ async def test_asking_for_a_person_queues_the_chat_and_silences_the_bot(
         return any(m["content"] == question for m in view["messages"])
 
     await _eventually(shown_in_console, "the patient's message in the conversation view")
-    await asyncio.sleep(QUIET_SECONDS)
-    assert (await _texts(stack, openid))[before:] == []
+    # The patient's next message is processed after this one: once it is, an answer from the bot
+    # to either would have been sent.
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.answers == [] and marked.others[before:] == []
 
     view = await _view(admin, conversation_id)
     senders = [(m["direction"], m["sender_type"]) for m in view["messages"]]
     assert ("out", "bot") in senders, "the bot's earlier turns are part of the history"
     assert ("in", "patient") in senders
     assert any(m["sender_type"] == "system" and WAIT_NOTICE in m["content"] for m in view["messages"])
-    assert view["messages"][-1]["content"] == question and view["messages"][-1]["sender_type"] == "patient"
+    last_two = [(m["content"], m["sender_type"]) for m in view["messages"][-2:]]
+    assert last_two == [(question, "patient"), (MARKER_TEXT, "patient")]
     assert view["escalation"]["reason"] == "patient_request"
     assert view["conversation"]["status"] == "escalated"
 
@@ -287,10 +291,11 @@ async def test_agent_reply_reaches_the_patient_once_and_notes_never_do(
     assert sent.json()["sender_type"] == "agent" and sent.json()["content"] == reply
 
     await stack.wait_answers(openid, before + 1)
-    await asyncio.sleep(2)  # a duplicate delivery would arrive by now
-    received = (await _texts(stack, openid))[before:]
-    assert received == [reply]
-    assert all(note not in text for text in await _texts(stack, openid))
+    # Once the patient's next message is processed and nothing to them is pending or being sent,
+    # a second delivery of the reply (or the note) would have arrived.
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.answers == [] and marked.others[before:] == [reply]
+    assert all(note not in text for text in marked.others)
 
     view = await _view(admin, conversation_id)
     assert [n["text"] for n in view["notes"]] == [note]
@@ -530,7 +535,9 @@ async def test_a_reply_wechat_refuses_is_shown_as_undeliverable(
     message = await _eventually(settled, "the delivery attempt")
     assert message["delivery_status"] == "undeliverable"
     assert "45015" in (message["delivery_error"] or "")
-    assert reply not in (await _texts(stack, openid))[before:]
+    # Kept as undeliverable, never retried: nothing reaches the patient, the bot stays silent too.
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.answers == [] and marked.others[before:] == []
 
 
 async def test_transfer_to_a_team_and_to_a_colleague_with_a_note(
@@ -732,8 +739,28 @@ async def test_an_agent_who_closes_the_console_without_logging_out_becomes_away(
     socket = await _socket(stack, agent)
     try:
         await _events_until(socket, lambda e: e["type"] == "ready")
-        # CONSOLE_GONE_AFTER_SECONDS is 4 in the test stack: an open page keeps its owner online.
-        await asyncio.sleep(7)
+        opened = time.time()
+        # An open page keeps refreshing its mark: wait until it has done so a whole gone window
+        # (CONSOLE_GONE_AFTER_SECONDS) after it opened; the worker's job would mark a page
+        # without heartbeats away by then.
+        settings = Settings(
+            DATABASE_URL=stack.database_url,
+            REDIS_URL=stack.redis_url,
+            CONSOLE_GONE_AFTER_SECONDS=stack.env()["CONSOLE_GONE_AFTER_SECONDS"],
+        )
+        gone_after = settings.console_gone_after_seconds
+        runtime = Runtime.create(settings)
+        try:
+
+            async def refreshed_after_a_window() -> bool:
+                seen = await runtime.redis.zscore(settings.key("console", "open"), str(agent.me["id"]))
+                return seen is not None and seen >= opened + gone_after
+
+            await _eventually(refreshed_after_a_window, "the open page's heartbeat", timeout=20)
+            # The presence job itself, run now, leaves the agent online.
+            assert agent.me["id"] not in await mark_absent_staff(runtime)
+        finally:
+            await runtime.close()
         assert (await agent.get("/api/console/me")).json()["presence"] == "online"
     finally:
         await socket.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 
@@ -14,6 +13,7 @@ from channels.sandbox.pushes import build_push
 from crm_backend.config import SANDBOX_AES_KEY, SANDBOX_APPID, SANDBOX_TOKEN
 from crm_backend.conversations.models import InboundMessage
 from crm_backend.database.core import Database
+from tests.support.settle import send_marker_and_wait
 from tests.support.stack import Stack, new_openid
 
 
@@ -78,7 +78,8 @@ async def test_broken_or_hostile_bodies_are_refused(
         response = await client.post(f"{stack.url}/wechat/oa", **_signed(stack, body))  # type: ignore[arg-type]
     assert response.status_code == status
     assert response.text and response.text != "success"
-    await asyncio.sleep(0.3)
+    # The webhook stores a push before it answers: a refusal is final, and what is not stored is
+    # never queued, so no later moment could differ from this one.
     assert await _inbound_count(db) == before
     assert len(stack.wechat.sent()) == sent_before
 
@@ -99,9 +100,10 @@ async def test_bad_signatures_are_forbidden(stack: Stack, db: Database) -> None:
             f"{stack.url}/wechat/oa", params={**safe.params, "msg_signature": "1" * 40}, content=safe.body
         )
     assert [r.status_code for r in (r1, r2, r3, r4)] == [403, 403, 403, 403]
-    await asyncio.sleep(0.3)
-    assert await _inbound_count(db) == before
-    assert stack.wechat.texts(openid) == []
+    assert await _inbound_count(db) == before  # stored before answering: a refusal is final
+    # The same patient's next, genuine push is answered; nothing came before its answer.
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.answers and marked.others == []
 
 
 async def test_encrypted_push_for_another_app_is_refused(stack: Stack, db: Database) -> None:
@@ -131,9 +133,9 @@ async def test_encrypted_push_for_another_app_is_refused(stack: Stack, db: Datab
         r2 = await client.post(f"{stack.url}/wechat/oa", params=garbled.params, content=garbled.body)
     assert r1.status_code == 403 and "another app" in r1.text
     assert r2.status_code in (400, 403)
-    await asyncio.sleep(0.3)
-    assert await _inbound_count(db) == before
-    assert stack.wechat.texts(openid) == []
+    assert await _inbound_count(db) == before  # stored before answering: a refusal is final
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.answers and marked.others == []
 
 
 async def test_url_verification(stack: Stack) -> None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from crm_backend.conversations.models import DeliveryStatus, Direction, Message
+from crm_backend.conversations.models import (
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    InboundStatus,
+    Message,
+)
 from crm_backend.database.core import Database
+from tests.support.settle import send_marker_and_wait
 from tests.support.stack import Process, Stack, free_port, new_openid, wait_until
 
 
@@ -30,6 +38,15 @@ async def _last_outbound(db: Database, openid: str) -> Message:
     return message
 
 
+async def _inbound(db: Database, openid: str, msg_id: int) -> InboundMessage | None:
+    async with db.sessions() as session:
+        return await session.scalar(
+            select(InboundMessage).where(
+                InboundMessage.openid == openid, InboundMessage.wechat_msg_id == msg_id
+            )
+        )
+
+
 async def _wait_status(db: Database, openid: str, status: DeliveryStatus, timeout: float = 20) -> Message:
     for _ in range(int(timeout / 0.2)):
         message = await _last_outbound(db, openid)
@@ -39,21 +56,27 @@ async def _wait_status(db: Database, openid: str, status: DeliveryStatus, timeou
     raise AssertionError(f"last outbound message is {message.delivery_status}, not {status}")
 
 
-async def test_worker_killed_before_answering_answers_once_after_restart(stack: Stack) -> None:
+async def test_worker_killed_before_answering_answers_once_after_restart(stack: Stack, db: Database) -> None:
     openid = await stack.consented_patient()
     before = len(stack.wechat.texts(openid))
     assert stack.worker is not None
     stack.worker.kill()
     try:
-        await stack.say(openid, "你好")
-        await asyncio.sleep(1.5)
-        assert len(stack.wechat.texts(openid)) == before  # stored, not yet answered
+        push = stack.build("text", openid, content="你好")
+        assert (await stack.post(push)).text == "success"
+        # Stored, not yet answered: with no worker alive nothing can answer it.
+        assert push.msg_id is not None
+        stored = await _inbound(db, openid, push.msg_id)
+        assert stored is not None and stored.status == InboundStatus.RECEIVED
+        assert len(stack.wechat.texts(openid)) == before
     finally:
         stack.start_worker()
-    answers = await stack.wait_answers(openid, before + 1, timeout=40)
-    await asyncio.sleep(4)  # past the reclaim idle time: a second delivery would show by now
-    assert len(stack.wechat.texts(openid)) == before + 1
-    assert "挂号" in answers[before]
+    await stack.wait_answers(openid, before + 1, timeout=40)
+    # Pushes are processed in order: once a later one is answered, a second answer to the first
+    # (a redelivered or reclaimed entry) would have been sent already.
+    marked = await send_marker_and_wait(stack, openid, db=db, timeout=60)
+    assert len(marked.others) == before + 1
+    assert "挂号" in marked.others[before]
 
 
 async def test_push_stored_but_never_queued_is_swept_up(stack: Stack) -> None:
@@ -70,8 +93,8 @@ async def test_push_stored_but_never_queued_is_swept_up(stack: Stack) -> None:
     finally:
         stack.start_worker()
     await stack.wait_answers(openid, before + 1, timeout=40)
-    await asyncio.sleep(3)
-    assert len(stack.wechat.texts(openid)) == before + 1
+    marked = await send_marker_and_wait(stack, openid, timeout=60)
+    assert len(marked.others) == before + 1
 
 
 async def test_entry_held_by_a_dead_consumer_is_reclaimed(stack: Stack) -> None:
@@ -88,11 +111,14 @@ async def test_entry_held_by_a_dead_consumer_is_reclaimed(stack: Stack) -> None:
     finally:
         stack.start_worker()
     await stack.wait_answers(openid, before + 1, timeout=40)
-    await asyncio.sleep(5)  # past the reclaim idle time
-    pending = await client.xpending("cb:stream:inbound", "workers")
+    # The dead consumer's entry is reclaimed and acknowledged once it has been idle long enough.
+    deadline = time.monotonic() + 30
+    while (await client.xpending("cb:stream:inbound", "workers"))["pending"]:
+        assert time.monotonic() < deadline, "the dead consumer's entry was never acknowledged"
+        await asyncio.sleep(0.2)
     await client.aclose()
-    assert len(stack.wechat.texts(openid)) == before + 1
-    assert pending["pending"] == 0  # the dead consumer's entry was reclaimed and acknowledged
+    marked = await send_marker_and_wait(stack, openid, timeout=60)
+    assert len(marked.others) == before + 1
 
 
 async def test_outside_48_hour_window_is_kept_as_undeliverable(stack: Stack, db: Database) -> None:
@@ -102,7 +128,9 @@ async def test_outside_48_hour_window_is_kept_as_undeliverable(stack: Stack, db:
     await stack.say(openid, "你好")
     message = await _wait_status(db, openid, DeliveryStatus.UNDELIVERABLE)
     assert message.delivery_error and message.delivery_error.startswith("45015")
-    assert len(stack.wechat.texts(openid)) == before
+    # Kept, not retried: a later answer goes out, the refused one never does.
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert len(marked.others) == before and marked.answers
 
 
 async def test_expired_token_is_refreshed_once_and_the_message_goes_out(stack: Stack, db: Database) -> None:
@@ -129,7 +157,8 @@ async def test_wechat_outage_is_retried_with_backoff(stack: Stack, db: Database)
     await stack.wait_answers(openid, before + 1)
     message = await _wait_status(db, openid, DeliveryStatus.SENT)
     assert message.attempts == 3
-    assert len(stack.wechat.texts(openid)) == before + 1
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert len(marked.others) == before + 1
 
 
 async def test_healthz_names_what_is_down(stack: Stack) -> None:

@@ -124,19 +124,28 @@ async def test_custom_send_is_recorded(client: httpx.AsyncClient, settings: Sett
     assert (await client.get("/sandbox/sent")).json() == []
 
 
+async def _until_readers_waiting(client: httpx.AsyncClient, count: int, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while (await client.get("/sandbox/stats")).json()["readers_waiting"] != count:
+        assert time.monotonic() < deadline, f"never {count} readers held"
+        await asyncio.sleep(0.01)
+
+
 async def test_a_waiting_reader_gets_a_send_the_moment_it_arrives(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     token = await fetch_token(client, settings)
     started = time.monotonic()
     waiting = asyncio.create_task(client.get("/sandbox/sent", params={"touser": OPENID, "wait": 10}))
-    await asyncio.sleep(0.2)
+    await _until_readers_waiting(client, 1)
     assert not waiting.done()  # held: nothing was sent to this patient yet
     await custom_send(client, token, text_message("给别人", touser="oOtherPatient"))
-    await asyncio.sleep(0.1)
-    assert not waiting.done()  # a send to someone else does not answer it
+    # A send to someone else wakes the reader, which finds nothing for it and is held again.
+    await _until_readers_waiting(client, 1)
+    assert not waiting.done()
     await custom_send(client, token, text_message("您好"))
     sent = (await waiting).json()
+    # Only the send to this patient answered it: had the other one, it would be in the answer.
     assert [r["content"] for r in sent] == ["您好"]
     assert time.monotonic() - started < 5
 

@@ -321,10 +321,16 @@ class Stack:
 
     async def converse(self, openid: str, text: str, timeout: float = 30) -> list[str]:
         """Send one text and return the answers it produced (waits for at least one)."""
+        from tests.support.settle import wait_turn_settled
+
         before = len(await asyncio.to_thread(self.wechat.texts, openid))
-        await self.say(openid, text)
+        push = self.build("text", openid, content=text)
+        response = await self.post(push)
+        assert response.status_code == 200 and response.text == "success", response.text
         await self.wait_answers(openid, before + 1, timeout)
-        await asyncio.sleep(0.3)  # a turn may produce several messages
+        # A turn may produce several messages: all of them are out once it has settled.
+        assert push.msg_id is not None
+        await wait_turn_settled(self, openid, push.msg_id, timeout=timeout)
         return (await asyncio.to_thread(self.wechat.texts, openid))[before:]
 
     async def consented_patient(self) -> str:

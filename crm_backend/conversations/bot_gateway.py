@@ -37,8 +37,8 @@ class BotGateway:
         self.timeout = timeout
 
     async def ask(self, sender_id: str, text: str) -> list[BotReply]:
-        """No `metadata` is sent: Rasa 3.6 spends ~7 ms a turn on it, and actions identify the
-        patient by the sender id (app id + openid)."""
+        """No `metadata` is sent: Rasa 3.6 spends a noticeable part of a turn on it (figure in
+        docs/PERFORMANCE.md), and actions identify the patient by the sender id (app id + openid)."""
         try:
             response = await self.http.post(
                 self.url, json={"sender": sender_id, "message": text}, timeout=self.timeout

@@ -223,7 +223,7 @@ class InboundProcessor:
         if shown and not requests:
             # The answers go out while they are stored: the patient does not wait for the commit.
             # The push is still marked processed only with its answers, and how each send ended
-            # is recorded once they are stored (delivery.py), so a crash in the store's ~2 ms
+            # is recorded once they are stored (delivery.py), so a crash during the store
             # repeats the turn as a crash during Rasa's answer always could.
             storing = asyncio.ensure_future(
                 self._store(inbound_id, conversation_id, shown, sender, offered, claim=True)

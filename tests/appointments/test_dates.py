@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -250,12 +248,10 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_text_never_raises_and_stays_bounded(text: str) -> None:
-    started = time.perf_counter()
+def test_hostile_text_never_raises(text: str) -> None:
+    """How long the worst of these takes is measured by bench/date_understanding.py."""
     when = understand_when(text, MONDAY)
     half_day = understand_half_day(text)
-    # ~0.15 s at worst on the dev machine; the bound leaves room for a loaded CI.
-    assert time.perf_counter() - started < 2.0
     assert when is None or isinstance(when, WhenAsked)
     assert half_day is None or isinstance(half_day, HalfDay)
 
@@ -274,16 +270,6 @@ def test_a_bad_now_gives_none(now: object) -> None:
 def test_a_bad_text_gives_none() -> None:
     assert understand_when(None, MONDAY) is None  # type: ignore[arg-type]
     assert understand_half_day(None) is None  # type: ignore[arg-type]
-
-
-def test_calls_are_fast_once_loaded() -> None:
-    timings = []
-    for text, *_ in MONDAY_TABLE:
-        started = time.perf_counter()
-        understand_when(text, MONDAY)
-        timings.append(time.perf_counter() - started)
-    # Well under the limit on the dev machine (the measured time is in docs/PERFORMANCE.md).
-    assert statistics.median(timings) < 0.01
 
 
 def test_threads_get_their_own_answers() -> None:

@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from channels.wechat_oa.security import OfficialAccountKeys
-from channels.wechat_oa.webhook import PushesFirst
 from channels.wechat_oa.webhook import router as oa_router
 from crm_backend import domains, health
 from crm_backend.config import Settings, get_settings
@@ -122,8 +121,8 @@ async def _console_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
 
-def build() -> PushesFirst:
+def build() -> FastAPI:
     """Factory for `uvicorn --factory`."""
     configure_logging(get_settings().log_level)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    return PushesFirst(create_app())
+    return create_app()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from channels.wechat_oa.push import PushRejected, WeChatPush
 from channels.wechat_oa.security import OfficialAccountKeys
@@ -67,25 +66,3 @@ async def receive_push(request: Request) -> Response:
     await accept_push(runtime, request.app.state.inbound_writer, keys.app_id, push)
     # "success" tells WeChat not to retry and not to show "service unavailable" to the patient.
     return PlainTextResponse("success")
-
-
-class PushesFirst:
-    """ASGI entry point: WeChat's pushes (POST /wechat/oa) go straight to `receive_push`, every
-    other request to the FastAPI app.
-
-    A push is the request WeChat times and the patient waits behind. FastAPI's middleware, routing
-    and endpoint wrapper add to it, for nothing the webhook uses: it reads the raw request and has
-    no dependencies. Removing this class was measured and did not keep the acknowledgement target
-    (docs/PERFORMANCE.md). The route stays registered on the app too, so the app alone (as
-    in-process tests build it) still takes pushes."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/wechat/oa":
-            scope["app"] = self.app  # what request.app reads: the state set up by the app's lifespan
-            response = await receive_push(Request(scope, receive))
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)

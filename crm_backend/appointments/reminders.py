@@ -64,7 +64,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.conversations.service import current_conversation
-from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
+from crm_backend.conversations.turns import REPLY_WINDOW, DialogueRequest, TemplateInvite, start_dialogue
 from crm_backend.database.core import Database
 from crm_backend.database.hot_path import insert_for
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
@@ -75,8 +75,6 @@ DAY_BEFORE = "day_before"
 #: The Rasa intent that says a reminder (bot/intents/booking.yml) and its dialogues' key prefix.
 REMINDER_INTENT = "EXTERNAL_appointment_reminder"
 REMINDER_DIALOGUE = "reminder:"
-#: WeChat's customer-service window, minus a margin for the time the send itself takes.
-REPLY_WINDOW = timedelta(hours=48) - timedelta(minutes=10)
 #: A claim older than this belongs to a worker that died (a send takes seconds, at most ~2 minutes
 #: when the conversation's delivery lock is busy).
 CLAIM_TIMEOUT = timedelta(minutes=10)
@@ -367,19 +365,7 @@ async def _run_one(outbox: Outbox, reminder_id: int, tomorrow: date, now: dateti
     settings = outbox.runtime.settings
     template_id = settings.reminder_template_id.strip()
     if not in_reply_window(identity, now) and not template_id:
-        log.warning(
-            "reminder %s not sent: %s is outside the 48-hour window and REMINDER_TEMPLATE_ID is empty",
-            reminder_id,
-            identity.openid,
-        )
-        return await _finish_alone(
-            outbox,
-            reminder_id,
-            ReminderStatus.SKIPPED,
-            now,
-            reason="no template configured",
-            identity_id=identity.id,
-        )
+        return await _no_template(outbox, reminder_id, identity, now)
     wording = _wording(outbox, loaded, identity)
     template = TemplateInvite(template_id, wording.template_data(), wording.text()) if template_id else None
     request = DialogueRequest(
@@ -406,6 +392,30 @@ async def _run_one(outbox: Outbox, reminder_id: int, tomorrow: date, now: dateti
         await session.commit()
     await start_dialogue(outbox.runtime, request)
     return ReminderStatus.CLAIMED
+
+
+async def _no_template(
+    outbox: Outbox,
+    reminder_id: int,
+    identity: WeChatIdentity,
+    now: datetime,
+    error: tuple[int | None, str | None] = (None, None),
+) -> str:
+    log.warning(
+        "reminder %s not sent: %s is outside the 48-hour window and REMINDER_TEMPLATE_ID is empty",
+        reminder_id,
+        identity.openid,
+    )
+    return await _finish_alone(
+        outbox,
+        reminder_id,
+        ReminderStatus.SKIPPED,
+        now,
+        reason="no template configured",
+        identity_id=identity.id,
+        errcode=error[0],
+        errmsg=error[1],
+    )
 
 
 def reminder_key(reminder_id: int) -> str:
@@ -553,21 +563,7 @@ async def _send_template(
     settings = outbox.runtime.settings
     template_id = settings.reminder_template_id.strip()
     if not template_id:
-        log.warning(
-            "reminder %s not sent: %s is outside the 48-hour window and REMINDER_TEMPLATE_ID is empty",
-            reminder_id,
-            identity.openid,
-        )
-        return await _finish_alone(
-            outbox,
-            reminder_id,
-            ReminderStatus.SKIPPED,
-            now,
-            reason="no template configured",
-            identity_id=identity.id,
-            errcode=error[0],
-            errmsg=error[1],
-        )
+        return await _no_template(outbox, reminder_id, identity, now, error)
     wording = _wording(outbox, loaded, identity)
     payload = {"touser": identity.openid, "template_id": template_id, "data": wording.template_data()}
     # Recorded before sending, so a takeover knows a template may already have gone out.

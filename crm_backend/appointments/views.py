@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from crm_backend.appointments.schedules import DatabaseScheduleSource, ImportRejected, import_schedules
 from crm_backend.appointments.service import find_department, hospital_today
@@ -21,6 +22,29 @@ MAX_IMPORT_BYTES = 1024 * 1024
 MAX_RANGE_DAYS = 92
 
 
+class ScheduleRead(BaseModel):
+    """One bookable half-day session."""
+
+    id: int
+    department_code: str
+    doctor_id: int
+    doctor_name: str
+    title: str
+    date: date
+    half_day: str
+    capacity: int
+    booked_count: int
+    available: int
+    status: str
+
+
+class ScheduleImportRead(BaseModel):
+    rows: int
+    created: int
+    updated: int
+    doctors_created: int
+
+
 @router.get("/schedules")
 async def list_schedules(
     staff: StaffDep,
@@ -28,7 +52,7 @@ async def list_schedules(
     department: Annotated[str | None, Query(max_length=64)] = None,
     date_from: date | None = None,
     date_to: date | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ScheduleRead]:
     """Sessions between two dates (default: the next 14 days), optionally of one department (code,
     name or alias)."""
     start = date_from or hospital_today(utcnow())
@@ -43,19 +67,19 @@ async def list_schedules(
         code = found.code
     sessions = await DatabaseScheduleSource(session).sessions(start, end, department_code=code)
     return [
-        {
-            "id": s.schedule_id,
-            "department_code": s.department_code,
-            "doctor_id": s.doctor_id,
-            "doctor_name": s.doctor_name,
-            "title": s.title,
-            "date": s.date.isoformat(),
-            "half_day": s.half_day.value,
-            "capacity": s.capacity,
-            "booked_count": s.booked_count,
-            "available": s.available,
-            "status": s.status.value,
-        }
+        ScheduleRead(
+            id=s.schedule_id,
+            department_code=s.department_code,
+            doctor_id=s.doctor_id,
+            doctor_name=s.doctor_name,
+            title=s.title,
+            date=s.date,
+            half_day=s.half_day.value,
+            capacity=s.capacity,
+            booked_count=s.booked_count,
+            available=s.available,
+            status=s.status.value,
+        )
         for s in sessions
     ]
 
@@ -63,7 +87,7 @@ async def list_schedules(
 @router.post("/schedules/import", response_model=None)
 async def import_csv(
     staff: SupervisorDep, request: Request, session: DbSession
-) -> dict[str, Any] | JSONResponse:
+) -> ScheduleImportRead | JSONResponse:
     """CSV (department_code,doctor_name,title,date,half_day,capacity) as the request body, e.g.
     `curl --data-binary @schedules.csv -H 'Content-Type: text/csv'`; all rows or none."""
     body = await request.body()
@@ -80,12 +104,12 @@ async def import_csv(
         return JSONResponse(
             {"detail": "nothing imported: fix these rows", "errors": exc.errors}, status_code=400
         )
-    summary = {
-        "rows": result.rows,
-        "created": result.created,
-        "updated": result.updated,
-        "doctors_created": result.doctors_created,
-    }
+    summary = ScheduleImportRead(
+        rows=result.rows,
+        created=result.created,
+        updated=result.updated,
+        doctors_created=result.doctors_created,
+    )
     await audit(
         session,
         staff_id=staff.id,
@@ -93,7 +117,7 @@ async def import_csv(
         object_type="schedule",
         object_id="import",
         request=request,
-        detail=summary,
+        detail=summary.model_dump(),
     )
     await session.commit()
     return summary

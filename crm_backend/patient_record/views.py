@@ -6,7 +6,7 @@ conversations, appointments and escalations, which is why they live above all of
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
@@ -17,6 +17,14 @@ from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.views_model import PatientPanelRead, patient_panel
 from crm_backend.patient_record.access import may_view
+from crm_backend.patient_record.models import (
+    AppointmentRecordRead,
+    ConversationLineRead,
+    IdentityRead,
+    ManagedPatientRead,
+    Patient360Read,
+    PatientSummaryRead,
+)
 from crm_backend.patient_record.search import search_patients
 from crm_backend.patients.models import Patient
 from crm_backend.patients.records import Disclosure, managed_by, managers_of, patient_summary
@@ -48,12 +56,12 @@ async def search(
     request: Request,
     session: DbSession,
     query: Annotated[str, Query(min_length=1, max_length=64)],
-) -> list[dict[str, Any]]:
+) -> list[PatientSummaryRead]:
     """Name prefix, or exact phone / ID / card number; agents and nurses see only their teams' patients."""
     protector = _protector(request)
     plan, patients = await search_patients(session, protector, staff, query)
     disclosure = Disclosure.for_staff(staff.role)
-    result = [patient_summary(p, protector, disclosure) for p in patients]
+    result = [PatientSummaryRead.model_validate(patient_summary(p, protector, disclosure)) for p in patients]
     # The query itself may be a phone or ID number: the audit log keeps only what kind it was.
     await audit(
         session,
@@ -71,7 +79,7 @@ async def search(
 @router.get("/patients/{patient_id}/360")
 async def patient_360(
     patient_id: int, staff: StaffDep, request: Request, session: DbSession, reveal: bool = False
-) -> dict[str, Any]:
+) -> Patient360Read:
     """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
     if reveal and staff.role != StaffRole.admin:
         raise HTTPException(403, "only admins may reveal ID numbers")
@@ -86,21 +94,23 @@ async def patient_360(
             .limit(50)
         )
     ).all()
-    view = {
-        "patient": patient_summary(patient, protector, disclosure),
-        "identities": await managers_of(session, patient_id),
-        "managed_patients": await managed_by(session, protector, patient_id, disclosure),
-        "conversations": [
-            {
-                "id": c.id,
-                "started_at": c.started_at.isoformat(),
-                "status": c.status,
-                "last_message_at": c.last_message_at.isoformat(),
-            }
+    view = Patient360Read(
+        patient=PatientSummaryRead.model_validate(patient_summary(patient, protector, disclosure)),
+        identities=[IdentityRead.model_validate(i) for i in await managers_of(session, patient_id)],
+        managed_patients=[
+            ManagedPatientRead.model_validate(m)
+            for m in await managed_by(session, protector, patient_id, disclosure)
+        ],
+        conversations=[
+            ConversationLineRead(
+                id=c.id, started_at=c.started_at, status=c.status, last_message_at=c.last_message_at
+            )
             for c in conversations
         ],
-        "appointments": await patient_appointments(session, patient_id),
-    }
+        appointments=[
+            AppointmentRecordRead.model_validate(a) for a in await patient_appointments(session, patient_id)
+        ],
+    )
     actions = [("patient.view", {"view": "360"})]
     if reveal:
         actions.append(("patient.reveal", {"fields": ["id_number"]}))

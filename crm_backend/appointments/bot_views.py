@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
@@ -50,38 +50,104 @@ BOOKING_HORIZON_DAYS = 30
 MAX_OPTIONS = 8
 
 
-def _opening(o: Opening) -> dict[str, Any]:
-    return {
-        "schedule_id": o.schedule_id,
-        "department": o.department,
-        "doctor": o.doctor,
-        "title": o.title,
-        "date": o.date.isoformat(),
-        "half_day": o.half_day.value,
-        "available": o.available,
-        "label": o.label,
-        # For the confirmation: the places left are news in a list, noise in a summary.
-        "summary": f"{day_label(o.date)}{HALF_DAY_NAMES[o.half_day]} {o.doctor} {o.title}",
-    }
+class OpeningRead(BaseModel):
+    """A session with places, as the booking form offers it."""
+
+    schedule_id: int
+    department: str
+    doctor: str
+    title: str
+    date: date
+    half_day: str
+    available: int
+    label: str
+    #: For the confirmation: the places left are news in a list, noise in a summary.
+    summary: str
 
 
-def _appointment(appointment: Appointment, patient: Patient) -> dict[str, Any]:
+class AppointmentRead(BaseModel):
+    id: int
+    patient_id: int
+    patient_name: str | None
+    department_id: int
+    department: str
+    doctor: str
+    title: str
+    date: date
+    half_day: str
+    label: str
+
+
+class AppointmentAnswer(BaseModel):
+    appointment: AppointmentRead
+
+
+class AppointmentsRead(BaseModel):
+    appointments: list[AppointmentRead]
+
+
+class NamedRef(BaseModel):
+    id: int
+    name: str
+
+
+class DoctorRef(NamedRef):
+    department_id: int
+
+
+class UnderstoodRead(BaseModel):
+    """What one message says about a booking; absent parts are null."""
+
+    department: NamedRef | None
+    doctor: DoctorRef | None
+    any_doctor: bool
+    expert: bool
+    date_from: date | None
+    date_to: date | None
+    date_label: str | None
+    half_day: str | None
+    relationship: str | None
+
+
+class OpeningsRead(BaseModel):
+    openings: list[OpeningRead]
+    alternatives: list[OpeningRead]
+    #: past, too_far or full, with the sentence the patient reads; null when there are openings.
+    problem: str | None = None
+    message: str | None = None
+
+
+def _opening(o: Opening) -> OpeningRead:
+    return OpeningRead(
+        schedule_id=o.schedule_id,
+        department=o.department,
+        doctor=o.doctor,
+        title=o.title,
+        date=o.date,
+        half_day=o.half_day.value,
+        available=o.available,
+        label=o.label,
+        summary=f"{day_label(o.date)}{HALF_DAY_NAMES[o.half_day]} {o.doctor} {o.title}",
+    )
+
+
+def _appointment(appointment: Appointment, patient: Patient) -> AppointmentRead:
     schedule = appointment.schedule
     doctor = schedule.doctor
     when = f"{day_label(schedule.date)}{HALF_DAY_NAMES[HalfDay(schedule.half_day)]}"
     name = patient.display_name or "就诊人"
-    return {
-        "id": appointment.id,
-        "patient_id": patient.id,
-        "patient_name": patient.display_name,
-        "department_id": doctor.department_id,
-        "department": doctor.department.patient_name,
-        "doctor": doctor.name,
-        "title": doctor.title,
-        "date": schedule.date.isoformat(),
-        "half_day": schedule.half_day,
-        "label": f"{name} {when} {doctor.department.patient_name} {doctor.name} {doctor.title}",
-    }
+    return AppointmentRead(
+        id=appointment.id,
+        patient_id=patient.id,
+        patient_name=patient.display_name,
+        department_id=doctor.department_id,
+        department=doctor.department.patient_name,
+        doctor=doctor.name,
+        title=doctor.title,
+        date=schedule.date,
+        half_day=schedule.half_day,
+        label=f"{name} {when} {doctor.department.patient_name} {doctor.name} {doctor.title}",
+    )
 
 
 # -- understanding ---------------------------------------------------------------------------
@@ -92,29 +158,24 @@ class Understand(BaseModel):
 
 
 @router.post("/booking/understand")
-async def understand(body: Understand, session: DbSession, identity: SenderIdentity) -> dict[str, Any]:
+async def understand(body: Understand, session: DbSession, identity: SenderIdentity) -> UnderstoodRead:
     """Everything a message says about a booking; absent parts are null."""
     words = await read_booking_words(session, body.text, utcnow())
     when = words.when
-    return {
-        "department": {"id": words.department.id, "name": words.department.patient_name}
-        if words.department
+    department, doctor = words.department, words.doctor
+    return UnderstoodRead(
+        department=NamedRef(id=department.id, name=department.patient_name) if department else None,
+        doctor=DoctorRef(id=doctor.id, name=doctor.name, department_id=doctor.department_id)
+        if doctor
         else None,
-        "doctor": {
-            "id": words.doctor.id,
-            "name": words.doctor.name,
-            "department_id": words.doctor.department_id,
-        }
-        if words.doctor
-        else None,
-        "any_doctor": words.any_doctor,
-        "expert": words.expert,
-        "date_from": when.date_from.isoformat() if when else None,
-        "date_to": when.date_to.isoformat() if when else None,
-        "date_label": _range_label(when.date_from, when.date_to) if when else None,
-        "half_day": words.half_day.value if words.half_day else None,
-        "relationship": words.relation.value if words.relation else None,
-    }
+        any_doctor=words.any_doctor,
+        expert=words.expert,
+        date_from=when.date_from if when else None,
+        date_to=when.date_to if when else None,
+        date_label=_range_label(when.date_from, when.date_to) if when else None,
+        half_day=words.half_day.value if words.half_day else None,
+        relationship=words.relation.value if words.relation else None,
+    )
 
 
 def _range_label(first: date, last: date) -> str:
@@ -134,7 +195,7 @@ class OpeningsQuery(BaseModel):
 
 
 @router.post("/booking/openings")
-async def openings(body: OpeningsQuery, session: DbSession, identity: SenderIdentity) -> dict[str, Any]:
+async def openings(body: OpeningsQuery, session: DbSession, identity: SenderIdentity) -> OpeningsRead:
     """Sessions with places on the wanted day(s); when there are none, the nearest alternatives and why."""
     department = await session.get(Department, body.department_id)
     if department is None:
@@ -143,27 +204,24 @@ async def openings(body: OpeningsQuery, session: DbSession, identity: SenderIden
     today = hospital_today(now)
     first, last = max(body.date_from, today), min(body.date_to, today + timedelta(days=BOOKING_HORIZON_DAYS))
     if body.date_to < today:
-        return {
-            "openings": [],
-            "alternatives": [],
-            "problem": "past",
-            "message": "这个日期已经过去了，请换一个日期。",
-        }
+        return OpeningsRead(
+            openings=[], alternatives=[], problem="past", message="这个日期已经过去了，请换一个日期。"
+        )
     if first > last:
         message = f"目前只能预约{BOOKING_HORIZON_DAYS}天内的号，请选择近一些的日期。"
-        return {"openings": [], "alternatives": [], "problem": "too_far", "message": message}
+        return OpeningsRead(openings=[], alternatives=[], problem="too_far", message=message)
     found = await service.available_schedules(session, department, first, last, body.doctor_id, now=now)
     found = [o for o in found if _wanted(o, body)]
     if found:
-        return {"openings": [_opening(o) for o in found[:MAX_OPTIONS]], "alternatives": []}
+        return OpeningsRead(openings=[_opening(o) for o in found[:MAX_OPTIONS]], alternatives=[])
     nearby = await service.nearest_alternatives(session, department, first, now, limit=MAX_OPTIONS - 3)
     wanted = f"{_range_label(first, last)}{_half_day_words(body)}"
-    return {
-        "openings": [],
-        "alternatives": [_opening(o) for o in nearby],
-        "problem": "full",
-        "message": f"抱歉，{department.patient_name}在{wanted}没有可预约的号了。",
-    }
+    return OpeningsRead(
+        openings=[],
+        alternatives=[_opening(o) for o in nearby],
+        problem="full",
+        message=f"抱歉，{department.patient_name}在{wanted}没有可预约的号了。",
+    )
 
 
 def _wanted(opening: Opening, query: OpeningsQuery) -> bool:
@@ -199,7 +257,10 @@ async def _managed_appointment(
 
 
 def _refusal(exc: BookingError, alternatives: list[Opening] | None = None) -> JSONResponse:
-    body = {"message": exc.message, "alternatives": [_opening(o) for o in alternatives or []]}
+    body = {
+        "message": exc.message,
+        "alternatives": [_opening(o).model_dump(mode="json") for o in alternatives or []],
+    }
     return JSONResponse(body, status_code=status.HTTP_409_CONFLICT)
 
 
@@ -229,7 +290,7 @@ async def _take_place(
     schedule_id: int,
     now: datetime,
     take: Callable[[], Awaitable[Appointment]],
-) -> dict[str, Any] | JSONResponse:
+) -> AppointmentAnswer | JSONResponse:
     """Book or move into a session: refused with the nearest alternatives when it cannot be had."""
     schedule = await session.get(Schedule, schedule_id)
     if schedule is not None and session_start(schedule.date, schedule.half_day) <= now:
@@ -241,13 +302,13 @@ async def _take_place(
         await session.rollback()
         return _refusal(exc, alternatives)
     await session.commit()
-    return {"appointment": _appointment(await _loaded(session, appointment.id), patient)}
+    return AppointmentAnswer(appointment=_appointment(await _loaded(session, appointment.id), patient))
 
 
 @router.post("/appointments", status_code=status.HTTP_201_CREATED, response_model=None)
 async def book(
     body: NewAppointment, session: DbSession, identity: SenderIdentity
-) -> dict[str, Any] | JSONResponse:
+) -> AppointmentAnswer | JSONResponse:
     patient = await _managed_patient(session, identity, body.patient_id)
     return await _take_place(
         session,
@@ -259,7 +320,7 @@ async def book(
 
 
 @router.get("/appointments")
-async def upcoming(session: DbSession, identity: SenderIdentity) -> dict[str, Any]:
+async def upcoming(session: DbSession, identity: SenderIdentity) -> AppointmentsRead:
     """Booked appointments of every patient this identity manages, from today on, soonest first."""
     today = hospital_today(utcnow())
     rows = (
@@ -277,13 +338,13 @@ async def upcoming(session: DbSession, identity: SenderIdentity) -> dict[str, An
             .order_by(Schedule.date, Schedule.half_day, Appointment.id)
         )
     ).all()
-    return {"appointments": [_appointment(a, p) for a, p in rows]}
+    return AppointmentsRead(appointments=[_appointment(a, p) for a, p in rows])
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=None)
 async def cancel(
     appointment_id: int, request: Request, session: DbSession, identity: SenderIdentity
-) -> dict[str, Any] | JSONResponse:
+) -> AppointmentAnswer | JSONResponse:
     appointment, patient = await _managed_appointment(session, identity, appointment_id)
     cutoff = timedelta(hours=runtime_of(request).settings.booking_cancel_cutoff_hours)
     try:
@@ -292,7 +353,7 @@ async def cancel(
         await session.rollback()
         return _refusal(exc)
     await session.commit()
-    return {"appointment": _appointment(await _loaded(session, appointment.id), patient)}
+    return AppointmentAnswer(appointment=_appointment(await _loaded(session, appointment.id), patient))
 
 
 class Reschedule(BaseModel):
@@ -302,7 +363,7 @@ class Reschedule(BaseModel):
 @router.post("/appointments/{appointment_id}/reschedule", response_model=None)
 async def reschedule(
     appointment_id: int, body: Reschedule, request: Request, session: DbSession, identity: SenderIdentity
-) -> dict[str, Any] | JSONResponse:
+) -> AppointmentAnswer | JSONResponse:
     appointment, patient = await _managed_appointment(session, identity, appointment_id)
     now = utcnow()
     cutoff = timedelta(hours=runtime_of(request).settings.booking_cancel_cutoff_hours)

@@ -6,7 +6,7 @@ masked values only: full ID and phone numbers never travel back into Rasa's trac
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -28,22 +28,46 @@ router = APIRouter(prefix=BOT_API_PREFIX, tags=["bot"], dependencies=[BotToken])
 Field_ = Literal["name", "id_number", "phone", "relationship"]
 
 
-def bot_patient(patient: ManagedPatient) -> dict[str, Any]:
+class BotPatientRead(BaseModel):
     """A 就诊人 as the dialogue shows it: name and relationship, nothing sensitive."""
+
+    id: int
+    name: str | None
+    relationship: str
+    label: str
+
+
+class BotPatientsRead(BaseModel):
+    patients: list[BotPatientRead]
+
+
+class RegisteredRead(BaseModel):
+    patient: BotPatientRead
+
+
+class FieldCheckRead(BaseModel):
+    ok: bool
+    #: The detail normalised (an ID number in capitals, a phone without spaces) when it is fine.
+    value: str | None
+    #: What to fix, in the patient's words, when it is not.
+    message: str | None
+
+
+def bot_patient(patient: ManagedPatient) -> BotPatientRead:
     relation = RELATION_LABELS[patient.relationship]
     name = patient.name or "未填写姓名"
-    return {
-        "id": patient.patient_id,
-        "name": patient.name,
-        "relationship": patient.relationship.value,
-        "label": f"{name}（{relation}）",
-    }
+    return BotPatientRead(
+        id=patient.patient_id,
+        name=patient.name,
+        relationship=patient.relationship.value,
+        label=f"{name}（{relation}）",
+    )
 
 
 @router.get("/patients")
-async def list_patients(request: Request, session: DbSession, identity: SenderIdentity) -> dict[str, Any]:
+async def list_patients(request: Request, session: DbSession, identity: SenderIdentity) -> BotPatientsRead:
     patients = await list_managed_patients(session, runtime_of(request).protector, identity)
-    return {"patients": [bot_patient(p) for p in patients]}
+    return BotPatientsRead(patients=[bot_patient(p) for p in patients])
 
 
 class FieldCheck(BaseModel):
@@ -71,10 +95,10 @@ def _check(field: Field_, value: str) -> tuple[str | None, str | None]:
 
 
 @router.post("/patients/check")
-async def check_field(body: FieldCheck, identity: SenderIdentity) -> dict[str, Any]:
+async def check_field(body: FieldCheck, identity: SenderIdentity) -> FieldCheckRead:
     """Check one detail as the patient typed it, so the dialogue can say what is wrong at once."""
     value, problem = _check(body.field, body.value)
-    return {"ok": problem is None, "value": value, "message": problem}
+    return FieldCheckRead(ok=problem is None, value=value, message=problem)
 
 
 class NewPatient(BaseModel):
@@ -87,7 +111,7 @@ class NewPatient(BaseModel):
 @router.post("/patients", status_code=status.HTTP_201_CREATED, response_model=None)
 async def register_patient(
     body: NewPatient, request: Request, session: DbSession, identity: SenderIdentity
-) -> dict[str, Any] | JSONResponse:
+) -> RegisteredRead | JSONResponse:
     """Register (or link, when already on file under the same name) a 就诊人 for this identity."""
     try:
         patient = await add_managed_patient(
@@ -105,4 +129,4 @@ async def register_patient(
         await session.rollback()
         return JSONResponse({"message": exc.message}, status_code=422)
     await session.commit()
-    return {"patient": bot_patient(patient)}
+    return RegisteredRead(patient=bot_patient(patient))

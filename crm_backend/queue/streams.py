@@ -22,6 +22,12 @@ OUTBOUND = "outbound"
 GROUP = "workers"
 
 
+def _queue_lost(exc: ResponseError) -> bool:
+    """NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under a blocked XREADGROUP."""
+    message = str(exc)
+    return "NOGROUP" in message or "UNBLOCKED" in message
+
+
 class StreamQueue:
     def __init__(self, redis: Redis, stream_key: str, *, reclaim_idle_ms: int = 30_000) -> None:
         self.redis = redis
@@ -46,8 +52,13 @@ class StreamQueue:
             try:
                 entries = await self._reclaim(consumer) or await self._read(consumer)
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
+                if not _queue_lost(exc):
+                    log.warning("stream %s: redis refused %s; retrying", self.stream, exc)
+                    await asyncio.sleep(1)
+                    continue
+                # Redis lost the stream and its group (a flush, a failover without persistence):
+                # start them again. What was stored but never answered, the sweeper queues again.
+                log.warning("stream %s: stream or group lost (%s); recreating it", self.stream, exc)
                 await self.ensure_group()
                 continue
             except RedisError as exc:

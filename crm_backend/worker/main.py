@@ -17,9 +17,13 @@ from crm_backend.config import get_settings
 from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
+from crm_backend.queue.streams import Handler, StreamQueue
 from crm_backend.runtime import Runtime, freeze_startup_objects
 
 log = logging.getLogger("carebridge.worker")
+
+#: A consumer that died waits this long before it starts again (it may die of the same cause).
+RESTART_AFTER_SECONDS = 1.0
 
 
 async def run_worker(stop: asyncio.Event) -> None:
@@ -47,12 +51,20 @@ async def run_worker(stop: asyncio.Event) -> None:
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))
 
+    #: Consumers that died and are waiting to start again.
+    stopped: set[str] = set()
+
+    async def beat() -> None:
+        if stopped:
+            log.warning("no heartbeat while consumers %s are down", sorted(stopped))
+            return
+        await heartbeat.beat(runtime.redis, settings, worker_id)
+
     scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
     scheduler.add_job(
-        heartbeat.beat,
+        beat,
         "interval",
         seconds=heartbeat.HEARTBEAT_EVERY_SECONDS,
-        args=[runtime.redis, settings, worker_id],
         id="heartbeat",
         max_instances=1,
         coalesce=True,
@@ -80,10 +92,12 @@ async def run_worker(stop: asyncio.Event) -> None:
     scheduler.start()
     freeze_startup_objects()
     consumers = [
-        asyncio.create_task(runtime.inbound.consume(f"{worker_id}-in{i}", handle_inbound, stop))
+        asyncio.create_task(supervised(f"{worker_id}-in{i}", runtime.inbound, handle_inbound, stop, stopped))
         for i in range(settings.worker_concurrency)
     ] + [
-        asyncio.create_task(runtime.outbound.consume(f"{worker_id}-out{i}", handle_outbound, stop))
+        asyncio.create_task(
+            supervised(f"{worker_id}-out{i}", runtime.outbound, handle_outbound, stop, stopped)
+        )
         for i in range(settings.worker_concurrency)
     ]
     log.info("worker %s started (%s consumers per stream)", worker_id, settings.worker_concurrency)
@@ -97,6 +111,23 @@ async def run_worker(stop: asyncio.Event) -> None:
         await heartbeat.leave(runtime.redis, settings, worker_id)
         await runtime.close()
         log.info("worker %s stopped", worker_id)
+
+
+async def supervised(
+    name: str, queue: StreamQueue, handler: Handler, stop: asyncio.Event, stopped: set[str]
+) -> None:
+    """Run one consumer until `stop`; one that dies unexpectedly is logged and started again.
+    While it is down its name is in `stopped`, and the worker's heartbeat (what /healthz reads)
+    stays silent."""
+    while not stop.is_set():
+        try:
+            await queue.consume(name, handler, stop)
+            return
+        except Exception:
+            stopped.add(name)
+            log.exception("consumer %s stopped unexpectedly; starting it again", name)
+            await asyncio.sleep(RESTART_AFTER_SECONDS)
+            stopped.discard(name)
 
 
 def main() -> None:

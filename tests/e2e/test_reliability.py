@@ -193,3 +193,23 @@ async def test_new_patient_without_subscribe_event_is_asked_for_consent(stack: S
     openid = new_openid()
     answers = await stack.converse(openid, "你好")
     assert any("健康信息" in text for text in answers)
+
+
+async def test_consumers_recover_when_redis_loses_the_queues(stack: Stack) -> None:
+    """Redis losing its data (a failover without persistence) deletes the streams and their group
+    while every consumer is blocked reading them: they must recreate both and keep answering."""
+    openid = await stack.consented_patient()
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        for _ in range(2):  # twice: a consumer that survived the first loss must survive the next
+            before = len(stack.wechat.texts(openid))
+            await client.delete("cb:stream:inbound", "cb:stream:outbound")
+            await stack.say(openid, "你好")
+            await stack.wait_answers(openid, before + 1, timeout=40)
+    finally:
+        await client.aclose()
+    # Still a healthy worker, and nothing left over: the marker's answer comes next.
+    marked = await send_marker_and_wait(stack, openid, timeout=60)
+    assert marked.others == stack.wechat.texts(openid)[: len(marked.others)]
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{stack.url}/healthz")).status_code == 200

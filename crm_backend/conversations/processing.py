@@ -41,6 +41,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.patient_lock import PatientLock
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.conversations.route import Route, RouteState, Turn
@@ -101,37 +102,41 @@ class InboundProcessor:
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
 
     async def process_patient(self, app_id: str, openid: str, deliver: Deliver) -> None:
-        """Drain every stored push of one patient, oldest first, under that patient's lock; each
-        push's answers are handed to `deliver` before the next push is processed, so they go out
-        in order."""
-        settings = self.runtime.settings
-        lock = self.runtime.redis.lock(
-            settings.key("lock", "patient", app_id, openid),
-            timeout=settings.rasa_timeout_seconds * 3 + 30,
-            blocking_timeout=settings.rasa_timeout_seconds * 3 + 30,
-        )
-        async with lock:
-            pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
-            waiting = []
-            for index, push in enumerate(pending):
-                if push.msg_type == route.DIALOGUE:
-                    if not await self._take_dialogue(push.inbound_id, app_id, openid, deliver):
-                        waiting.append(push.inbound_id)
-                    continue
-                # The context read with the list is current only for the first push; the rest
-                # are a backlog and go the plain way.
-                early = await self._early_question(push, rasa_sender(app_id, openid)) if index == 0 else None
-                answered = await self.process_one(push.inbound_id, openid, early, push if early else None)
-                if answered is not None:
-                    await deliver(answered)
-                    if answered.storing is not None and await answered.storing is None:
-                        # Someone else had processed the push (a lost lock): its answer went out twice.
-                        log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
-            if waiting and len(waiting) < len(pending):
-                # The patient wrote meanwhile: a dialogue waiting for that (an invitation answered,
-                # a form finished) may start now, after the answers to what the patient said.
-                for turn_id in waiting:
-                    await self._take_dialogue(turn_id, app_id, openid, deliver)
+        """Drain every stored turn of one patient, oldest first, under that patient's lock; each
+        turn's answers are handed to `deliver` before the next is processed, so they go out in
+        order. When another consumer holds the lock this returns at once: the holder drains again
+        before it lets go (patient_lock.py)."""
+        lock = PatientLock(self.runtime.redis, self.runtime.settings, app_id, openid)
+        if not await lock.claim():
+            return
+        while True:
+            async with lock.renewed():
+                await self._drain(app_id, openid, deliver)
+            if not await lock.release() or not await lock.claim():
+                return
+
+    async def _drain(self, app_id: str, openid: str, deliver: Deliver) -> None:
+        pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
+        waiting = []
+        for index, push in enumerate(pending):
+            if push.msg_type == route.DIALOGUE:
+                if not await self._take_dialogue(push.inbound_id, app_id, openid, deliver):
+                    waiting.append(push.inbound_id)
+                continue
+            # The context read with the list is current only for the first push; the rest
+            # are a backlog and go the plain way.
+            early = await self._early_question(push, rasa_sender(app_id, openid)) if index == 0 else None
+            answered = await self.process_one(push.inbound_id, openid, early, push if early else None)
+            if answered is not None:
+                await deliver(answered)
+                if answered.storing is not None and await answered.storing is None:
+                    # Someone else had processed the push (a lost lock): its answer went out twice.
+                    log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
+        if waiting and len(waiting) < len(pending):
+            # The patient wrote meanwhile: a dialogue waiting for that (an invitation answered,
+            # a form finished) may start now, after the answers to what the patient said.
+            for turn_id in waiting:
+                await self._take_dialogue(turn_id, app_id, openid, deliver)
 
     async def _take_dialogue(self, turn_id: int, app_id: str, openid: str, deliver: Deliver) -> bool:
         """Run a dialogue turn (turns.py) if it may start now; False while it waits."""

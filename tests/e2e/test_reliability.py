@@ -9,6 +9,7 @@ import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
+from crm_backend.config import SANDBOX_APPID
 from crm_backend.conversations.models import (
     DeliveryStatus,
     Direction,
@@ -213,3 +214,28 @@ async def test_consumers_recover_when_redis_loses_the_queues(stack: Stack) -> No
     assert marked.others == stack.wechat.texts(openid)[: len(marked.others)]
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{stack.url}/healthz")).status_code == 200
+
+
+async def test_locks_a_dead_worker_left_hold_up_only_their_own_patients(stack: Stack) -> None:
+    """A worker killed mid-turn leaves its patients' locks behind. Consumers must not sit waiting
+    for them: other patients are answered at once, and the locked ones once the lock lapses."""
+    stuck = [await stack.consented_patient() for _ in range(3)]  # more than a worker's consumers
+    other = await stack.consented_patient()
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        for openid in stuck:  # what a dead worker leaves: a lock nobody renews, lapsing in 8 s
+            await client.set(f"cb:lock:patient:{SANDBOX_APPID}:{openid}", "dead-worker", px=8000)
+        before = {openid: len(stack.wechat.texts(openid)) for openid in [*stuck, other]}
+        for openid in stuck:
+            await stack.say(openid, "你好")
+        assert await stack.converse(other, "你好")
+        # Answered while the locks still hold: no consumer waited behind them (it would have
+        # answered the locked patients first, once their locks lapsed).
+        assert [len(stack.wechat.texts(openid)) for openid in stuck] == [before[o] for o in stuck]
+        for openid in stuck:  # once the lock lapses, the sweeper's pass answers them
+            await stack.wait_answers(openid, before[openid] + 1, timeout=40)
+    finally:
+        await client.aclose()
+    for openid in stuck:
+        marked = await send_marker_and_wait(stack, openid, timeout=60)
+        assert len(marked.others) == before[openid] + 1

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     action_server_port: int = Field(5055, alias="ACTION_SERVER_PORT")
     action_server_host: str = Field("127.0.0.1", alias="ACTION_SERVER_HOST")
     rasa_timeout_seconds: float = Field(20.0, alias="RASA_TIMEOUT_SECONDS")
+    #: How long a turn that keeps failing (Rasa or the action server away) is retried before it is
+    #: handed to staff; attempts alone are not enough (see conversations/route.py Limits).
+    bot_retry_seconds: float = Field(600.0, alias="BOT_RETRY_SECONDS", ge=0)
     #: How long a patient's lock outlives a worker that died holding it (its holder renews it).
     patient_lock_seconds: float = Field(15.0, alias="PATIENT_LOCK_SECONDS", gt=1)
     #: Shared secret the action server presents to the CRM's bot API (/internal/bot/...). Required

@@ -38,7 +38,7 @@ class PendingPush:
     def typed_text(self) -> str | None:
         return route.typed_text(self.msg_type, self.payload)
 
-    def goes_to_bot(self, max_attempts: int) -> bool:
+    def goes_to_bot(self, limits: route.Limits) -> bool:
         """True when recording this push will (barring a race) hand its text to the bot: a first
         attempt whose route is the bot's in an open conversation."""
         state = self.state.at(self.seen_at)
@@ -48,7 +48,7 @@ class PendingPush:
             and self.msg_type != route.DIALOGUE
             and state.identity_id is not None
             and state.conversation_id is not None
-            and route.decide(turn, state, max_attempts) is route.Route.BOT
+            and route.decide(turn, state, limits) is route.Route.BOT
         )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.consent import service as consent
 from crm_backend.conversations import consent_dialogue, rating_dialogue, route, turns
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
-from crm_backend.conversations.bot_gateway import BotGateway, BotReply, rasa_sender
+from crm_backend.conversations.bot_gateway import BotGateway, BotReply, BotUnavailable, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
 from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
 from crm_backend.conversations.events import DialogueSettled, EscalationRequested, PatientMessageForStaff
@@ -41,6 +41,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.patient_lock import PatientLock
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
@@ -57,6 +58,7 @@ VOICE_NOT_SUPPORTED = "抱歉，暂时还听不懂语音消息，请用文字告
 IMAGE_RECEIVED = "已收到您发来的图片并为您保存。如需咨询，请用文字描述一下您的情况。"
 UNSUPPORTED_TYPE = "已收到并为您保存。目前我只能处理文字消息，请用文字告诉我您的问题。"
 GIVE_UP = "抱歉，系统暂时繁忙，您的消息已经记录，工作人员会尽快跟进。"
+DELAYED = "抱歉，智能助手暂时有点忙，您的消息已经收到，恢复后会尽快回复您，请稍候。"
 
 
 @dataclass
@@ -110,8 +112,14 @@ class InboundProcessor:
         if not await lock.claim():
             return
         while True:
-            async with lock.renewed():
-                await self._drain(app_id, openid, deliver)
+            try:
+                async with lock.renewed():
+                    await self._drain(app_id, openid, deliver)
+            except BaseException:
+                # The stream entry stays pending and is tried again; the patient is not locked out.
+                with contextlib.suppress(Exception):
+                    await lock.release()
+                raise
             if not await lock.release() or not await lock.claim():
                 return
 
@@ -200,6 +208,10 @@ class InboundProcessor:
         if plan is None:
             return None
         if plan.finished:
+            # "工作人员会尽快跟进": the patient's message becomes an item in the staff's queue.
+            await self.runtime.events.publish(
+                EscalationRequested(plan.conversation_id, reason="bot_unavailable", priority="high")
+            )
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         if plan.for_staff and plan.patient_message_id is not None:
             await self.runtime.events.publish(
@@ -208,11 +220,15 @@ class InboundProcessor:
         replies = [BotReply(text) for text in plan.system_replies]
         sender = SenderType.SYSTEM
         if plan.bot_texts:
-            if asked is not None:
-                replies += await asked
-            else:
-                for text in plan.bot_texts:
-                    replies += await self.bot.ask(plan.sender_id, text)
+            try:
+                if asked is not None:
+                    replies += await asked
+                else:
+                    for text in plan.bot_texts:
+                        replies += await self.bot.ask(plan.sender_id, text)
+            except BotUnavailable:
+                await self._tell_delayed(plan.conversation_id)
+                raise  # the push stays received and is tried again (route.Limits bounds it)
             sender = SenderType.BOT
         return await self._answer(inbound_id, plan.conversation_id, openid, replies, sender)
 
@@ -255,6 +271,21 @@ class InboundProcessor:
             return Answered(conversation_id, openid, claimed=[], pending=True)
         return Answered(conversation_id, openid, claimed=stored) if stored else None
 
+    async def _tell_delayed(self, conversation_id: int) -> None:
+        """Tell the patient once per outage that the answer is late (the push is kept and retried)."""
+        settings = self.runtime.settings
+        key = settings.key("delayed", conversation_id)
+        if not await self.runtime.redis.set(key, "1", nx=True, ex=max(1, int(settings.bot_retry_seconds))):
+            return
+        async with self.runtime.db.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                return
+            add_outbound(session, conversation, SenderType.SYSTEM, DELAYED)
+            await session.commit()
+        await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
+        log.warning("bot unavailable: conversation %s told its answer is delayed", conversation_id)
+
     async def _store(
         self,
         inbound_id: int,
@@ -290,7 +321,7 @@ class InboundProcessor:
         conversation_id = push.state.conversation_id
         if text is None or conversation_id is None:
             return None
-        if not push.goes_to_bot(self.runtime.settings.max_processing_attempts):
+        if not push.goes_to_bot(route.Limits.of(self.runtime.settings)):
             return None
         choice = await self._read_choice(conversation_id, text)
         return Question(rasa_sender, choice.text) if choice.text is not None else None
@@ -364,7 +395,11 @@ class InboundProcessor:
                 last_message_at=conversation.last_message_at,
             )
             decided = route.decide(
-                Turn(inbound.msg_type, text, inbound.attempts), state, settings.max_processing_attempts
+                Turn(
+                    inbound.msg_type, text, inbound.attempts, waited=datetime.now(UTC) - inbound.received_at
+                ),
+                state,
+                route.Limits.of(settings),
             )
             if decided is Route.GIVE_UP:
                 inbound.status = InboundStatus.FAILED

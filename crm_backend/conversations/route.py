@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select
 
+from crm_backend.config import Settings
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
 from crm_backend.conversations.models import Conversation, ConversationStatus
@@ -176,6 +177,20 @@ def typed_text(msg_type: str, payload: dict[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """When a turn that keeps failing is given up on: tried more than `max_attempts` times AND
+    waiting `retry_for` since it arrived. Time, not the count alone, so a short Rasa outage
+    (during which reclaims and the patient's own messages retry the turn often) is waited out."""
+
+    max_attempts: int
+    retry_for: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_processing_attempts, timedelta(seconds=settings.bot_retry_seconds))
+
+
+@dataclass(frozen=True)
 class Turn:
     msg_type: str
     #: typed_text() of a push; None for events, images, unrecognised voice, dialogues.
@@ -184,11 +199,13 @@ class Turn:
     attempts: int
     #: A dialogue that talks about health needs consent; a notice (a reminder) does not.
     needs_consent: bool = True
+    #: How long since the turn arrived.
+    waited: timedelta = timedelta(0)
 
 
-def decide(turn: Turn, state: RouteState, max_attempts: int) -> Route:
+def decide(turn: Turn, state: RouteState, limits: Limits) -> Route:
     """The route of `turn` in `state` (already `.at(seen_at)`)."""
-    if turn.attempts > max_attempts:
+    if turn.attempts > limits.max_attempts and turn.waited >= limits.retry_for:
         return Route.GIVE_UP
     if turn.msg_type == "event":
         return Route.EVENT

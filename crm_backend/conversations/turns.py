@@ -166,9 +166,15 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             last_message_at=conversation.last_message_at,
         )
         decided = route.decide(
-            route.Turn(route.DIALOGUE, None, turn.attempts + 1, bool(payload.get("needs_consent", True))),
+            route.Turn(
+                route.DIALOGUE,
+                None,
+                turn.attempts + 1,
+                bool(payload.get("needs_consent", True)),
+                waited=now - turn.received_at,
+            ),
             state,
-            settings.max_processing_attempts,
+            route.Limits.of(settings),
         )
         if decided is route.Route.GIVE_UP:
             return await _drop(session, turn, "gave up after repeated failures")

@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, ConversationStatus, InboundMessage
 from crm_backend.conversations.pending import PendingPush, pending_pushes
-from crm_backend.conversations.route import RouteState
+from crm_backend.conversations.route import Limits, RouteState
 from crm_backend.database.core import Database
 from crm_backend.patients.models import WeChatIdentity
 from tests.conversations.conftest import new_push
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-MAX_ATTEMPTS = 5
+LIMITS = Limits(max_attempts=5, retry_for=timedelta(minutes=10))
 PLAIN = PendingPush(
     inbound_id=1,
     msg_type="text",
@@ -44,7 +44,7 @@ def _changed(push: PendingPush, **change: object) -> PendingPush:
 
 
 def test_an_ordinary_text_of_a_consented_patient_goes_to_the_bot() -> None:
-    assert PLAIN.goes_to_bot(MAX_ATTEMPTS)
+    assert PLAIN.goes_to_bot(LIMITS)
     assert PLAIN.typed_text() == "我想挂个号"
 
 
@@ -65,12 +65,12 @@ def test_an_ordinary_text_of_a_consented_patient_goes_to_the_bot() -> None:
     ],
 )
 def test_anything_else_is_recorded_before_anyone_is_asked(change: dict[str, object], why: str) -> None:
-    assert not _changed(PLAIN, **change).goes_to_bot(MAX_ATTEMPTS), why
+    assert not _changed(PLAIN, **change).goes_to_bot(LIMITS), why
 
 
 def test_recognised_voice_goes_to_the_bot_as_its_text() -> None:
     voice = replace(PLAIN, msg_type="voice", payload={"Recognition": " 明天上午儿科 "})
-    assert voice.goes_to_bot(MAX_ATTEMPTS)
+    assert voice.goes_to_bot(LIMITS)
     assert voice.typed_text() == "明天上午儿科"
 
 
@@ -119,7 +119,7 @@ async def test_pending_pushes_come_oldest_first_with_the_patient_context(db: Dat
     pushes = await pending_pushes(db.hot_path, app_id, openid)
     assert pushes[0].state.consent_granted is True
     assert pushes[0].state.conversation_status == ConversationStatus.ESCALATED
-    assert not pushes[0].goes_to_bot(MAX_ATTEMPTS)
+    assert not pushes[0].goes_to_bot(LIMITS)
 
 
 async def test_a_closed_conversation_is_not_the_open_one_and_strangers_have_no_identity(db: Database) -> None:

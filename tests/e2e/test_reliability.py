@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm_backend.config import SANDBOX_APPID
 from crm_backend.conversations.models import (
+    Conversation,
     DeliveryStatus,
     Direction,
     InboundMessage,
@@ -18,6 +19,8 @@ from crm_backend.conversations.models import (
     Message,
 )
 from crm_backend.database.core import Database
+from crm_backend.escalations.models import Escalation
+from crm_backend.patients.models import WeChatIdentity
 from tests.support.settle import send_marker_and_wait
 from tests.support.stack import Process, Stack, free_port, new_openid, wait_until
 
@@ -239,3 +242,79 @@ async def test_locks_a_dead_worker_left_hold_up_only_their_own_patients(stack: S
     for openid in stuck:
         marked = await send_marker_and_wait(stack, openid, timeout=60)
         assert len(marked.others) == before[openid] + 1
+
+
+DELAYED = "智能助手暂时有点忙"
+
+
+async def _attempts(db: Database, openid: str, text: str) -> int:
+    async with db.sessions() as session:
+        attempts = await session.scalar(
+            select(InboundMessage.attempts).where(
+                InboundMessage.openid == openid, InboundMessage.payload["Content"].as_string() == text
+            )
+        )
+    return attempts or 0
+
+
+async def test_while_rasa_is_away_the_patient_is_told_once_and_answered_when_it_is_back(
+    stack: Stack, db: Database
+) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    assert stack.worker is not None
+    stack.worker.stop()
+    stack.start_worker(RASA_PORT=str(free_port()))  # Rasa out of reach for this worker
+    try:
+        await stack.say(openid, "你好")
+        [notice] = (await stack.wait_answers(openid, before + 1))[before:]
+        assert DELAYED in notice
+        await stack.say(openid, "谢谢")
+        # Tried again and again (reclaims, the sweeper, the patient's next message) ...
+        deadline = time.monotonic() + 40
+        while await _attempts(db, openid, "你好") < 4:
+            assert time.monotonic() < deadline, "the push was not retried"
+            await asyncio.sleep(0.2)
+        # ... but told only once, and not given up on: Rasa has been away for seconds, not minutes.
+        assert len(stack.wechat.texts(openid)) == before + 1
+    finally:
+        stack.worker.stop()
+        stack.start_worker()
+    marked = await send_marker_and_wait(stack, openid, timeout=60)
+    texts = marked.others[before:]
+    assert len(texts) == 3 and DELAYED in texts[0], texts  # the notice, then both answers
+    assert not any("工作人员会尽快跟进" in t for t in texts)
+
+
+async def test_a_message_rasa_never_answers_goes_to_staff_with_the_patient_s_words(
+    stack: Stack, db: Database
+) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    assert stack.worker is not None
+    stack.worker.stop()
+    # Rasa away for longer than this worker retries a turn.
+    stack.start_worker(RASA_PORT=str(free_port()), BOT_RETRY_SECONDS="3", MAX_PROCESSING_ATTEMPTS="2")
+    try:
+        await stack.say(openid, "我想问一下明天的复查要不要空腹")
+        texts = (await stack.wait_answers(openid, before + 3, timeout=60))[before:]
+    finally:
+        stack.worker.stop()
+        stack.start_worker()
+    # Told the answer is late, then that a person will follow up, and the notice of the queue.
+    assert DELAYED in texts[0] and "工作人员会尽快跟进" in texts[1], texts
+    async with db.sessions() as session:
+        escalation = await session.scalar(
+            select(Escalation)
+            .join(Conversation, Escalation.conversation_id == Conversation.id)
+            .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+            .where(WeChatIdentity.openid == openid)
+        )
+        words = await session.scalar(
+            select(Message.content)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+            .where(WeChatIdentity.openid == openid, Message.content.like("%空腹%"))
+        )
+    assert escalation is not None and (escalation.reason, escalation.priority) == ("bot_unavailable", "high")
+    assert words == "我想问一下明天的复查要不要空腹"  # in the conversation staff open

@@ -266,10 +266,11 @@ class Stack:
             lambda: httpx.get(f"{self.url}/healthz", timeout=5).status_code in (200, 503), 60, "web app"
         )
 
-    def start_worker(self) -> None:
+    def start_worker(self, **overrides: str) -> None:
+        """`overrides`: settings of this worker only (a Rasa port nothing listens on, say)."""
         # As in the Procfile: background work yields the CPU to the webhook, which WeChat waits on.
         argv = ["nice", "-n", "10", str(APP_PY), "-m", "crm_backend.worker.main"]
-        self.worker = Process(f"worker-{self.name}", argv, self.env()).start()
+        self.worker = Process(f"worker-{self.name}", argv, self.env(**overrides)).start()
 
     def wait_healthy(self, timeout: float = 60) -> None:
         wait_until(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 
 import httpx
 import redis.asyncio as aioredis
@@ -257,15 +259,25 @@ async def _attempts(db: Database, openid: str, text: str) -> int:
     return attempts or 0
 
 
+@contextlib.contextmanager
+def _rasa_away(stack: Stack, **overrides: str) -> Iterator[None]:
+    """The stack's worker replaced by one that cannot reach Rasa, then the real one again."""
+    assert stack.worker is not None
+    stack.worker.stop()
+    stack.start_worker(RASA_PORT=str(free_port()), **overrides)
+    try:
+        yield
+    finally:
+        stack.worker.stop()
+        stack.start_worker()
+
+
 async def test_while_rasa_is_away_the_patient_is_told_once_and_answered_when_it_is_back(
     stack: Stack, db: Database
 ) -> None:
     openid = await stack.consented_patient()
     before = len(stack.wechat.texts(openid))
-    assert stack.worker is not None
-    stack.worker.stop()
-    stack.start_worker(RASA_PORT=str(free_port()))  # Rasa out of reach for this worker
-    try:
+    with _rasa_away(stack):
         await stack.say(openid, "你好")
         [notice] = (await stack.wait_answers(openid, before + 1))[before:]
         assert DELAYED in notice
@@ -277,9 +289,6 @@ async def test_while_rasa_is_away_the_patient_is_told_once_and_answered_when_it_
             await asyncio.sleep(0.2)
         # ... but told only once, and not given up on: Rasa has been away for seconds, not minutes.
         assert len(stack.wechat.texts(openid)) == before + 1
-    finally:
-        stack.worker.stop()
-        stack.start_worker()
     marked = await send_marker_and_wait(stack, openid, timeout=60)
     texts = marked.others[before:]
     assert len(texts) == 3 and DELAYED in texts[0], texts  # the notice, then both answers
@@ -291,16 +300,10 @@ async def test_a_message_rasa_never_answers_goes_to_staff_with_the_patient_s_wor
 ) -> None:
     openid = await stack.consented_patient()
     before = len(stack.wechat.texts(openid))
-    assert stack.worker is not None
-    stack.worker.stop()
     # Rasa away for longer than this worker retries a turn.
-    stack.start_worker(RASA_PORT=str(free_port()), BOT_RETRY_SECONDS="3", MAX_PROCESSING_ATTEMPTS="2")
-    try:
+    with _rasa_away(stack, BOT_RETRY_SECONDS="3", MAX_PROCESSING_ATTEMPTS="2"):
         await stack.say(openid, "我想问一下明天的复查要不要空腹")
         texts = (await stack.wait_answers(openid, before + 3, timeout=60))[before:]
-    finally:
-        stack.worker.stop()
-        stack.start_worker()
     # Told the answer is late, then that a person will follow up, and the notice of the queue.
     assert DELAYED in texts[0] and "工作人员会尽快跟进" in texts[1], texts
     async with db.sessions() as session:

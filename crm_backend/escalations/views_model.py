@@ -23,7 +23,7 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import Patient, WeChatIdentity
-from crm_backend.patients.records import managed_by, mask_openid
+from crm_backend.patients.records import ManagedPatientRead, managed_by, mask_openid
 from crm_backend.protection import FieldProtector
 from crm_backend.staff.models import Staff, Team
 
@@ -96,28 +96,6 @@ class IdentityRead(BaseModel):
     subscribed: bool
 
 
-class MaskedFields(BaseModel):
-    phone: bool
-    id_number: bool
-    card_number: bool
-
-
-class DependantRead(BaseModel):
-    """A 就诊人 the patient's WeChat identities manage, with protected values masked."""
-
-    id: int
-    label: str
-    name: str | None
-    sex: str | None
-    birth_date: str | None
-    phone: str | None
-    id_number: str | None
-    card_number: str | None
-    masked: MaskedFields
-    relationship: str
-    identity_id: int
-
-
 class PanelConversationRead(BaseModel):
     id: int
     started_at: datetime
@@ -140,7 +118,7 @@ class PatientPanelRead(BaseModel):
     id: int
     label: str
     identities: list[IdentityRead]
-    dependants: list[DependantRead]
+    dependants: list[ManagedPatientRead]
     conversations: list[PanelConversationRead]
     records: PatientRecordsRead
 
@@ -254,7 +232,7 @@ async def patient_panel(
             IdentityRead(app_id=i.app_id, openid_masked=mask_openid(i.openid), subscribed=i.subscribed)
             for i in identities
         ],
-        dependants=[DependantRead.model_validate(d) for d in dependants],
+        dependants=[ManagedPatientRead.model_validate(d) for d in dependants],
         conversations=[
             PanelConversationRead(
                 id=c.id, started_at=c.started_at, status=c.status, last_message_at=c.last_message_at

@@ -1,4 +1,5 @@
-"""The JSON shapes of the patient record staff read (docs/CONSOLE_API.md): search and the 360 view."""
+"""The JSON shapes of the patient record staff read (docs/CONSOLE_API.md): search and the 360 view.
+A patient's own summary is `patients.records.PatientSummaryRead`, shared with the conversation panel."""
 
 from __future__ import annotations
 
@@ -6,32 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-
-class MaskedRead(BaseModel):
-    """Which protected values of a patient are masked in this answer."""
-
-    phone: bool
-    id_number: bool
-    card_number: bool
-
-
-class PatientSummaryRead(BaseModel):
-    id: int
-    label: str
-    name: str | None
-    sex: str | None
-    birth_date: str | None
-    phone: str | None
-    id_number: str | None
-    card_number: str | None
-    masked: MaskedRead
-
-
-class ManagedPatientRead(PatientSummaryRead):
-    """A 就诊人 one of the patient's WeChat identities manages."""
-
-    relationship: str
-    identity_id: int
+from crm_backend.patients.records import ManagedPatientRead, PatientSummaryRead
 
 
 class HolderRead(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -279,6 +280,33 @@ def mask_openid(openid: str) -> str:
 
 def _label(patient: Patient) -> str:
     return patient.display_name or f"患者 {patient.id}"
+
+
+class MaskedRead(BaseModel):
+    """Which protected values of a patient are masked in this answer."""
+
+    phone: bool
+    id_number: bool
+    card_number: bool
+
+
+class PatientSummaryRead(BaseModel):
+    id: int
+    label: str
+    name: str | None
+    sex: str | None
+    birth_date: str | None
+    phone: str | None
+    id_number: str | None
+    card_number: str | None
+    masked: MaskedRead
+
+
+class ManagedPatientRead(PatientSummaryRead):
+    """A 就诊人 one of the patient's WeChat identities manages."""
+
+    relationship: str
+    identity_id: int
 
 
 def patient_summary(patient: Patient, protector: FieldProtector, disclosure: Disclosure) -> dict[str, Any]:

@@ -41,14 +41,27 @@ return 0
 """
 
 
-class PatientLock:
-    def __init__(self, redis: Redis, settings: Settings, app_id: str, openid: str) -> None:
-        self.keys = [settings.key("lock", "patient", app_id, openid), settings.key("again", app_id, openid)]
+class PatientLocks:
+    """The lock scripts, registered once per process (their SHA is computed once, not per message)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.settings = settings
         self.ttl_ms = int(settings.patient_lock_seconds * 1000)
+        self.claim = redis.register_script(_CLAIM)
+        self.release = redis.register_script(_RELEASE)
+        self.renew = redis.register_script(_RENEW)
+
+    def of(self, app_id: str, openid: str) -> PatientLock:
+        return PatientLock(self, app_id, openid)
+
+
+class PatientLock:
+    def __init__(self, scripts: PatientLocks, app_id: str, openid: str) -> None:
+        settings = scripts.settings
+        self.keys = [settings.key("lock", "patient", app_id, openid), settings.key("again", app_id, openid)]
+        self.ttl_ms = scripts.ttl_ms
         self.token = uuid.uuid4().hex
-        self._claim = redis.register_script(_CLAIM)
-        self._release = redis.register_script(_RELEASE)
-        self._renew = redis.register_script(_RENEW)
+        self._claim, self._release, self._renew = scripts.claim, scripts.release, scripts.renew
 
     async def claim(self) -> bool:
         """True when this consumer now holds the lock; False: the holder will drain for it."""

@@ -42,7 +42,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.conversations.outgoing import add_outbound
-from crm_backend.conversations.patient_lock import PatientLock
+from crm_backend.conversations.patient_lock import PatientLocks
 from crm_backend.conversations.pending import PendingPush, pending_pushes
 from crm_backend.conversations.redaction import SEALED_KEY, seal_id_numbers, unsealed_text
 from crm_backend.conversations.route import Route, RouteState, Turn
@@ -102,13 +102,14 @@ class InboundProcessor:
         settings = runtime.settings
         self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
+        self.locks = PatientLocks(runtime.redis, settings)
 
     async def process_patient(self, app_id: str, openid: str, deliver: Deliver) -> None:
         """Drain every stored turn of one patient, oldest first, under that patient's lock; each
         turn's answers are handed to `deliver` before the next is processed, so they go out in
         order. When another consumer holds the lock this returns at once: the holder drains again
         before it lets go (patient_lock.py)."""
-        lock = PatientLock(self.runtime.redis, self.runtime.settings, app_id, openid)
+        lock = self.locks.of(app_id, openid)
         if not await lock.claim():
             return
         while True:

@@ -73,7 +73,7 @@ async def main() -> None:
             # Bare Rasa first: Rasa answers a sender that has just been answered a little faster.
             bare = {"sender": f"bare-{openid}", "message": text}
             await timed(
-                "bare_rasa", runtime.http.post(f"{settings.rasa_url}/webhooks/rest/webhook", json=bare)
+                "bare_rasa", runtime.http.post(f"{settings.rasa_urls[0]}/webhooks/rest/webhook", json=bare)
             )
             push = WeChatPush.from_fields(parse_xml(stack.build("text", openid, content=text).body))
             await timed("accept", accept_push(runtime, writer, settings.oa_appid, push))

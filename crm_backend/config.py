@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     rasa_host: str = Field("127.0.0.1", alias="RASA_HOST")
     action_server_port: int = Field(5055, alias="ACTION_SERVER_PORT")
     action_server_host: str = Field("127.0.0.1", alias="ACTION_SERVER_HOST")
+    #: Several Rasa servers (each with its own action server), comma-separated base URLs; when set,
+    #: RASA_HOST/RASA_PORT are not used. Turns are spread over them and a server that cannot be
+    #: reached is skipped. Rasa's own lock store is not relied on: the patient lock orders turns.
+    rasa_servers: str = Field("", alias="RASA_URLS")
+    #: The action servers of those Rasa servers, for /healthz (comma-separated base URLs).
+    action_servers: str = Field("", alias="ACTION_SERVER_URLS")
     rasa_timeout_seconds: float = Field(20.0, alias="RASA_TIMEOUT_SECONDS")
     #: How long a turn that keeps failing (Rasa or the action server away) is retried before it is
     #: handed to staff; attempts alone are not enough (see conversations/route.py Limits).
@@ -150,16 +156,22 @@ class Settings(BaseSettings):
         return self.internal_api_token or (SANDBOX_INTERNAL_TOKEN if self.sandbox_enabled else "")
 
     @property
-    def rasa_url(self) -> str:
-        return f"http://{self.rasa_host}:{self.rasa_port}"
+    def rasa_urls(self) -> list[str]:
+        return _url_list(self.rasa_servers) or [f"http://{self.rasa_host}:{self.rasa_port}"]
 
     @property
-    def action_server_url(self) -> str:
-        return f"http://{self.action_server_host}:{self.action_server_port}"
+    def action_server_urls(self) -> list[str]:
+        return _url_list(self.action_servers) or [
+            f"http://{self.action_server_host}:{self.action_server_port}"
+        ]
 
     def key(self, *parts: object) -> str:
         """A namespaced Redis key."""
         return ":".join([self.redis_prefix, *map(str, parts)])
+
+
+def _url_list(value: str) -> list[str]:
+    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
 
 
 @lru_cache

@@ -29,7 +29,15 @@ async def _redis(runtime: Runtime) -> str | None:
 
 
 async def _rasa(runtime: Runtime) -> str | None:
-    response = await runtime.http.get(f"{runtime.settings.rasa_url}/status", timeout=CHECK_TIMEOUT_SECONDS)
+    problems = await asyncio.gather(*(_one_rasa(runtime, url) for url in runtime.settings.rasa_urls))
+    return _each(runtime.settings.rasa_urls, problems)
+
+
+async def _one_rasa(runtime: Runtime, url: str) -> str | None:
+    try:
+        response = await runtime.http.get(f"{url}/status", timeout=CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return _failure(exc)
     if response.status_code != 200:
         return f"HTTP {response.status_code}"
     if not response.json().get("model_file"):
@@ -38,9 +46,25 @@ async def _rasa(runtime: Runtime) -> str | None:
 
 
 async def _action_server(runtime: Runtime) -> str | None:
-    url = f"{runtime.settings.action_server_url}/health"
-    response = await runtime.http.get(url, timeout=CHECK_TIMEOUT_SECONDS)
+    urls = runtime.settings.action_server_urls
+    problems = await asyncio.gather(*(_one_action_server(runtime, url) for url in urls))
+    return _each(urls, problems)
+
+
+async def _one_action_server(runtime: Runtime, url: str) -> str | None:
+    try:
+        response = await runtime.http.get(f"{url}/health", timeout=CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return _failure(exc)
     return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+
+def _each(urls: list[str], problems: list[str | None]) -> str | None:
+    """One server's problem as it is; with several, which of them is down."""
+    if len(urls) == 1:
+        return problems[0]
+    down = [f"{url}: {problem}" for url, problem in zip(urls, problems, strict=True) if problem]
+    return "; ".join(down) or None
 
 
 async def _worker(runtime: Runtime) -> str | None:
@@ -62,7 +86,11 @@ async def _run(check: Any, runtime: Runtime) -> str | None:
     except TimeoutError:
         return "timed out"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _failure(exc)
+
+
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @router.get("/healthz")

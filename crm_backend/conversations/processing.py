@@ -103,7 +103,7 @@ class InboundProcessor:
         #: What time it is for dialogues the bot starts (their window and expiry).
         self.clock = clock
         settings = runtime.settings
-        self.bot = BotGateway(settings.rasa_url, runtime.http, settings.rasa_timeout_seconds)
+        self.bot = BotGateway(settings.rasa_urls, runtime.http, settings.rasa_timeout_seconds)
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
         self.locks = PatientLocks(runtime.redis, settings)
 

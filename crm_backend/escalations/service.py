@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote
 
-import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.conversations.bot_gateway import BotGateway, BotUnavailable
 from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
@@ -195,11 +195,11 @@ class Escalations:
         # Rasa's server does not percent-decode the id in the path: an escaped ':' would name
         # another tracker than the one the REST channel keeps for this patient.
         sender = quote(sender_id(identity), safe=":")
-        url = f"{self.runtime.settings.rasa_url}/conversations/{sender}/tracker/events"
+        settings = self.runtime.settings
+        bot = BotGateway(settings.rasa_urls, self.runtime.http, settings.rasa_timeout_seconds)
         try:
-            response = await self.runtime.http.post(url, json={"event": "pause" if paused else "resume"})
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
+            await bot.set_paused(sender, paused=paused)
+        except BotUnavailable as exc:
             # The gateway already routes by conversation status; the tracker catches up on resume.
             log.warning(
                 "could not %s Rasa tracker for %s: %s", "pause" if paused else "resume", identity.id, exc

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +13,8 @@ import httpx
 
 # The sender id format belongs to the WeChat identity (patients); processing reads it from here.
 from crm_backend.patients.service import rasa_sender as rasa_sender
+
+log = logging.getLogger(__name__)
 
 
 class BotUnavailable(Exception):
@@ -30,6 +35,19 @@ class BotReply:
     custom: dict[str, Any] | None = None
 
 
+#: A Rasa server whose action server was found down is passed over for this long before its
+#: action server is asked again.
+ACTION_SERVER_RECHECK_SECONDS = 1.0
+
+
+@dataclass
+class RasaServer:
+    base: str
+    #: Its action server, when known: Rasa answers without an action's messages when that is away.
+    actions: str | None
+    actions_down_since: float | None = None
+
+
 class BotGateway:
     """One or more Rasa servers sharing one tracker store (Redis).
 
@@ -37,31 +55,46 @@ class BotGateway:
     next one. Any server may answer any patient because the patient lock (patient_lock.py), not
     Rasa's lock store, keeps one patient's turns in order. A request that reached a server and then
     failed is not sent to another: Rasa may have recorded it, and asking twice would say it twice.
+
+    When an action server is away, Rasa still answers 200, only without that action's messages. An
+    empty answer is therefore checked against the server's action server; if it is down, the turn
+    is taken back out of the tracker (a rewind) and asked elsewhere or later.
     """
 
-    def __init__(self, rasa_urls: list[str], http: httpx.AsyncClient, timeout: float) -> None:
-        self.bases = [url.rstrip("/") for url in rasa_urls]
+    def __init__(
+        self,
+        rasa_urls: list[str],
+        http: httpx.AsyncClient,
+        timeout: float,
+        action_server_urls: list[str] | None = None,
+    ) -> None:
+        actions = (
+            action_server_urls if action_server_urls and len(action_server_urls) == len(rasa_urls) else None
+        )
+        self.servers = [
+            RasaServer(url.rstrip("/"), actions[i].rstrip("/") if actions else None)
+            for i, url in enumerate(rasa_urls)
+        ]
         self.http = http
         self.timeout = timeout
-        self._next = itertools.cycle(range(len(self.bases)))
+        self._next = itertools.cycle(range(len(self.servers)))
 
     async def ask(self, sender_id: str, text: str) -> list[BotReply]:
         """No `metadata` is sent: Rasa 3.6 spends a noticeable part of a turn on it (figure in
         docs/PERFORMANCE.md), and actions identify the patient by the sender id (app id + openid)."""
         body = {"sender": sender_id, "message": text}
-        response = await self._request("POST", "/webhooks/rest/webhook", body)
-        return _replies(response.json())
+        return await self._turn(sender_id, "/webhooks/rest/webhook", body, lambda data: data)
 
     async def trigger(self, sender_id: str, intent: str, entities: dict[str, Any]) -> list[BotReply]:
         """Start a dialogue: Rasa runs `intent` as if the patient had said it, and answers here
         (no output channel given, so Rasa collects the messages into its response)."""
         body = {"name": intent, "entities": entities or {}}
-        response = await self._request("POST", f"/conversations/{sender_id}/trigger_intent", body)
-        return _replies(response.json().get("messages") or [])
+        path = f"/conversations/{sender_id}/trigger_intent"
+        return await self._turn(sender_id, path, body, lambda data: data.get("messages") or [])
 
     async def active_form(self, sender_id: str) -> str | None:
         """The form the patient is filling in (a booking, say), if any."""
-        response = await self._request("GET", f"/conversations/{sender_id}/tracker?include_events=NONE")
+        _, response = await self._request("GET", f"/conversations/{sender_id}/tracker?include_events=NONE")
         loop = response.json().get("active_loop") or {}
         return loop.get("name") or None
 
@@ -70,24 +103,89 @@ class BotGateway:
         body = {"event": "pause" if paused else "resume"}
         await self._request("POST", f"/conversations/{sender_id}/tracker/events", body)
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+    async def _turn(
+        self, sender_id: str, path: str, body: dict[str, Any], messages: Callable[[Any], list[dict[str, Any]]]
+    ) -> list[BotReply]:
+        skip: set[int] = set()
+        while True:
+            server, response = await self._request("POST", path, body, skip=skip, need_actions=True)
+            replies = _replies(messages(response.json()))
+            if replies or server.actions is None or await self._actions_alive(server):
+                return replies
+            # Rasa ran without its action server: take the turn back so it can be asked again.
+            try:
+                await self._call(
+                    server, "POST", f"/conversations/{sender_id}/tracker/events", {"event": "rewind"}
+                )
+            except BotUnavailable as exc:
+                raise BotUnavailable(
+                    f"{server.base}: action server down, and the turn not taken back"
+                ) from exc
+            log.warning("%s: action server down; turn of %s taken back", server.base, sender_id)
+            skip.add(self.servers.index(server))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        skip: Collection[int] = (),
+        need_actions: bool = False,
+    ) -> tuple[RasaServer, httpx.Response]:
         # The sender id goes into the path as it is: Rasa does not decode the path, and an escaped
         # ':' would name another conversation.
         first = next(self._next)
-        refused: list[str] = []
-        for offset in range(len(self.bases)):
-            base = self.bases[(first + offset) % len(self.bases)]
+        passed: list[str] = []
+        for offset in range(len(self.servers)):
+            index = (first + offset) % len(self.servers)
+            server = self.servers[index]
+            if index in skip or (need_actions and not await self._actions_usable(server)):
+                passed.append(f"{server.base}: action server down")
+                continue
             try:
-                response = await self.http.request(method, base + path, json=body, timeout=self.timeout)
-            except httpx.ConnectError as exc:
-                refused.append(f"{base}: {exc}")
-                continue  # never reached that server: another may answer
-            except httpx.HTTPError as exc:
-                raise BotUnavailable(f"{base}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code != 200:
-                raise BotUnavailable(f"{base} answered HTTP {response.status_code} to {method} {path}")
-            return response
-        raise BotUnavailable("no Rasa server reachable: " + "; ".join(refused))
+                return server, await self._call(server, method, path, body)
+            except _NotReached as exc:
+                passed.append(str(exc))  # never reached that server: another may answer
+        raise BotUnavailable("no Rasa server could take the turn: " + "; ".join(passed))
+
+    async def _call(
+        self, server: RasaServer, method: str, path: str, body: dict[str, Any] | None
+    ) -> httpx.Response:
+        try:
+            response = await self.http.request(method, server.base + path, json=body, timeout=self.timeout)
+        except httpx.ConnectError as exc:
+            raise _NotReached(f"{server.base}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise BotUnavailable(f"{server.base}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise BotUnavailable(f"{server.base} answered HTTP {response.status_code} to {method} {path}")
+        return response
+
+    async def _actions_usable(self, server: RasaServer) -> bool:
+        """Whether to send a turn to `server`: its action server was not found down lately."""
+        if server.actions_down_since is None:
+            return True
+        if time.monotonic() - server.actions_down_since < ACTION_SERVER_RECHECK_SECONDS:
+            return False
+        return await self._actions_alive(server)
+
+    async def _actions_alive(self, server: RasaServer) -> bool:
+        assert server.actions is not None
+        try:
+            response = await self.http.get(f"{server.actions}/health", timeout=ACTION_SERVER_CHECK_TIMEOUT)
+            alive = response.status_code == 200
+        except httpx.HTTPError:
+            alive = False
+        server.actions_down_since = None if alive else time.monotonic()
+        return alive
+
+
+ACTION_SERVER_CHECK_TIMEOUT = 2.0
+
+
+class _NotReached(BotUnavailable):
+    """The request never reached that Rasa server."""
 
 
 def _replies(items: list[dict[str, Any]]) -> list[BotReply]:

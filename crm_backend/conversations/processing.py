@@ -103,7 +103,9 @@ class InboundProcessor:
         #: What time it is for dialogues the bot starts (their window and expiry).
         self.clock = clock
         settings = runtime.settings
-        self.bot = BotGateway(settings.rasa_urls, runtime.http, settings.rasa_timeout_seconds)
+        self.bot = BotGateway(
+            settings.rasa_urls, runtime.http, settings.rasa_timeout_seconds, settings.action_server_urls
+        )
         self.choices = ChoiceMemory(runtime.redis, settings.redis_prefix)
         self.locks = PatientLocks(runtime.redis, settings)
 

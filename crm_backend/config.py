@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(2, alias="WORKER_CONCURRENCY", ge=1, le=64)
     delivery_max_attempts: int = Field(5, alias="DELIVERY_MAX_ATTEMPTS")
     delivery_backoff_seconds: float = Field(0.5, alias="DELIVERY_BACKOFF_SECONDS")
+    #: How long a message WeChat cannot be reached for stays queued (the sweeper tries it again)
+    #: before it is marked failed; later messages of that conversation wait behind it, in order.
+    delivery_retry_seconds: float = Field(600.0, alias="DELIVERY_RETRY_SECONDS", ge=0)
     token_refresh_margin_seconds: int = Field(600, alias="TOKEN_REFRESH_MARGIN_SECONDS")
 
     #: Version of the privacy notice shown on subscribe; consent records point at it.

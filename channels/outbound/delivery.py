@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,7 +26,9 @@ from channels.outbound.wechat_api import (
     WeChatAPI,
     WeChatAPIError,
     WeChatUnavailable,
+    WeChatUncertain,
 )
+from crm_backend.config import Settings
 from crm_backend.conversations.answers import Answered, release_claims
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.patients.models import WeChatIdentity
@@ -43,6 +45,8 @@ class WeChatCall:
     answer: dict[str, Any] | None = None
     refused: WeChatAPIError | None = None
     unreachable: str | None = None
+    #: The send went out and no answer came back: it is not sent again (it may have arrived).
+    uncertain: str | None = None
 
 
 class Outbox:
@@ -80,22 +84,41 @@ class Outbox:
                     message.wechat_msg_id = msgid
                 else:
                     status, error, attempts = await self._send_text(openid, message.content)
+                if status == DeliveryStatus.PENDING and _too_old(message.created_at, settings):
+                    status = DeliveryStatus.FAILED
                 message.attempts += attempts
                 message.delivery_status = status
                 message.delivery_error = error
                 if status == DeliveryStatus.SENT:
                     message.sent_at = datetime.now(UTC)
                 await session.commit()
+                if status == DeliveryStatus.PENDING:
+                    # WeChat is out of reach: this one is tried again later (the sweeper) and the
+                    # messages after it wait, so the patient reads them in order.
+                    await self._hold_back(conversation_id)
+                    log.warning(
+                        "message %s to %s: WeChat out of reach, queued (%s)", message.id, openid, error
+                    )
+                    return
                 if status != DeliveryStatus.SENT:
                     log.warning("message %s to %s: %s (%s)", message.id, openid, status, error)
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
                     await self.announce_delivery(message.id, message.conversation_id)
+            await self.runtime.redis.delete(_held_back_key(settings, conversation_id))
 
     async def deliver_answered(self, answered: Answered) -> bool:
         """Everything processing one push left to send: its claimed answers, then anything pending.
 
         Runs under the patient's lock, so WeChat gets one try per answer here, not the backoff
         retries. Returns False when answers were handed back as pending for the retry queue."""
+        if answered.claimed and await self.runtime.redis.exists(
+            _held_back_key(self.runtime.settings, answered.conversation_id)
+        ):
+            # Older messages wait for WeChat: these go out after them, through the queue's order.
+            stored = await answered.stored() or []
+            await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
+            await self.deliver_conversation(answered.conversation_id)
+            return True
         if answered.claimed:
             try:
                 if not await self.send_claimed(answered):
@@ -133,6 +156,7 @@ class Outbox:
                 await release_claims(
                     self.runtime.db, [o.message_id for o in claimed[index + 1 :] if o.message_id]
                 )
+                await self._hold_back(answered.conversation_id)
                 log.warning(
                     "message %s to %s: WeChat out of reach, queued", outgoing.message_id, answered.openid
                 )
@@ -144,6 +168,12 @@ class Outbox:
             if outgoing.sender == SenderType.SYSTEM:
                 await self.announce_delivery(outgoing.message_id, outgoing.conversation_id)
         return True
+
+    async def _hold_back(self, conversation_id: int) -> None:
+        """Mark the conversation as waiting for WeChat: new answers queue behind what waits."""
+        settings = self.runtime.settings
+        ttl = max(1, int(settings.delivery_retry_seconds + settings.sweeper_grace_seconds * 2))
+        await self.runtime.redis.set(_held_back_key(settings, conversation_id), "1", ex=ttl)
 
     async def announce_delivery(self, message_id: int, conversation_id: int) -> None:
         """A staff or system message's outcome is stored: whoever shows it subscribes."""
@@ -187,6 +217,13 @@ class Outbox:
                     await self.tokens.refresh(stale=token or None)
                     continue
                 return WeChatCall(attempts, refused=exc)
+            except WeChatUncertain as exc:
+                if token:  # the send itself went out: another try could deliver it twice
+                    return WeChatCall(attempts, uncertain=f"{exc}")
+                failures += 1
+                if failures >= max_failures:
+                    return WeChatCall(attempts, unreachable=f"unreachable after {failures} attempts: {exc}")
+                await asyncio.sleep(settings.delivery_backoff_seconds * 2 ** (failures - 1))
             except WeChatUnavailable as exc:
                 failures += 1
                 if failures >= max_failures:
@@ -218,13 +255,29 @@ class Outbox:
 TEMPLATE_KEY = "template"
 
 
+#: Marks a message whose send got no answer: it may have reached the patient.
+UNCERTAIN = "no answer from WeChat; the message may have reached the patient"
+
+
+def _held_back_key(settings: Settings, conversation_id: int) -> str:
+    return settings.key("held-back", conversation_id)
+
+
+def _too_old(created_at: datetime, settings: Settings) -> bool:
+    """A queued message is retried for DELIVERY_RETRY_SECONDS, then marked failed."""
+    created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return datetime.now(UTC) - created > timedelta(seconds=settings.delivery_retry_seconds)
+
+
 def _outcome(call: WeChatCall) -> tuple[DeliveryStatus, str | None]:
     if call.answer is not None:
         return DeliveryStatus.SENT, None
+    if call.uncertain is not None:
+        return DeliveryStatus.FAILED, f"{UNCERTAIN} ({call.uncertain})"
     if call.refused is not None:
         exc = call.refused
         reason = f"{exc.errcode} {exc.errmsg}"
         if exc.errcode in WINDOW_ERRORS or exc.errcode in RECIPIENT_ERRORS:
             return DeliveryStatus.UNDELIVERABLE, reason
         return DeliveryStatus.FAILED, reason
-    return DeliveryStatus.FAILED, call.unreachable
+    return DeliveryStatus.PENDING, call.unreachable

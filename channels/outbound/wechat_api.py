@@ -34,6 +34,11 @@ class WeChatUnavailable(Exception):
     """Network failure or a 5xx: worth retrying with backoff."""
 
 
+class WeChatUncertain(WeChatUnavailable):
+    """The request went out but no answer came back: WeChat may have acted on it. A message sent
+    again after this could reach the patient twice."""
+
+
 @dataclass(frozen=True)
 class AccessToken:
     value: str
@@ -50,8 +55,10 @@ class WeChatAPI:
             async with self.session.request(method, f"{self.base}{path}", **kwargs) as response:
                 status = response.status
                 body = await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise WeChatUnavailable(f"{type(exc).__name__}: {exc}") from exc  # never reached WeChat
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WeChatUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise WeChatUncertain(f"{type(exc).__name__}: {exc}") from exc
         if status >= 400:
             # WeChat reports its own errors with HTTP 200; anything else is a proxy, an outage or a
             # wrong WECHAT_API_BASE.

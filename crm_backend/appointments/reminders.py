@@ -630,4 +630,4 @@ async def _post_template(
         return call.attempts, int(msgid) if msgid else None, None, None
     if call.refused is not None:
         return call.attempts, None, call.refused.errcode, call.refused.errmsg[:255]
-    return call.attempts, None, None, (call.unreachable or "")[:255]
+    return call.attempts, None, None, (call.unreachable or call.uncertain or "")[:255]

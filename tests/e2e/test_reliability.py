@@ -11,6 +11,7 @@ import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
+from channels.outbound.delivery import UNCERTAIN
 from crm_backend.config import SANDBOX_APPID
 from crm_backend.conversations.models import (
     Conversation,
@@ -363,3 +364,55 @@ def _heard(events: list[dict[str, object]]) -> list[object]:
         elif event.get("event") == "rewind" and heard:
             heard.pop()
     return heard
+
+
+async def test_answers_wechat_cannot_take_wait_and_go_out_in_order_once_it_is_back(
+    stack: Stack, db: Database
+) -> None:
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    # Longer than one delivery's retries with backoff: the answers must wait, not fail.
+    stack.wechat.fault(api="custom_send", http_status=503, times=10_000)
+    try:
+        await stack.say(openid, "你好")
+        await stack.say(openid, "查一下我的预约")
+        deadline = time.monotonic() + 30
+        while await _pending_answers(db, openid) < 2:
+            assert time.monotonic() < deadline, "the answers were not kept for later"
+            await asyncio.sleep(0.2)
+    finally:
+        stack.wechat.clear_faults()
+    marked = await send_marker_and_wait(stack, openid, db=db, timeout=60)
+    texts = marked.others[before:]
+    assert len(texts) == 2 and "没有待就诊的预约" in texts[1], texts
+
+
+async def _pending_answers(db: Database, openid: str) -> int:
+    async with db.sessions() as session:
+        return len(
+            (
+                await session.scalars(
+                    select(Message.id)
+                    .join(Conversation, Message.conversation_id == Conversation.id)
+                    .join(WeChatIdentity, Conversation.identity_id == WeChatIdentity.id)
+                    .where(
+                        WeChatIdentity.openid == openid,
+                        Message.direction == Direction.OUT,
+                        Message.delivery_status == DeliveryStatus.PENDING,
+                    )
+                )
+            ).all()
+        )
+
+
+async def test_a_send_wechat_never_answers_is_not_sent_again(stack: Stack, db: Database) -> None:
+    """WeChat may have delivered a message it did not answer for: sending it again could show it
+    twice, so it is marked and left for staff to see."""
+    openid = await stack.consented_patient()
+    before = len(stack.wechat.texts(openid))
+    stack.wechat.fault(api="custom_send", delay_seconds=12, times=1)  # longer than our client waits
+    await stack.say(openid, "你好")
+    message = await _wait_status(db, openid, DeliveryStatus.FAILED, timeout=30)
+    assert message.delivery_error and UNCERTAIN in message.delivery_error
+    marked = await send_marker_and_wait(stack, openid, db=db, timeout=60)
+    assert len(marked.others) <= before + 1  # the first send, if WeChat delivered it; never twice

@@ -20,7 +20,7 @@ ifeq ($(strip $(WECHAT_OA_APPID)),)
 WECHAT_API_BASE ?= http://127.0.0.1:$(PORT)
 endif
 
-.PHONY: help install run test lint format migrate model bench clean browser
+.PHONY: help install run run-scaled test lint format migrate model bench clean browser
 
 help:
 	@echo "make run   - install what is missing, migrate, train if needed, start everything"
@@ -53,6 +53,13 @@ model: $(RASA_VENV)/.installed
 run: install migrate model
 	$(APP_PY) -m crm_backend.appointments.demo_data
 	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+
+# Two web processes, two workers and two Rasa servers with their action servers (Procfile.scaled).
+run-scaled: install migrate model
+	$(APP_PY) -m crm_backend.appointments.demo_data
+	RASA_URLS=http://127.0.0.1:5005,http://127.0.0.1:5006 \
+	ACTION_SERVER_URLS=http://127.0.0.1:5055,http://127.0.0.1:5056 \
+		$(VENV)/bin/honcho start -f Procfile.scaled -p $(PORT)
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot download its own here).
 browser:

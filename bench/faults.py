@@ -1,0 +1,784 @@
+"""Nothing lost under faults: the real stack on PostgreSQL, a mixed load through the webhook, one
+fault after another, then the books checked from the database and the fake WeChat API's record.
+
+The stack runs two web processes behind a local load balancer, two workers and one or two Rasa
+servers (each with its own action server); Redis and the path to PostgreSQL belong to the suite, so
+the machine's shared servers are never touched. Patients chat, book and ask for a person; WeChat
+retries pushes it got no answer for and sometimes repeats one it did; an agent answers the chats
+staff hold. Each fault hits one of each kind of process or one outside system, in its own window.
+
+Checked at the end, for every push WeChat got "success" for: stored once; answered exactly once,
+or marked with its reason (given up and escalated, held by staff, refused by WeChat); no answer
+for a push never stored; answers in the order of the pushes; every agent reply delivered once.
+
+    .venv/bin/python bench/faults.py            # the full suite (about 10 minutes)
+    .venv/bin/python bench/faults.py --short    # the version `make test` runs
+    .venv/bin/python bench/faults.py --faults redis_data_loss,web_kill --rasa 1
+
+Exits 1 when anything was lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fault_rig import OwnRedis, Relay
+from bench.webhook_latency import default_timings
+from channels.outbound.delivery import UNCERTAIN
+from crm_backend.database.core import Database
+from tests.support.console import ConsoleClient
+from tests.support.postgres import POSTGRES_ADMIN_DSN, drop_postgres, recreate_postgres
+from tests.support.settle import wait_turn_settled
+from tests.support.stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    FakeWeChat,
+    RasaServers,
+    Stack,
+    free_port,
+    new_openid,
+    start_fake_wechat,
+    start_rasa,
+    wait_until,
+)
+
+CHAT = ["你好", "谢谢", "我的预约", "在吗", "早上好", "好的谢谢"]
+BOOKING = ["我想挂号", "皮肤科", "明天上午", "算了不约了"]
+TO_STAFF = ["医生在吗", "我想问问复查的事", "伤口有点痒正常吗", "好的"]
+#: WeChat repeats a push it did get our "success" for about this often (a lost acknowledgement).
+REPEAT_SHARE = 0.1
+#: WeChat waits this long for our answer to a push, and tries this many times in all.
+WECHAT_PUSH_TIMEOUT = 5.0
+WECHAT_PUSH_TRIES = 3
+
+
+@dataclass
+class SentPush:
+    openid: str
+    msg_id: int
+    text: str
+    window: str
+    sent_at: float
+    acked: bool = False
+
+
+@dataclass
+class AgentReply:
+    openid: str
+    text: str
+    window: str
+    accepted: bool
+
+
+@dataclass
+class Window:
+    name: str
+    started: float
+    ended: float = 0.0
+
+
+@dataclass
+class Books:
+    """What the load generator did, for the checks."""
+
+    pushes: list[SentPush] = field(default_factory=list)
+    replies: list[AgentReply] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+    to_staff: set[str] = field(default_factory=set)
+
+    @property
+    def window(self) -> str:
+        return self.windows[-1].name if self.windows else "setup"
+
+
+@dataclass
+class Timing:
+    """How long each fault lasts; the short version's are shorter."""
+
+    lead: float
+    tail: float
+    rasa_down: float
+    actions_down: float
+    postgres_down: float
+    wechat_fault: float
+    restart_after: float
+
+
+FULL = Timing(
+    lead=5, tail=15, rasa_down=60, actions_down=30, postgres_down=20, wechat_fault=15, restart_after=5
+)
+SHORT = Timing(lead=3, tail=6, rasa_down=10, actions_down=8, postgres_down=8, wechat_fault=6, restart_after=3)
+
+
+class Rig:
+    """The stack and the handles the faults pull."""
+
+    def __init__(self, rasa_servers: int, short: bool) -> None:
+        self.rasa_count = rasa_servers
+        self.short = short
+        self.redis = OwnRedis()
+        self.db_relay = Relay("postgresql", [_postgres_address()])
+        self.web_ports = [free_port(), free_port()]
+        self.web_relay = Relay("web", [("127.0.0.1", port) for port in self.web_ports])
+        self.rasa: list[RasaServers] = []
+        self.stacks: list[Stack] = []
+        self.wechat: FakeWeChat | None = None
+        self.database_name = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_faults"
+        self.direct_dsn = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_relay.port}"
+
+    @property
+    def fake(self) -> FakeWeChat:
+        assert self.wechat is not None
+        return self.wechat
+
+    async def start(self) -> None:
+        self.redis.start()
+        self.db_relay.start()
+        self.web_relay.start()
+        direct_url = await recreate_postgres(self.database_name)
+        self.direct_dsn = direct_url.replace("postgresql+asyncpg", "postgresql")
+        host, port = _postgres_address()
+        relayed_url = direct_url.replace(f"{host}:{port}", f"127.0.0.1:{self.db_relay.port}")
+        if f"{host}:{port}" not in direct_url:
+            raise SystemExit(f"cannot route {direct_url} through the relay")
+        self.wechat = start_fake_wechat()
+        self.rasa = list(
+            await asyncio.gather(
+                *(asyncio.to_thread(start_rasa, self.redis.url(1), self.url) for _ in range(self.rasa_count))
+            )
+        )
+        settings = {
+            "RASA_URLS": ",".join(f"http://127.0.0.1:{r.rasa_port}" for r in self.rasa),
+            "ACTION_SERVER_URLS": ",".join(f"http://127.0.0.1:{r.action_port}" for r in self.rasa),
+            # The full suite runs the product's own timings; the short one the test suite's.
+            **({} if self.short else default_timings()),
+        }
+        self.stacks = [
+            Stack(f"faults-{i}", relayed_url, self.redis.url(0), self.rasa[0], self.fake, port, settings)
+            for i, port in enumerate(self.web_ports)
+        ]
+        self.stacks[0].migrate()
+        for stack in self.stacks:
+            stack.start_web()
+            stack.start_worker()
+        for stack in self.stacks:
+            stack.wait_healthy(120)
+
+    def stop(self) -> None:
+        for stack in self.stacks:
+            stack.stop()
+        for servers in self.rasa:
+            servers.stop()
+        if self.wechat is not None:
+            self.wechat.process.stop()
+        self.web_relay.stop()
+        self.db_relay.stop()
+        self.redis.stop()
+
+    async def restart_rasa(self, index: int) -> None:
+        servers = self.rasa[index]
+        servers.rasa.start()
+        await asyncio.to_thread(
+            wait_until,
+            lambda: bool(
+                httpx.get(f"http://127.0.0.1:{servers.rasa_port}/status", timeout=2).json()["model_file"]
+            ),
+            300,
+            "Rasa to load its model again",
+            1,
+        )
+
+    async def restart_actions(self, index: int) -> None:
+        servers = self.rasa[index]
+        servers.actions.start()
+        await asyncio.to_thread(
+            wait_until,
+            lambda: httpx.get(f"http://127.0.0.1:{servers.action_port}/health", timeout=2).status_code == 200,
+            120,
+            "the action server again",
+            0.5,
+        )
+
+    async def turns_in_flight(self, at_least: int, timeout: float = 10) -> bool:
+        """Wait until `at_least` patient locks are held (0: until none is), so a kill lands in the
+        middle of a turn or between turns."""
+        deadline = time.monotonic() + timeout
+        pattern = "cb:lock:patient:*"
+        while time.monotonic() < deadline:
+            held = await asyncio.to_thread(self.redis.locks_held, pattern)
+            if (held >= at_least) if at_least else held == 0:
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+
+def _postgres_address() -> tuple[str, int]:
+    netloc = POSTGRES_ADMIN_DSN.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = netloc.partition(":")
+    return host or "127.0.0.1", int(port or 5432)
+
+
+# -- the faults --------------------------------------------------------------------------------------
+
+Inject = Callable[[Rig, Timing], Awaitable[None]]
+
+
+async def _none(rig: Rig, timing: Timing) -> None:
+    await asyncio.sleep(timing.wechat_fault)
+
+
+async def _redis_data_loss(rig: Rig, timing: Timing) -> None:
+    await asyncio.to_thread(rig.redis.lose_data)
+
+
+async def _redis_restart(rig: Rig, timing: Timing) -> None:
+    rig.redis.process.kill()
+    await asyncio.sleep(timing.restart_after)
+    await asyncio.to_thread(rig.redis.start)
+
+
+async def _worker_kill(rig: Rig, timing: Timing, *, mid_turn: bool) -> None:
+    await rig.turns_in_flight(2 if mid_turn else 0)
+    worker = rig.stacks[0].worker
+    assert worker is not None
+    worker.kill()
+    await asyncio.sleep(timing.restart_after)
+    rig.stacks[0].start_worker()
+
+
+async def _worker_kill_between(rig: Rig, timing: Timing) -> None:
+    await _worker_kill(rig, timing, mid_turn=False)
+
+
+async def _worker_kill_mid_turn(rig: Rig, timing: Timing) -> None:
+    await _worker_kill(rig, timing, mid_turn=True)
+
+
+async def _web_kill(rig: Rig, timing: Timing) -> None:
+    web = rig.stacks[0].web
+    assert web is not None
+    web.kill()
+    await asyncio.sleep(timing.restart_after)
+    await asyncio.to_thread(rig.stacks[0].start_web)
+
+
+async def _rasa_down(rig: Rig, timing: Timing) -> None:
+    rig.rasa[0].rasa.kill()
+    await asyncio.sleep(timing.rasa_down)
+    await rig.restart_rasa(0)
+
+
+async def _action_server_down(rig: Rig, timing: Timing) -> None:
+    rig.rasa[0].actions.kill()
+    await asyncio.sleep(timing.actions_down)
+    await rig.restart_actions(0)
+
+
+async def _wechat(rig: Rig, timing: Timing, **spec: Any) -> None:
+    await asyncio.to_thread(rig.fake.fault, api="custom_send", times=10_000, **spec)
+    await asyncio.sleep(timing.wechat_fault)
+    await asyncio.to_thread(rig.fake.clear_faults)
+
+
+async def _wechat_5xx(rig: Rig, timing: Timing) -> None:
+    await _wechat(rig, timing, http_status=503)
+
+
+async def _wechat_timeout(rig: Rig, timing: Timing) -> None:
+    # Longer than our client waits for WeChat: the send may or may not have gone out.
+    await _wechat(rig, timing, delay_seconds=12)
+
+
+async def _wechat_45015(rig: Rig, timing: Timing) -> None:
+    await _wechat(rig, timing, errcode=45015, errmsg="response out of time limit or subscription is canceled")
+
+
+async def _token_expiry(rig: Rig, timing: Timing) -> None:
+    await asyncio.to_thread(rig.fake.expire_tokens)
+
+
+async def _postgres_down(rig: Rig, timing: Timing) -> None:
+    rig.db_relay.cut(timing.postgres_down)
+    await asyncio.sleep(timing.postgres_down)
+
+
+FAULTS: dict[str, Inject] = {
+    "none": _none,
+    "redis_data_loss": _redis_data_loss,
+    "redis_restart": _redis_restart,
+    "worker_kill_between_turns": _worker_kill_between,
+    "worker_kill_mid_turn": _worker_kill_mid_turn,
+    "web_kill": _web_kill,
+    "rasa_down": _rasa_down,
+    "action_server_down": _action_server_down,
+    "wechat_5xx": _wechat_5xx,
+    "wechat_timeout": _wechat_timeout,
+    "wechat_45015": _wechat_45015,
+    "token_expiry": _token_expiry,
+    "postgres_down": _postgres_down,
+}
+SHORT_FAULTS = [
+    "none",
+    "redis_data_loss",
+    "worker_kill_mid_turn",
+    "web_kill",
+    "action_server_down",
+    "wechat_5xx",
+    "wechat_timeout",
+    "token_expiry",
+    "postgres_down",
+]
+
+
+# -- acting as WeChat, patients and an agent ------------------------------------------------------
+
+
+class Load:
+    def __init__(self, rig: Rig, books: Books, rng: random.Random, gap: float) -> None:
+        self.rig = rig
+        self.books = books
+        self.rng = rng
+        self.gap = gap
+        self.http = httpx.AsyncClient(timeout=WECHAT_PUSH_TIMEOUT)
+        self.stopping = asyncio.Event()
+
+    async def push(self, openid: str, text: str) -> SentPush:
+        """One push as WeChat sends it: tried up to three times until we answer "success"."""
+        built = self.rig.stacks[0].build("text", openid, content=text)
+        assert built.msg_id is not None
+        sent = SentPush(openid, built.msg_id, text, self.books.window, time.time())
+        self.books.pushes.append(sent)
+        for _ in range(WECHAT_PUSH_TRIES):
+            if await self._post(built):
+                sent.acked = True
+                break
+            await asyncio.sleep(1)
+        if sent.acked and self.rng.random() < REPEAT_SHARE:
+            # Our "success" got lost on the way: WeChat sends the same push again.
+            await asyncio.sleep(self.rng.uniform(0.2, 2))
+            await self._post(built)
+        return sent
+
+    async def _post(self, built: Any) -> bool:
+        try:
+            response = await self.http.post(
+                f"{self.rig.url}/wechat/oa", params=built.params, content=built.body, headers=built.headers
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and response.text == "success"
+
+    async def patient(self, openid: str, script: list[str]) -> None:
+        step = 0
+        while not self.stopping.is_set():
+            await self._pause()
+            if self.stopping.is_set():
+                return
+            await self.push(openid, script[step % len(script)])
+            step += 1
+
+    async def agent(self, console: ConsoleClient, conversations: dict[str, int]) -> None:
+        """An agent answering each chat staff hold every few seconds."""
+        count = 0
+        while not self.stopping.is_set():
+            await self._pause()
+            for openid, conversation_id in conversations.items():
+                count += 1
+                text = f"您好，这里是护士站，第 {count} 次回复。"
+                try:
+                    response = await console.post(
+                        f"/api/console/conversations/{conversation_id}/messages", {"text": text}
+                    )
+                    accepted = response.status_code == 201
+                    if response.status_code == 401:
+                        # Signed out (sessions live in Redis): the agent signs in again.
+                        await console.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+                except httpx.HTTPError:
+                    accepted = False
+                self.books.replies.append(AgentReply(openid, text, self.books.window, accepted))
+
+    async def _pause(self) -> None:
+        with_jitter = self.rng.expovariate(1 / self.gap)
+        try:
+            await asyncio.wait_for(self.stopping.wait(), with_jitter)
+        except TimeoutError:
+            pass
+
+
+async def consented(rig: Rig) -> str:
+    openid = new_openid()
+    stack = rig.stacks[0]
+    assert (await stack.post(stack.build("subscribe", openid))).text == "success"
+    await stack.wait_answers(openid, 2, timeout=60)
+    await stack.converse(openid, "同意", timeout=60)
+    return openid
+
+
+async def hand_to_staff(rig: Rig, openid: str, console: ConsoleClient) -> int:
+    """The patient asks for a person and the agent takes the chat; returns the conversation id."""
+    await rig.stacks[0].converse(openid, "转人工", timeout=60)
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        found = await conn.fetchrow(
+            "SELECT x.id, x.conversation_id FROM escalations x"
+            + OF_PATIENT
+            + "WHERE w.openid = $1 AND x.resolved_at IS NULL",
+            openid,
+        )
+    finally:
+        await conn.close()
+    if found is None:
+        raise RuntimeError(f"{openid} asked for a person but no escalation exists")
+    (await console.post(f"/api/console/escalations/{found['id']}/claim")).raise_for_status()
+    return int(found["conversation_id"])
+
+
+#: Joins the row `x` of a conversation to the patient's WeChat identity `w`.
+OF_PATIENT = (
+    " JOIN conversations c ON c.id = x.conversation_id JOIN wechat_identities w ON w.id = c.identity_id "
+)
+
+
+# -- the books -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    fault: str
+    pushes: int = 0
+    answered: int = 0
+    marked: Counter[str] = field(default_factory=Counter)
+    lost: int = 0
+    duplicated: int = 0
+    longest: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+async def check(rig: Rig, books: Books) -> list[Row]:
+    openids = sorted({p.openid for p in books.pushes})
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        inbound = await conn.fetch(
+            "SELECT id, openid, wechat_msg_id, status, last_error, processed_at FROM inbound_messages "
+            "WHERE openid = ANY($1::text[]) AND msg_type = 'text'",
+            openids,
+        )
+        outbound = await conn.fetch(
+            "SELECT x.id, w.openid, x.conversation_id, x.sender_type, x.msg_type, x.content, "
+            "x.reply_to_inbound_id, x.delivery_status, x.delivery_error FROM messages x"
+            + OF_PATIENT
+            + "WHERE w.openid = ANY($1::text[]) AND x.direction = 'out' ORDER BY x.id",
+            openids,
+        )
+        escalations = await conn.fetch(
+            "SELECT x.reason, x.created_at, x.resolved_at, w.openid FROM escalations x"
+            + OF_PATIENT
+            + "WHERE w.openid = ANY($1::text[])",
+            openids,
+        )
+    finally:
+        await conn.close()
+    sends = [s for s in await asyncio.to_thread(rig.fake.sent) if s["touser"] in set(openids)]
+
+    rows = {w.name: Row(w.name) for w in books.windows}
+    stored: dict[tuple[str, int], list[asyncpg.Record]] = defaultdict(list)
+    for record in inbound:
+        stored[(record["openid"], record["wechat_msg_id"])].append(record)
+    answers: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for message in outbound:
+        if message["reply_to_inbound_id"] is not None:
+            answers[message["reply_to_inbound_id"]].append(message)
+    arrivals = _match_sends(outbound, sends)
+    window_of_inbound: dict[int, str] = {}
+
+    for push in books.pushes:
+        row = rows[push.window]
+        records = stored.get((push.openid, push.msg_id), [])
+        if not push.acked:
+            if records:
+                row.pushes += 1  # WeChat gave up but a try did land: it must be answered like any other
+            else:
+                row.marked["not acknowledged: WeChat told the patient"] += 1
+                continue
+        else:
+            row.pushes += 1
+        if not records:
+            row.lost += 1
+            row.problems.append(f"push {push.msg_id} of {push.openid} acknowledged but not stored")
+            continue
+        if len(records) > 1:
+            row.duplicated += len(records) - 1
+            row.problems.append(f"push {push.msg_id} stored {len(records)} times")
+        record = records[0]
+        window_of_inbound[record["id"]] = push.window
+        replies = answers.get(record["id"], [])
+        if record["status"] == "failed":
+            if any(e["openid"] == push.openid and e["reason"] == "bot_unavailable" for e in escalations):
+                row.marked["given up, escalated to staff"] += 1
+            else:
+                row.lost += 1
+                row.problems.append(f"push {push.msg_id} given up without an escalation")
+            continue
+        if record["status"] != "processed":
+            row.lost += 1
+            row.problems.append(f"push {push.msg_id} still {record['status']} at the end")
+            continue
+        if not replies:
+            if _held_by_staff(escalations, push.openid, record["processed_at"]):
+                row.marked["for staff"] += 1
+            else:
+                row.lost += 1
+                row.problems.append(f"push {push.msg_id} ({push.text}) processed without an answer")
+            continue
+        statuses = {m["delivery_status"] for m in replies}
+        if statuses == {"sent"}:
+            row.answered += 1
+            firsts = [arrivals[m["id"]][0] for m in replies if arrivals.get(m["id"])]
+            if firsts:  # one that never arrived is counted below, with the sends
+                row.longest = max(row.longest, min(firsts) - push.sent_at)
+        elif statuses & {"pending", "sending"}:
+            row.lost += 1
+            row.problems.append(f"push {push.msg_id}: answer still {statuses} at the end")
+        else:
+            reasons = {_reason(m) for m in replies if m["delivery_status"] != "sent"}
+            row.marked["answer not delivered: " + ", ".join(sorted(reasons))] += 1
+
+    # Every send WeChat recorded is a stored message sent once, in the order of the pushes answered.
+    for message in outbound:
+        times = arrivals.get(message["id"], [])
+        window = window_of_inbound.get(message["reply_to_inbound_id"] or -1) or _window_at(books, times)
+        row = rows.get(window) or rows[books.windows[0].name]
+        allowed = 1 if _may_have_arrived(message) else 0
+        if len(times) > allowed:
+            row.duplicated += len(times) - allowed
+            row.problems.append(
+                f"message {message['id']} ({message['content'][:20]}) arrived {len(times)} times"
+            )
+        if message["delivery_status"] == "sent" and not times:
+            row.lost += 1
+            row.problems.append(
+                f"{message['sender_type']} message {message['id']} ({message['content'][:20]}) "
+                "marked sent but never arrived"
+            )
+    unmatched = [s for s in sends if s.get("_matched") is None]
+    for send in unmatched:
+        rows[books.windows[-1].name].duplicated += 1
+        rows[books.windows[-1].name].problems.append(f"a send nobody stored: {send.get('content')!r}")
+    for openid in openids:
+        # A send WeChat gave no answer to may have arrived at any time, or not at all: it has no place
+        # in the order the patient saw.
+        answered = [
+            m
+            for s in sorted(sends, key=lambda s: s["seq"])
+            if s["touser"] == openid
+            and (m := s.get("_matched")) is not None
+            and m["reply_to_inbound_id"]
+            and m["delivery_status"] == "sent"
+        ]
+        for earlier, later in itertools.pairwise(answered):
+            if later["reply_to_inbound_id"] < earlier["reply_to_inbound_id"]:
+                row = rows[window_of_inbound.get(later["reply_to_inbound_id"], books.windows[-1].name)]
+                row.lost += 1
+                row.problems.append(
+                    f"answer {later['id']} to push {later['reply_to_inbound_id']} arrived after answer "
+                    f"{earlier['id']} to the later push {earlier['reply_to_inbound_id']}"
+                )
+
+    # An agent reply the console accepted is stored; its sends are checked with every message above.
+    stored_replies = {(m["openid"], m["content"]) for m in outbound if m["sender_type"] == "agent"}
+    for reply in books.replies:
+        if not reply.accepted:
+            rows[reply.window].marked["agent reply refused in the console"] += 1
+        elif (reply.openid, reply.text) not in stored_replies:
+            rows[reply.window].lost += 1
+            rows[reply.window].problems.append(f"agent reply {reply.text!r} accepted but not stored")
+    for openid in books.to_staff:
+        if not any(e["openid"] == openid for e in escalations):
+            rows[books.windows[0].name].lost += 1
+            rows[books.windows[0].name].problems.append(f"{openid} asked for a person: no escalation")
+    return list(rows.values())
+
+
+def _match_sends(outbound: list[asyncpg.Record], sends: list[dict[str, Any]]) -> dict[int, list[float]]:
+    """Arrival times of each stored message at the fake WeChat API, matched by patient and content
+    in order; each matched send is tagged with its message."""
+    waiting: dict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
+    for message in outbound:
+        if message["msg_type"] == "text" and _may_have_arrived(message):
+            waiting[(message["openid"], message["content"])].append(message)
+    arrivals: dict[int, list[float]] = defaultdict(list)
+    for send in sorted(sends, key=lambda s: s["seq"]):
+        candidates = waiting.get((send["touser"], send.get("content") or ""), [])
+        if not candidates:
+            continue
+        # The first stored copy not yet seen, one known sent before one that may have been; once
+        # all were seen, a repeat is the last one again.
+        unseen = [m for m in candidates if m["id"] not in arrivals]
+        unseen.sort(key=lambda m: (m["delivery_status"] != "sent", m["id"]))
+        message = unseen[0] if unseen else candidates[-1]
+        arrivals[message["id"]].append(datetime.fromisoformat(send["at"]).timestamp())
+        send["_matched"] = message
+    return arrivals
+
+
+def _reason(message: asyncpg.Record) -> str:
+    error = message["delivery_error"] or message["delivery_status"]
+    return "no answer from WeChat, not sent again" if UNCERTAIN in error else error.split(":")[0]
+
+
+def _may_have_arrived(message: asyncpg.Record) -> bool:
+    """Sent, or sent with no answer from WeChat (it is then never sent again)."""
+    return message["delivery_status"] == "sent" or UNCERTAIN in (message["delivery_error"] or "")
+
+
+def _held_by_staff(escalations: list[asyncpg.Record], openid: str, at: datetime | None) -> bool:
+    return at is not None and any(
+        e["openid"] == openid
+        and e["created_at"] <= at
+        and (e["resolved_at"] is None or e["resolved_at"] >= at)
+        for e in escalations
+    )
+
+
+def _window_at(books: Books, times: list[float]) -> str:
+    when = times[0] if times else time.time()
+    for window in reversed(books.windows):
+        if window.started <= when:
+            return window.name
+    return books.windows[0].name
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+async def settle(rig: Rig, books: Books, load: Load, timeout: float) -> None:
+    """Wait until every push is handled and nothing is on its way: each patient sends one more
+    message, and once it is processed with its answers out, so is everything before it (a
+    patient's turns are handled in order); those messages are checked like the others."""
+    books.windows.append(Window("after the faults", time.time()))
+    patients = sorted({p.openid for p in books.pushes})
+    markers = await asyncio.gather(*(load.push(openid, "谢谢") for openid in patients))
+    database = Database(rig.stacks[0].database_url)
+    try:
+        await asyncio.gather(
+            *(
+                wait_turn_settled(rig.stacks[0], m.openid, m.msg_id, db=database, timeout=timeout)
+                for m in markers
+            )
+        )
+    finally:
+        await database.dispose()
+    books.windows[-1].ended = time.time()
+
+
+def report(rows: list[Row]) -> str:
+    lines = [
+        "| fault | pushes | answered | marked with a reason | lost | duplicated | longest delay |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        marked = "; ".join(f"{n} {reason}" for reason, n in sorted(row.marked.items())) or "0"
+        lines.append(
+            f"| {row.fault} | {row.pushes} | {row.answered} | {marked} | {row.lost} | {row.duplicated} "
+            f"| {row.longest:.1f} s |"
+        )
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> int:
+    timing = SHORT if args.short else FULL
+    names = args.faults.split(",") if args.faults else (SHORT_FAULTS if args.short else list(FAULTS))
+    unknown = [name for name in names if name not in FAULTS]
+    if unknown:
+        raise SystemExit(f"unknown faults: {unknown}; known: {list(FAULTS)}")
+    rig = Rig(args.rasa, args.short)
+    books = Books()
+    rng = random.Random(args.seed)
+    try:
+        await rig.start()
+        load = Load(rig, books, rng, args.gap)
+        console = ConsoleClient(rig.url)
+        await console.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        await console.put("/api/console/me/presence", {"presence": "online"})
+        patients = list(await asyncio.gather(*(consented(rig) for _ in range(args.patients))))
+        staff_held = patients[: args.staff_chats]
+        conversations = {}
+        for openid in staff_held:
+            conversations[openid] = await hand_to_staff(rig, openid, console)
+        books.to_staff.update(staff_held)
+        scripts = [
+            TO_STAFF if p in books.to_staff else BOOKING if i % 4 == 1 else CHAT
+            for i, p in enumerate(patients)
+        ]
+        books.windows.append(Window("warm-up", time.time()))
+        tasks = [asyncio.create_task(load.patient(p, s)) for p, s in zip(patients, scripts, strict=True)]
+        tasks.append(asyncio.create_task(load.agent(console, conversations)))
+        await asyncio.sleep(timing.lead)
+        for name in names:
+            books.windows[-1].ended = time.time()
+            books.windows.append(Window(name, time.time()))
+            print(f"[faults] {name}", file=sys.stderr, flush=True)
+            await asyncio.sleep(timing.lead)
+            await FAULTS[name](rig, timing)
+            await asyncio.sleep(timing.tail)
+        load.stopping.set()
+        await asyncio.gather(*tasks)
+        books.windows[-1].ended = time.time()
+        await settle(rig, books, load, args.settle)
+        rows = await check(rig, books)
+        await console.aclose()
+        await load.http.aclose()
+    finally:
+        rig.stop()
+    if not any(row.lost or row.duplicated for row in rows):
+        await drop_postgres(rig.database_name)  # kept otherwise, for a look at what went wrong
+    print(report(rows))
+    problems = [p for row in rows for p in row.problems]
+    for problem in problems[:50]:
+        print("  -", problem)
+    return 1 if any(row.lost or row.duplicated for row in rows) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--short", action="store_true", help="the short version make test runs")
+    parser.add_argument("--faults", help="comma-separated fault names, in order (default: all)")
+    parser.add_argument("--rasa", type=int, default=None, help="Rasa servers (default 2; 1 with --short)")
+    parser.add_argument(
+        "--patients", type=int, default=None, help="patients writing (default 20; 8 with --short)"
+    )
+    parser.add_argument("--staff-chats", type=int, default=2, help="of them, chats an agent holds")
+    parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between one patient's messages")
+    parser.add_argument("--settle", type=float, default=240, help="seconds allowed to settle after the load")
+    parser.add_argument("--seed", type=int, default=12)
+    args = parser.parse_args()
+    args.rasa = args.rasa or (1 if args.short else 2)
+    args.patients = args.patients or (8 if args.short else 20)
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ import time
 
 import redis
 
+from tests.support.postgres import POSTGRES_ADMIN_DSN
 from tests.support.stack import Process, free_port, wait_until
 
 
@@ -134,3 +135,9 @@ class Relay:
         finally:
             with contextlib.suppress(Exception):
                 writer.write_eof()
+
+
+def postgres_address() -> tuple[str, int]:
+    netloc = POSTGRES_ADMIN_DSN.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = netloc.partition(":")
+    return host or "127.0.0.1", int(port or 5432)

@@ -39,12 +39,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fault_rig import OwnRedis, Relay
+from bench.fault_rig import OwnRedis, Relay, postgres_address
 from bench.webhook_latency import default_timings
 from channels.outbound.delivery import UNCERTAIN
 from crm_backend.database.core import Database
 from tests.support.console import ConsoleClient
-from tests.support.postgres import POSTGRES_ADMIN_DSN, drop_postgres, recreate_postgres
+from tests.support.postgres import drop_postgres, recreate_postgres
 from tests.support.settle import wait_turn_settled
 from tests.support.stack import (
     ADMIN_PASSWORD,
@@ -134,7 +134,7 @@ class Rig:
         self.rasa_count = rasa_servers
         self.short = short
         self.redis = OwnRedis()
-        self.db_relay = Relay("postgresql", [_postgres_address()])
+        self.db_relay = Relay("postgresql", [postgres_address()])
         self.web_ports = [free_port(), free_port()]
         self.web_relay = Relay("web", [("127.0.0.1", port) for port in self.web_ports])
         self.rasa: list[RasaServers] = []
@@ -158,7 +158,7 @@ class Rig:
         self.web_relay.start()
         direct_url = await recreate_postgres(self.database_name)
         self.direct_dsn = direct_url.replace("postgresql+asyncpg", "postgresql")
-        host, port = _postgres_address()
+        host, port = postgres_address()
         relayed_url = direct_url.replace(f"{host}:{port}", f"127.0.0.1:{self.db_relay.port}")
         if f"{host}:{port}" not in direct_url:
             raise SystemExit(f"cannot route {direct_url} through the relay")
@@ -231,12 +231,6 @@ class Rig:
                 return True
             await asyncio.sleep(0.005)
         return False
-
-
-def _postgres_address() -> tuple[str, int]:
-    netloc = POSTGRES_ADMIN_DSN.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = netloc.partition(":")
-    return host or "127.0.0.1", int(port or 5432)
 
 
 # -- the faults --------------------------------------------------------------------------------------

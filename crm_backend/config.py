@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     #: with real WeChat credentials; the sandbox falls back to a development token.
     internal_api_token: str = Field("", alias="INTERNAL_API_TOKEN", repr=False)
 
+    #: How long the webhook holds pushes while the database is out of reach (conversations/inbound.py).
+    webhook_database_wait_seconds: float = Field(15.0, alias="WEBHOOK_DATABASE_WAIT_SECONDS", ge=0)
     #: Largest webhook body accepted; WeChat pushes are a few KiB.
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES")
     #: Key prefix for every Redis key this deployment writes (lets two deployments share one Redis).

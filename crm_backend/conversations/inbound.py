@@ -13,6 +13,7 @@ import asyncio
 import enum
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from sqlalchemy.engine.interfaces import Dialect
 from crm_backend.background import BackgroundLoop
 from crm_backend.conversations.models import InboundMessage, InboundStatus
 from crm_backend.database.hot_path import insert_for
+from crm_backend.database.outage import unreachable
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,11 @@ class Push(Protocol):
     def msg_id(self) -> int | None: ...
 
     def dedupe_key(self, app_id: str) -> str: ...
+
+
+#: Pauses between tries while the database is out of reach (doubling up to the second).
+DATABASE_RETRY_FIRST_PAUSE = 0.1
+DATABASE_RETRY_MAX_PAUSE = 1.0
 
 
 class Accepted(enum.Enum):
@@ -132,7 +139,25 @@ class InboundWriter(BackgroundLoop):
                     item.done.set_result(new_id)
 
     async def _write(self, batch: list[dict[str, Any]]) -> dict[str, int]:
-        """Insert the batch; returns the new ids of the keys that were not stored before."""
+        """Insert the batch; returns the new ids of the keys that were not stored before.
+
+        While the database is out of reach the pushes are held and the insert tried again, for up
+        to WEBHOOK_DATABASE_WAIT_SECONDS: WeChat waits 5 s for an answer and tries three times, so
+        a short outage (a failover, a restart) costs the patient a delay instead of WeChat's "this
+        account cannot answer now". A push stored after WeChat gave up is still answered."""
+        deadline = time.monotonic() + self.runtime.settings.webhook_database_wait_seconds
+        pause = DATABASE_RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return await self._insert(batch)
+            except Exception as exc:
+                if not unreachable(exc) or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("database out of reach, %s pushes held: %s", len(batch), exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, DATABASE_RETRY_MAX_PAUSE)
+
+    async def _insert(self, batch: list[dict[str, Any]]) -> dict[str, int]:
         rows = list({row["dedupe_key"]: row for row in reversed(batch)}.values())
         if self._unnest:
             # One statement for any batch size: each column travels as one array (asyncpg, see

@@ -97,7 +97,15 @@ class HotPath:
         assert self.on_asyncpg, "fetch_sql is for PostgreSQL"
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
-            return list(await raw.driver_connection.fetch(sql, *arguments))
+            driver = raw.driver_connection
+            try:
+                return list(await driver.fetch(sql, *arguments))
+            except BaseException:
+                if driver.is_closed():
+                    # SQLAlchemy never saw this error: without being told, its pool would hand the
+                    # dead connection out again after the database came back.
+                    await connection.invalidate()
+                raise
 
 
 def insert_for(engine: AsyncEngine) -> Callable[..., Any]:

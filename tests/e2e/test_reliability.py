@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
+from bench.fault_rig import Relay, postgres_address
 from channels.outbound.delivery import UNCERTAIN
 from crm_backend.config import SANDBOX_APPID
 from crm_backend.conversations.models import (
@@ -416,3 +418,32 @@ async def test_a_send_wechat_never_answers_is_not_sent_again(stack: Stack, db: D
     assert message.delivery_error and UNCERTAIN in message.delivery_error
     marked = await send_marker_and_wait(stack, openid, db=db, timeout=60)
     assert len(marked.others) <= before + 1  # the first send, if WeChat delivered it; never twice
+
+
+@pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
+async def test_a_push_that_arrives_while_the_database_is_away_is_held_then_stored_and_answered(
+    stack: Stack,
+) -> None:
+    """A web process whose path to PostgreSQL is cut for a few seconds holds the push instead of
+    answering WeChat with an error, and stores it once the database is back."""
+    host, port = postgres_address()
+    relay = Relay("postgresql", [(host, port)]).start()
+    cut_off = Stack(
+        "db-cut",
+        stack.database_url.replace(f"{host}:{port}", f"127.0.0.1:{relay.port}"),
+        stack.redis_url,
+        stack.rasa,
+        stack.wechat,
+    )
+    try:
+        cut_off.start_web()
+        openid = await stack.consented_patient()
+        before = len(stack.wechat.texts(openid))
+        relay.cut(3)
+        response = await cut_off.post(cut_off.build("text", openid, content="你好"))
+        assert (response.status_code, response.text) == (200, "success")
+        answers = await stack.wait_answers(openid, before + 1)
+        assert answers[before:]
+    finally:
+        cut_off.stop()
+        relay.stop()

@@ -58,7 +58,9 @@ class BotGateway:
 
     When an action server is away, Rasa still answers 200, only without that action's messages. An
     empty answer is therefore checked against the server's action server; if it is down, the turn
-    is taken back out of the tracker (a rewind) and asked elsewhere or later.
+    is asked again of another server, or later. The failed run left no slot or form change, so the
+    dialogue carries on where it was; Rasa's tracker shows the message twice. (Taking the turn back
+    with a `rewind` event instead makes Rasa 3.6 start a new session and drop an open form.)
     """
 
     def __init__(
@@ -112,16 +114,9 @@ class BotGateway:
             replies = _replies(messages(response.json()))
             if replies or server.actions is None or await self._actions_alive(server):
                 return replies
-            # Rasa ran without its action server: take the turn back so it can be asked again.
-            try:
-                await self._call(
-                    server, "POST", f"/conversations/{sender_id}/tracker/events", {"event": "rewind"}
-                )
-            except BotUnavailable as exc:
-                raise BotUnavailable(
-                    f"{server.base}: action server down, and the turn not taken back"
-                ) from exc
-            log.warning("%s: action server down; turn of %s taken back", server.base, sender_id)
+            # Rasa ran the turn without its action server, so the actions changed nothing; asked
+            # again (elsewhere now, or later), the patient's message carries on where it was.
+            log.warning("%s: action server down; turn of %s to be asked again", server.base, sender_id)
             skip.add(self.servers.index(server))
 
     async def _request(

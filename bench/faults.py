@@ -474,7 +474,8 @@ async def check(rig: Rig, books: Books) -> list[Row]:
     conn = await asyncpg.connect(rig.direct_dsn)
     try:
         inbound = await conn.fetch(
-            "SELECT id, openid, wechat_msg_id, status, last_error, processed_at FROM inbound_messages "
+            "SELECT id, openid, wechat_msg_id, status, last_error, processed_at, create_time, received_at "
+            "FROM inbound_messages "
             "WHERE openid = ANY($1::text[]) AND msg_type = 'text'",
             openids,
         )
@@ -579,24 +580,27 @@ async def check(rig: Rig, books: Books) -> list[Row]:
     for send in unmatched:
         rows[books.windows[-1].name].duplicated += 1
         rows[books.windows[-1].name].problems.append(f"a send nobody stored: {send.get('content')!r}")
+    # Answers go out in the order the patient wrote (WeChat's CreateTime, then arrival), except
+    # for a message that reached us only after the answer to a later one had gone out. A send
+    # WeChat gave no answer to may have arrived at any time, or not at all: it has no place here.
+    pushes = {record["id"]: record for record in inbound}
     for openid in openids:
-        # A send WeChat gave no answer to may have arrived at any time, or not at all: it has no place
-        # in the order the patient saw.
         answered = [
-            m
+            (datetime.fromisoformat(s["at"]).timestamp(), pushes[m["reply_to_inbound_id"]], m)
             for s in sorted(sends, key=lambda s: s["seq"])
             if s["touser"] == openid
             and (m := s.get("_matched")) is not None
-            and m["reply_to_inbound_id"]
+            and m["reply_to_inbound_id"] in pushes
             and m["delivery_status"] == "sent"
         ]
-        for earlier, later in itertools.pairwise(answered):
-            if later["reply_to_inbound_id"] < earlier["reply_to_inbound_id"]:
-                row = rows[window_of_inbound.get(later["reply_to_inbound_id"], books.windows[-1].name)]
+        for (went_out, first, earlier), (_, second, later) in itertools.pairwise(answered):
+            wrote_before = (second["create_time"], second["id"]) < (first["create_time"], first["id"])
+            if wrote_before and second["received_at"].timestamp() < went_out:
+                row = rows[window_of_inbound.get(second["id"], books.windows[-1].name)]
                 row.lost += 1
                 row.problems.append(
-                    f"answer {later['id']} to push {later['reply_to_inbound_id']} arrived after answer "
-                    f"{earlier['id']} to the later push {earlier['reply_to_inbound_id']}"
+                    f"answer {later['id']} to push {second['id']} arrived after answer {earlier['id']} "
+                    f"to push {first['id']}, which the patient wrote later"
                 )
 
     # An agent reply the console accepted is stored; its sends are checked with every message above.

@@ -155,6 +155,8 @@ class InboundWriter(BackgroundLoop):
                     raise
                 log.warning("database out of reach, %s pushes held: %s", len(batch), exc)
             await asyncio.sleep(pause)
+            for row in batch:
+                row["received_at"] = datetime.now(UTC)  # when it is stored, for the sweeper's grace
             pause = min(pause * 2, DATABASE_RETRY_MAX_PAUSE)
 
     async def _insert(self, batch: list[dict[str, Any]]) -> dict[str, int]:

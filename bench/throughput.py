@@ -23,6 +23,9 @@ highest rate within the budget. CPU use of each process while a step sends (utim
 /proc, % of one core) says what was busy; "rest of machine" is everything else, other work on the
 same cores included.
 
+Every process gets this one's environment: TF_INTER_OP_PARALLELISM_THREADS and
+TF_INTRA_OP_PARALLELISM_THREADS set here reach the Rasa servers (the result lists them).
+
 The fake WeChat API runs at nice 15 (WeChat's servers are not on our machine in production) and the
 worker at nice 10, as in the Procfile; the worker's periodic jobs run at their default intervals.
 
@@ -120,6 +123,10 @@ def _machine_busy_ticks() -> int:
     return sum(values) - values[3] - values[4]
 
 
+#: When (monotonic), the machine's busy ticks, and each labelled pid's label and ticks.
+Snapshot = tuple[float, int, dict[int, tuple[str, int]]]
+
+
 @dataclass
 class CpuMeter:
     """Labels processes by process group (our children run in their own sessions), by pid, or as
@@ -138,10 +145,10 @@ class CpuMeter:
                 return label
         if info.cmdline.startswith("postgres:"):
             ours = f" {self.database} " in info.cmdline
-            return "postgres (our database)" if ours else "postgres (other)"
+            return "postgres (our database)" if ours else "postgres (background, other databases)"
         return None
 
-    def snapshot(self) -> tuple[float, int, dict[int, tuple[str, int]]]:
+    def snapshot(self) -> Snapshot:
         labelled = {}
         for pid, info in _processes().items():
             label = self._label(pid, info)
@@ -150,10 +157,7 @@ class CpuMeter:
         return time.monotonic(), _machine_busy_ticks(), labelled
 
     @staticmethod
-    def usage(
-        before: tuple[float, int, dict[int, tuple[str, int]]],
-        after: tuple[float, int, dict[int, tuple[str, int]]],
-    ) -> dict[str, float]:
+    def usage(before: Snapshot, after: Snapshot) -> dict[str, float]:
         """% of one core per label between two snapshots (a process started meanwhile counts whole)."""
         wall = after[0] - before[0]
         per_label: dict[str, int] = defaultdict(int)
@@ -403,7 +407,9 @@ async def search(
         report = step.report(args.budget)
         log(
             f"{name}: {rate:.1f}/s → {report['turns_per_s']}/s completed, p50 {report['p50_ms']} ms, "
-            f"p95 {report['p95_ms']} ms, failed {report['failed']}, kept up with {report['achieved_per_s']}/s"
+            f"p95 {report['p95_ms']} ms, failed {report['failed']}, "
+            f"kept up with {report['achieved_per_s']}/s, "
+            f"other work {step.cpu.get('rest of machine')} % of a core"
         )
         await asyncio.sleep(args.rest)
         return step
@@ -609,6 +615,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
         "cores": os.cpu_count(),
+        # Passed on to every process, Rasa's included (TF_INTRA_OP_PARALLELISM_THREADS, say).
+        "tensorflow_env": {
+            key: value for key, value in os.environ.items() if key.startswith(("TF_", "OMP_"))
+        },
         "settings": {
             key: getattr(args, key)
             for key in ("seconds", "budget", "start_rate", "factor", "bisect", "max_rate", "patients")

@@ -21,7 +21,8 @@ sends for --seconds, then waits until every turn is answered (or nothing has arr
 so the next step starts on an idle stack. Throughput is the completed turns per second of the
 highest rate within the budget. CPU use of each process while a step sends (utime + stime from
 /proc, % of one core) says what was busy; "rest of machine" is everything else, other work on the
-same cores included.
+same cores included. On a shared machine a step during which that other work took more than
+--max-other % of a core is run again (up to --retries times; the least disturbed attempt counts).
 
 Every process gets this one's environment: TF_INTER_OP_PARALLELISM_THREADS and
 TF_INTRA_OP_PARALLELISM_THREADS set here reach the Rasa servers (the result lists them).
@@ -32,7 +33,8 @@ worker at nice 10, as in the Procfile; the worker's periodic jobs run at their d
     .venv/bin/python bench/throughput.py [--seconds 5] [--budget 1.0] [--max-rate 200]
                                          [--start-rate 5] [--factor 1.5] [--bisect 3]
                                          [--patients 240] [--worker-concurrency-1 N]
-                                         [--worker-concurrency-2 4] [--workers-2 1] [--quick]
+                                         [--worker-concurrency-2 4] [--workers-2 1]
+                                         [--max-other 25] [--retries 2] [--quick]
 
 Needs PostgreSQL and Redis as for the test suite (TEST_POSTGRES_DB, TEST_REDIS_BASE).
 """
@@ -79,6 +81,8 @@ from tests.support.stack import (
 )
 
 TEXTS = ["你好", "谢谢", "在吗", "早上好", "多谢了"]
+#: Thread settings Rasa's TensorFlow reads from the environment (listed in the result when set).
+TENSORFLOW_THREADS = ("TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS", "OMP_NUM_THREADS")
 #: How long a request or an answer may take before the turn counts as failed.
 TURN_TIMEOUT_SECONDS = 60.0
 #: A drain ends once nothing has arrived at the fake WeChat API for this long.
@@ -185,6 +189,10 @@ class Step:
     def p95(self) -> float:
         return percentile(self.latencies, 95)
 
+    def other_work(self) -> float:
+        """% of a core the machine spent on processes not ours while this step sent."""
+        return self.cpu.get("rest of machine", 0.0)
+
     def achieved(self) -> float:
         """Completed turns over the time from the first scheduled request to the last answer: the
         rate the set-up kept up with, which an overloaded step shows below the offered rate."""
@@ -205,6 +213,7 @@ class Step:
             "p99_ms": _ms(percentile(self.latencies, 99)),
             "max_ms": _ms(max(self.latencies)),
             "within_budget": self.p95() <= budget,
+            "other_work_pct_of_one_core": self.other_work(),
             **self.extra,
             "cpu_pct_of_one_core": self.cpu,
         }
@@ -402,16 +411,24 @@ async def search(
     steps: list[Step] = []
 
     async def run(rate: float) -> Step:
-        step = await measure(rate)
+        """One step; again (up to args.retries times) while other work took more than
+        args.max_other % of a core, keeping the least disturbed attempt."""
+        attempts: list[Step] = []
+        while True:
+            step = await measure(rate)
+            attempts.append(step)
+            report = step.report(args.budget)
+            log(
+                f"{name}: {rate:.1f}/s → {report['turns_per_s']}/s completed, p50 {report['p50_ms']} ms, "
+                f"p95 {report['p95_ms']} ms, failed {report['failed']}, "
+                f"kept up with {report['achieved_per_s']}/s, other work {step.other_work()} % of a core"
+            )
+            await asyncio.sleep(args.rest)
+            if step.other_work() <= args.max_other or len(attempts) > args.retries:
+                break
+        step = min(attempts, key=Step.other_work)
+        step.extra["attempts"] = len(attempts)
         steps.append(step)
-        report = step.report(args.budget)
-        log(
-            f"{name}: {rate:.1f}/s → {report['turns_per_s']}/s completed, p50 {report['p50_ms']} ms, "
-            f"p95 {report['p95_ms']} ms, failed {report['failed']}, "
-            f"kept up with {report['achieved_per_s']}/s, "
-            f"other work {step.cpu.get('rest of machine')} % of a core"
-        )
-        await asyncio.sleep(args.rest)
         return step
 
     good: Step | None = None
@@ -616,12 +633,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "commit": _commit(),
         "cores": os.cpu_count(),
         # Passed on to every process, Rasa's included (TF_INTRA_OP_PARALLELISM_THREADS, say).
-        "tensorflow_env": {
-            key: value for key, value in os.environ.items() if key.startswith(("TF_", "OMP_"))
-        },
+        "tensorflow_env": {key: os.environ[key] for key in TENSORFLOW_THREADS if key in os.environ},
         "settings": {
             key: getattr(args, key)
-            for key in ("seconds", "budget", "start_rate", "factor", "bisect", "max_rate", "patients")
+            for key in (
+                "seconds",
+                "budget",
+                "start_rate",
+                "factor",
+                "bisect",
+                "max_rate",
+                "patients",
+                "max_other",
+                "retries",
+            )
         },
         "summary": summary,
         "bare_rasa": bare,
@@ -664,6 +689,13 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=1.5, help="rate multiplier between steps")
     parser.add_argument("--bisect", type=int, default=3, help="bisection steps after the rise")
     parser.add_argument("--patients", type=int, default=240, help="patients (and bare senders)")
+    parser.add_argument(
+        "--max-other",
+        type=float,
+        default=25,
+        help="a step during which other processes took more than this %% of a core is run again",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="repeats of a disturbed step")
     parser.add_argument("--rest", type=float, default=1.0, help="pause after each step, seconds")
     parser.add_argument(
         "--worker-concurrency-1",
@@ -675,11 +707,11 @@ def main() -> None:
         "--worker-concurrency-2", type=int, default=4, help="WORKER_CONCURRENCY with two Rasa"
     )
     parser.add_argument("--workers-2", type=int, default=1, help="worker processes with two Rasa")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run: 2 s steps, 60 patients")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (2 s steps, 60 patients)")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.patients, args.factor, args.bisect, args.rest = 2.0, 60, 2.0, 1, 0.5
-        args.start_rate = max(args.start_rate, 8.0)
+        args.seconds, args.patients, args.factor, args.bisect = 2.0, 60, 2.0, 1
+        args.rest, args.retries, args.start_rate = 0.5, 0, max(args.start_rate, 8.0)
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2, ensure_ascii=False))
 

@@ -9,9 +9,13 @@ three set-ups the highest open-loop rate whose p95 latency stays within --budget
 2. ours, one Rasa server: signed text pushes to /wechat/oa from --patients consented patients (each
    patient's pushes are --patients/rate seconds apart); latency from each push's scheduled time to
    the fake WeChat API receiving the first answer to that patient (the sandbox's arrival stamp).
-3. ours, two Rasa servers: the same after restarting the web app and worker with RASA_URLS and
-   ACTION_SERVER_URLS listing both, WORKER_CONCURRENCY=--worker-concurrency-2 and --workers-2
-   worker processes.
+3. ours, two Rasa servers: the same, with new patients, after restarting the web app and worker
+   with RASA_URLS and ACTION_SERVER_URLS listing both, WORKER_CONCURRENCY=--worker-concurrency-2
+   and --workers-2 worker processes.
+
+Rasa reads and writes a conversation's whole tracker every turn, so a turn costs more as the
+conversation grows: each set-up starts with its own senders, warmed up with one turn each, and
+every step reports how many turns each sender had had before it.
 
 Every request is scheduled at a fixed time and timed from it (no coordinated omission); a request
 that fails or is not answered counts as infinitely slow. The search starts at --start-rate and
@@ -244,7 +248,6 @@ class Load:
     http: aiohttp.ClientSession
     meter: CpuMeter
     senders: list[str]
-    seconds: float
     #: Turns sent so far: each step goes on round the senders and texts where the last stopped.
     sent: int = 0
 
@@ -253,6 +256,10 @@ class Load:
 
     def sender(self, i: int) -> str:
         return self.senders[(self.sent + i) % len(self.senders)]
+
+    def turns_per_sender(self) -> float:
+        """How long the conversations are so far (Rasa's turn costs more as they grow)."""
+        return round(self.sent / len(self.senders), 1)
 
 
 async def bare_step(load: Load, rasa_url: str, rate: float, seconds: float) -> Step:
@@ -278,6 +285,7 @@ async def bare_step(load: Load, rasa_url: str, rate: float, seconds: float) -> S
         await asyncio.sleep(seconds + 0.2)
         cpu.update(CpuMeter.usage(before, load.meter.snapshot()))
 
+    before = load.turns_per_sender()
     gc.collect()
     gc.disable()
     try:
@@ -285,7 +293,7 @@ async def bare_step(load: Load, rasa_url: str, rate: float, seconds: float) -> S
     finally:
         gc.enable()
     load.sent += total
-    return Step(rate, seconds, latencies, cpu)
+    return Step(rate, seconds, latencies, cpu, {"turns_per_sender_before": before})
 
 
 async def fake_sends(http: aiohttp.ClientSession, wechat: FakeWeChat, **params: Any) -> list[dict[str, Any]]:
@@ -320,6 +328,7 @@ async def ours_step(load: Load, stack: Stack, rate: float, seconds: float) -> St
     left_at = [0.0] * total
     accepted = [False] * total
     wall_offset = time.time() - time.perf_counter()
+    before = load.turns_per_sender()
 
     async def send(i: int, scheduled: float) -> None:
         scheduled_at[i] = scheduled + wall_offset
@@ -375,6 +384,7 @@ async def ours_step(load: Load, stack: Stack, rate: float, seconds: float) -> St
         if previous not in answers or _stamp(answers[previous]) > left_at[current]
     )
     extra = {
+        "turns_per_sender_before": before,
         "webhook_refused": total - sum(accepted),
         "delay_notices": sum(1 for item in sends if item.get("content") == DELAYED),
         "seconds_between_a_patients_pushes": round(len(load.senders) / rate, 2),
@@ -501,17 +511,18 @@ def _pgid(process: Process | None) -> int:
     return process.popen.pid
 
 
-def stack_meter(stack: Stack, servers: list[RasaServers], redis_pid: int) -> CpuMeter:
-    groups = {
-        "web": _pgid(stack.web),
-        "worker": _pgid(stack.worker),
-        "fake wechat": _pgid(stack.wechat.process),
-    }
-    for n, extra in enumerate(stack.extra_workers, start=2):
-        groups[f"worker {n}"] = _pgid(extra)
+def cpu_meter(
+    servers: list[RasaServers], wechat: FakeWeChat, redis_pid: int, stack: Stack | None = None
+) -> CpuMeter:
+    """The processes to watch: Rasa pairs and the fake WeChat API, and the stack's once it runs."""
+    groups = {"fake wechat": _pgid(wechat.process)}
     for n, pair in enumerate(servers, start=1):
         groups[f"rasa {n}"] = _pgid(pair.rasa)
         groups[f"actions {n}"] = _pgid(pair.actions)
+    if stack is not None:
+        groups |= {"web": _pgid(stack.web), "worker": _pgid(stack.worker)}
+        for n, extra in enumerate(stack.extra_workers, start=2):
+            groups[f"worker {n}"] = _pgid(extra)
     return CpuMeter(groups, {"load generator": os.getpid(), "redis": redis_pid}, POSTGRES_TEST_DB)
 
 
@@ -540,59 +551,84 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     crm_url = f"http://127.0.0.1:{port}"
     log("starting two Rasa servers with their action servers (about a minute)")
-    first, second = await asyncio.gather(
+    started = await asyncio.gather(
         asyncio.to_thread(start_rasa, rasa_redis, crm_url),
         asyncio.to_thread(start_rasa, rasa_redis, crm_url, label="-2"),
+        return_exceptions=True,
     )
-    wechat = start_fake_wechat(niceness=15)
-    stack = Stack(
-        "tput", await _fresh_postgres(), _fresh_redis("postgresql"), first, wechat, port=port,
-        extra_env=default_timings(),
-    )  # fmt: skip
+    servers = [pair for pair in started if isinstance(pair, RasaServers)]
+    wechat: FakeWeChat | None = None
+    stack: Stack | None = None
+    try:
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        first, second = servers
+        wechat = start_fake_wechat(niceness=15)
+        database_url = await _fresh_postgres()
+        # The worker's periodic jobs at their defaults, not the test suite's short intervals.
+        extra_env = default_timings()
+        stack = Stack(
+            "tput", database_url, _fresh_redis("postgresql"), first, wechat, port=port, extra_env=extra_env
+        )
+        return await measure_all(args, stack, first, second, redis_pid)
+    finally:
+        if stack is not None:
+            stack.stop()
+        if wechat is not None:
+            wechat.process.stop()
+        for pair in servers:
+            pair.stop()
+
+
+def _client() -> aiohttp.ClientSession:
+    """Each set-up has its own connections: the web app is restarted between them."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+
+
+async def measure_ours(
+    name: str, args: argparse.Namespace, stack: Stack, servers: list[RasaServers], redis_pid: int
+) -> dict[str, Any]:
+    """The search through the running stack, with new patients: Rasa reads and writes a
+    conversation's whole tracker every turn, so a turn costs more as the conversation grows, and
+    each set-up starts from conversations of one turn."""
+    async with _client() as http:
+        log(f"{name}: {args.patients} new consented patients")
+        patients = await consented_patients(http, stack, args.patients)
+        await asyncio.sleep(1)  # the consent dialogue's last answers
+        load = Load(http, cpu_meter(servers, stack.wechat, redis_pid, stack), patients)
+        await warm_up(load, lambda rate, s: ours_step(load, stack, rate, s), args)
+        return await search(name, lambda rate: ours_step(load, stack, rate, args.seconds), args)
+
+
+async def measure_all(
+    args: argparse.Namespace, stack: Stack, first: RasaServers, second: RasaServers, redis_pid: int
+) -> dict[str, Any]:
+    wechat = stack.wechat
     default_concurrency = Settings.model_fields["worker_concurrency"].default
     concurrency_1 = args.worker_concurrency_1 or default_concurrency
-    connector = aiohttp.TCPConnector(limit=1000)
-    try:
-        stack.migrate()
-        async with aiohttp.ClientSession(connector=connector) as http:
-            # 1. bare Rasa
-            senders = [f"bench-bare-{new_openid()}" for _ in range(args.patients)]
-            bare_load = Load(http, stack_meter_bare(first, second, wechat, redis_pid), senders, args.seconds)
-            log(f"bare Rasa: warming up {len(senders)} senders")
-            await warm_up(bare_load, lambda rate, s: bare_step(bare_load, _rasa_base(first), rate, s), args)
-            bare = await search(
-                "bare", lambda rate: bare_step(bare_load, _rasa_base(first), rate, args.seconds), args
-            )
+    stack.migrate()
+    servers = [first, second]
+    async with _client() as http:
+        senders = [f"bench-bare-{new_openid()}" for _ in range(args.patients)]
+        bare_load = Load(http, cpu_meter(servers, wechat, redis_pid), senders)
+        log(f"bare Rasa: warming up {len(senders)} senders")
+        await warm_up(bare_load, lambda rate, s: bare_step(bare_load, _rasa_base(first), rate, s), args)
+        bare = await search(
+            "bare", lambda rate: bare_step(bare_load, _rasa_base(first), rate, args.seconds), args
+        )
 
-            # 2. ours, one Rasa server
-            restart_stack(stack, 1, WORKER_CONCURRENCY=str(concurrency_1))
-            log(f"ours: {args.patients} consented patients")
-            patients = await consented_patients(http, stack, args.patients)
-            await asyncio.sleep(1)  # the consent dialogue's last answers
-            ours_load = Load(http, stack_meter(stack, [first, second], redis_pid), patients, args.seconds)
-            await warm_up(ours_load, lambda rate, s: ours_step(ours_load, stack, rate, s), args)
-            one = await search(
-                "ours, 1 Rasa", lambda rate: ours_step(ours_load, stack, rate, args.seconds), args
-            )
+    restart_stack(stack, 1, WORKER_CONCURRENCY=str(concurrency_1))
+    one = await measure_ours("ours, 1 Rasa", args, stack, servers, redis_pid)
 
-            # 3. ours, two Rasa servers
-            restart_stack(
-                stack,
-                args.workers_2,
-                RASA_URLS=",".join(_rasa_base(pair) for pair in (first, second)),
-                ACTION_SERVER_URLS=",".join(_action_base(pair) for pair in (first, second)),
-                WORKER_CONCURRENCY=str(args.worker_concurrency_2),
-            )
-            ours_load.meter = stack_meter(stack, [first, second], redis_pid)
-            await warm_up(ours_load, lambda rate, s: ours_step(ours_load, stack, rate, s), args)
-            two = await search(
-                "ours, 2 Rasa", lambda rate: ours_step(ours_load, stack, rate, args.seconds), args
-            )
-    finally:
-        stack.stop()
-        wechat.process.stop()
-        first.stop()
-        second.stop()
+    restart_stack(
+        stack,
+        args.workers_2,
+        RASA_URLS=",".join(_rasa_base(pair) for pair in servers),
+        ACTION_SERVER_URLS=",".join(_action_base(pair) for pair in servers),
+        WORKER_CONCURRENCY=str(args.worker_concurrency_2),
+    )
+    two = await measure_ours("ours, 2 Rasa", args, stack, servers, redis_pid)
 
     def rate_of(result: dict[str, Any]) -> float | None:
         return result["chosen"]["turns_per_s"] if result["chosen"] else None
@@ -655,19 +691,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def stack_meter_bare(first: RasaServers, second: RasaServers, wechat: FakeWeChat, redis_pid: int) -> CpuMeter:
-    groups = {"fake wechat": _pgid(wechat.process)}
-    for n, pair in enumerate((first, second), start=1):
-        groups[f"rasa {n}"] = _pgid(pair.rasa)
-        groups[f"actions {n}"] = _pgid(pair.actions)
-    return CpuMeter(groups, {"load generator": os.getpid(), "redis": redis_pid}, POSTGRES_TEST_DB)
-
-
 async def warm_up(
     load: Load, step: Callable[[float, float], Awaitable[Step]], args: argparse.Namespace
 ) -> None:
-    """One unmeasured round of every sender, at the starting rate: first turns (a new tracker,
-    Rasa's first predictions) are not what the search is about."""
+    """One unmeasured round of every sender over about 15 s: first turns (a new tracker, Rasa's
+    first predictions) are not what the search is about."""
     rate = max(args.start_rate, len(load.senders) / 15)
     await step(rate, len(load.senders) / rate)
     await asyncio.sleep(args.rest)

@@ -420,7 +420,7 @@ async def search(
     """Rates rising by args.factor until p95 exceeds the budget, then args.bisect bisections."""
     steps: list[Step] = []
 
-    async def run(rate: float) -> Step:
+    async def step_at(rate: float) -> Step:
         """One step; again (up to args.retries times) while other work took more than
         args.max_other % of a core, keeping the least disturbed attempt."""
         attempts: list[Step] = []
@@ -445,7 +445,7 @@ async def search(
     bad: Step | None = None
     rate = args.start_rate
     while rate <= args.max_rate:
-        step = await run(rate)
+        step = await step_at(rate)
         if step.p95() <= args.budget:
             good, rate = step, rate * args.factor
         else:
@@ -454,7 +454,7 @@ async def search(
     if good is None and bad is not None:
         # Over the budget from the start: come down until a rate is within it.
         for _ in range(4):
-            step = await run(bad.rate / args.factor)
+            step = await step_at(bad.rate / args.factor)
             if step.p95() <= args.budget:
                 good = step
                 break
@@ -463,7 +463,7 @@ async def search(
         low, high = good.rate, bad.rate
         for _ in range(args.bisect):
             middle = (low + high) / 2
-            if (await run(middle)).p95() <= args.budget:
+            if (await step_at(middle)).p95() <= args.budget:
                 low = middle
             else:
                 high = middle

@@ -120,14 +120,15 @@ class RasaServers:
         self.actions.stop()
 
 
-def start_rasa(redis_url: str, crm_url: str | None = None) -> RasaServers:
-    """`crm_url`: the web app whose bot API the action server calls (booking needs it)."""
+def start_rasa(redis_url: str, crm_url: str | None = None, *, label: str = "") -> RasaServers:
+    """`crm_url`: the web app whose bot API the action server calls (booking needs it); `label`
+    tells the logs of a second pair apart (var/test-logs/rasa<label>.log)."""
     rasa_port, action_port = free_port(), free_port()
     env = base_env(RASA_PORT=str(rasa_port), ACTION_SERVER_PORT=str(action_port), REDIS_URL=redis_url)
     if crm_url is not None:
         env["CRM_API_URL"] = crm_url
-    actions = Process("actions", [str(RASA_PY), "bot/launch.py", "actions"], env).start()
-    rasa = Process("rasa", [str(RASA_PY), "bot/launch.py", "server"], env).start()
+    actions = Process(f"actions{label}", [str(RASA_PY), "bot/launch.py", "actions"], env).start()
+    rasa = Process(f"rasa{label}", [str(RASA_PY), "bot/launch.py", "server"], env).start()
     servers = RasaServers(rasa_port, action_port, rasa, actions)
     try:
         wait_until(
@@ -215,6 +216,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     web: Process | None = None
     worker: Process | None = None
+    #: Further workers on the same queues (start_extra_worker), stopped with the stack.
+    extra_workers: list[Process] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
         settings = {
@@ -268,9 +271,19 @@ class Stack:
 
     def start_worker(self, **overrides: str) -> None:
         """`overrides`: settings of this worker only (a Rasa port nothing listens on, say)."""
+        self.worker = self._worker_process(f"worker-{self.name}", overrides).start()
+
+    def start_extra_worker(self, **overrides: str) -> Process:
+        """Another worker process beside `worker`, sharing its queues."""
+        name = f"worker-{self.name}-{len(self.extra_workers) + 2}"
+        process = self._worker_process(name, overrides).start()
+        self.extra_workers.append(process)
+        return process
+
+    def _worker_process(self, name: str, overrides: dict[str, str]) -> Process:
         # As in the Procfile: background work yields the CPU to the webhook, which WeChat waits on.
         argv = ["nice", "-n", "10", str(APP_PY), "-m", "crm_backend.worker.main"]
-        self.worker = Process(f"worker-{self.name}", argv, self.env(**overrides)).start()
+        return Process(name, argv, self.env(**overrides))
 
     def wait_healthy(self, timeout: float = 60) -> None:
         wait_until(
@@ -278,7 +291,7 @@ class Stack:
         )
 
     def stop(self) -> None:
-        for proc in (self.worker, self.web):
+        for proc in (*self.extra_workers, self.worker, self.web):
             if proc is not None:
                 proc.stop()
 

@@ -165,7 +165,10 @@ class Rig:
         self.wechat = start_fake_wechat()
         self.rasa = list(
             await asyncio.gather(
-                *(asyncio.to_thread(start_rasa, self.redis.url(1), self.url) for _ in range(self.rasa_count))
+                *(
+                    asyncio.to_thread(start_rasa, self.redis.url(1), self.url, label=f"-faults-{i}")
+                    for i in range(self.rasa_count)
+                )
             )
         )
         settings = {

@@ -30,6 +30,8 @@ def second_rasa(stack: Stack) -> Iterator[RasaServers]:
         servers.stop()
 
 
+# About Rasa, not the database: once is enough.
+@pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
 async def test_a_booking_goes_on_through_the_other_rasa_while_one_action_server_is_away(
     stack: Stack, second_rasa: RasaServers
 ) -> None:

@@ -38,6 +38,7 @@ class BotReply:
 #: A Rasa server whose action server was found down is passed over for this long before its
 #: action server is asked again.
 ACTION_SERVER_RECHECK_SECONDS = 1.0
+ACTION_SERVER_CHECK_TIMEOUT = 2.0
 
 
 @dataclass
@@ -174,9 +175,6 @@ class BotGateway:
             alive = False
         server.actions_down_since = None if alive else time.monotonic()
         return alive
-
-
-ACTION_SERVER_CHECK_TIMEOUT = 2.0
 
 
 class _NotReached(BotUnavailable):

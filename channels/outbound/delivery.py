@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from channels.outbound.wechat_api import (
     WeChatUncertain,
 )
 from crm_backend.config import Settings
-from crm_backend.conversations.answers import Answered, release_claims
+from crm_backend.conversations.answers import Answered, Deliver, release_claims
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -60,7 +60,9 @@ class Outbox:
             runtime.redis, self.api, settings.oa_appid, settings.oa_secret, settings.redis_prefix
         )
 
-    async def deliver_conversation(self, conversation_id: int) -> None:
+    async def deliver_conversation(self, conversation_id: int) -> bool:
+        """Send what the conversation has pending, in order; False when WeChat could not be reached
+        and messages wait for a later try."""
         settings = self.runtime.settings
         lock = self.runtime.redis.lock(
             settings.key("lock", "deliver", conversation_id), timeout=120, blocking_timeout=120
@@ -77,7 +79,8 @@ class Outbox:
                 )
                 .order_by(Message.id)
             )
-            for message, openid in rows.all():
+            waiting = rows.all()
+            for message, openid in waiting:
                 # Committed one by one: a crash after a send re-sends at most that one message.
                 if message.msg_type == "template":
                     status, error, attempts, msgid = await self._send_template(openid, message.extra or {})
@@ -95,30 +98,33 @@ class Outbox:
                 if status == DeliveryStatus.PENDING:
                     # WeChat is out of reach: this one is tried again later (the sweeper) and the
                     # messages after it wait, so the patient reads them in order.
-                    await self._hold_back(conversation_id)
+                    await self._hold_back(openid)
                     log.warning(
                         "message %s to %s: WeChat out of reach, queued (%s)", message.id, openid, error
                     )
-                    return
+                    return False
                 if status != DeliveryStatus.SENT:
                     log.warning("message %s to %s: %s (%s)", message.id, openid, status, error)
                 if message.sender_type in (SenderType.AGENT, SenderType.SYSTEM):
                     await self.announce_delivery(message.id, message.conversation_id)
-            await self.runtime.redis.delete(_held_back_key(settings, conversation_id))
+        if waiting:
+            await self.runtime.redis.delete(_held_back_key(settings, waiting[0][1]))
+        return True
 
-    async def deliver_answered(self, answered: Answered) -> bool:
+    async def held_back(self, openid: str) -> bool:
+        """Whether messages to this patient wait for WeChat (new answers then queue behind them)."""
+        return bool(await self.runtime.redis.exists(_held_back_key(self.runtime.settings, openid)))
+
+    async def deliver_answered(self, answered: Answered, *, held_back: bool = False) -> bool:
         """Everything processing one push left to send: its claimed answers, then anything pending.
 
         Runs under the patient's lock, so WeChat gets one try per answer here, not the backoff
-        retries. Returns False when answers were handed back as pending for the retry queue."""
-        if answered.claimed and await self.runtime.redis.exists(
-            _held_back_key(self.runtime.settings, answered.conversation_id)
-        ):
-            # Older messages wait for WeChat: these go out after them, through the queue's order.
+        retries. With `held_back` (older messages wait for WeChat) the answers go out after them,
+        in order. Returns False when messages were left pending for the retry queue."""
+        if answered.claimed and held_back:
             stored = await answered.stored() or []
             await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
-            await self.deliver_conversation(answered.conversation_id)
-            return True
+            return await self.deliver_conversation(answered.conversation_id)
         if answered.claimed:
             try:
                 if not await self.send_claimed(answered):
@@ -131,8 +137,38 @@ class Outbox:
                     await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
                 raise
         if answered.pending:
-            await self.deliver_conversation(answered.conversation_id)
+            return await self.deliver_conversation(answered.conversation_id)
         return True
+
+    @contextlib.asynccontextmanager
+    async def delivering_to(self, openid: str) -> AsyncIterator[Deliver]:
+        """The inline delivery for one drain of a patient's turns (InboundProcessor.process_patient).
+
+        Whether older messages wait for WeChat is read while the turns are processed, so the
+        answer does not wait for that read; a send that fails meanwhile holds the rest back."""
+        held = asyncio.ensure_future(self.held_back(openid))
+        waiting = False
+
+        async def deliver(answered: Answered) -> None:
+            nonlocal waiting
+            # Delivered right here (no second queue hop on the patient's wait); the outbound
+            # stream is the retry path (with backoff, outside the patient's lock), and the
+            # sweeper catches a crash in between.
+            try:
+                waiting = waiting or await held
+                if await self.deliver_answered(answered, held_back=waiting):
+                    return
+                waiting = True
+            except Exception:
+                log.exception("inline delivery for conversation %s failed; queued", answered.conversation_id)
+            await self.runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
+
+        try:
+            yield deliver
+        finally:
+            held.cancel()
+            with contextlib.suppress(BaseException):
+                await held
 
     async def send_claimed(self, answered: Answered) -> bool:
         """False when WeChat was out of reach: that answer and the rest are pending again.
@@ -156,7 +192,7 @@ class Outbox:
                 await release_claims(
                     self.runtime.db, [o.message_id for o in claimed[index + 1 :] if o.message_id]
                 )
-                await self._hold_back(answered.conversation_id)
+                await self._hold_back(answered.openid)
                 log.warning(
                     "message %s to %s: WeChat out of reach, queued", outgoing.message_id, answered.openid
                 )
@@ -169,11 +205,11 @@ class Outbox:
                 await self.announce_delivery(outgoing.message_id, outgoing.conversation_id)
         return True
 
-    async def _hold_back(self, conversation_id: int) -> None:
-        """Mark the conversation as waiting for WeChat: new answers queue behind what waits."""
+    async def _hold_back(self, openid: str) -> None:
+        """Mark the patient as waiting for WeChat: new answers queue behind what waits."""
         settings = self.runtime.settings
         ttl = max(1, int(settings.delivery_retry_seconds + settings.sweeper_grace_seconds * 2))
-        await self.runtime.redis.set(_held_back_key(settings, conversation_id), "1", ex=ttl)
+        await self.runtime.redis.set(_held_back_key(settings, openid), "1", ex=ttl)
 
     async def announce_delivery(self, message_id: int, conversation_id: int) -> None:
         """A staff or system message's outcome is stored: whoever shows it subscribes."""
@@ -259,8 +295,8 @@ TEMPLATE_KEY = "template"
 UNCERTAIN = "no answer from WeChat; the message may have reached the patient"
 
 
-def _held_back_key(settings: Settings, conversation_id: int) -> str:
-    return settings.key("held-back", conversation_id)
+def _held_back_key(settings: Settings, openid: str) -> str:
+    return settings.key("held-back", openid)
 
 
 def _too_old(created_at: datetime, settings: Settings) -> bool:

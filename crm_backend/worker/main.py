@@ -14,7 +14,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from channels.outbound.delivery import Outbox
 from crm_backend import domains, heartbeat
 from crm_backend.config import get_settings
-from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
 from crm_backend.queue.streams import Handler, StreamQueue
@@ -34,19 +33,9 @@ async def run_worker(stop: asyncio.Event) -> None:
     outbox = Outbox(runtime)
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
-    async def deliver(answered: Answered) -> None:
-        # Delivered right here (no second queue hop on the patient's wait); the outbound stream
-        # is the retry path (with backoff, outside the patient's lock), and the sweeper catches a
-        # crash in between.
-        try:
-            if await outbox.deliver_answered(answered):
-                return
-        except Exception:
-            log.exception("inline delivery for conversation %s failed; queued", answered.conversation_id)
-        await runtime.outbound.add({"conversation_id": str(answered.conversation_id)})
-
     async def handle_inbound(fields: dict[str, str]) -> None:
-        await processor.process_patient(fields["app_id"], fields["openid"], deliver)
+        async with outbox.delivering_to(fields["openid"]) as deliver:
+            await processor.process_patient(fields["app_id"], fields["openid"], deliver)
 
     async def handle_outbound(fields: dict[str, str]) -> None:
         await outbox.deliver_conversation(int(fields["conversation_id"]))

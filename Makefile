@@ -12,6 +12,8 @@ RASA_PY := $(RASA_VENV)/bin/python
 -include .env
 export
 PORT ?= 8000
+# The WeChat sandbox's own port when `make run-scaled` runs it as a separate process.
+SANDBOX_PORT ?= 8901
 # The action server reaches the CRM's bot API here (honcho gives each process its own PORT, so
 # the web app's address is fixed before honcho starts).
 CRM_API_URL ?= http://127.0.0.1:$(PORT)
@@ -59,6 +61,7 @@ run-scaled: install migrate model
 	$(APP_PY) -m crm_backend.appointments.demo_data
 	RASA_URLS=http://127.0.0.1:5005,http://127.0.0.1:5006 \
 	ACTION_SERVER_URLS=http://127.0.0.1:5055,http://127.0.0.1:5056 \
+	$(if $(strip $(WECHAT_OA_APPID)),,WECHAT_API_BASE=http://127.0.0.1:$(SANDBOX_PORT)) \
 		$(VENV)/bin/honcho start -f Procfile.scaled -p $(PORT)
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot download its own here).

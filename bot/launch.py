@@ -177,7 +177,7 @@ def exec_rasa(*args: str, cwd: Path) -> None:
 
 
 def server() -> None:
-    """Rasa server: REST channel, HTTP API, Redis tracker and lock stores."""
+    """Rasa server: REST channel, HTTP API, Redis tracker store (locks in memory: the CRM orders turns)."""
     model = train()
     args = [
         "run",

@@ -46,6 +46,19 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
     return fields
 
 
+_BIGINT_MAX = 2**63 - 1
+
+
+def _bigint(value: str) -> int | None:
+    """An ASCII number that fits the database's BIGINT, else None: `isdigit` also accepts "²" and
+    other digits `int` refuses, and WeChat's ids are 64-bit at most."""
+    raw = value.strip()
+    if not raw or len(raw) > 19 or not raw.isascii() or not raw.isdigit():
+        return None
+    number = int(raw)
+    return number if number <= _BIGINT_MAX else None
+
+
 @dataclass(frozen=True)
 class WeChatPush:
     """A decrypted push from the official account; field names are WeChat's own."""
@@ -60,11 +73,13 @@ class WeChatPush:
         openid = fields["FromUserName"].strip()
         if len(openid) > 128 or not openid.isprintable():
             raise PushRejected(400, "invalid FromUserName")
-        if not fields["CreateTime"].strip().isdigit():
-            raise PushRejected(400, "CreateTime must be an integer")
+        if _bigint(fields["CreateTime"]) is None:
+            raise PushRejected(400, "CreateTime must be a number of at most 19 digits")
         msg_type = fields["MsgType"].strip().lower()
-        if msg_type != "event" and not fields.get("MsgId", "").strip().isdigit():
-            raise PushRejected(400, "messages must carry a numeric MsgId")
+        if msg_type != "event" and _bigint(fields.get("MsgId", "")) is None:
+            raise PushRejected(400, "messages must carry a MsgId of at most 19 digits")
+        if msg_type == "event" and fields.get("MsgId", "").strip() and _bigint(fields["MsgId"]) is None:
+            raise PushRejected(400, "MsgId must be a number of at most 19 digits")
         if msg_type == "event" and not fields.get("Event", "").strip():
             raise PushRejected(400, "events must carry an Event")
         return cls(fields)
@@ -87,8 +102,7 @@ class WeChatPush:
 
     @property
     def msg_id(self) -> int | None:
-        raw = self.fields.get("MsgId", "").strip()
-        return int(raw) if raw.isdigit() else None
+        return _bigint(self.fields.get("MsgId", ""))
 
     def dedupe_key(self, app_id: str) -> str:
         """MsgId identifies a message; events have none, so WeChat's advice is sender + CreateTime.

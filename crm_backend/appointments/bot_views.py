@@ -37,7 +37,7 @@ from crm_backend.appointments.service import (
     session_start,
 )
 from crm_backend.appointments.understanding import read_booking_words
-from crm_backend.database.core import utcnow
+from crm_backend.database.core import RowId, utcnow
 from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.deps import DbSession, runtime_of
@@ -186,11 +186,11 @@ def _range_label(first: date, last: date) -> str:
 
 
 class OpeningsQuery(BaseModel):
-    department_id: int
+    department_id: RowId
     date_from: date
     date_to: date
     half_day: HalfDay | None = None
-    doctor_id: int | None = None
+    doctor_id: RowId | None = None
     expert: bool = False
 
 
@@ -274,8 +274,8 @@ async def _alternatives_for(session: AsyncSession, schedule_id: int, now: dateti
 
 
 class NewAppointment(BaseModel):
-    patient_id: int
-    schedule_id: int
+    patient_id: RowId
+    schedule_id: RowId
 
 
 async def _loaded(session: AsyncSession, appointment_id: int) -> Appointment:
@@ -343,7 +343,7 @@ async def upcoming(session: DbSession, identity: SenderIdentity) -> Appointments
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=None)
 async def cancel(
-    appointment_id: int, request: Request, session: DbSession, identity: SenderIdentity
+    appointment_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
 ) -> AppointmentAnswer | JSONResponse:
     appointment, patient = await _managed_appointment(session, identity, appointment_id)
     cutoff = timedelta(hours=runtime_of(request).settings.booking_cancel_cutoff_hours)
@@ -357,12 +357,12 @@ async def cancel(
 
 
 class Reschedule(BaseModel):
-    schedule_id: int
+    schedule_id: RowId
 
 
 @router.post("/appointments/{appointment_id}/reschedule", response_model=None)
 async def reschedule(
-    appointment_id: int, body: Reschedule, request: Request, session: DbSession, identity: SenderIdentity
+    appointment_id: RowId, body: Reschedule, request: Request, session: DbSession, identity: SenderIdentity
 ) -> AppointmentAnswer | JSONResponse:
     appointment, patient = await _managed_appointment(session, identity, appointment_id)
     now = utcnow()
@@ -382,7 +382,7 @@ class ReminderRead(BaseModel):
 
 @router.get("/appointments/{appointment_id}/reminder")
 async def reminder(
-    appointment_id: int, request: Request, session: DbSession, identity: SenderIdentity
+    appointment_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
 ) -> ReminderRead:
     """The day-before reminder the bot says (action_appointment_reminder), worded for this account:
     its own appointment, or one of a 就诊人 it manages (404 otherwise)."""

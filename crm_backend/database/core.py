@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import annotated_types
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from crm_backend.database.hot_path import HotPath
+
+#: An id of a row as the API takes it: a positive number within the INTEGER range of the primary
+#: keys, so an out-of-range id is refused as bad input instead of failing in the database.
+RowId = Annotated[int, annotated_types.Interval(ge=1, le=2**31 - 1)]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
+from crm_backend.database.core import RowId
 from crm_backend.escalations.models import CannedReply, Escalation, EscalationStatus
 from crm_backend.escalations.service import Escalations
 from crm_backend.escalations.views_model import (
@@ -40,8 +41,8 @@ class TextIn(BaseModel):
 
 
 class TransferIn(BaseModel):
-    team_id: int | None = None
-    staff_id: int | None = None
+    team_id: RowId | None = None
+    staff_id: RowId | None = None
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -83,20 +84,20 @@ async def queues(staff: Staff, session: Session) -> list[QueueRead]:
 
 
 @router.post("/escalations/{escalation_id}/claim")
-async def claim(escalation_id: int, staff: Staff, request: Request, session: Session) -> QueueItemRead:
+async def claim(escalation_id: RowId, staff: Staff, request: Request, session: Session) -> QueueItemRead:
     escalation = await _escalations(request).claim(escalation_id, staff)
     return await queue_item(session, escalation)
 
 
 async def _visible(
-    request: Request, session: AsyncSession, conversation_id: int, staff: CurrentStaff
+    request: Request, session: AsyncSession, conversation_id: RowId, staff: CurrentStaff
 ) -> Conversation:
     return await _escalations(request).visible_conversation(session, conversation_id, staff)
 
 
 @router.get("/conversations/{conversation_id}")
 async def view_conversation(
-    conversation_id: int, staff: Staff, request: Request, session: Session
+    conversation_id: RowId, staff: Staff, request: Request, session: Session
 ) -> ConversationViewRead:
     conversation = await _visible(request, session, conversation_id, staff)
     view = await conversation_view(session, conversation, request.app.state.runtime.protector)
@@ -115,7 +116,7 @@ async def view_conversation(
 
 @router.post("/conversations/{conversation_id}/messages", status_code=201)
 async def reply(
-    conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
+    conversation_id: RowId, body: TextIn, staff: Staff, request: Request, session: Session
 ) -> MessageRead:
     message = await _escalations(request).reply(conversation_id, staff, body.text)
     return await message_view(session, message)
@@ -123,14 +124,14 @@ async def reply(
 
 @router.post("/conversations/{conversation_id}/notes", status_code=201)
 async def add_note(
-    conversation_id: int, body: TextIn, staff: Staff, request: Request, session: Session
+    conversation_id: RowId, body: TextIn, staff: Staff, request: Request, session: Session
 ) -> NoteRead:
     note = await _escalations(request).add_note(conversation_id, staff, body.text)
     return await note_view(session, note)
 
 
 @router.post("/conversations/{conversation_id}/typing", status_code=204)
-async def typing(conversation_id: int, staff: Staff, request: Request, session: Session) -> Response:
+async def typing(conversation_id: RowId, staff: Staff, request: Request, session: Session) -> Response:
     conversation = await _visible(request, session, conversation_id, staff)
     team_id = await session.scalar(
         select(Escalation.team_id)
@@ -150,7 +151,7 @@ async def typing(conversation_id: int, staff: Staff, request: Request, session: 
 
 @router.post("/conversations/{conversation_id}/transfer")
 async def transfer(
-    conversation_id: int, body: TransferIn, staff: Staff, request: Request, session: Session
+    conversation_id: RowId, body: TransferIn, staff: Staff, request: Request, session: Session
 ) -> QueueItemRead:
     escalation = await _escalations(request).transfer(
         conversation_id, staff, team_id=body.team_id, staff_id=body.staff_id, note=body.note
@@ -159,7 +160,7 @@ async def transfer(
 
 
 @router.post("/conversations/{conversation_id}/resolve")
-async def resolve(conversation_id: int, staff: Staff, request: Request, session: Session) -> QueueItemRead:
+async def resolve(conversation_id: RowId, staff: Staff, request: Request, session: Session) -> QueueItemRead:
     escalation = await _escalations(request).resolve(conversation_id, staff)
     return await queue_item(session, escalation)
 
@@ -180,7 +181,7 @@ async def add_canned_reply(body: CannedIn, staff: Staff, session: Session) -> Ca
 
 
 @router.delete("/canned-replies/{reply_id}", status_code=204)
-async def delete_canned_reply(reply_id: int, staff: Staff, session: Session) -> Response:
+async def delete_canned_reply(reply_id: RowId, staff: Staff, session: Session) -> Response:
     _require_supervisor(staff)
     reply = await session.get(CannedReply, reply_id)
     if reply is None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.appointments.service import patient_appointments
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
+from crm_backend.database.core import RowId
 from crm_backend.escalations.views_model import PatientPanelRead, patient_panel
 from crm_backend.patient_record.access import may_view
 from crm_backend.patient_record.models import (
@@ -78,7 +79,7 @@ async def search(
 
 @router.get("/patients/{patient_id}/360")
 async def patient_360(
-    patient_id: int, staff: StaffDep, request: Request, session: DbSession, reveal: bool = False
+    patient_id: RowId, staff: StaffDep, request: Request, session: DbSession, reveal: bool = False
 ) -> Patient360Read:
     """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
     if reveal and staff.role != StaffRole.admin:
@@ -131,7 +132,7 @@ async def patient_360(
 
 @router.get("/patients/{patient_id}")
 async def view_patient(
-    patient_id: int, staff: StaffDep, request: Request, session: DbSession
+    patient_id: RowId, staff: StaffDep, request: Request, session: DbSession
 ) -> PatientPanelRead:
     """The patient panel a conversation shows (docs/CONSOLE_API.md `PatientPanel`)."""
     await _open(session, staff, patient_id)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from crm_backend.audit import service as audit
 from crm_backend.audit.models import AuditEntry
+from crm_backend.database.core import RowId
 from crm_backend.staff.deps import DbSession, SupervisorDep
 from crm_backend.staff.models import Staff
 
@@ -39,8 +40,8 @@ async def list_audit(
     request: Request,
     me: SupervisorDep,
     session: DbSession,
-    patient_id: int | None = None,
-    staff_id: int | None = None,
+    patient_id: RowId | None = None,
+    staff_id: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditOut]:
     """Newest first. Reading the log is itself recorded: who watches the watchers."""

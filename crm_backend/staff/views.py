@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from crm_backend.audit import service as audit
 from crm_backend.audit.service import client_ip
-from crm_backend.database.core import utcnow
+from crm_backend.database.core import RowId, utcnow
 from crm_backend.staff import service
 from crm_backend.staff.deps import AdminDep, DbSession, StaffDep, runtime_of, session_store
 from crm_backend.staff.models import Presence, Staff, StaffRole, Team
@@ -89,7 +89,7 @@ class StaffCreate(BaseModel):
     password: NewPassword
     role: StaffRole
     capacity: Capacity = 3
-    team_ids: list[int] = Field(default_factory=list)
+    team_ids: list[RowId] = Field(default_factory=list)
 
 
 class StaffPatch(BaseModel):
@@ -97,7 +97,7 @@ class StaffPatch(BaseModel):
     password: NewPassword | None = None
     role: StaffRole | None = None
     capacity: Capacity | None = None
-    team_ids: list[int] | None = None
+    team_ids: list[RowId] | None = None
     active: bool | None = None
 
 
@@ -282,7 +282,7 @@ async def create_staff(body: StaffCreate, request: Request, admin: AdminDep, ses
 
 @router.patch("/admin/staff/{staff_id}", response_model=StaffOut)
 async def update_staff(
-    staff_id: int, body: StaffPatch, request: Request, admin: AdminDep, session: DbSession
+    staff_id: RowId, body: StaffPatch, request: Request, admin: AdminDep, session: DbSession
 ) -> StaffOut:
     staff = await _load_staff(session, staff_id)
     try:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from websockets.asyncio.client import ClientConnection, connect
 
 from crm_backend.config import SANDBOX_APPID, Settings
@@ -808,3 +808,31 @@ async def test_two_web_processes_behind_a_load_balancer_both_deliver_console_eve
             await other.aclose()
     finally:
         second.stop()
+
+
+HUGE_ID = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/api/console/conversations/{HUGE_ID}", None),
+        ("POST", f"/api/console/conversations/{HUGE_ID}/messages", {"text": "您好"}),
+        ("POST", f"/api/console/conversations/{HUGE_ID}/transfer", {"team_id": 1}),
+        ("POST", "/api/console/conversations/1/transfer", {"team_id": int(HUGE_ID)}),
+        ("POST", f"/api/console/escalations/{HUGE_ID}/claim", None),
+        ("GET", f"/api/console/patients/{HUGE_ID}/360", None),
+        ("GET", "/api/console/patients/-1", None),
+    ],
+    ids=["view", "reply", "transfer", "transfer-to-huge-team", "claim", "patient-360", "negative-patient"],
+)
+async def test_ids_out_of_the_database_s_range_are_refused_clearly(
+    stack: Stack, db: Database, admin: ConsoleClient, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    async with db.sessions() as session:
+        messages_before = await session.scalar(select(func.count()).select_from(Message))
+    response = await admin.http.request(method, path, json=body, headers={"X-CSRF-Token": admin.csrf})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"], response.text  # which field, and why
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == messages_before

@@ -40,6 +40,13 @@ DOCTYPE_ONLY = b"""<!DOCTYPE xml><xml><FromUserName>oX</FromUserName><CreateTime
 <MsgType>text</MsgType><Content>hi</Content><MsgId>3</MsgId></xml>"""
 
 
+def _text_push(*, msg_id: str = "7", create_time: str = "1700000000") -> bytes:
+    return (
+        f"<xml><FromUserName>oX</FromUserName><CreateTime>{create_time}</CreateTime>"
+        f"<MsgType>text</MsgType><Content>hi</Content><MsgId>{msg_id}</MsgId></xml>"
+    ).encode()
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -56,6 +63,12 @@ DOCTYPE_ONLY = b"""<!DOCTYPE xml><xml><FromUserName>oX</FromUserName><CreateTime
             400,
         ),
         (b"<xml>" + b"<Content>" + b"A" * 70_000 + b"</Content></xml>", 413),
+        (_text_push(msg_id="1" * 40), 400),
+        (_text_push(msg_id=str(2**63)), 400),
+        (_text_push(msg_id="²"), 400),
+        (_text_push(create_time="9" * 40), 400),
+        (_text_push(create_time=str(2**63)), 400),
+        (_text_push(create_time="١٢٣"), 400),  # Arabic-Indic digits: isdigit, yet not ours
     ],
     ids=[
         "truncated",
@@ -67,6 +80,12 @@ DOCTYPE_ONLY = b"""<!DOCTYPE xml><xml><FromUserName>oX</FromUserName><CreateTime
         "no-msgid",
         "bad-createtime",
         "oversized",
+        "msgid-40-digits",
+        "msgid-2^63",
+        "msgid-superscript",
+        "createtime-40-digits",
+        "createtime-2^63",
+        "createtime-arabic-digits",
     ],
 )
 async def test_broken_or_hostile_bodies_are_refused(

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from channels.wechat_oa.security import OfficialAccountKeys
 from channels.wechat_oa.webhook import router as oa_router
@@ -58,9 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await writer.stop()
             await runtime.close()
 
-    app = FastAPI(
-        title="CareBridge", lifespan=lifespan, docs_url="/api/docs", openapi_url="/api/openapi.json"
-    )
+    # The API description lists every internal route: never public (_include_api_docs).
+    app = FastAPI(title="CareBridge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
     app.add_exception_handler(RequestValidationError, _bad_request)
@@ -75,7 +74,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.include_router(sandbox_router)
         app.include_router(simulator_router)
+        _include_api_docs(app)
     return app
+
+
+def _include_api_docs(app: FastAPI) -> None:
+    """The API description and its browsable page, for logged-in admins of a sandbox deployment
+    only: a hospital's deployment with real credentials serves neither."""
+    from fastapi import Depends
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    from crm_backend.staff.deps import require_roles
+    from crm_backend.staff.models import StaffRole
+
+    admins_only = [Depends(require_roles(StaffRole.admin))]
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=admins_only)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=admins_only)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="CareBridge API")
 
 
 def _include_console(app: FastAPI) -> None:

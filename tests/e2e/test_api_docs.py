@@ -1,0 +1,28 @@
+"""The API description lists every internal route: only a logged-in admin may read it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.console import ConsoleClient
+from tests.support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+
+
+@pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs", "/redoc", "/docs", "/openapi.json"])
+async def test_the_api_description_is_not_public(stack: Stack, path: str) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as anonymous:
+        response = await anonymous.get(path)
+    assert response.status_code in (401, 403, 404), (path, response.status_code)
+    assert "/internal/bot" not in response.text
+
+
+async def test_an_admin_reads_the_api_description(stack: Stack) -> None:
+    admin = ConsoleClient(stack.url)
+    try:
+        await admin.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        response = await admin.get("/api/openapi.json")
+    finally:
+        await admin.aclose()
+    assert response.status_code == 200
+    assert any(path.startswith("/api/console/") for path in response.json()["paths"])

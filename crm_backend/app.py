@@ -19,6 +19,7 @@ from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
 from crm_backend.escalations.service import ConsoleError
 from crm_backend.logs import configure_logging
+from crm_backend.no_store import NoStore
 from crm_backend.runtime import Runtime, freeze_startup_objects
 
 #: Seconds a thread may hold the GIL before another may run. The default (5 ms) adds milliseconds to
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The API description lists every internal route: never public (_include_api_docs).
     app = FastAPI(title="CareBridge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
+    app.add_middleware(NoStore)
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(ConsoleError, _console_error)

@@ -1,4 +1,4 @@
-"""The API description lists every internal route: only a logged-in admin may read it."""
+"""What the API gives away: its description only to admins, and nothing a cache may keep."""
 
 from __future__ import annotations
 
@@ -26,3 +26,17 @@ async def test_an_admin_reads_the_api_description(stack: Stack) -> None:
         await admin.aclose()
     assert response.status_code == 200
     assert any(path.startswith("/api/console/") for path in response.json()["paths"])
+
+
+async def test_api_answers_carrying_patient_data_are_never_cached(stack: Stack) -> None:
+    patient = await stack.consented_patient()
+    admin = ConsoleClient(stack.url)
+    try:
+        await admin.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        found = await admin.get("/api/console/patients", query=patient[-6:])
+        queues = await admin.get("/api/console/queues")
+    finally:
+        await admin.aclose()
+    for response in (found, queues):
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"

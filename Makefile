@@ -12,6 +12,9 @@ RASA_PY := $(RASA_VENV)/bin/python
 -include .env
 export
 PORT ?= 8000
+# The web app listens here only: the sandbox, the simulator and the development bot token must not
+# be reachable from the network. Set HOST=0.0.0.0 (in .env) behind a real proxy with real credentials.
+HOST ?= 127.0.0.1
 # The WeChat sandbox's own port when `make run-scaled` runs it as a separate process.
 SANDBOX_PORT ?= 8901
 # The action server reaches the CRM's bot API here (honcho gives each process its own PORT, so

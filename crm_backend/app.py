@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from channels.wechat_oa.security import OfficialAccountKeys
 from channels.wechat_oa.webhook import router as oa_router
 from crm_backend import domains, health
+from crm_backend.body_limit import BodyLimit
 from crm_backend.config import Settings, get_settings
 from crm_backend.conversations.inbound import InboundWriter
 from crm_backend.escalations.service import ConsoleError
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="CareBridge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.add_middleware(NoStore)
+    app.add_middleware(BodyLimit)
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(ConsoleError, _console_error)

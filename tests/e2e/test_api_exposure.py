@@ -40,3 +40,20 @@ async def test_api_answers_carrying_patient_data_are_never_cached(stack: Stack) 
     for response in (found, queues):
         assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [
+        ("/api/console/login", 50 * 1024 * 1024),
+        ("/api/console/login", 5000),
+        ("/internal/bot/patients", 100_000),
+    ],
+    ids=["login-50MB", "login-5KB", "bot-api-100KB"],
+)
+async def test_oversized_bodies_are_refused_before_they_are_read(stack: Stack, path: str, size: int) -> None:
+    body = b'{"username": "' + b"a" * size + b'"}'
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
+        response = await anonymous.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.json()["detail"]

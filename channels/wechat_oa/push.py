@@ -50,8 +50,8 @@ _BIGINT_MAX = 2**63 - 1
 
 
 def _bigint(value: str) -> int | None:
-    """An ASCII number that fits the database's BIGINT, else None: `isdigit` also accepts "²" and
-    other digits `int` refuses, and WeChat's ids are 64-bit at most."""
+    """An ASCII number that fits the database's BIGINT, else None: `isdigit` also accepts "²",
+    which `int` refuses, and other scripts' digits, which `int` reads; WeChat's ids are 64-bit."""
     raw = value.strip()
     if not raw or len(raw) > 19 or not raw.isascii() or not raw.isdigit():
         return None

@@ -383,15 +383,22 @@ async def _run_one(outbox: Outbox, reminder_id: int, tomorrow: date, now: dateti
         needs_consent=False,
     )
     # Recorded before the dialogue is queued: a takeover after a crash settles it, never starts another.
+    await _record_channel(outbox, reminder_id, ReminderChannel.CUSTOM, identity)
+    await start_dialogue(outbox.runtime, request)
+    return ReminderStatus.CLAIMED
+
+
+async def _record_channel(
+    outbox: Outbox, reminder_id: int, channel: ReminderChannel, identity: WeChatIdentity
+) -> None:
+    """Which way the reminder goes, and to whom: recorded before it goes, for a takeover."""
     async with outbox.runtime.db.sessions() as session:
         await session.execute(
             update(AppointmentReminder)
             .where(AppointmentReminder.id == reminder_id)
-            .values(channel=ReminderChannel.CUSTOM, identity_id=identity.id)
+            .values(channel=channel, identity_id=identity.id)
         )
         await session.commit()
-    await start_dialogue(outbox.runtime, request)
-    return ReminderStatus.CLAIMED
 
 
 async def _no_template(
@@ -567,13 +574,7 @@ async def _send_template(
     wording = _wording(outbox, loaded, identity)
     payload = {"touser": identity.openid, "template_id": template_id, "data": wording.template_data()}
     # Recorded before sending, so a takeover knows a template may already have gone out.
-    async with outbox.runtime.db.sessions() as session:
-        await session.execute(
-            update(AppointmentReminder)
-            .where(AppointmentReminder.id == reminder_id)
-            .values(channel=ReminderChannel.TEMPLATE, identity_id=identity.id)
-        )
-        await session.commit()
+    await _record_channel(outbox, reminder_id, ReminderChannel.TEMPLATE, identity)
     attempts, msgid, errcode, errmsg = await _post_template(outbox, payload)
     sent = errcode is None and errmsg is None
     async with outbox.runtime.db.sessions() as session:

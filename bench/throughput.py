@@ -262,6 +262,20 @@ class Load:
         return round(self.sent / len(self.senders), 1)
 
 
+async def send_metered(
+    load: Load, rate: float, seconds: float, send: Callable[[int, float], Awaitable[None]]
+) -> dict[str, float]:
+    """Run one step's open-loop sending; returns each process's CPU use while it sent."""
+
+    async def meter() -> dict[str, float]:
+        before = load.meter.snapshot()
+        await asyncio.sleep(seconds + 0.2)
+        return CpuMeter.usage(before, load.meter.snapshot())
+
+    _, cpu = await asyncio.gather(open_loop(rate, seconds, send), meter())
+    return cpu
+
+
 async def bare_step(load: Load, rasa_url: str, rate: float, seconds: float) -> Step:
     total = max(1, round(rate * seconds))
     latencies: list[float] = [math.inf] * total
@@ -278,18 +292,11 @@ async def bare_step(load: Load, rasa_url: str, rate: float, seconds: float) -> S
         except (aiohttp.ClientError, TimeoutError):
             pass
 
-    cpu: dict[str, float] = {}
-
-    async def meter() -> None:
-        before = load.meter.snapshot()
-        await asyncio.sleep(seconds + 0.2)
-        cpu.update(CpuMeter.usage(before, load.meter.snapshot()))
-
     before = load.turns_per_sender()
     gc.collect()
     gc.disable()
     try:
-        await asyncio.gather(open_loop(rate, seconds, send), meter())
+        cpu = await send_metered(load, rate, seconds, send)
     finally:
         gc.enable()
     load.sent += total
@@ -338,17 +345,10 @@ async def ours_step(load: Load, stack: Stack, rate: float, seconds: float) -> St
         except aiohttp.ClientError:
             pass
 
-    cpu: dict[str, float] = {}
-
-    async def meter() -> None:
-        before = load.meter.snapshot()
-        await asyncio.sleep(seconds + 0.2)
-        cpu.update(CpuMeter.usage(before, load.meter.snapshot()))
-
     gc.collect()
     gc.disable()
     try:
-        await asyncio.gather(open_loop(rate, seconds, send), meter())
+        cpu = await send_metered(load, rate, seconds, send)
         # Drain: read what the fake WeChat API received until every push has its answer, or
         # nothing more arrives (a push that was never answered counts as failed).
         by_patient: dict[str, list[int]] = defaultdict(list)

@@ -497,6 +497,41 @@ def _message(message_id: int, sender: str, content: str, at: str) -> dict[str, A
     }
 
 
+async def test_an_escalation_that_arrives_while_the_queue_is_fetched_stays_in_the_queue(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    """The queue's answer was read before the event happened: it must not wipe the new card."""
+    release = asyncio.Event()
+    sockets: list[WebSocketRoute] = []
+
+    async def api(route: Route, request: Request) -> None:
+        path = request.url.split("/api/console", 1)[1].split("?")[0]
+        if path == "/me":
+            await route.fulfill(json=ME)
+        elif path == "/queues":
+            await release.wait()
+            await route.fulfill(json=[{"team": ME["teams"][0], "items": []}])
+        else:
+            await route.fulfill(json=[])
+
+    def accept_socket(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+
+    await page.route("**/api/console/**", api)
+    await page.route_web_socket("**/api/console/ws*", accept_socket)
+    await page.goto(f"{console_only_server}/console")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+    sockets[0].send(json.dumps({"id": "1-0", "type": "escalation.created", "escalation": _item()}))
+    card = page.locator(".qitem[data-escalation-id='41']")
+    await expect(card).to_be_visible()
+    release.set()
+    await expect(page.locator("#queue-list")).to_have_attribute("data-loaded-at", re.compile(r"\d+"))
+    await expect(card).to_be_visible()
+    await expect(page.locator(".queue-tab[data-tab='all'] .count")).to_have_text("1")
+    await _assert_clean(page, page_problems)
+
+
 async def test_history_keeps_the_servers_order_though_patient_times_are_whole_seconds(
     page: Page, page_problems: PageProblems, console_only_server: str
 ) -> None:

@@ -44,12 +44,16 @@ export async function loadQueues() {
   if (state.me === null) return;
   const asked = Date.now();
   let groups;
+  state.queueLoads += 1;
   try {
     groups = await api("GET", "/queues");
   } catch (error) {
+    state.queueLoads -= 1;
+    if (state.queueLoads === 0) state.liveDuringLoad = [];
     if (error.status !== 401) toast("队列加载失败：" + errorText(error), "error");
     return;
   }
+  state.queueLoads -= 1;
   const answered = Date.now();
   const offsets = [];
   state.items.clear();
@@ -63,6 +67,10 @@ export async function loadQueues() {
       }
     }
   }
+  // Events that came while the answer was on its way are not lost under it: applied again, in order.
+  const live = state.liveDuringLoad;
+  if (state.queueLoads === 0) state.liveDuringLoad = [];
+  for (const item of live) keepItem(item);
   if (offsets.length) {
     offsets.sort((a, b) => a - b);
     const median = offsets[Math.floor(offsets.length / 2)];
@@ -77,15 +85,20 @@ export async function loadQueues() {
   }
 }
 
-/** Takes a QueueItem (from an event or an answer); answers the one it replaces, if any. */
-export function upsertItem(item) {
-  const previous = state.items.get(item.escalation_id);
+function keepItem(item) {
   if (item.status === "resolved" || !visibleTeam(item.team)) {
     state.items.delete(item.escalation_id);
   } else {
     noteTeam(item.team);
     state.items.set(item.escalation_id, item);
   }
+}
+
+/** Takes a QueueItem (from an event or an answer); answers the one it replaces, if any. */
+export function upsertItem(item) {
+  const previous = state.items.get(item.escalation_id);
+  if (state.queueLoads > 0) state.liveDuringLoad.push(item);
+  keepItem(item);
   if (state.current !== null && state.current.conversation.id === item.conversation_id) {
     refreshConversationEscalation(item);
   }

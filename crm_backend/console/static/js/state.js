@@ -22,6 +22,8 @@ export const state = {
   wsOpenedAt: 0,
   reconnectTimer: null,
   lastEventId: null,
+  queueLoads: 0,           // queue fetches in flight
+  liveDuringLoad: [],      // items from events that arrived while a fetch was in flight
   ticker: null,
 };
 

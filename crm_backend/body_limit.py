@@ -40,23 +40,30 @@ class BodyLimit:
             return
         received = 0
         started = False
+        overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    overflowed = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                if overflowed:  # the endpoint turned our exception into its own error answer
+                    await _too_large(send, limit)
+                    return
+            if not overflowed:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not started:
                 await _too_large(send, limit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -55,5 +57,22 @@ async def test_oversized_bodies_are_refused_before_they_are_read(stack: Stack, p
     body = b'{"username": "' + b"a" * size + b'"}'
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
         response = await anonymous.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "larger than" in response.json()["detail"]
+
+
+async def test_a_chunked_body_that_grows_past_the_limit_is_refused_with_413(stack: Stack) -> None:
+    """No Content-Length to check up front: the limit is applied as the body streams in."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"username": "'
+        for _ in range(10):
+            yield b"a" * 1024
+        yield b'"}'
+
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as anonymous:
+        response = await anonymous.post(
+            "/api/console/login", content=chunks(), headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 413, response.text
     assert "larger than" in response.json()["detail"]

@@ -599,3 +599,56 @@ async def test_history_keeps_the_servers_order_though_patient_times_are_whole_se
         "备注",  # written at 00:00:06, after all of the above
     ]
     await _assert_clean(page, page_problems)
+
+
+async def test_an_admin_creates_staff_and_teams_and_is_told_what_happened(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    admin = {**ME, "id": 1, "username": "admin", "display_name": "管理员", "role": "admin"}
+    created: list[dict[str, Any]] = []
+
+    async def api(route: Route, request: Request) -> None:
+        path = request.url.split("/api/console", 1)[1].split("?")[0]
+        if path == "/me":
+            await route.fulfill(json=admin)
+        elif path == "/admin/teams" and request.method == "POST":
+            name = json.loads(request.post_data or "{}")["name"]
+            if name == "护理咨询":
+                await route.fulfill(status=409, json={"detail": "team name already exists"})
+            else:
+                await route.fulfill(json={"id": 2, "name": name, "members": []})
+        elif path == "/admin/teams":
+            await route.fulfill(json=[{"id": 1, "name": "护理咨询", "members": []}])
+        elif path == "/admin/staff" and request.method == "POST":
+            created.append(json.loads(request.post_data or "{}"))
+            await route.fulfill(
+                json={**created[-1], "id": 9, "active": True, "presence": "offline", "teams": []}
+            )
+        elif path == "/queues":
+            await route.fulfill(json=[])
+        else:
+            await route.fulfill(json=[])
+
+    await page.route("**/api/console/**", api)
+    await page.goto(f"{console_only_server}/console")
+    await page.locator("#tab-staff").click()
+
+    form = page.locator("#staff-form")
+    await form.get_by_label("用户名").fill("li")
+    await form.get_by_label("姓名").fill("李晓燕")
+    await form.get_by_label("初始密码").fill("a-long-password")
+    await form.get_by_label("护理咨询").check()
+    await form.get_by_role("button", name="创建").click()
+    await expect(page.locator("#staff-form-msg")).to_have_text("已创建：李晓燕")
+    await expect(page.locator("#staff-form-msg")).to_have_class("form-msg ok")
+    assert created[0]["team_ids"] == [1]
+
+    teams = page.locator("#team-form")
+    await teams.get_by_label("新团队名称").fill("护理咨询")
+    await teams.get_by_role("button", name="创建团队").click()
+    await expect(page.locator("#team-form-msg")).to_have_class("form-msg error")
+    await teams.get_by_label("新团队名称").fill("药学咨询")
+    await teams.get_by_role("button", name="创建团队").click()
+    await expect(page.locator("#team-form-msg")).to_have_text("已创建团队：药学咨询")
+    await expect(page.locator("#team-form-msg")).to_have_class("form-msg ok")
+    await _assert_clean(page, page_problems)

@@ -63,10 +63,15 @@ export async function loadStaff() {
   }));
 }
 
+/** The line under a form: what was created, or why not. */
+function say(id, text, kind) {
+  $(id).textContent = text;
+  $(id).className = "form-msg " + kind;
+}
+
 export async function createStaff(event) {
   event.preventDefault();
   const form = event.target;
-  const msg = $("staff-form-msg");
   const data = new FormData(form);
   const body = {
     username: String(data.get("username")).trim(),
@@ -77,36 +82,30 @@ export async function createStaff(event) {
     team_ids: data.getAll("team_ids").map(Number),
   };
   if (!body.username || !body.display_name || !body.password) {
-    msg.textContent = "请填写用户名、姓名和初始密码";
-    msg.className = "form-msg error";
+    say("staff-form-msg", "请填写用户名、姓名和初始密码", "error");
     return;
   }
   try {
     const created = await api("POST", "/admin/staff", body);
-    msg.textContent = "已创建：" + created.display_name;
-    msg.className = "form-msg ok";
+    say("staff-form-msg", "已创建：" + created.display_name, "ok");
     form.reset();
     loadStaff();
   } catch (error) {
-    msg.textContent = errorText(error);
-    msg.className = "form-msg error";
+    say("staff-form-msg", errorText(error), "error");
   }
 }
 
 export async function createTeam(event) {
   event.preventDefault();
   const form = event.target;
-  const msg = $("team-form-msg");
   const name = String(new FormData(form).get("name")).trim();
   if (!name) return;
   try {
     const team = await api("POST", "/admin/teams", { name });
-    msg.textContent = "已创建团队：" + team.name;
-    msg.className = "form-msg ok";
+    say("team-form-msg", "已创建团队：" + team.name, "ok");
     form.reset();
     loadStaff();
   } catch (error) {
-    msg.textContent = errorText(error);
-    msg.className = "form-msg error";
+    say("team-form-msg", errorText(error), "error");
   }
 }

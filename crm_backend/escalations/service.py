@@ -317,7 +317,7 @@ class Escalations:
                 raise ConsoleError(409, "another agent has this conversation")
             message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
             if escalation.first_response_at is None:
-                escalation.first_response_at = datetime.now(UTC)
+                escalation.first_response_at = self.runtime.clock()
             await session.commit()
         # Announce the message before queueing it, so its delivery update always comes after it.
         await self.publish_message(message, team_id=escalation.team_id)
@@ -431,7 +431,7 @@ class Escalations:
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
-            now = datetime.now(UTC)
+            now = self.runtime.clock()
             escalation.status = EscalationStatus.RESOLVED
             escalation.resolved_at = now
             escalation.resolved_by_id = actor.id

@@ -13,12 +13,13 @@ import {
   closeConversation, messageText, renderMessage, renderNote, resolveCurrent, send, setMode,
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
-import { formatDuration } from "./js/format.js";
+import { formatDuration, formatWhen } from "./js/format.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
 import { renderPatientPanel } from "./js/patient-panel.js";
 import {
   claimEscalation, loadQueues, renderQueueItem, renderQueues, slaInfo, tickQueues,
 } from "./js/queues.js";
+import { loadReport, reportRows, wireReport } from "./js/report.js";
 import { logout, setMe, setPresence, showLogin, submitLogin } from "./js/session.js";
 import { createStaff, createTeam, loadStaff } from "./js/staff-admin.js";
 import { isAdmin, isSupervisor, state } from "./js/state.js";
@@ -26,14 +27,18 @@ import { loadDirectory, openTransfer, submitTransfer } from "./js/transfer.js";
 import { renderTyping, sendTyping } from "./js/typing.js";
 
 function showView(view) {
-  if ((view === "staff" && !isAdmin()) || (view === "audit" && !isSupervisor())) view = "workspace";
+  if ((view === "staff" && !isAdmin()) || ((view === "audit" || view === "report") && !isSupervisor())) {
+    view = "workspace";
+  }
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
+  $("report-view").hidden = view !== "report";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
+  if (view === "report") loadReport();
 }
 
 function startApp(me) {
@@ -141,6 +146,7 @@ function wire() {
   $("team-form").addEventListener("submit", createTeam);
   $("staff-refresh").addEventListener("click", loadStaff);
   $("audit-form").addEventListener("submit", loadAudit);
+  wireReport();
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }
   });
@@ -158,6 +164,7 @@ async function boot() {
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
   renderMessage, renderNote, renderQueueItem, renderPatientPanel, formatDuration, messageText, slaInfo, handleEvent,
+  formatWhen, reportRows,
 });
 
 boot(); // module scripts run once the document is parsed

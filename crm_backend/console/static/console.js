@@ -13,13 +13,13 @@ import {
   closeConversation, messageText, renderMessage, renderNote, resolveCurrent, send, setMode,
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
-import { formatDuration, formatWhen } from "./js/format.js";
+import { formatDuration } from "./js/format.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
 import { renderPatientPanel } from "./js/patient-panel.js";
 import {
   claimEscalation, loadQueues, renderQueueItem, renderQueues, slaInfo, tickQueues,
 } from "./js/queues.js";
-import { loadReport, reportRows, wireReport } from "./js/report.js";
+import { loadReport, wireReport } from "./js/report.js";
 import { logout, setMe, setPresence, showLogin, submitLogin } from "./js/session.js";
 import { createStaff, createTeam, loadStaff } from "./js/staff-admin.js";
 import { isAdmin, isSupervisor, state } from "./js/state.js";
@@ -164,7 +164,6 @@ async function boot() {
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
   renderMessage, renderNote, renderQueueItem, renderPatientPanel, formatDuration, messageText, slaInfo, handleEvent,
-  formatWhen, reportRows,
 });
 
 boot(); // module scripts run once the document is parsed

@@ -34,7 +34,7 @@ function reportRow(kind, team, agent, figures) {
   return tr;
 }
 
-/** Table rows of a ServiceReport (docs/CONSOLE_API.md). Exposed for tests. */
+/** Table rows of a ServiceReport (docs/CONSOLE_API.md). */
 export function reportRows(report) {
   if (report.total.escalations === 0) return [];
   return [

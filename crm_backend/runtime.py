@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 import httpx
@@ -26,6 +28,8 @@ class Runtime:
     queues: dict[str, StreamQueue] = field(default_factory=dict)
     #: Domain events of this process; crm_backend/domains.py subscribes every domain's listeners.
     events: EventBus = field(default_factory=EventBus)
+    #: "Now" for rules that depend on the hour (SLA clocks); tests set a fixed time here.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _wechat_http: aiohttp.ClientSession | None = None
 
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
+from crm_backend.escalations.sla import sla_due_at
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
 from crm_backend.realtime.events import ConsoleEvents
@@ -58,15 +59,6 @@ class Actor(Protocol):
 
     @property
     def sees_all_teams(self) -> bool: ...
-
-
-def sla_seconds(runtime: Runtime, priority: Priority) -> int:
-    settings = runtime.settings
-    return {
-        Priority.URGENT: settings.sla_urgent_seconds,
-        Priority.HIGH: settings.sla_high_seconds,
-        Priority.NORMAL: settings.sla_normal_seconds,
-    }[priority]
 
 
 async def get_or_create_team(session: AsyncSession, key_or_name: str) -> Team:
@@ -107,7 +99,7 @@ class Escalations:
         team: str = "service",
     ) -> Escalation:
         """Hand the conversation to people; idempotent while an escalation is open."""
-        now = datetime.now(UTC)
+        now = self.runtime.clock()
         async with self.runtime.db.sessions() as session:
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
@@ -117,6 +109,7 @@ class Escalations:
                 if Priority(priority).rank < existing.priority_rank:
                     existing.priority = Priority(priority)
                     existing.priority_rank = Priority(priority).rank
+                    existing.sla_due_at = sla_due_at(self.runtime.settings, existing.created_at, priority)
                     await session.commit()
                 # A retry after a crash may find the escalation but not yet the tracker paused.
                 identity = await session.get(WeChatIdentity, conversation.identity_id)
@@ -131,7 +124,7 @@ class Escalations:
                 priority=Priority(priority),
                 priority_rank=Priority(priority).rank,
                 created_at=now,
-                sla_due_at=now + timedelta(seconds=sla_seconds(self.runtime, Priority(priority))),
+                sla_due_at=sla_due_at(self.runtime.settings, now, Priority(priority)),
             )
             session.add(escalation)
             conversation.status = ConversationStatus.ESCALATED
@@ -324,7 +317,7 @@ class Escalations:
                 raise ConsoleError(409, "another agent has this conversation")
             message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
             if escalation.first_response_at is None:
-                escalation.first_response_at = datetime.now(UTC)
+                escalation.first_response_at = self.runtime.clock()
             await session.commit()
         # Announce the message before queueing it, so its delivery update always comes after it.
         await self.publish_message(message, team_id=escalation.team_id)
@@ -438,7 +431,7 @@ class Escalations:
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
-            now = datetime.now(UTC)
+            now = self.runtime.clock()
             escalation.status = EscalationStatus.RESOLVED
             escalation.resolved_at = now
             escalation.resolved_by_id = actor.id
@@ -463,7 +456,7 @@ class Escalations:
             escalation = await session.get(Escalation, escalation_id)
             if escalation is None:
                 return
-            item = (await queue_item(session, escalation)).model_dump(mode="json")
+            item = (await queue_item(session, escalation, self.runtime.clock())).model_dump(mode="json")
         await self.events.publish(
             {
                 "type": kind,

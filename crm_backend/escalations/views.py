@@ -61,7 +61,8 @@ def _require_supervisor(staff: CurrentStaff) -> None:
 
 
 @router.get("/queues")
-async def queues(staff: Staff, session: Session) -> list[QueueRead]:
+async def queues(staff: Staff, request: Request, session: Session) -> list[QueueRead]:
+    now = request.app.state.runtime.clock()
     teams = (await session.scalars(select(Team).order_by(Team.name))).all()
     result = []
     for team in teams:
@@ -77,7 +78,7 @@ async def queues(staff: Staff, session: Session) -> list[QueueRead]:
         result.append(
             QueueRead(
                 team=TeamRef(id=team.id, name=team.name),
-                items=[await queue_item(session, e) for e in open_items],
+                items=[await queue_item(session, e, now) for e in open_items],
             )
         )
     return result

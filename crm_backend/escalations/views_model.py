@@ -22,6 +22,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
+from crm_backend.escalations.sla import sla_breached
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.patients.records import ManagedPatientRead, managed_by, mask_openid
 from crm_backend.protection import FieldProtector
@@ -160,11 +161,13 @@ async def _staff_ref(session: AsyncSession, staff_id: int | None) -> StaffRef | 
     return StaffRef(id=staff_id, display_name=staff.display_name if staff else "?")
 
 
-async def queue_item(session: AsyncSession, escalation: Escalation) -> QueueItemRead:
+async def queue_item(
+    session: AsyncSession, escalation: Escalation, now: datetime | None = None
+) -> QueueItemRead:
     conversation = await session.get(Conversation, escalation.conversation_id)
     team = await session.get(Team, escalation.team_id)
     assert conversation is not None
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     end = escalation.first_response_at or escalation.resolved_at or now
     return QueueItemRead(
         escalation_id=escalation.id,
@@ -181,8 +184,7 @@ async def queue_item(session: AsyncSession, escalation: Escalation) -> QueueItem
         waiting_seconds=int((end - escalation.created_at).total_seconds()),
         first_response_at=escalation.first_response_at,
         sla_due_at=escalation.sla_due_at,
-        # The SLA is time to first response: it stops at the first answer (or at resolution).
-        sla_breached=end > escalation.sla_due_at,
+        sla_breached=sla_breached(escalation, now),
         satisfaction=escalation.satisfaction,
     )
 

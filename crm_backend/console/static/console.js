@@ -19,6 +19,7 @@ import { renderPatientPanel } from "./js/patient-panel.js";
 import {
   claimEscalation, loadQueues, renderQueueItem, renderQueues, slaInfo, tickQueues,
 } from "./js/queues.js";
+import { loadReport, wireReport } from "./js/report.js";
 import { logout, setMe, setPresence, showLogin, submitLogin } from "./js/session.js";
 import { createStaff, createTeam, loadStaff } from "./js/staff-admin.js";
 import { isAdmin, isSupervisor, state } from "./js/state.js";
@@ -26,14 +27,18 @@ import { loadDirectory, openTransfer, submitTransfer } from "./js/transfer.js";
 import { renderTyping, sendTyping } from "./js/typing.js";
 
 function showView(view) {
-  if ((view === "staff" && !isAdmin()) || (view === "audit" && !isSupervisor())) view = "workspace";
+  if ((view === "staff" && !isAdmin()) || ((view === "audit" || view === "report") && !isSupervisor())) {
+    view = "workspace";
+  }
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
+  $("report-view").hidden = view !== "report";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
+  if (view === "report") loadReport();
 }
 
 function startApp(me) {
@@ -141,6 +146,7 @@ function wire() {
   $("team-form").addEventListener("submit", createTeam);
   $("staff-refresh").addEventListener("click", loadStaff);
   $("audit-form").addEventListener("submit", loadAudit);
+  wireReport();
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }
   });

@@ -3,12 +3,14 @@
 import { api, errorText } from "./api.js";
 import { openConversation, refreshConversationEscalation } from "./conversation.js";
 import { $, el, toast } from "./dom.js";
-import { formatDuration, parseTime, same } from "./format.js";
+import { formatDuration, formatTime, parseTime, same } from "./format.js";
 import { PRIORITY, PRIORITY_RANK, reasonText } from "./labels.js";
 import { TITLE } from "./session.js";
 import { isSupervisor, serverNow, state } from "./state.js";
 
 const SLA_WARN_SECONDS = 60;
+/** Further off than this (a chat that came in while nobody is on duty), the due time is shown, not a countdown. */
+const SLA_COUNTDOWN_SECONDS = 3600;
 
 function waitingSeconds(item) {
   const end = item.first_response_at === null ? serverNow() : parseTime(item.first_response_at);
@@ -24,6 +26,7 @@ export function slaInfo(item) {
   }
   const left = (parseTime(item.sla_due_at) - serverNow()) / 1000;
   if (left <= 0 || item.sla_breached) return { text: "超时 " + formatDuration(left), cls: "sla breached", breached: true };
+  if (left > SLA_COUNTDOWN_SECONDS) return { text: "SLA " + formatTime(item.sla_due_at) + " 到期", cls: "sla", breached: false };
   return { text: "SLA " + formatDuration(left), cls: left <= SLA_WARN_SECONDS ? "sla warn" : "sla", breached: false };
 }
 
@@ -160,6 +163,7 @@ export function renderQueueItem(item) {
   node.dataset.escalationId = item.escalation_id;
   node.dataset.conversationId = item.conversation_id;
   node.tabIndex = 0;
+  node.title = "转入 " + formatTime(item.created_at);
   node.classList.toggle("mine", mine);
   node.classList.toggle("selected", same(state.currentId, item.conversation_id));
 

@@ -100,9 +100,13 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES")
     login_window_seconds: int = Field(900, alias="LOGIN_WINDOW_SECONDS")
     #: When people answer escalated chats, Asia/Shanghai time, e.g. "08:00-20:00".
-    staffed_hours: str = Field("08:00-20:00", alias="STAFFED_HOURS")
+    staffed_hours: str = Field(
+        "08:00-20:00",
+        alias="STAFFED_HOURS",
+        pattern=r"^\s*([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d\s*$",
+    )
     #: ISO weekdays staffed, 1 = Monday.
-    staffed_days: str = Field("1,2,3,4,5,6,7", alias="STAFFED_DAYS")
+    staffed_days: str = Field("1,2,3,4,5,6,7", alias="STAFFED_DAYS", pattern=r"^\s*[1-7](\s*,\s*[1-7])*\s*$")
     #: Time to first response targets per priority, in seconds.
     sla_urgent_seconds: int = Field(120, alias="SLA_URGENT_SECONDS")
     sla_high_seconds: int = Field(300, alias="SLA_HIGH_SECONDS")

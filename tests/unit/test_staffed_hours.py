@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from crm_backend.config import Settings
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
@@ -65,3 +66,20 @@ NIGHT_DESK = Settings(STAFFED_HOURS="20:00-08:00", STAFFED_DAYS="1,2,3,4,5")
 )
 def test_overnight_window(at: datetime, staffed: bool) -> None:
     assert is_staffed(NIGHT_DESK, at) is staffed
+
+
+@pytest.mark.parametrize(
+    ("hours", "days"),
+    [
+        ("8-20", "1,2"),
+        ("08:00-25:00", "1"),
+        ("08:00", "1"),
+        ("08:00-20:00", ""),
+        ("08:00-20:00", "0,8"),
+        ("08:00-20:00", "周一"),
+    ],
+)
+def test_staffed_hours_that_cannot_be_read_are_refused_at_start(hours: str, days: str) -> None:
+    """A typo must stop the process at start-up, not turn every later escalation into an error."""
+    with pytest.raises(ValidationError):
+        Settings(STAFFED_HOURS=hours, STAFFED_DAYS=days)

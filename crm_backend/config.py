@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     staffed_hours: str = Field(
         "08:00-20:00",
         alias="STAFFED_HOURS",
-        pattern=r"^\s*([01]\d|2[0-3]):[0-5]\d\s*-\s*([01]\d|2[0-3]):[0-5]\d\s*$",
+        pattern=r"^\s*([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?\s*-\s*([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?\s*$",
     )
     #: ISO weekdays staffed, 1 = Monday.
     staffed_days: str = Field("1,2,3,4,5,6,7", alias="STAFFED_DAYS", pattern=r"^\s*[1-7](\s*,\s*[1-7])*\s*$")

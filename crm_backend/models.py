@@ -1,7 +1,7 @@
 """Imports every domain's models so metadata (Alembic, tests) sees all tables."""
 
 from crm_backend.appointments.models import Appointment, Department, Doctor, Schedule
-from crm_backend.audit.models import AuditEntry
+from crm_backend.audit.models import AuditChainHead, AuditEntry
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
 from crm_backend.database.core import Base
@@ -11,6 +11,7 @@ from crm_backend.staff.models import Staff, Team, TeamMembership
 
 __all__ = [
     "Appointment",
+    "AuditChainHead",
     "AuditEntry",
     "Base",
     "CannedReply",

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from crm_backend.audit import service as audit
 from crm_backend.audit.models import AuditEntry
+from crm_backend.audit.verification import Anchor, ChainReport, EntryId, audit_detail, verify_chain
 from crm_backend.database.core import RowId
 from crm_backend.staff.deps import DbSession, SupervisorDep
 from crm_backend.staff.models import Staff
@@ -82,3 +83,61 @@ async def list_audit(
         )
         for e, username in rows
     ]
+
+
+class AnchorOut(BaseModel):
+    """The latest entry: write its id and hash down outside the database to check the log later."""
+
+    entry_id: int
+    entry_hash: str
+    at: datetime
+
+
+@router.get("/audit/anchor", response_model=AnchorOut)
+async def audit_anchor(me: SupervisorDep, session: DbSession) -> AnchorOut:
+    """Not itself recorded: it shows no personal data, and recording it would move the anchor."""
+    latest = (
+        await session.execute(
+            select(AuditEntry.id, AuditEntry.entry_hash, AuditEntry.at)
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is None:
+        raise HTTPException(status_code=404, detail="the audit log is empty")
+    return AnchorOut(entry_id=latest.id, entry_hash=latest.entry_hash, at=latest.at)
+
+
+@router.get("/audit/verify", response_model=ChainReport)
+async def verify_audit(
+    request: Request,
+    me: SupervisorDep,
+    session: DbSession,
+    anchor_id: Annotated[EntryId | None, Query()] = None,
+    anchor_hash: Annotated[str | None, Query(max_length=64)] = None,
+) -> ChainReport:
+    """Walks the whole chain (a batch at a time); the check and its outcome are recorded."""
+    anchor = _anchor(anchor_id, anchor_hash)
+    report = await verify_chain(await session.connection(), anchor)
+    await audit.record(
+        session,
+        staff_id=me.id,
+        action="audit.verify",
+        object_type="audit_log",
+        object_id="",
+        request=request,
+        detail=audit_detail(report),
+    )
+    await session.commit()
+    return report
+
+
+def _anchor(anchor_id: int | None, anchor_hash: str | None) -> Anchor | None:
+    if anchor_id is None and anchor_hash is None:
+        return None
+    if anchor_id is None or anchor_hash is None:
+        raise HTTPException(status_code=422, detail="anchor_id and anchor_hash go together")
+    try:
+        return Anchor(entry_id=anchor_id, entry_hash=anchor_hash.strip().lower())
+    except ValidationError:
+        raise HTTPException(status_code=422, detail="anchor_hash must be 64 hexadecimal digits") from None

@@ -652,3 +652,47 @@ async def test_an_admin_creates_staff_and_teams_and_is_told_what_happened(
     await expect(page.locator("#team-form-msg")).to_have_text("已创建团队：药学咨询")
     await expect(page.locator("#team-form-msg")).to_have_class("form-msg ok")
     await _assert_clean(page, page_problems)
+
+
+async def test_audit_view_shows_the_anchor_and_a_verification_result(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    anchor = {"entry_id": 812, "entry_hash": "ab" * 32, "at": "2026-12-05T01:02:03Z"}
+    verifications: list[str] = []
+
+    async def api(route: Route, request: Request) -> None:
+        path = request.url.split("/api/console", 1)[1].split("?")[0]
+        if path == "/me":
+            await route.fulfill(json={**ME, "role": "supervisor"})
+        elif path == "/queues":
+            await route.fulfill(json=[])
+        elif path == "/audit":
+            await route.fulfill(json=[])
+        elif path == "/audit/anchor":
+            await route.fulfill(json=anchor)
+        elif path == "/audit/verify":
+            verifications.append(request.url)
+            broken = {"entry_id": 57, "problem": "content_changed", "message": "changed"}
+            await route.fulfill(
+                json={
+                    "ok": False,
+                    "checked": 56,
+                    "last_id": 56,
+                    "last_hash": "cd" * 32,
+                    "anchor": None,
+                    "broken": broken,
+                }
+            )
+        else:
+            await route.fulfill(status=404, json={"detail": "not found"})
+
+    await page.route("**/api/console/**", api)
+    await page.route_web_socket("**/api/console/ws*", lambda ws: None)
+    await page.goto(f"{console_only_server}/console")
+    await expect(page.locator("#app")).to_be_visible()
+    await page.locator("#tab-audit").click()
+    await expect(page.locator("#audit-anchor-value")).to_contain_text(f"#812 {'ab' * 32}")
+    await page.locator("#audit-verify").click()
+    await expect(page.locator("#audit-verify-result")).to_have_text("已被篡改，条目 #57：条目内容被改动")
+    assert len(verifications) == 1
+    await _assert_clean(page, page_problems)

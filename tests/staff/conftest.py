@@ -26,9 +26,12 @@ from tests.support.api import (
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/14"
-DB_NAME = "carebridge_staff_test"
-#: The revision that creates these tables; later revisions belong to other packages.
-REVISION = "0002"
+#: Our own database; derived from TEST_POSTGRES_DB when set, so two suites can run side by side.
+DB_NAME = (
+    f"{os.environ['TEST_POSTGRES_DB']}_staff" if "TEST_POSTGRES_DB" in os.environ else "carebridge_staff_test"
+)
+#: Head, not 0002 that creates these tables: 0007 chains the audit log, which the app writes.
+REVISION = "head"
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from crm_backend.audit import service as audit
 from crm_backend.database.core import Database
 from crm_backend.runtime import Runtime
-from tests.staff.conftest import REVISION
+from tests.staff.conftest import DB_NAME, REVISION
 from tests.support.api import login, make_staff, new_client
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
@@ -112,7 +112,7 @@ async def test_sqlite_migration_triggers_and_downgrade(tmp_path: Path):
 
 
 async def test_postgres_downgrade_removes_tables_and_trigger_function():
-    name = "carebridge_staff_test_migrate"
+    name = f"{DB_NAME}_migrate"
     url = await recreate_postgres(name)
     try:
         alembic(url, "upgrade", REVISION)

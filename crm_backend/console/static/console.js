@@ -7,7 +7,7 @@
  */
 
 import { api, onSession } from "./js/api.js";
-import { loadAudit } from "./js/audit.js";
+import { loadAudit, verifyAudit } from "./js/audit.js";
 import { addCanned, insertCanned, loadCanned, renderCanned, toggleCanned } from "./js/canned.js";
 import {
   closeConversation, messageText, renderMessage, renderNote, resolveCurrent, send, setMode,
@@ -146,6 +146,7 @@ function wire() {
   $("team-form").addEventListener("submit", createTeam);
   $("staff-refresh").addEventListener("click", loadStaff);
   $("audit-form").addEventListener("submit", loadAudit);
+  $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }

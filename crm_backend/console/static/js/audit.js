@@ -36,4 +36,47 @@ export async function loadAudit(event) {
     return;
   }
   fillTable("audit-table", entries.map(auditRow), "没有记录", 7);
+  await loadAnchor();
+}
+
+/* The latest entry's id and hash: written down elsewhere, it lets a later check find a cut-off log. */
+async function loadAnchor() {
+  let anchor;
+  try {
+    anchor = await api("GET", "/audit/anchor");
+  } catch {
+    $("audit-anchor-value").textContent = "—";
+    return;
+  }
+  $("audit-anchor-value").textContent = `#${anchor.entry_id} ${anchor.entry_hash}（${formatDateTime(anchor.at)}）`;
+}
+
+const PROBLEMS = {
+  content_changed: "条目内容被改动",
+  link_broken: "链接断开（条目缺失或被改写）",
+  tail_missing: "末尾条目被删除",
+  anchor_mismatch: "与锚点不符",
+  anchor_not_found: "找不到锚点条目（日志被截断）",
+};
+
+export async function verifyAudit() {
+  const result = $("audit-verify-result");
+  result.className = "hint";
+  result.textContent = "校验中…";
+  let report;
+  try {
+    report = await api("GET", "/audit/verify");
+  } catch (error) {
+    result.className = "hint error";
+    result.textContent = "校验失败：" + errorText(error);
+    return;
+  }
+  if (report.ok) {
+    result.textContent = `完整：已校验 ${report.checked} 条，至 #${report.last_id}`;
+  } else {
+    const where = report.broken.entry_id === null ? "" : `条目 #${report.broken.entry_id}：`;
+    result.className = "hint error";
+    result.textContent = `已被篡改，${where}${PROBLEMS[report.broken.problem] ?? report.broken.problem}`;
+  }
+  await loadAnchor();
 }

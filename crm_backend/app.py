@@ -148,7 +148,7 @@ async def _console_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build() -> FastAPI:
-    """Factory for `uvicorn --factory`."""
+    """The app factory crm_backend/web.py hands to uvicorn (the only way the web app is started)."""
     configure_logging(get_settings().log_level)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     return create_app()

@@ -96,9 +96,21 @@ class Settings(BaseSettings):
     #: Send session cookies only over HTTPS (turn off only for local http://127.0.0.1 use).
     session_cookie_secure: bool = Field(False, alias="SESSION_COOKIE_SECURE")
     session_ttl_seconds: int = Field(12 * 3600, alias="SESSION_TTL_SECONDS")
-    #: Failed logins allowed per username and per address within the window before 429.
-    login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES")
-    login_window_seconds: int = Field(900, alias="LOGIN_WINDOW_SECONDS")
+    #: Failed logins allowed within the window before 429, counted per username for browsers
+    #: that have not logged in as that user before, and apart for each browser that has (its
+    #: known-device cookie), so strangers cannot lock a user out of their own browser
+    #: (staff/throttle.py).
+    login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES", ge=1)
+    #: Failed logins allowed per client address within the window, across usernames, from browsers
+    #: without a known-device cookie. High: a hospital's staff may all share one NAT address.
+    login_max_failures_per_address: int = Field(100, alias="LOGIN_MAX_FAILURES_PER_ADDRESS", ge=1)
+    login_window_seconds: int = Field(900, alias="LOGIN_WINDOW_SECONDS", ge=1)
+    #: How long a browser stays a known device of a user after their last login there.
+    login_device_days: int = Field(180, alias="LOGIN_DEVICE_DAYS", ge=1)
+    #: Addresses of the proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    #: (comma-separated IPs or networks, "*" for any); empty: none, the peer is the client. Applied
+    #: by crm_backend/web.py, the only way the web app is started.
+    forwarded_allow_ips: str = Field("", alias="FORWARDED_ALLOW_IPS")
     #: When people answer escalated chats, Asia/Shanghai time, e.g. "08:00-20:00".
     staffed_hours: str = Field(
         "08:00-20:00",

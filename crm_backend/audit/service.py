@@ -26,7 +26,7 @@ _PENDING = "audit_pending_entries"
 
 
 def client_ip(conn: HTTPConnection | None) -> str | None:
-    """The peer address; behind a proxy run uvicorn with --proxy-headers so this is the real client."""
+    """The client's address: the peer, or what a proxy in FORWARDED_ALLOW_IPS says (crm_backend/web.py)."""
     if conn is None or conn.client is None:
         return None
     return conn.client.host[:64]

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.audit.refusals import AccessRefused
 from crm_backend.conversations.bot_gateway import BotGateway, BotUnavailable
 from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
@@ -272,13 +273,21 @@ class Escalations:
         if escalation is None:
             raise ConsoleError(404, "no such escalation")
         if not actor.sees_all_teams and escalation.team_id not in actor.team_ids:
-            raise ConsoleError(403, "this escalation belongs to another team")
+            conversation = await session.get(Conversation, escalation.conversation_id)
+            raise AccessRefused(
+                "this escalation belongs to another team",
+                action="escalation.claim",
+                object_type="escalation",
+                object_id=escalation_id,
+                patient_id=conversation.patient_id if conversation is not None else None,
+            )
         return escalation
 
     async def visible_conversation(
-        self, session: AsyncSession, conversation_id: int, actor: Actor
+        self, session: AsyncSession, conversation_id: int, actor: Actor, action: str = "conversation.view"
     ) -> Conversation:
-        """Staff see a conversation if it is, or was, escalated to one of their teams."""
+        """Staff see a conversation if it is, or was, escalated to one of their teams; otherwise the
+        refusal of `action` is audited (AccessRefused)."""
         conversation = await session.get(Conversation, conversation_id)
         if conversation is None:
             raise ConsoleError(404, "no such conversation")
@@ -292,7 +301,13 @@ class Escalations:
             ).all()
         )
         if not team_ids & actor.team_ids:
-            raise ConsoleError(403, "this conversation belongs to another team")
+            raise AccessRefused(
+                "this conversation belongs to another team",
+                action=action,
+                object_type="conversation",
+                object_id=conversation_id,
+                patient_id=conversation.patient_id,
+            )
         return conversation
 
     # -- working the chat ----------------------------------------------------------------------
@@ -304,7 +319,9 @@ class Escalations:
         if len(text) > 2000:
             raise ConsoleError(400, "reply longer than 2000 characters")
         async with self.runtime.db.sessions() as session:
-            conversation = await self.visible_conversation(session, conversation_id, actor)
+            conversation = await self.visible_conversation(
+                session, conversation_id, actor, "conversation.reply"
+            )
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
@@ -330,7 +347,7 @@ class Escalations:
         if not text:
             raise ConsoleError(400, "empty note")
         async with self.runtime.db.sessions() as session:
-            await self.visible_conversation(session, conversation_id, actor)
+            await self.visible_conversation(session, conversation_id, actor, "conversation.note")
             escalation = await self._open_escalation(session, conversation_id)
             note = ConversationNote(
                 conversation_id=conversation_id,
@@ -367,7 +384,7 @@ class Escalations:
         if team_id is None and staff_id is None:
             raise ConsoleError(400, "name a team or a staff member")
         async with self.runtime.db.sessions() as session:
-            await self.visible_conversation(session, conversation_id, actor)
+            await self.visible_conversation(session, conversation_id, actor, "conversation.transfer")
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
@@ -427,7 +444,9 @@ class Escalations:
 
     async def resolve(self, conversation_id: int, actor: Actor) -> Escalation:
         async with self.runtime.db.sessions() as session:
-            conversation = await self.visible_conversation(session, conversation_id, actor)
+            conversation = await self.visible_conversation(
+                session, conversation_id, actor, "conversation.resolve"
+            )
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")

@@ -91,16 +91,16 @@ async def claim(escalation_id: RowId, staff: Staff, request: Request, session: S
 
 
 async def _visible(
-    request: Request, session: AsyncSession, conversation_id: RowId, staff: CurrentStaff
+    request: Request, session: AsyncSession, conversation_id: RowId, staff: CurrentStaff, action: str
 ) -> Conversation:
-    return await _escalations(request).visible_conversation(session, conversation_id, staff)
+    return await _escalations(request).visible_conversation(session, conversation_id, staff, action)
 
 
 @router.get("/conversations/{conversation_id}")
 async def view_conversation(
     conversation_id: RowId, staff: Staff, request: Request, session: Session
 ) -> ConversationViewRead:
-    conversation = await _visible(request, session, conversation_id, staff)
+    conversation = await _visible(request, session, conversation_id, staff, "conversation.view")
     view = await conversation_view(session, conversation, request.app.state.runtime.protector)
     await audit(
         session,
@@ -133,7 +133,7 @@ async def add_note(
 
 @router.post("/conversations/{conversation_id}/typing", status_code=204)
 async def typing(conversation_id: RowId, staff: Staff, request: Request, session: Session) -> Response:
-    conversation = await _visible(request, session, conversation_id, staff)
+    conversation = await _visible(request, session, conversation_id, staff, "conversation.typing")
     team_id = await session.scalar(
         select(Escalation.team_id)
         .where(Escalation.conversation_id == conversation.id)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.appointments.service import patient_appointments
+from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
@@ -40,14 +41,21 @@ def _protector(request: Request) -> AesGcmProtector:
     return runtime_of(request).protector
 
 
-async def _open(session: AsyncSession, staff: CurrentStaff, patient_id: int) -> Patient:
-    """The patient, if this staff member may see them: 404 for no such patient, else 403 unless
-    one of the teams had a conversation of theirs, or of a family member managing them."""
+async def _open(session: AsyncSession, staff: CurrentStaff, patient_id: int, view: str) -> Patient:
+    """The patient, if this staff member may see them: 404 for no such patient, else 403 (audited)
+    unless one of the teams had a conversation of theirs, or of a family member managing them."""
     patient = await session.get(Patient, patient_id)
     if patient is None:
         raise HTTPException(404, "no such patient")
     if not await may_view(session, staff, patient_id):
-        raise HTTPException(403, "this patient has no conversation with your teams")
+        raise AccessRefused(
+            "this patient has no conversation with your teams",
+            action="patient.view",
+            object_type="patient",
+            object_id=patient_id,
+            patient_id=patient_id,
+            audit_detail={"view": view},
+        )
     return patient
 
 
@@ -83,8 +91,15 @@ async def patient_360(
 ) -> Patient360Read:
     """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
     if reveal and staff.role != StaffRole.admin:
-        raise HTTPException(403, "only admins may reveal ID numbers")
-    patient = await _open(session, staff, patient_id)
+        raise AccessRefused(
+            "only admins may reveal ID numbers",
+            action="patient.reveal",
+            object_type="patient",
+            object_id=patient_id,
+            patient_id=patient_id,
+            audit_detail={"fields": ["id_number"]},
+        )
+    patient = await _open(session, staff, patient_id, "360")
     protector = _protector(request)
     disclosure = Disclosure.for_staff(staff.role, reveal=reveal)
     conversations = (
@@ -135,7 +150,7 @@ async def view_patient(
     patient_id: RowId, staff: StaffDep, request: Request, session: DbSession
 ) -> PatientPanelRead:
     """The patient panel a conversation shows (docs/CONSOLE_API.md `PatientPanel`)."""
-    await _open(session, staff, patient_id)
+    await _open(session, staff, patient_id, "panel")
     panel = await patient_panel(session, patient_id, _protector(request))
     await audit(
         session,

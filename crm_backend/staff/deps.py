@@ -1,7 +1,8 @@
 """FastAPI dependencies every console endpoint uses: who is calling, may they, and is it really them.
 
 `current_staff` answers 401 without a live session, and for unsafe methods (POST/PUT/PATCH/DELETE)
-403 unless the `X-CSRF-Token` header equals the session's token. CSRF is checked here rather than in
+403 unless the `X-CSRF-Token` header equals the session's token; it also audits every refused access
+to patient data (`AccessRefused`) the endpoint raises. CSRF is checked here rather than in
 a separate dependency so that no console endpoint can forget it. It returns a `CurrentStaff`
 snapshot (not an ORM object) so it can be used without holding a database session open, including
 in WebSocket endpoints, where it checks the Origin header instead of a CSRF header.
@@ -19,6 +20,7 @@ from fastapi import Depends, HTTPException, Request, WebSocketException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from crm_backend.audit.refusals import AccessRefused, record_refusal
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import SUPERVISING_ROLES, Staff, StaffRole
 from crm_backend.staff.sessions import COOKIE_NAME, SessionStore
@@ -73,8 +75,12 @@ def _same_origin(conn: HTTPConnection) -> bool:
     return origin is None or urlsplit(origin).netloc == conn.headers.get("host")
 
 
-async def current_staff(conn: HTTPConnection) -> CurrentStaff:
-    """The caller's staff snapshot; 401 without a live session of an active account, 403 on bad CSRF."""
+async def current_staff(conn: HTTPConnection) -> AsyncIterator[CurrentStaff]:
+    """The caller's staff snapshot; 401 without a live session of an active account, 403 on bad CSRF.
+
+    An `AccessRefused` the endpoint raises passes back through here, where the caller is known: it
+    is written to the audit log in its own transaction before the 403 goes out.
+    """
     store = session_store(conn)
     token = conn.cookies.get(COOKIE_NAME)
     data = await store.load(token)
@@ -92,7 +98,7 @@ async def current_staff(conn: HTTPConnection) -> CurrentStaff:
         if staff is None or not staff.active:
             await store.delete(token)
             raise _deny(conn, status.HTTP_401_UNAUTHORIZED, "not logged in")
-        return CurrentStaff(
+        snapshot = CurrentStaff(
             id=staff.id,
             username=staff.username,
             display_name=staff.display_name,
@@ -100,6 +106,11 @@ async def current_staff(conn: HTTPConnection) -> CurrentStaff:
             team_ids=frozenset(t.id for t in staff.teams),
             csrf_token=data.csrf_token,
         )
+    try:
+        yield snapshot
+    except AccessRefused as refusal:
+        await record_refusal(runtime_of(conn).db, refusal, staff_id=snapshot.id, conn=conn)
+        raise
 
 
 def require_roles(*roles: StaffRole) -> Callable[..., Awaitable[CurrentStaff]]:

@@ -12,9 +12,10 @@ from crm_backend.audit.service import client_ip
 from crm_backend.database.core import RowId, utcnow
 from crm_backend.staff import service
 from crm_backend.staff.deps import AdminDep, DbSession, StaffDep, runtime_of, session_store
+from crm_backend.staff.devices import DeviceCookies
 from crm_backend.staff.models import Presence, Staff, StaffRole, Team
 from crm_backend.staff.sessions import COOKIE_NAME
-from crm_backend.staff.throttle import LoginThrottle
+from crm_backend.staff.throttle import LoginAttempt, LoginThrottle
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
@@ -179,8 +180,12 @@ def _as_http(exc: service.StaffError) -> HTTPException:
 async def login(body: LoginIn, request: Request, response: Response, session: DbSession) -> MeOut:
     runtime = runtime_of(request)
     throttle = LoginThrottle(runtime.redis, runtime.settings)
-    ip = client_ip(request) or "unknown"
-    wait = await throttle.retry_after(body.username, ip)
+    devices = DeviceCookies(runtime.settings)
+    device = devices.known_device(request, body.username)
+    attempt = LoginAttempt(
+        body.username, client_ip(request) or "unknown", device.device_id if device is not None else None
+    )
+    wait = await throttle.retry_after(attempt)
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -189,7 +194,7 @@ async def login(body: LoginIn, request: Request, response: Response, session: Db
         )
     staff = await service.authenticate(session, body.username, body.password)
     if staff is None:
-        await throttle.failed(body.username, ip)
+        await throttle.failed(attempt)
         known = await service.get_staff_by_username(session, body.username)
         await audit.record(
             session,
@@ -198,11 +203,11 @@ async def login(body: LoginIn, request: Request, response: Response, session: Db
             object_type="staff",
             object_id=known.id if known else "",
             request=request,
-            detail={"username": body.username},
+            detail={"username": body.username, "known_device": device is not None},
         )
         await session.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    await throttle.succeeded(body.username)
+    await throttle.succeeded(attempt)
     store = session_store(request)
     await store.delete(request.cookies.get(COOKIE_NAME))  # never keep a pre-login session (fixation)
     token, data = await store.create(staff.id)
@@ -211,6 +216,7 @@ async def login(body: LoginIn, request: Request, response: Response, session: Db
     )
     await session.commit()
     store.set_cookie(response, token)
+    devices.remember(response, body.username, device)
     return _me(staff, data.csrf_token)
 
 

@@ -27,7 +27,7 @@ from crm_backend.database.core import Database
 from crm_backend.escalations.models import Escalation
 from crm_backend.patients.models import WeChatIdentity
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import Process, Stack, free_port, new_openid, wait_until
+from tests.support.stack import Process, Stack, free_port, new_openid, wait_until, web_argv
 
 
 async def _last_outbound(db: Database, openid: str) -> Message:
@@ -173,17 +173,8 @@ async def test_wechat_outage_is_retried_with_backoff(stack: Stack, db: Database)
 async def test_healthz_names_what_is_down(stack: Stack) -> None:
     port = free_port()
     closed = free_port()
-    argv = [
-        str(stack.web.argv[0]) if stack.web else "",
-        "--factory",
-        "crm_backend.app:build",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
     web = Process(
-        "web-broken-actions", argv, stack.env(PORT=str(port), ACTION_SERVER_PORT=str(closed))
+        "web-broken-actions", web_argv(port), stack.env(PORT=str(port), ACTION_SERVER_PORT=str(closed))
     ).start()
     try:
         wait_until(

@@ -33,7 +33,8 @@ from tests.support.api import (
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/15"
-DB_NAME = "carebridge_patients_test"
+#: TEST_POSTGRES_DB names this suite's database too, so two checkouts can run it side by side.
+DB_NAME = f"{os.environ.get('TEST_POSTGRES_DB', 'carebridge')}_patients_test"
 
 
 @pytest.fixture(scope="session")

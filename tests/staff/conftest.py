@@ -26,10 +26,8 @@ from tests.support.api import (
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/14"
-#: Our own database; derived from TEST_POSTGRES_DB when set, so two suites can run side by side.
-DB_NAME = (
-    f"{os.environ['TEST_POSTGRES_DB']}_staff" if "TEST_POSTGRES_DB" in os.environ else "carebridge_staff_test"
-)
+#: TEST_POSTGRES_DB names this suite's database too, so two checkouts can run it side by side.
+DB_NAME = f"{os.environ.get('TEST_POSTGRES_DB', 'carebridge')}_staff_test"
 #: Head, not 0002 that creates these tables: 0007 chains the audit log, which the app writes.
 REVISION = "head"
 
@@ -38,7 +36,14 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return api_settings(
         database_url,
         REDIS_URL,
-        **{"SESSION_COOKIE_SECURE": False, "LOGIN_MAX_FAILURES": 5, "LOGIN_WINDOW_SECONDS": 900, **overrides},
+        **{
+            "SESSION_COOKIE_SECURE": False,
+            "LOGIN_MAX_FAILURES": 5,
+            # Above one username's limit, so a colleague's typos at one address hold nobody else up.
+            "LOGIN_MAX_FAILURES_PER_ADDRESS": 8,
+            "LOGIN_WINDOW_SECONDS": 900,
+            **overrides,
+        },
     )
 
 

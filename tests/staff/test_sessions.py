@@ -12,7 +12,7 @@ from starlette.responses import Response
 from crm_backend.runtime import Runtime
 from crm_backend.staff.sessions import COOKIE_NAME, SessionStore
 from tests.staff.conftest import make_settings
-from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, login, make_staff, new_client
+from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, login, make_staff, new_address, new_client
 
 
 async def test_login_sets_httponly_session_cookie_and_returns_csrf(
@@ -127,18 +127,45 @@ async def test_sixth_attempt_is_throttled_even_with_the_right_password(app: Fast
         assert response.status_code == 429
 
 
-async def test_one_address_cannot_probe_many_usernames(app: FastAPI, admin_client):
-    staff, password = await make_staff(admin_client)
-    async with new_client(app) as client:
-        for n in range(5):
-            response = await client.post(
-                "/api/console/login", json={"username": f"guess{n}", "password": "wrong-password"}
-            )
-            assert response.status_code == 401
+async def _fail(client: httpx.AsyncClient, username: str, times: int = 1) -> None:
+    for _ in range(times):
         response = await client.post(
-            "/api/console/login", json={"username": staff["username"], "password": password}
+            "/api/console/login", json={"username": username, "password": "wrong-pw"}
         )
-        assert response.status_code == 429
+        assert response.status_code == 401, response.text
+
+
+async def _try(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await client.post("/api/console/login", json={"username": username, "password": password})
+
+
+async def test_a_colleagues_typos_do_not_lock_out_others_at_the_same_address(app: FastAPI, admin_client):
+    """One hospital NAT address: five wrong passwords for one account leave every other account alone."""
+    careless, _ = await make_staff(admin_client)
+    colleague, colleague_password = await make_staff(admin_client)
+    ward_nat = new_address()
+    async with new_client(app, ward_nat) as first_browser, new_client(app, ward_nat) as second_browser:
+        await _fail(first_browser, careless["username"], 5)
+        response = await _try(second_browser, colleague["username"], colleague_password)
+    assert response.status_code == 200, response.text
+
+
+async def test_a_spray_over_many_usernames_is_stopped_per_address(app: FastAPI, admin_client):
+    staff, password = await make_staff(admin_client)
+    address = new_address()
+    async with new_client(app, address) as known:
+        await login(known, staff["username"], password)  # this browser becomes a known device
+        async with new_client(app, address) as attacker:
+            for n in range(8):  # LOGIN_MAX_FAILURES_PER_ADDRESS in these tests
+                await _fail(attacker, f"guess{n}")
+            refused = await _try(attacker, staff["username"], password)
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 900
+        # From a fresh address the username itself is not locked ...
+        async with new_client(app) as elsewhere:
+            assert (await _try(elsewhere, staff["username"], password)).status_code == 200
+        # ... and the user's own browser behind that address still logs in.
+        assert (await _try(known, staff["username"], password)).status_code == 200
 
 
 async def test_success_resets_the_username_count(app: FastAPI, admin_client):

@@ -48,10 +48,15 @@ async def build_api_app(runtime: Runtime, *routers: APIRouter) -> FastAPI:
     return app
 
 
-def new_client(app: FastAPI) -> httpx.AsyncClient:
-    """A client with its own cookie jar and its own address (login throttling counts per address)."""
+def new_address() -> str:
     n = next(_addresses)
-    transport = httpx.ASGITransport(app=app, client=(f"10.0.{n // 250}.{n % 250 + 1}", 40000))
+    return f"10.0.{n // 250}.{n % 250 + 1}"
+
+
+def new_client(app: FastAPI, address: str | None = None) -> httpx.AsyncClient:
+    """A client with its own cookie jar (a browser) and its own address unless `address` is given
+    (login throttling counts per address)."""
+    transport = httpx.ASGITransport(app=app, client=(address or new_address(), 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 

@@ -95,6 +95,11 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def web_argv(port: int) -> list[str]:
+    """The web process as the Procfile starts it (crm_backend/web.py), on 127.0.0.1:`port`."""
+    return [str(APP_PY), "-m", "crm_backend.web", "--host", "127.0.0.1", "--port", str(port)]
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DATABASE_", "REDIS_"))}
     env.update(
@@ -254,17 +259,7 @@ class Stack:
         )
 
     def start_web(self) -> None:
-        argv = [
-            str(ROOT / ".venv" / "bin" / "uvicorn"),
-            "--factory",
-            "crm_backend.app:build",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-access-log",
-        ]
-        self.web = Process(f"web-{self.name}", argv, self.env()).start()
+        self.web = Process(f"web-{self.name}", web_argv(self.port), self.env()).start()
         wait_until(
             lambda: httpx.get(f"{self.url}/healthz", timeout=5).status_code in (200, 503), 60, "web app"
         )

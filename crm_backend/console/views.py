@@ -8,10 +8,9 @@ run even if it ever reached the DOM as markup.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,27 +34,22 @@ def _assets() -> dict[str, str]:
 
 #: The only files served under /console/static/, with their media types.
 ASSETS = _assets()
-#: A Host header we are willing to echo into the CSP (WebSocket sources); anything else is left out.
-_SAFE_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 router = APIRouter()
 
 
-def content_security_policy(host: str | None = None) -> str:
+def content_security_policy() -> str:
     """Same-origin scripts, styles, fetches and WebSockets; nothing inline, nothing from elsewhere.
 
-    CSP level 3 lets 'self' match ws:/wss: on the page's own host; older engines need the host
-    spelled out, so it is added when the request's Host header is plainly a host name.
+    The same for every request: nothing the client sends (not even Host) is written into it. CSP
+    level 3 lets 'self' match ws:/wss: on the page's own host (every browser the console supports).
     """
-    connect = ["'self'"]
-    if host and _SAFE_HOST.match(host):
-        connect += [f"ws://{host}", f"wss://{host}"]
     return "; ".join(
         [
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            f"connect-src {' '.join(connect)}",
+            "connect-src 'self'",
             "img-src 'self' data:",
             "font-src 'self'",
             "base-uri 'none'",
@@ -65,9 +59,9 @@ def content_security_policy(host: str | None = None) -> str:
     )
 
 
-def _security_headers(host: str | None, cache: str) -> dict[str, str]:
+def _security_headers(cache: str) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(host),
+        "Content-Security-Policy": content_security_policy(),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -76,18 +70,16 @@ def _security_headers(host: str | None, cache: str) -> dict[str, str]:
 
 
 @router.get("/console", response_class=HTMLResponse, include_in_schema=False)
-def console_page(request: Request) -> HTMLResponse:
+def console_page() -> HTMLResponse:
     html = PAGE_PATH.read_text(encoding="utf-8")
-    return HTMLResponse(html, headers=_security_headers(request.headers.get("host"), "no-store"))
+    return HTMLResponse(html, headers=_security_headers("no-store"))
 
 
 @router.get("/console/static/{name:path}", include_in_schema=False)
-def console_asset(name: str, request: Request) -> Response:
+def console_asset(name: str) -> Response:
     media_type = ASSETS.get(name)
     if media_type is None:
         raise HTTPException(status_code=404)
     body = (STATIC_DIR / name).read_bytes()
     # no-cache: the browser revalidates, so a deploy is picked up by the next page load.
-    return Response(
-        body, media_type=media_type, headers=_security_headers(request.headers.get("host"), "no-cache")
-    )
+    return Response(body, media_type=media_type, headers=_security_headers("no-cache"))

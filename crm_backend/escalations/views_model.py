@@ -21,6 +21,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.escalations.labels import LabelRead, labels_of
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.patients.records import ManagedPatientRead, managed_by, mask_openid
@@ -60,6 +61,7 @@ class QueueItemRead(BaseModel):
     sla_due_at: datetime
     sla_breached: bool
     satisfaction: int | None
+    labels: list[LabelRead]
 
 
 class QueueRead(BaseModel):
@@ -135,6 +137,7 @@ class ConversationViewRead(BaseModel):
     messages: list[MessageRead]
     notes: list[NoteRead]
     patient: PatientPanelRead
+    labels: list[LabelRead]
 
 
 class CannedReplyRead(BaseModel):
@@ -184,6 +187,7 @@ async def queue_item(session: AsyncSession, escalation: Escalation) -> QueueItem
         # The SLA is time to first response: it stops at the first answer (or at resolution).
         sla_breached=end > escalation.sla_due_at,
         satisfaction=escalation.satisfaction,
+        labels=(await labels_of(session, [escalation.conversation_id]))[escalation.conversation_id],
     )
 
 
@@ -274,4 +278,5 @@ async def conversation_view(
         messages=[await message_view(session, m) for m in messages],
         notes=[await note_view(session, n) for n in notes],
         patient=await patient_panel(session, conversation.patient_id, protector),
+        labels=(await labels_of(session, [conversation.id]))[conversation.id],
     )

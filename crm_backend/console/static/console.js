@@ -14,6 +14,8 @@ import {
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { formatDuration } from "./js/format.js";
+import { wireSearch } from "./js/conversation-search.js";
+import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
 import { renderPatientPanel } from "./js/patient-panel.js";
 import {
@@ -47,6 +49,7 @@ function startApp(me) {
   renderQueues();
   loadQueues();
   loadCanned();
+  loadLabels();
   loadDirectory();
   connect();
   clearInterval(state.ticker);
@@ -64,6 +67,7 @@ function stopApp() {
   state.typing.clear();
   state.teams = [];
   state.canned = [];
+  resetLabels();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
@@ -141,6 +145,8 @@ function wire() {
   $("team-form").addEventListener("submit", createTeam);
   $("staff-refresh").addEventListener("click", loadStaff);
   $("audit-form").addEventListener("submit", loadAudit);
+  wireLabels();
+  wireSearch();
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }
   });

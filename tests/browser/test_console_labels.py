@@ -26,7 +26,7 @@ from tests.support.api import login
 from tests.support.stack import ROOT, Process, base_env, free_port, wait_until
 
 ADMIN = ("admin", "admin-pass-123")
-REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/9"
+REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
 LIVE = 10_000  # ms
 _serial = itertools.count(1)
 

@@ -1,5 +1,5 @@
 """Labels and conversation search: the console API on SQLite and on PostgreSQL (migrated by Alembic),
-with Redis db 10 for sessions and console events."""
+with Redis db 6 for sessions and console events."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from crm_backend.staff.views import router as staff_router
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 
-REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/10"
+REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/6"
 DB_NAME = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_labels"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.support.stack import APP_PY, ROOT, Process, base_env, free_port, start_fake_wechat, wait_until
 
-REDIS_DB = 14
+REDIS_DB = 5
 
 
 def test_the_first_token_check_waits_for_the_sandbox_to_listen(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
 BOT_DIR = Path(__file__).resolve().parent
@@ -141,7 +142,14 @@ def run_rasa(args: list[str]) -> None:
     """
     show = warnings.showwarning
 
-    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         where = Path(filename).as_posix()
         if issubclass(category, DeprecationWarning) and any(
             f"/site-packages/{folder}" in where for folder in QUIET_DEPRECATIONS

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,6 +106,6 @@ async def labels_of(session: AsyncSession, conversation_ids: Iterable[int]) -> d
     return found
 
 
-def labelled(label_id: int):  # type: ignore[no-untyped-def]
+def labelled(label_id: int) -> Select[tuple[int]]:
     """The conversations carrying a label, as a subquery for `Column.in_`."""
     return select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == label_id)

@@ -55,9 +55,13 @@ migrate: $(VENV)/.installed
 model: $(RASA_VENV)/.installed
 	$(RASA_PY) bot/launch.py train
 
+# Ctrl-C stops honcho, which ends with 130 (interrupted): that is how a run ends, not an error.
+STOPPED_BY_CTRL_C := || [ $$? -eq 130 ]
+PROCFILE ?= Procfile
+
 run: install migrate model
 	$(APP_PY) -m crm_backend.appointments.demo_data
-	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	$(VENV)/bin/honcho start -f $(PROCFILE) -p $(PORT) $(STOPPED_BY_CTRL_C)
 
 # Two web processes, two workers and two Rasa servers with their action servers (Procfile.scaled).
 run-scaled: install migrate model
@@ -65,7 +69,7 @@ run-scaled: install migrate model
 	RASA_URLS=http://127.0.0.1:5005,http://127.0.0.1:5006 \
 	ACTION_SERVER_URLS=http://127.0.0.1:5055,http://127.0.0.1:5056 \
 	$(if $(strip $(WECHAT_OA_APPID)),,WECHAT_API_BASE=http://127.0.0.1:$(SANDBOX_PORT)) \
-		$(VENV)/bin/honcho start -f Procfile.scaled -p $(PORT)
+		$(VENV)/bin/honcho start -f Procfile.scaled -p $(PORT) $(STOPPED_BY_CTRL_C)
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot download its own here).
 browser:

@@ -6,6 +6,7 @@ Run with the Rasa virtualenv's interpreter, from any directory:
     .venv-rasa/bin/python bot/launch.py server     # train if needed, then run Rasa (REST + HTTP API)
     .venv-rasa/bin/python bot/launch.py actions    # run the custom action server
     .venv-rasa/bin/python bot/launch.py validate   # check domain, data and config
+    .venv-rasa/bin/python bot/launch.py rasa ...    # Rasa's own CLI, as the commands above run it
 
 Environment (all optional):
     REDIS_URL           redis://[:password@]host:port/db, default redis://127.0.0.1:6379/0; split into
@@ -24,13 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import runpy
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import unquote, urlsplit
 
 BOT_DIR = Path(__file__).resolve().parent
@@ -43,6 +47,16 @@ DATA = ROOT / "training_data"
 MODELS = BOT_DIR / "models"
 ENDPOINTS = BOT_DIR / "endpoints.yml"
 CREDENTIALS = BOT_DIR / "credentials.yml"
+
+#: Deprecation warnings that Rasa's pinned 2023 libraries print at every start, by the package
+#: folder whose code raises them. Only these are silenced: anything else (our own code, Rasa's
+#: warnings about the domain and training data) still shows.
+QUIET_DEPRECATIONS = (
+    "rasa/cli/arguments/",  # argparse: nesting argument groups
+    "sanic_cors/",  # distutils' LooseVersion
+    "tensorflow/",  # sre_constants, jax.xla_computation
+    "matplotlib/",  # pyparsing's camelCase names (PyparsingDeprecationWarning)
+)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_VARIABLES = ("RASA_REDIS_HOST", "RASA_REDIS_PORT", "RASA_REDIS_DB", "RASA_REDIS_PASSWORD")
@@ -83,7 +97,8 @@ def prepare_environment() -> None:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     # config.yml names components in bot/carebridge_nlu/, and the action server imports bot/dialogs/.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BOT_DIR), env.get("PYTHONPATH")]))
+    paths = [path for path in env.get("PYTHONPATH", "").split(os.pathsep) if path and path != str(BOT_DIR)]
+    env["PYTHONPATH"] = os.pathsep.join([str(BOT_DIR), *paths])
     # Rasa's training cache goes to <cwd>/.rasa/cache; pin it to bot/.rasa whatever the cwd.
     env.setdefault("RASA_CACHE_DIRECTORY", str(BOT_DIR / ".rasa" / "cache"))
 
@@ -113,8 +128,38 @@ def inputs_digest() -> str:
 
 
 def rasa_command(*args: str) -> list[str]:
-    """Rasa's CLI through this interpreter, so the venv's rasa is used without PATH tricks."""
-    return [sys.executable, "-m", "rasa", *args]
+    """Rasa's CLI through this interpreter (so the venv's rasa is used without PATH tricks), started
+    by `run_rasa` below."""
+    return [sys.executable, str(Path(__file__).resolve()), "rasa", *args]
+
+
+def run_rasa(args: list[str]) -> None:
+    """Rasa's CLI in this process, without its libraries' start-up deprecation warnings.
+
+    Filters cannot do it: importing Sanic puts "show every DeprecationWarning once" in front of
+    PYTHONWARNINGS' filters, and Rasa puts "show every UserWarning once" in front of everything
+    (pyparsing's deprecations are both). So the warnings are dropped where they are shown.
+    """
+    show = warnings.showwarning
+
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        where = Path(filename).as_posix()
+        if issubclass(category, DeprecationWarning) and any(
+            f"/site-packages/{folder}" in where for folder in QUIET_DEPRECATIONS
+        ):
+            return
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+    sys.argv = ["rasa", *args]
+    runpy.run_module("rasa", run_name="__main__", alter_sys=True)
 
 
 def prune_models(keep: Path) -> None:
@@ -212,11 +257,14 @@ def validate() -> int:
 
 
 def main(argv: list[str]) -> int:
+    prepare_environment()
+    if argv[:1] == ["rasa"]:  # rasa_command
+        run_rasa(argv[1:])
+        return 0
     commands = ("train", "server", "actions", "validate")
     if len(argv) != 1 or argv[0] not in commands:
         print(f"usage: {Path(sys.argv[0]).name} {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2
-    prepare_environment()
     command = argv[0]
     if command == "train":
         print(train())

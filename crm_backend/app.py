@@ -105,7 +105,9 @@ def _include_api_docs(app: FastAPI) -> None:
 def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
     from crm_backend.console.views import router as console_page_router
+    from crm_backend.escalations.label_views import router as labels_router
     from crm_backend.escalations.report_views import router as report_router
+    from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -117,6 +119,8 @@ def _include_console(app: FastAPI) -> None:
         audit_router,
         escalations_router,
         report_router,
+        labels_router,
+        search_router,
         patients_router,
         appointments_router,
         ws_router,

@@ -5,6 +5,7 @@ from crm_backend.audit.models import AuditChainHead, AuditEntry
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
 from crm_backend.database.core import Base
+from crm_backend.escalations.label_models import ConversationLabel, Label
 from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
@@ -17,11 +18,13 @@ __all__ = [
     "CannedReply",
     "ConsentRecord",
     "Conversation",
+    "ConversationLabel",
     "ConversationNote",
     "Department",
     "Doctor",
     "Escalation",
     "InboundMessage",
+    "Label",
     "Message",
     "Patient",
     "PatientLink",

@@ -22,5 +22,7 @@ class Job:
     run: Callable[[Runtime], Awaitable[None]]
     #: Seconds between runs, read from settings when the worker starts.
     every: Callable[[Settings], float]
-    #: Also run once as the worker starts, before it consumes (a failure there is logged, not fatal).
+    #: Also run once as the worker starts, beside its consumers (a failure there is logged, not fatal).
     at_start: bool = False
+    #: What that first run calls instead of `run`, e.g. one that waits for a peer starting beside the worker.
+    first_run: Callable[[Runtime], Awaitable[None]] | None = None

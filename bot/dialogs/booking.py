@@ -416,6 +416,30 @@ class ActionAskBookingPatient(Action):
         return []
 
 
+#: The relationships a new 就诊人 may have to the account, as the menu offers them.
+RELATIONSHIP_MENU = (
+    ("本人", "self"),
+    ("子女", "child"),
+    ("父母", "parent"),
+    ("配偶", "spouse"),
+    ("其他亲友", "other"),
+)
+
+
+class ActionAskPatientRelationship(Action):
+    """Sent by an action, not a domain response: Rasa would read each payload's JSON as a slot."""
+
+    def name(self) -> str:
+        return "action_ask_patient_relationship"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        buttons = [_button(title, f"r:{value}") for title, value in RELATIONSHIP_MENU]
+        dispatcher.utter_message(text="这位就诊人是您的什么人？", buttons=buttons)
+        return []
+
+
 class ActionAskBookingSchedule(Action):
     def name(self) -> str:
         return "action_ask_booking_schedule"

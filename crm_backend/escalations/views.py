@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
+from crm_backend.escalations import labels
 from crm_backend.escalations.models import CannedReply, Escalation, EscalationStatus
 from crm_backend.escalations.service import Escalations
 from crm_backend.escalations.views_model import (
@@ -61,20 +62,26 @@ def _require_supervisor(staff: CurrentStaff) -> None:
 
 
 @router.get("/queues")
-async def queues(staff: Staff, request: Request, session: Session) -> list[QueueRead]:
+async def queues(
+    staff: Staff, request: Request, session: Session, label: RowId | None = None
+) -> list[QueueRead]:
+    """`label`: only conversations carrying that label (404 for a label that does not exist)."""
     now = request.app.state.runtime.clock()
+    if label is not None:
+        await labels.existing_label(session, label)
     teams = (await session.scalars(select(Team).order_by(Team.name))).all()
     result = []
     for team in teams:
         if not staff.may_access_team(team.id):
             continue
-        open_items = (
-            await session.scalars(
-                select(Escalation)
-                .where(Escalation.team_id == team.id, Escalation.status != EscalationStatus.RESOLVED)
-                .order_by(Escalation.priority_rank, Escalation.created_at)
-            )
-        ).all()
+        query = (
+            select(Escalation)
+            .where(Escalation.team_id == team.id, Escalation.status != EscalationStatus.RESOLVED)
+            .order_by(Escalation.priority_rank, Escalation.created_at)
+        )
+        if label is not None:
+            query = query.where(Escalation.conversation_id.in_(labels.labelled(label)))
+        open_items = (await session.scalars(query)).all()
         result.append(
             QueueRead(
                 team=TeamRef(id=team.id, name=team.name),

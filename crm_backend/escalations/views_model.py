@@ -21,6 +21,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.escalations.labels import LabelRead, labels_of
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.escalations.sla import sla_breached
 from crm_backend.patients.models import Patient, WeChatIdentity
@@ -61,6 +62,7 @@ class QueueItemRead(BaseModel):
     sla_due_at: datetime
     sla_breached: bool
     satisfaction: int | None
+    labels: list[LabelRead]
 
 
 class QueueRead(BaseModel):
@@ -136,6 +138,7 @@ class ConversationViewRead(BaseModel):
     messages: list[MessageRead]
     notes: list[NoteRead]
     patient: PatientPanelRead
+    labels: list[LabelRead]
 
 
 class CannedReplyRead(BaseModel):
@@ -186,6 +189,7 @@ async def queue_item(
         sla_due_at=escalation.sla_due_at,
         sla_breached=sla_breached(escalation, now),
         satisfaction=escalation.satisfaction,
+        labels=(await labels_of(session, [escalation.conversation_id]))[escalation.conversation_id],
     )
 
 
@@ -276,4 +280,5 @@ async def conversation_view(
         messages=[await message_view(session, m) for m in messages],
         notes=[await note_view(session, n) for n in notes],
         patient=await patient_panel(session, conversation.patient_id, protector),
+        labels=(await labels_of(session, [conversation.id]))[conversation.id],
     )

@@ -24,8 +24,12 @@ async def mark_console_open(runtime: Any, staff_id: int) -> None:
     await runtime.redis.zadd(runtime.settings.key("console", "open"), {str(staff_id): time.time()})
 
 
+#: Events about the whole hospital rather than a team's conversations.
+FOR_EVERYONE = frozenset({"presence", "label.created"})
+
+
 def visible_to(staff: CurrentStaff, event: dict[str, Any]) -> bool:
-    if event.get("type") == "presence":
+    if event.get("type") in FOR_EVERYONE:
         return True
     return staff.may_access_team(event.get("team_id"))
 

@@ -18,6 +18,7 @@ from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.logs import configure_logging
 from crm_backend.queue.streams import Handler, StreamQueue
 from crm_backend.runtime import Runtime, freeze_startup_objects
+from crm_backend.scheduling import Job
 
 log = logging.getLogger("carebridge.worker")
 
@@ -73,11 +74,7 @@ async def run_worker(stop: asyncio.Event) -> None:
     await runtime.inbound.ensure_group()
     await runtime.outbound.ensure_group()
     await heartbeat.beat(runtime.redis, settings, worker_id)
-    for job in (job for job in jobs if job.at_start):
-        try:
-            await job.run(runtime)
-        except Exception as exc:  # e.g. delivery refreshes the token on demand: a slow start is no stop
-            log.warning("%s at start failed: %s", job.id, exc)
+    first_runs = [asyncio.create_task(run_at_start(job, runtime)) for job in jobs if job.at_start]
     scheduler.start()
     freeze_startup_objects()
     consumers = [
@@ -94,12 +91,21 @@ async def run_worker(stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
-        for task in consumers:
+        for task in consumers + first_runs:
             task.cancel()
-        await asyncio.gather(*consumers, return_exceptions=True)
+        await asyncio.gather(*consumers, *first_runs, return_exceptions=True)
         await heartbeat.leave(runtime.redis, settings, worker_id)
         await runtime.close()
         log.info("worker %s stopped", worker_id)
+
+
+async def run_at_start(job: Job, runtime: Runtime) -> None:
+    """A job's first run, beside the consumers: it may wait for a peer (the sandbox starts with the
+    web process), and delivery refreshes the token on demand anyway, so a slow start is no stop."""
+    try:
+        await (job.first_run or job.run)(runtime)
+    except Exception as exc:
+        log.warning("%s at start failed: %s", job.id, exc)
 
 
 async def supervised(

@@ -148,7 +148,7 @@ async def test_modules_load_under_the_csp_and_staff_can_log_in(
             await route.fulfill(json=ME)
         elif path == "/queues":
             await route.fulfill(json=[{"team": ME["teams"][0], "items": [_item()]}])
-        elif path == "/canned-replies":
+        elif path in ("/canned-replies", "/labels"):
             await route.fulfill(json=[])
         elif path == "/directory":
             await route.fulfill(json={"teams": ME["teams"], "staff": []})

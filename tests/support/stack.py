@@ -193,10 +193,10 @@ class FakeWeChat:
         return httpx.get(f"{self.base}/sandbox/stats", timeout=5).json()
 
 
-def start_fake_wechat(*, niceness: int = 0) -> FakeWeChat:
+def start_fake_wechat(*, niceness: int = 0, port: int | None = None) -> FakeWeChat:
     """`niceness` lets a benchmark keep the stand-in for WeChat's servers (which run elsewhere in
-    production) from taking CPU away from the processes it measures."""
-    port = free_port()
+    production) from taking CPU away from the processes it measures; `port` one chosen before."""
+    port = port or free_port()
     argv = [str(APP_PY), "-m", "channels.sandbox", "--port", str(port)]
     if niceness:
         argv = ["nice", "-n", str(niceness), *argv]

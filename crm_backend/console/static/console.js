@@ -14,6 +14,8 @@ import {
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { formatDuration } from "./js/format.js";
+import { wireSearch } from "./js/conversation-search.js";
+import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
 import { renderPatientPanel } from "./js/patient-panel.js";
 import {
@@ -52,6 +54,7 @@ function startApp(me) {
   renderQueues();
   loadQueues();
   loadCanned();
+  loadLabels();
   loadDirectory();
   connect();
   clearInterval(state.ticker);
@@ -69,6 +72,7 @@ function stopApp() {
   state.typing.clear();
   state.teams = [];
   state.canned = [];
+  resetLabels();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
@@ -148,6 +152,8 @@ function wire() {
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
+  wireLabels();
+  wireSearch();
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }
   });

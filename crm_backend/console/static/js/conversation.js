@@ -4,6 +4,7 @@ import { api, errorText } from "./api.js";
 import { $, confirmDialog, el, toast } from "./dom.js";
 import { dayLabel, formatTime, parseTime, same } from "./format.js";
 import { CONVERSATION_STATUS, ESCALATION_STATUS, MSG_TYPE, PRIORITY, SENDER, reasonText } from "./labels.js";
+import { renderConversationLabels } from "./labels-ui.js";
 import { renderPatientPanel } from "./patient-panel.js";
 import { renderQueues, upsertItem } from "./queues.js";
 import { state } from "./state.js";
@@ -41,6 +42,7 @@ export async function openConversation(conversationId) {
     $("canned").hidden = true;
   }
   renderConversationHeader();
+  renderConversationLabels();
   renderMessages(true);
   updateComposerState();
   renderTyping();

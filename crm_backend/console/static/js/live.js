@@ -4,6 +4,7 @@ import { API, api } from "./api.js";
 import { renderMessages, upsertMessage, upsertNote } from "./conversation.js";
 import { $, toast } from "./dom.js";
 import { PRIORITY, reasonText } from "./labels.js";
+import { onLabelEvent } from "./labels-ui.js";
 import { loadQueues, renderQueues, upsertItem } from "./queues.js";
 import { setMe } from "./session.js";
 import { state } from "./state.js";
@@ -103,6 +104,10 @@ export function handleEvent(event) {
       break;
     case "presence":
       onPresence(event);
+      break;
+    case "conversation.labels":
+    case "label.created":
+      onLabelEvent(event);
       break;
     default: // "ready" after a replay, and types this page does not show
       break;

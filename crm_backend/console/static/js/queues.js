@@ -5,6 +5,7 @@ import { openConversation, refreshConversationEscalation } from "./conversation.
 import { $, el, toast } from "./dom.js";
 import { formatDuration, formatTime, parseTime, same } from "./format.js";
 import { PRIORITY, PRIORITY_RANK, reasonText } from "./labels.js";
+import { labelChips, passesLabelFilter } from "./labels-ui.js";
 import { TITLE } from "./session.js";
 import { isSupervisor, serverNow, state } from "./state.js";
 
@@ -110,7 +111,7 @@ export function upsertItem(item) {
 }
 
 function itemsForTab(tab) {
-  const all = [...state.items.values()];
+  const all = [...state.items.values()].filter(passesLabelFilter);
   if (tab === "all") return sortItems(all);
   if (tab === "mine") return sortItems(all.filter((i) => i.assigned_to !== null && i.assigned_to.id === state.me.id));
   return sortItems(all.filter((i) => same(i.team.id, tab)));
@@ -179,6 +180,7 @@ export function renderQueueItem(item) {
   }
   node.append(top);
   node.append(el("div", "qitem-reason", reasonText(item.reason)));
+  node.append(labelChips(item.labels));
 
   const meta = el("div", "qitem-meta");
   meta.append(el("span", "timer wait"), el("span", "sla"));

@@ -23,7 +23,7 @@ from crm_backend.escalations.models import Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
 from tests.browser.conftest import VIEWPORT, PageProblems
 from tests.support.api import login
-from tests.support.stack import ROOT, Process, base_env, free_port, wait_until
+from tests.support.stack import ROOT, Process, base_env, free_port, wait_until, web_argv
 
 ADMIN = ("admin", "admin-pass-123")
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
@@ -54,9 +54,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     subprocess.run(
         [alembic, "-c", "crm_backend/alembic.ini", "upgrade", "head"], cwd=ROOT, env=env, check=True
     )
-    uvicorn = str(ROOT / ".venv" / "bin" / "uvicorn")
-    argv = [uvicorn, "--factory", "crm_backend.app:build", "--host", "127.0.0.1", "--port", str(port)]
-    process = Process("web-labels", [*argv, "--no-access-log"], env).start()
+    process = Process("web-labels", web_argv(port), env).start()
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{url}/healthz", timeout=5).status_code in (200, 503), 60, "web app")

@@ -105,6 +105,7 @@ def _include_api_docs(app: FastAPI) -> None:
 def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
     from crm_backend.console.views import router as console_page_router
+    from crm_backend.escalations.message_views import router as patient_messages_router
     from crm_backend.escalations.views import router as escalations_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -115,6 +116,7 @@ def _include_console(app: FastAPI) -> None:
         staff_router,
         audit_router,
         escalations_router,
+        patient_messages_router,
         patients_router,
         appointments_router,
         ws_router,

@@ -293,6 +293,7 @@ async def test_a_chat_never_escalated_opens_from_the_history_and_a_message_is_st
     await page.locator("#reply").fill("您好，我是王护士，周末上午门诊照常开放。")
     await page.locator("#send").click()
     await expect(page.locator("#conv-status")).to_have_text("处理中")
+    await expect(page.locator("#conv-reason .reason")).to_have_text("工作人员主动发起消息")
     await expect(page.locator("#messages .msg.agent .bubble")).to_have_text(
         ["您好，我是王护士，周末上午门诊照常开放。"]
     )

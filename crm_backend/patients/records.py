@@ -23,6 +23,7 @@ from crm_backend.patients.models import Patient, PatientLink, PatientRelation, W
 from crm_backend.protection import (
     CARD_NUMBER,
     ID_NUMBER,
+    MASKED_PHONE,
     PHONE,
     FieldProtector,
     ProtectionError,
@@ -157,6 +158,7 @@ def _fill(patient: Patient, details: _Details, protector: FieldProtector) -> Non
     patient.birth_date = details.birth_date
     patient.phone_cipher = protector.encrypt(PHONE, details.phone)
     patient.phone_hash = protector.lookup_hash(PHONE, details.phone)
+    patient.masked_phone_hash = protector.lookup_hash(MASKED_PHONE, v.mask_phone(details.phone))
     if details.id_number is not None:
         patient.id_number_cipher = protector.encrypt(ID_NUMBER, details.id_number)
         patient.id_number_hash = protector.lookup_hash(ID_NUMBER, details.id_number)

@@ -104,7 +104,7 @@ async def test_a_nurse_finds_a_patient_sees_the_360_masked_and_reveals_the_phone
     family = await make_family(runtime, await make_team(runtime))
     await _registered(runtime, family, "13900001111", "110105198001010024")
     async with staff_client(app, admin_client, "nurse", [family.team_id]) as (nurse, client):
-        for query in ("周海", "13900001111", "110105198001010024", "mz2026-1205"):
+        for query in ("周海", "13900001111", "110105198001010024", "mz2026-1205", "139****1111"):
             found = (await client.get("/api/console/patients", params={"query": query})).json()
             assert [(p["id"], p["phone"], p["sex"]) for p in found] == [
                 (family.patient_id, "139****1111", "F")
@@ -134,6 +134,7 @@ async def test_a_nurse_finds_a_patient_sees_the_360_masked_and_reveals_the_phone
         ["phone", "card_number"],
         ["id_number", "card_number"],
         ["card_number"],
+        ["masked_phone"],
     ]
 
     async with staff_client(app, admin_client, "agent", [family.team_id]) as (agent, client):
@@ -280,3 +281,16 @@ async def test_a_message_after_a_quiet_day_opens_a_new_chat_that_staff_hold(
             view["escalation"]["status"] == "assigned" and view["escalation"]["team"]["id"] == family.team_id
         )
         assert [m["content"] for m in view["messages"]] == ["您好，检查结果已经出来了，请来门诊取。"]
+
+
+async def test_a_masked_phone_finds_only_patients_whose_phone_shows_so(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+):
+    family = await make_family(runtime, await make_team(runtime))
+    await _registered(runtime, family, "13911112345", "110105197511200042")
+    async with staff_client(app, admin_client, "agent", [family.team_id]) as (_agent, client):
+        for query in ("139****2345", "139 **** 2345", "139*2345"):
+            found = (await client.get("/api/console/patients", params={"query": query})).json()
+            assert [p["id"] for p in found] == [family.patient_id], query
+        for query in ("139****2346", "138****2345", "****2345"):
+            assert (await client.get("/api/console/patients", params={"query": query})).json() == [], query

@@ -1,5 +1,5 @@
-/* Finding a patient from the console (GET /patients?query=): by name, or a full phone, resident ID
- * or hospital card number. A result opens the patient's 360 view in the right-hand column, from
+/* Finding a patient from the console (GET /patients?query=): by name, a full or masked phone
+ * (139****1234), or a full resident ID or hospital card number. A result opens the patient's 360 view in the right-hand column, from
  * which any of their chats opens, never-escalated ones included. */
 
 import { api, errorText } from "./api.js";
@@ -61,7 +61,8 @@ async function search(event, openConversation) {
   if (!patients.length) {
     const scope = state.me !== null && (state.me.role === "agent" || state.me.role === "nurse")
       ? "（只能找到本团队接待过的患者）" : "";
-    showResults(el("div", "p-empty", "未找到匹配的患者" + scope + "。姓名可输入开头几个字，手机号、身份证号、就诊卡号需输入完整。"));
+    showResults(el("div", "p-empty", "未找到匹配的患者" + scope +
+      "。姓名可输入开头几个字；手机号可输入完整号码或 139****1234 形式；身份证号、就诊卡号需输入完整。"));
     return;
   }
   const ul = el("ul", "p-list");

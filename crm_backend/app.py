@@ -106,6 +106,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
     from crm_backend.console.views import router as console_page_router
     from crm_backend.escalations.label_views import router as labels_router
+    from crm_backend.escalations.message_views import router as patient_messages_router
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
@@ -121,6 +122,7 @@ def _include_console(app: FastAPI) -> None:
         report_router,
         labels_router,
         search_router,
+        patient_messages_router,
         patients_router,
         appointments_router,
         ws_router,

@@ -37,6 +37,8 @@ log = logging.getLogger("carebridge.patients.protection")
 PHONE = "phone"
 ID_NUMBER = "id_number"
 CARD_NUMBER = "card_number"
+#: A phone number as the console shows it (138****1234): staff search by what they were told.
+MASKED_PHONE = "masked_phone"
 
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 NONCE_BYTES = 12

@@ -63,8 +63,9 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.reply_window import REPLY_WINDOW
 from crm_backend.conversations.service import current_conversation
-from crm_backend.conversations.turns import REPLY_WINDOW, DialogueRequest, TemplateInvite, start_dialogue
+from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
 from crm_backend.database.core import Database
 from crm_backend.database.hot_path import insert_for
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity

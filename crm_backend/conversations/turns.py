@@ -19,10 +19,10 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations import route
@@ -35,17 +35,13 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.reply_window import reply_window
 from crm_backend.conversations.service import current_conversation
 from crm_backend.database.hot_path import insert_for
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-#: WeChat's customer-service window, minus a margin for the time the send itself takes.
-REPLY_WINDOW = timedelta(hours=48) - timedelta(minutes=10)
-#: Customer-service messages WeChat accepts after one message of the patient.
-WINDOW_MESSAGES = 5
 
 
 @dataclass(frozen=True)
@@ -209,41 +205,11 @@ async def count_attempt(runtime: Runtime, turn_id: int) -> None:
 
 
 async def _in_window(session: AsyncSession, identity: WeChatIdentity, now: datetime) -> bool:
-    """Whether a customer-service message may still reach the identity."""
-    last = identity.last_inbound_at
-    if last is None or now - last >= REPLY_WINDOW:
-        log.info("identity %s: last message %s, outside the window", identity.id, last)
-        return False
-    # Counted by id after the patient's last message: its time has WeChat's whole seconds only.
-    last_id = await session.scalar(
-        select(func.max(Message.id))
-        .join(Conversation, Message.conversation_id == Conversation.id)
-        .where(
-            Conversation.identity_id == identity.id,
-            Message.direction == Direction.IN,
-            Message.msg_type != "event",
-        )
-    )
-    sent = await session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .join(Conversation, Message.conversation_id == Conversation.id)
-        .where(
-            Conversation.identity_id == identity.id,
-            Message.direction == Direction.OUT,
-            Message.msg_type != "template",
-            Message.id > (last_id or 0),
-            Message.delivery_status.in_(_COUNTED),
-        )
-    )
-    if (sent or 0) >= WINDOW_MESSAGES:
-        log.info("identity %s: %s messages since its last, outside the window", identity.id, sent)
-        return False
-    return True
-
-
-#: Sends that count against the window's messages (refused ones do not).
-_COUNTED = (DeliveryStatus.SENT, DeliveryStatus.SENDING, DeliveryStatus.PENDING)
+    """Whether a customer-service message may still reach the identity (reply_window.py)."""
+    window = await reply_window(session, identity, now)
+    if not window.is_open:
+        log.info("identity %s: window %s (last message %s)", identity.id, window.state, window.opened_at)
+    return window.is_open
 
 
 def _add_invitation(

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from crm_backend.audit.refusals import AccessRefused
+from crm_backend.audit.service import record as audit
 from crm_backend.conversations.bot_gateway import BotGateway, BotUnavailable
 from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
+from crm_backend.conversations.reply_window import ReplyWindow, WindowState, reply_window
+from crm_backend.conversations.service import current_conversation
+from crm_backend.escalations.access import may_view
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.escalations.sla import sla_due_at
@@ -35,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: Teams an escalation can be sent to by key; created on first use, renamed freely by admins later.
 TEAM_NAMES = {"service": "客服中心", "nursing": "护理团队", "complaints": "投诉办公室"}
+#: The reason of an escalation staff opened by starting a message to the patient.
+STAFF_MESSAGE = "staff_message"
+#: Why a message to the patient is refused now (409); the console words it in Chinese for staff.
+WINDOW_REFUSALS = {
+    WindowState.NEVER_OPENED: "the patient has never written: WeChat accepts no message before they do",
+    WindowState.EXPIRED: "WeChat's 48-hour window since the patient's last message has closed",
+    WindowState.USED_UP: "the 5 messages WeChat allows since the patient's last message are used",
+    WindowState.UNSUBSCRIBED: "the patient no longer follows the account",
+}
 #: Rough handling time per chat, for the wait estimate the patient sees.
 MINUTES_PER_CHAT = 4
 
@@ -310,6 +324,34 @@ class Escalations:
             )
         return conversation
 
+    async def readable_conversation(
+        self, session: AsyncSession, conversation_id: int, actor: Actor
+    ) -> Conversation:
+        """Reading is wider than working: besides a chat escalated to their teams, staff read any
+        chat of a patient they may open (escalations/access.py), one never escalated included."""
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise ConsoleError(404, "no such conversation")
+        if await may_view(session, actor, conversation.patient_id):
+            return conversation
+        return await self.visible_conversation(session, conversation_id, actor)
+
+    async def window_of(self, session: AsyncSession, conversation: Conversation) -> ReplyWindow:
+        """WeChat's customer-service window of the conversation's WeChat identity, now."""
+        identity = await session.get(WeChatIdentity, conversation.identity_id)
+        assert identity is not None  # identity_id is NOT NULL
+        return await reply_window(session, identity, datetime.now(UTC))
+
+    async def _require_window(self, session: AsyncSession, conversation: Conversation) -> None:
+        """409 when WeChat would refuse a customer-service message now (45015/45047)."""
+        window = await self.window_of(session, conversation)
+        if not window.is_open:
+            raise ConsoleError(409, WINDOW_REFUSALS[window.state])
+
+    def _window_lock(self, identity_id: int) -> Any:
+        """Two staff sending at once must not both take the window's last message."""
+        return self.runtime.redis.lock(self.runtime.settings.key("lock", "window", identity_id), timeout=10)
+
     # -- working the chat ----------------------------------------------------------------------
 
     async def reply(self, conversation_id: int, actor: Actor, text: str) -> Message:
@@ -318,13 +360,15 @@ class Escalations:
             raise ConsoleError(400, "empty reply")
         if len(text) > 2000:
             raise ConsoleError(400, "reply longer than 2000 characters")
-        async with self.runtime.db.sessions() as session:
+        identity_id = await self._identity_of(conversation_id)
+        async with self._window_lock(identity_id), self.runtime.db.sessions() as session:
             conversation = await self.visible_conversation(
                 session, conversation_id, actor, "conversation.reply"
             )
             escalation = await self._open_escalation(session, conversation_id)
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
+            await self._require_window(session, conversation)
             if escalation.status == EscalationStatus.QUEUED:
                 # Answering a queued chat claims it.
                 if not await self._take(session, escalation.id, actor.id):
@@ -341,6 +385,122 @@ class Escalations:
         await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
         await self.publish_escalation("escalation.updated", escalation.id)
         return message
+
+    async def _identity_of(self, conversation_id: int) -> int:
+        async with self.runtime.db.sessions() as session:
+            identity_id = await session.scalar(
+                select(Conversation.identity_id).where(Conversation.id == conversation_id)
+            )
+        if identity_id is None:
+            raise ConsoleError(404, "no such conversation")
+        return identity_id
+
+    async def start_message(
+        self, conversation_id: int, actor: Actor, text: str, *, request: HTTPConnection | None = None
+    ) -> Message:
+        """A message staff start to the patient of a conversation they may read, inside WeChat's
+        window (409 outside it). It goes into the identity's current conversation, which staff then
+        hold (an escalation assigned to the sender, reason `staff_message`, no waiting notice): the
+        patient's answer is a turn routed to staff like any reply to an escalated chat. Audited as
+        `conversation.message_start`; a refusal as `conversation.message_refused`."""
+        text = text.strip()
+        if not text:
+            raise ConsoleError(400, "empty message")
+        if len(text) > 2000:
+            raise ConsoleError(400, "message longer than 2000 characters")
+        identity_id = await self._identity_of(conversation_id)
+        now = datetime.now(UTC)
+        created = False
+        async with self._window_lock(identity_id), self.runtime.db.sessions() as session:
+            viewed = await self.readable_conversation(session, conversation_id, actor)
+            window = await self.window_of(session, viewed)
+            if not window.is_open:
+                await audit(
+                    session,
+                    staff_id=actor.id,
+                    action="conversation.message_refused",
+                    object_type="conversation",
+                    object_id=conversation_id,
+                    patient_id=viewed.patient_id,
+                    request=request,
+                    detail={"window": window.state.value, "sent": window.sent},
+                )
+                await session.commit()
+                raise ConsoleError(409, WINDOW_REFUSALS[window.state])
+            identity = await session.get(WeChatIdentity, identity_id)
+            assert identity is not None
+            conversation = await current_conversation(session, identity, now)
+            escalation = await self._open_escalation(session, conversation.id)
+            if escalation is None:
+                escalation = await self._staff_escalation(session, conversation, actor, now)
+                created = True
+            elif escalation.status == EscalationStatus.QUEUED:
+                if not await self._take(session, escalation.id, actor.id):
+                    raise ConsoleError(409, "already taken by someone else")
+                await session.refresh(escalation)
+            elif escalation.assigned_to_id != actor.id and not actor.sees_all_teams:
+                raise ConsoleError(409, "another agent has this conversation")
+            message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
+            if escalation.first_response_at is None:
+                escalation.first_response_at = now
+            await session.flush()
+            await audit(
+                session,
+                staff_id=actor.id,
+                action="conversation.message_start",
+                object_type="conversation",
+                object_id=conversation.id,
+                patient_id=conversation.patient_id,
+                request=request,
+                detail={"from_conversation": conversation_id, "message_id": message.id},
+            )
+            await session.commit()
+        if created:
+            await self._set_bot_paused(identity, paused=True)
+        kind = "escalation.created" if created else "escalation.updated"
+        await self.publish_escalation(kind, escalation.id)
+        await self.publish_message(message, team_id=escalation.team_id)
+        await self.runtime.outbound.add({"conversation_id": str(conversation.id)})
+        return message
+
+    async def _staff_escalation(
+        self, session: AsyncSession, conversation: Conversation, actor: Actor, now: datetime
+    ) -> Escalation:
+        """The escalation through which staff hold a chat they started, assigned to them, in the team
+        that last had the patient if they belong to it, else in their own (or the service team)."""
+        last_team = await session.scalar(
+            select(Escalation.team_id)
+            .join(Conversation, Conversation.id == Escalation.conversation_id)
+            .where(Conversation.identity_id == conversation.identity_id)
+            .order_by(Escalation.id.desc())
+            .limit(1)
+        )
+        if last_team is not None and (actor.sees_all_teams or last_team in actor.team_ids):
+            team_id = last_team
+        elif actor.team_ids:
+            team_id = min(actor.team_ids)
+        else:
+            team_id = (await get_or_create_team(session, "service")).id
+        escalation = Escalation(
+            conversation_id=conversation.id,
+            team_id=team_id,
+            reason=STAFF_MESSAGE,
+            priority=Priority.NORMAL,
+            priority_rank=Priority.NORMAL.rank,
+            status=EscalationStatus.ASSIGNED,
+            assigned_to_id=actor.id,
+            assigned_at=now,
+            created_at=now,
+            sla_due_at=now + timedelta(seconds=sla_seconds(self.runtime, Priority.NORMAL)),
+        )
+        session.add(escalation)
+        conversation.status = ConversationStatus.ESCALATED
+        conversation.rating_escalation_id = None
+        try:
+            await session.flush()
+        except IntegrityError:  # someone escalated it a moment ago: answer again
+            raise ConsoleError(409, "the conversation was escalated meanwhile; try again") from None
+        return escalation
 
     async def add_note(self, conversation_id: int, actor: Actor, text: str) -> ConversationNote:
         text = text.strip()

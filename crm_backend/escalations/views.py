@@ -107,7 +107,8 @@ async def _visible(
 async def view_conversation(
     conversation_id: RowId, staff: Staff, request: Request, session: Session
 ) -> ConversationViewRead:
-    conversation = await _visible(request, session, conversation_id, staff, "conversation.view")
+    # Read under the patient rule: a chat never escalated is opened from the patient's history.
+    conversation = await _escalations(request).readable_conversation(session, conversation_id, staff)
     view = await conversation_view(session, conversation, request.app.state.runtime.protector)
     await audit(
         session,
@@ -117,6 +118,7 @@ async def view_conversation(
         object_id=str(conversation_id),
         patient_id=conversation.patient_id,
         request=request,
+        detail={"escalated": view.escalation is not None},
     )
     await session.commit()
     return view

@@ -1,43 +1,12 @@
 """Which patients a staff member may open: the one rule behind every patient endpoint.
 
-A patient record reads across conversations and escalations, so the rule lives here, above them,
-and not in patients (which they build on).
+The rule itself (`visible_to`, `may_view`) is in `crm_backend/escalations/access.py`, because the
+conversation view needs it too (a chat that was never escalated is read under it) and escalations
+sit below this package.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from crm_backend.escalations.access import may_view, visible_to
 
-from crm_backend.conversations.models import Conversation
-from crm_backend.escalations.models import Escalation
-from crm_backend.patients.models import Patient, PatientLink
-from crm_backend.staff.deps import CurrentStaff
-
-
-def visible_to(staff: CurrentStaff) -> ColumnElement[bool] | None:
-    """Condition on Patient.id for what `staff` may open; None means every patient.
-
-    A conversation of the patient escalated to one of the caller's teams, widened to the patients
-    that conversation's WeChat identity manages: a parent escalating about their child lets the
-    team open the child's record.
-    """
-    if staff.sees_all_teams:
-        return None
-    team_ids = list(staff.team_ids)
-    escalated = select(Escalation.conversation_id).where(Escalation.team_id.in_(team_ids))
-    own = select(Conversation.patient_id).where(Conversation.id.in_(escalated))
-    managed = (
-        select(PatientLink.patient_id)
-        .join(Conversation, Conversation.identity_id == PatientLink.identity_id)
-        .where(Conversation.id.in_(escalated))
-    )
-    return or_(Patient.id.in_(own), Patient.id.in_(managed))
-
-
-async def may_view(session: AsyncSession, staff: CurrentStaff, patient_id: int) -> bool:
-    condition = visible_to(staff)
-    if condition is None:
-        return True
-    count = await session.scalar(select(func.count(Patient.id)).where(Patient.id == patient_id, condition))
-    return bool(count)
+__all__ = ["may_view", "visible_to"]

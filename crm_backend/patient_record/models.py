@@ -4,6 +4,7 @@ A patient's own summary is `patients.records.PatientSummaryRead`, shared with th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -15,6 +16,15 @@ class HolderRead(BaseModel):
     label: str | None = None
 
 
+class ConsentRead(BaseModel):
+    """The identity's latest decision on health information (PIPL): granted, declined (or
+    withdrawn), or unanswered."""
+
+    status: Literal["granted", "declined", "unanswered"]
+    decided_at: datetime | None
+    notice_version: str | None
+
+
 class IdentityRead(BaseModel):
     """A WeChat identity that is the patient's own or manages the patient."""
 
@@ -24,6 +34,7 @@ class IdentityRead(BaseModel):
     subscribed: bool
     relationship: str
     holder: HolderRead
+    consent: ConsentRead
 
 
 class ConversationLineRead(BaseModel):
@@ -50,6 +61,17 @@ class AppointmentRecordRead(BaseModel):
     created_at: str
     cancelled_at: str | None
     reminder: ReminderStateRead | None
+
+
+class RevealIn(BaseModel):
+    field: Literal["phone", "id_number", "card_number"]
+
+
+class RevealedRead(BaseModel):
+    """One protected value in full (null when the patient has none)."""
+
+    field: str
+    value: str | None
 
 
 class Patient360Read(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, or_, select
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.patient_record.access import visible_to
 from crm_backend.patients import validation as v
 from crm_backend.patients.models import Patient
-from crm_backend.protection import CARD_NUMBER, ID_NUMBER, PHONE, FieldProtector
+from crm_backend.protection import CARD_NUMBER, ID_NUMBER, MASKED_PHONE, PHONE, FieldProtector
 from crm_backend.staff.deps import CurrentStaff
 
 
@@ -22,9 +23,20 @@ class SearchPlan:
     condition: ColumnElement[bool]
 
 
+#: A phone number as the console shows it: 138****1234 (any number of stars, spaces ignored).
+_MASKED_PHONE = re.compile(r"^(1\d{2})\*+(\d{4})$")
+
+
 def plan_search(protector: FieldProtector, query: str) -> SearchPlan:
-    """Names by prefix; phone, ID and card numbers exactly, through their keyed hashes."""
+    """Names by prefix; phone, ID and card numbers exactly, and a masked phone (138****1234),
+    through their keyed hashes."""
     text = query.strip()
+    masked = _MASKED_PHONE.match(re.sub(r"[\s-]", "", text))
+    if masked:
+        shown = v.mask_phone(masked.group(1) + "0000" + masked.group(2))
+        return SearchPlan(
+            ("masked_phone",), Patient.masked_phone_hash == protector.lookup_hash(MASKED_PHONE, shown)
+        )
     if not any(ch.isdigit() for ch in text):
         return SearchPlan(("name",), Patient.display_name.startswith(text, autoescape=True))
     kinds: list[str] = []

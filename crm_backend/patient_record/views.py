@@ -19,6 +19,7 @@ from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
 from crm_backend.escalations.views_model import PatientPanelRead, patient_panel
 from crm_backend.patient_record.access import may_view
+from crm_backend.patient_record.consent_state import UNANSWERED, consent_of
 from crm_backend.patient_record.models import (
     AppointmentRecordRead,
     ConversationLineRead,
@@ -26,10 +27,19 @@ from crm_backend.patient_record.models import (
     ManagedPatientRead,
     Patient360Read,
     PatientSummaryRead,
+    RevealedRead,
+    RevealIn,
 )
 from crm_backend.patient_record.search import search_patients
 from crm_backend.patients.models import Patient
-from crm_backend.patients.records import Disclosure, managed_by, managers_of, patient_summary
+from crm_backend.patients.records import (
+    FULL_PHONE_ROLES,
+    MASKED,
+    Disclosure,
+    managed_by,
+    managers_of,
+    patient_summary,
+)
 from crm_backend.protection import AesGcmProtector
 from crm_backend.staff.deps import CurrentStaff, DbSession, StaffDep, runtime_of
 from crm_backend.staff.models import StaffRole
@@ -69,8 +79,8 @@ async def search(
     """Name prefix, or exact phone / ID / card number; agents and nurses see only their teams' patients."""
     protector = _protector(request)
     plan, patients = await search_patients(session, protector, staff, query)
-    disclosure = Disclosure.for_staff(staff.role)
-    result = [PatientSummaryRead.model_validate(patient_summary(p, protector, disclosure)) for p in patients]
+    # Masked for every role: a full value is shown only through an audited reveal.
+    result = [PatientSummaryRead.model_validate(patient_summary(p, protector, MASKED)) for p in patients]
     # The query itself may be a phone or ID number: the audit log keeps only what kind it was.
     await audit(
         session,
@@ -89,7 +99,8 @@ async def search(
 async def patient_360(
     patient_id: RowId, staff: StaffDep, request: Request, session: DbSession, reveal: bool = False
 ) -> Patient360Read:
-    """Everything about one patient; the full ID number only for an admin asking with reveal=true."""
+    """Everything about one patient, masked; the full ID number only for an admin asking with
+    reveal=true (other values one at a time through POST .../reveal)."""
     if reveal and staff.role != StaffRole.admin:
         raise AccessRefused(
             "only admins may reveal ID numbers",
@@ -101,7 +112,7 @@ async def patient_360(
         )
     patient = await _open(session, staff, patient_id, "360")
     protector = _protector(request)
-    disclosure = Disclosure.for_staff(staff.role, reveal=reveal)
+    disclosure = Disclosure(full_id_number=reveal)
     conversations = (
         await session.scalars(
             select(Conversation)
@@ -110,9 +121,14 @@ async def patient_360(
             .limit(50)
         )
     ).all()
+    identities = await managers_of(session, patient_id)
+    consent = await consent_of(session, [i["id"] for i in identities])
     view = Patient360Read(
         patient=PatientSummaryRead.model_validate(patient_summary(patient, protector, disclosure)),
-        identities=[IdentityRead.model_validate(i) for i in await managers_of(session, patient_id)],
+        identities=[
+            IdentityRead.model_validate({**i, "consent": consent.get(i["id"], UNANSWERED)})
+            for i in identities
+        ],
         managed_patients=[
             ManagedPatientRead.model_validate(m)
             for m in await managed_by(session, protector, patient_id, disclosure)
@@ -143,6 +159,40 @@ async def patient_360(
         )
     await session.commit()
     return view
+
+
+#: Who may see each protected value in full: whoever calls patients back sees phone and card
+#: numbers; the resident ID number is for admins.
+REVEAL_ROLES = {
+    "phone": FULL_PHONE_ROLES,
+    "card_number": FULL_PHONE_ROLES,
+    "id_number": frozenset({StaffRole.admin}),
+}
+
+
+@router.post("/patients/{patient_id}/reveal")
+async def reveal_value(
+    patient_id: RowId, body: RevealIn, staff: StaffDep, request: Request, session: DbSession
+) -> RevealedRead:
+    """One protected value of the patient in full, for a role that may see it; each reveal is
+    audited as `patient.reveal` with the field it showed."""
+    if staff.role not in REVEAL_ROLES[body.field]:
+        raise HTTPException(403, f"your role may not reveal {body.field}")
+    patient = await _open(session, staff, patient_id)
+    everything = Disclosure(full_phone=True, full_id_number=True)
+    value = patient_summary(patient, _protector(request), everything)[body.field]
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="patient.reveal",
+        object_type="patient",
+        object_id=str(patient_id),
+        patient_id=patient_id,
+        request=request,
+        detail={"fields": [body.field]},
+    )
+    await session.commit()
+    return RevealedRead(field=body.field, value=value)
 
 
 @router.get("/patients/{patient_id}")

@@ -25,6 +25,8 @@ class Patient(Base):
     # hash for exact search. Never read the cipher columns directly; use patients.records.
     phone_cipher: Mapped[str | None] = mapped_column(String(255))
     phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Keyed hash of the masked phone (138****1234), so staff can search by the masked form.
+    masked_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     #: Unique: one person, one record, however many family members register them.
     id_number_cipher: Mapped[str | None] = mapped_column(String(255))
     id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)

@@ -23,6 +23,7 @@ from crm_backend.patients.models import Patient, PatientLink, PatientRelation, W
 from crm_backend.protection import (
     CARD_NUMBER,
     ID_NUMBER,
+    MASKED_PHONE,
     PHONE,
     FieldProtector,
     ProtectionError,
@@ -41,7 +42,7 @@ MSG_ID_TAKEN = "该身份证号已登记在其他就诊人名下，请联系医�
 MSG_EXISTING_MISMATCH = "填写的信息与医院已登记的就诊人信息不一致，请核对姓名，或联系医院工作人员。"
 MSG_IS_YOURSELF = "这是您本人的信息，请选择关系为“本人”。"
 
-#: Roles that see a full phone (and hospital card) number: nurses call patients back.
+#: Roles that may reveal a full phone (and hospital card) number: nurses call patients back.
 FULL_PHONE_ROLES = frozenset({StaffRole.nurse, StaffRole.supervisor, StaffRole.admin})
 
 
@@ -69,14 +70,11 @@ class ManagedPatient:
 
 @dataclass(frozen=True, slots=True)
 class Disclosure:
-    """Which protected values a view shows in full; everything else is masked."""
+    """Which protected values a view shows in full; everything else is masked. Staff views are
+    masked, and a value is shown in full through an audited reveal (patient_record/views.py)."""
 
     full_phone: bool = False
     full_id_number: bool = False
-
-    @classmethod
-    def for_staff(cls, role: StaffRole, *, reveal: bool = False) -> Disclosure:
-        return cls(full_phone=role in FULL_PHONE_ROLES, full_id_number=reveal and role == StaffRole.admin)
 
 
 MASKED = Disclosure()
@@ -160,6 +158,7 @@ def _fill(patient: Patient, details: _Details, protector: FieldProtector) -> Non
     patient.birth_date = details.birth_date
     patient.phone_cipher = protector.encrypt(PHONE, details.phone)
     patient.phone_hash = protector.lookup_hash(PHONE, details.phone)
+    patient.masked_phone_hash = protector.lookup_hash(MASKED_PHONE, v.mask_phone(details.phone))
     if details.id_number is not None:
         patient.id_number_cipher = protector.encrypt(ID_NUMBER, details.id_number)
         patient.id_number_hash = protector.lookup_hash(ID_NUMBER, details.id_number)

@@ -14,6 +14,7 @@ import redis
 from fastapi import FastAPI
 
 from crm_backend.conversations.models import Conversation
+from crm_backend.escalations.message_views import router as messages_router
 from crm_backend.escalations.models import Escalation
 from crm_backend.escalations.views import router as escalations_router
 from crm_backend.patient_record.views import router as patients_router
@@ -55,7 +56,9 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    return await build_api_app(runtime, staff_router, audit_router, escalations_router, patients_router)
+    return await build_api_app(
+        runtime, staff_router, audit_router, escalations_router, messages_router, patients_router
+    )
 
 
 @pytest.fixture

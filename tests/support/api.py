@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI
 
+from crm_backend.app import _console_error
 from crm_backend.config import Settings
+from crm_backend.escalations.service import ConsoleError
 from crm_backend.runtime import Runtime
 from crm_backend.staff.service import ensure_first_admin
 
@@ -41,6 +43,8 @@ def api_settings(database_url: str, redis_url: str, **overrides: Any) -> Setting
 
 async def build_api_app(runtime: Runtime, *routers: APIRouter) -> FastAPI:
     app = FastAPI()
+    # Escalation rules refuse with a status and a reason (409, 403...), as in the web app.
+    app.add_exception_handler(ConsoleError, _console_error)
     for router in routers:
         app.include_router(router)
     app.state.runtime = runtime

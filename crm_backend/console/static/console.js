@@ -10,14 +10,15 @@ import { api, onSession } from "./js/api.js";
 import { loadAudit, verifyAudit } from "./js/audit.js";
 import { addCanned, insertCanned, loadCanned, renderCanned, toggleCanned } from "./js/canned.js";
 import {
-  closeConversation, messageText, renderMessage, renderNote, resolveCurrent, send, setMode,
+  closeConversation, messageText, openConversation, renderMessage, renderNote, resolveCurrent, send, setMode,
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { formatDuration } from "./js/format.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
-import { renderPatientPanel } from "./js/patient-panel.js";
+import { render360, renderPatientPanel } from "./js/patient-panel.js";
+import { clearPatientSearch, wirePatientSearch } from "./js/patient-search.js";
 import {
   claimEscalation, loadQueues, renderQueueItem, renderQueues, slaInfo, tickQueues,
 } from "./js/queues.js";
@@ -76,6 +77,7 @@ function stopApp() {
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
+  clearPatientSearch();
   state.wsAttempts = 0;
   state.lastEventId = null;
 }
@@ -154,6 +156,7 @@ function wire() {
   wireReport();
   wireLabels();
   wireSearch();
+  wirePatientSearch(openConversation);
   window.addEventListener("online", () => {
     if (state.me !== null && state.ws === null) { state.wsAttempts = 0; connect(); }
   });
@@ -170,7 +173,8 @@ async function boot() {
 
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
-  renderMessage, renderNote, renderQueueItem, renderPatientPanel, formatDuration, messageText, slaInfo, handleEvent,
+  renderMessage, renderNote, renderQueueItem, renderPatientPanel, render360, formatDuration, messageText, slaInfo,
+  handleEvent,
 });
 
 boot(); // module scripts run once the document is parsed

@@ -5,8 +5,9 @@ import { $, confirmDialog, el, toast } from "./dom.js";
 import { dayLabel, formatTime, parseTime, same } from "./format.js";
 import { CONVERSATION_STATUS, ESCALATION_STATUS, MSG_TYPE, PRIORITY, SENDER, reasonText } from "./labels.js";
 import { renderConversationLabels } from "./labels-ui.js";
-import { renderPatientPanel } from "./patient-panel.js";
+import { showPatient } from "./patient-panel.js";
 import { renderQueues, upsertItem } from "./queues.js";
+import { forgetWindow, loadWindow, startMessage, windowOf, windowRefusal } from "./reply-window.js";
 import { state } from "./state.js";
 import { renderTyping } from "./typing.js";
 
@@ -16,6 +17,7 @@ export function closeConversation() {
   $("conv-empty").hidden = false;
   $("conv-body").hidden = true;
   $("patient-panel").replaceChildren(el("div", "empty-state small", "选择会话后显示患者信息"));
+  forgetWindow();
 }
 
 export async function openConversation(conversationId) {
@@ -46,7 +48,9 @@ export async function openConversation(conversationId) {
   renderMessages(true);
   updateComposerState();
   renderTyping();
-  $("patient-panel").replaceChildren(renderPatientPanel(view.patient, view.conversation.id, openConversation));
+  showPatient(view.patient.id, view.conversation.id, openConversation, view.patient);
+  if (switching) forgetWindow();
+  loadWindow(conversationId).then(() => { if (same(state.currentId, conversationId)) updateComposerState(); });
   renderQueues();
   if (switching) $("reply").focus();
 }
@@ -227,10 +231,19 @@ export function updateComposerState() {
   const hint = $("composer-hint");
   hint.className = "hint";
   let canReply = true;
+  const window = windowOf(view.conversation.id);
+  const closed = window !== null && window.state !== "open";
+  const holding = esc !== null && esc.status !== "resolved";
   if (state.mode === "reply") {
-    if (esc === null || esc.status === "resolved") {
+    if (closed) {
       canReply = false;
-      hint.textContent = esc === null ? "该会话没有转人工，无法回复（可写内部备注）" : "会话已解决，机器人已重新接管";
+      hint.textContent = windowRefusal(window);
+      hint.className = "hint error";
+    } else if (!holding) {
+      // A chat staff do not hold: a message may be started inside WeChat's window.
+      canReply = window !== null;
+      hint.textContent = (esc === null ? "该会话未转人工" : "会话已解决，机器人已重新接管") +
+        (canReply ? "：可主动发起消息，发送后由您接待该患者" : "");
     } else if (esc.assigned_to === null) {
       hint.textContent = "尚未领取：建议先领取再回复";
     } else if (state.me !== null && esc.assigned_to.id !== state.me.id) {
@@ -243,6 +256,7 @@ export function updateComposerState() {
   }
   $("reply").disabled = !canReply;
   $("send").disabled = !canReply;
+  $("send").textContent = state.mode === "note" ? "添加备注" : (holding ? "发送" : "发起消息");
   $("composer").classList.toggle("disabled", !canReply);
 }
 
@@ -253,7 +267,6 @@ export function setMode(mode) {
   }
   $("composer").classList.toggle("note-mode", mode === "note");
   $("reply").placeholder = mode === "note" ? "写一条内部备注（仅同事可见）" : "输入回复，Enter 发送，Shift+Enter 换行";
-  $("send").textContent = mode === "note" ? "添加备注" : "发送";
   updateComposerState();
 }
 
@@ -267,24 +280,36 @@ export async function send() {
   const mode = state.mode;
   $("send").disabled = true;
   textarea.value = "";
+  let failure = "";
   try {
     if (mode === "note") {
       const note = await api("POST", path + "/notes", { text });
       upsertNote(view, note);
+    } else if (view.escalation === null || view.escalation.status === "resolved") {
+      const started = await startMessage(view.conversation.id, text);
+      state.lastTyping = { id: null, at: 0 };
+      await openConversation(started.conversation_id); // staff hold the chat now
+      return;
     } else {
       const message = await api("POST", path + "/messages", { text });
       upsertMessage(view, message);
       state.lastTyping = { id: null, at: 0 };
+      loadWindow(view.conversation.id).then(() => { if (state.current === view) updateComposerState(); });
     }
     if (state.current === view) renderMessages(true);
   } catch (error) {
     if (!textarea.value) textarea.value = text; // give the text back so nothing typed is lost
-    const hint = $("composer-hint");
-    hint.textContent = (mode === "note" ? "备注保存失败：" : "发送失败：") + errorText(error);
-    hint.className = "hint error";
+    // A 409 on a message is usually WeChat's window: say why in the staff's words.
+    const window = error.status === 409 && mode === "reply" ? await loadWindow(view.conversation.id) : null;
+    failure = (window !== null && windowRefusal(window)) ||
+      (mode === "note" ? "备注保存失败：" : "发送失败：") + errorText(error);
   } finally {
     $("send").disabled = false;
     updateComposerState();
+    if (failure && state.current === view) {
+      $("composer-hint").textContent = failure;
+      $("composer-hint").className = "hint error";
+    }
     if (state.current === view && !$("send").disabled) textarea.focus();
   }
 }

@@ -15,6 +15,7 @@ export const MSG_TYPE = {
 
 /** Escalation reasons the system writes as codes, in words; free-text reasons are shown as they are. */
 const REASONS = { patient_request: "患者要求转人工", bot_fallback: "机器人两次未能理解" };
+REASONS.staff_message = "工作人员主动发起消息"; // escalations.service.STAFF_MESSAGE
 
 export function reasonText(reason) {
   return REASONS[reason] || reason;

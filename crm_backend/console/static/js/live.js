@@ -1,11 +1,12 @@
 /* The console WebSocket: live events (docs/CONSOLE_API.md, "Real time"), reconnecting with ?since=. */
 
 import { API, api } from "./api.js";
-import { renderMessages, upsertMessage, upsertNote } from "./conversation.js";
+import { renderMessages, updateComposerState, upsertMessage, upsertNote } from "./conversation.js";
 import { $, toast } from "./dom.js";
 import { PRIORITY, reasonText } from "./labels.js";
 import { onLabelEvent } from "./labels-ui.js";
 import { loadQueues, renderQueues, upsertItem } from "./queues.js";
+import { loadWindow } from "./reply-window.js";
 import { setMe } from "./session.js";
 import { state } from "./state.js";
 import { notePresence } from "./transfer.js";
@@ -129,6 +130,7 @@ function onMessage(conversationId, message) {
     const mine = message.sender_type === "agent" && message.agent !== null && message.agent.id === state.me.id;
     renderMessages(mine);
     renderTyping();
+    if (message.sender_type === "patient") refreshWindow(conversationId); // a new 48 hours
   } else if (message.sender_type === "patient") {
     const known = [...state.items.values()].some((i) => i.conversation_id === conversationId);
     if (known) {
@@ -151,4 +153,10 @@ function onPresence(event) {
   if (event.staff_id === state.me.id && event.presence !== state.me.presence) {
     setMe({ ...state.me, presence: event.presence });
   }
+}
+
+function refreshWindow(conversationId) {
+  loadWindow(conversationId).then(() => {
+    if (state.current !== null && state.current.conversation.id === conversationId) updateComposerState();
+  });
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -340,7 +340,7 @@ class Escalations:
         """WeChat's customer-service window of the conversation's WeChat identity, now."""
         identity = await session.get(WeChatIdentity, conversation.identity_id)
         assert identity is not None  # identity_id is NOT NULL
-        return await reply_window(session, identity, datetime.now(UTC))
+        return await reply_window(session, identity, self.runtime.clock())
 
     async def _require_window(self, session: AsyncSession, conversation: Conversation) -> None:
         """409 when WeChat would refuse a customer-service message now (45015/45047)."""
@@ -409,7 +409,7 @@ class Escalations:
         if len(text) > 2000:
             raise ConsoleError(400, "message longer than 2000 characters")
         identity_id = await self._identity_of(conversation_id)
-        now = datetime.now(UTC)
+        now = self.runtime.clock()
         created = False
         async with self._window_lock(identity_id), self.runtime.db.sessions() as session:
             viewed = await self.readable_conversation(session, conversation_id, actor)
@@ -491,7 +491,7 @@ class Escalations:
             assigned_to_id=actor.id,
             assigned_at=now,
             created_at=now,
-            sla_due_at=now + timedelta(seconds=sla_seconds(self.runtime, Priority.NORMAL)),
+            sla_due_at=sla_due_at(self.runtime.settings, now, Priority.NORMAL),
         )
         session.add(escalation)
         conversation.status = ConversationStatus.ESCALATED

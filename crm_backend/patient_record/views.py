@@ -177,8 +177,15 @@ async def reveal_value(
     """One protected value of the patient in full, for a role that may see it; each reveal is
     audited as `patient.reveal` with the field it showed."""
     if staff.role not in REVEAL_ROLES[body.field]:
-        raise HTTPException(403, f"your role may not reveal {body.field}")
-    patient = await _open(session, staff, patient_id)
+        raise AccessRefused(
+            f"your role may not reveal {body.field}",
+            action="patient.reveal",
+            object_type="patient",
+            object_id=patient_id,
+            patient_id=patient_id,
+            audit_detail={"fields": [body.field]},
+        )
+    patient = await _open(session, staff, patient_id, "reveal")
     everything = Disclosure(full_phone=True, full_id_number=True)
     value = patient_summary(patient, _protector(request), everything)[body.field]
     await audit(

@@ -128,6 +128,8 @@ async def test_a_nurse_finds_a_patient_sees_the_360_masked_and_reveals_the_phone
         assert bad.status_code == 422
     reveals = await _audit(runtime, nurse["id"], "patient.reveal")
     assert [(e.patient_id, e.detail) for e in reveals] == [(family.patient_id, {"fields": ["phone"]})]
+    [denied] = await _audit(runtime, nurse["id"], "patient.reveal.denied")
+    assert denied.detail["fields"] == ["id_number"]
     searches = await _audit(runtime, nurse["id"], "patient.search")
     assert [e.detail["kinds"] for e in searches if e.detail] == [
         ["name"],
@@ -143,6 +145,8 @@ async def test_a_nurse_finds_a_patient_sees_the_360_masked_and_reveals_the_phone
         )
         assert answer.status_code == 403
     assert await _audit(runtime, agent["id"], "patient.reveal") == []
+    [denied] = await _audit(runtime, agent["id"], "patient.reveal.denied")
+    assert (denied.patient_id, denied.detail["fields"]) == (family.patient_id, ["phone"])
     answer = await admin_client.post(
         f"/api/console/patients/{family.patient_id}/reveal", json={"field": "id_number"}
     )

@@ -13,7 +13,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from crm_backend.conversations.models import Conversation
+from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
 from crm_backend.escalations.report_views import router as report_router
 from crm_backend.escalations.views import router as escalations_router
 from crm_backend.patients.models import Patient, WeChatIdentity
@@ -83,8 +83,9 @@ async def admin_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def new_conversation(runtime: Runtime) -> Callable[[], Awaitable[int]]:
-    """Makes a patient, their WeChat identity and a conversation still with the bot."""
+def new_conversation(runtime: Runtime, clock: Clock) -> Callable[[], Awaitable[int]]:
+    """Makes a patient, their WeChat identity and a conversation still with the bot, in which the
+    patient has just written (so WeChat's reply window is open)."""
 
     async def make() -> int:
         n = next(_serial)
@@ -92,11 +93,24 @@ def new_conversation(runtime: Runtime) -> Callable[[], Awaitable[int]]:
             patient = Patient(display_name=f"患者{n}")
             session.add(patient)
             await session.flush()
-            identity = WeChatIdentity(app_id="wx_test", openid=f"openid-esc-{n:06d}", patient_id=patient.id)
+            identity = WeChatIdentity(
+                app_id="wx_test", openid=f"openid-esc-{n:06d}", patient_id=patient.id, last_inbound_at=clock()
+            )
             session.add(identity)
             await session.flush()
             conversation = Conversation(patient_id=patient.id, identity_id=identity.id)
             session.add(conversation)
+            await session.flush()
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    direction=Direction.IN,
+                    sender_type=SenderType.PATIENT,
+                    content="你好，我想咨询一下",
+                    delivery_status=DeliveryStatus.RECEIVED,
+                    created_at=clock(),
+                )
+            )
             await session.commit()
             return conversation.id
 

@@ -14,7 +14,15 @@ export const MSG_TYPE = {
 };
 
 /** Escalation reasons the system writes as codes, in words; free-text reasons are shown as they are. */
-const REASONS = { patient_request: "患者要求转人工", bot_fallback: "机器人两次未能理解" };
+const REASONS = {
+  patient_request: "患者要求转人工",
+  complaint: "投诉",
+  nursing_request: "患者找护士",
+  booking_help: "挂号遇到困难",
+  bot_fallback: "机器人两次未能理解",
+  bot_unavailable: "系统繁忙，机器人未能回复",
+  consent_declined: "未同意健康信息授权，需人工帮助",
+};
 
 export function reasonText(reason) {
   return REASONS[reason] || reason;

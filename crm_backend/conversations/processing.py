@@ -80,6 +80,8 @@ class Plan:
     patient_message_id: int | None = None
     #: Hand the conversation to people for this reason (the consent dialogue asks it).
     escalate: str | None = None
+    #: The route step 1 decided (None before it did).
+    route: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,9 @@ class InboundProcessor:
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         if plan.for_staff and plan.patient_message_id is not None:
             await self.runtime.events.publish(
-                PatientMessageForStaff(plan.patient_message_id, plan.conversation_id)
+                PatientMessageForStaff(
+                    plan.patient_message_id, plan.conversation_id, route=plan.route or Route.STAFF
+                )
             )
         replies = [BotReply(text) for text in plan.system_replies]
         if plan.escalate is not None:
@@ -420,6 +424,7 @@ class InboundProcessor:
                 state,
                 route.Limits.of(settings),
             )
+            plan.route = decided
             if decided is Route.GIVE_UP:
                 inbound.status = InboundStatus.FAILED
                 inbound.last_error = "gave up after repeated failures"

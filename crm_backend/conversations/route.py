@@ -261,21 +261,29 @@ class WaitingAck(enum.StrEnum):
 class StaffWait:
     """What escalations know of a chat staff hold when a patient's message reaches it."""
 
-    #: A person answered this escalation and is online: the chat is a conversation, not a wait.
-    attended: bool
+    #: A person has answered in this escalation.
+    answered: bool
+    #: The person who has the chat is online in the console.
+    agent_online: bool
+    #: The latest message a person wrote in this conversation (None: none yet).
+    agent_last_wrote_at: datetime | None
     #: When the patient was last acknowledged while waiting (None: not yet).
     last_ack_at: datetime | None
 
 
 def acknowledge_waiting(
-    text: str | None, wait: StaffWait, now: datetime, every: timedelta
+    route: Route, text: str | None, wait: StaffWait, now: datetime, every: timedelta
 ) -> WaitingAck | None:
     """Whether a patient's message on the STAFF route is answered by the system, and how.
 
-    Nobody answering yet (queued, assigned but not answered, or the agent away): a repeated request
-    for a person is acknowledged every time, anything else at most once per `every`. The message
-    itself always reaches the console."""
-    if wait.attended:
+    A chat is attended once a person answered and is still there (online, or wrote within
+    `every`); the system then stays out of it. Otherwise nobody answers (queued, assigned but not
+    answered, or the agent away): a repeated request for a person is acknowledged every time,
+    anything else at most once per `every`. The message itself always reaches the console."""
+    if route is not Route.STAFF:
+        return None  # answered on its own route (a consent withdrawal)
+    recently = wait.agent_last_wrote_at is not None and now - wait.agent_last_wrote_at < every
+    if wait.answered and (wait.agent_online or recently):
         return None
     if asks_for_person(text):
         return WaitingAck.REPEATED_REQUEST

@@ -27,6 +27,7 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
+from crm_backend.conversations.route import Route
 from crm_backend.conversations.urgent_words import MARK_KEY as URGENT_MARK
 from crm_backend.escalations import waiting
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
@@ -525,7 +526,9 @@ class Escalations:
         if team_id is not None:
             await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
 
-    async def patient_wrote(self, message_id: int, conversation_id: int, team_id: int | None = None) -> None:
+    async def patient_wrote(
+        self, message_id: int, conversation_id: int, team_id: int | None = None, route: str = "staff"
+    ) -> None:
         """A patient's message reached staff (the STAFF route): urgent words make the escalation
         urgent, a patient still waiting for a person may be acknowledged (waiting.py; the worker
         that processed the message delivers it), and the console is told."""
@@ -540,7 +543,7 @@ class Escalations:
                     self._make_urgent(escalation)
                     raised = escalation.id
                 await waiting.acknowledge(
-                    session, self.runtime.settings, escalation, conversation, message, now
+                    session, self.runtime.settings, escalation, conversation, message, now, Route(route)
                 )
                 await session.commit()
         await self.publish_patient_message(message_id, conversation_id, team_id)

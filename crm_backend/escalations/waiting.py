@@ -64,6 +64,7 @@ async def acknowledge(
     conversation: Conversation,
     message: Message,
     now: datetime,
+    on: route.Route = route.Route.STAFF,
 ) -> Message | None:
     """Store the acknowledgement of `message` when the rule asks for one (pending: the worker that
     processed the message delivers it with the message's turn); at most one per message."""
@@ -83,12 +84,18 @@ async def acknowledge(
     agent = await session.get(Staff, escalation.assigned_to_id) if escalation.assigned_to_id else None
     agent_online = agent is not None and agent.presence == Presence.online
     wait_state = route.StaffWait(
-        attended=escalation.first_response_at is not None and agent_online,
+        answered=escalation.first_response_at is not None,
+        agent_online=agent_online,
+        agent_last_wrote_at=await session.scalar(
+            select(func.max(Message.created_at)).where(
+                Message.conversation_id == conversation.id, Message.sender_type == SenderType.AGENT
+            )
+        ),
         last_ack_at=max((a.created_at for a in acks), default=None),
     )
     text = message.content if message.msg_type in ("text", "voice") else None
     every = timedelta(seconds=settings.waiting_ack_seconds)
-    kind = route.acknowledge_waiting(text, wait_state, now, every)
+    kind = route.acknowledge_waiting(on, text, wait_state, now, every)
     if kind is None:
         return None
     wait = Wait(

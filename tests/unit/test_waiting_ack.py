@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_backend.config import Settings
-from crm_backend.conversations.route import StaffWait, WaitingAck, acknowledge_waiting, asks_for_person
+from crm_backend.conversations.route import Route, StaffWait, WaitingAck, acknowledge_waiting, asks_for_person
 from crm_backend.escalations.waiting import Wait, wording
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)  # a Monday
@@ -33,25 +33,38 @@ def test_asks_for_person(text: str | None, asks: bool) -> None:
     assert asks_for_person(text) is asks
 
 
+def waiting(last_ack_at: datetime | None = None) -> StaffWait:
+    """Nobody has answered yet."""
+    return StaffWait(answered=False, agent_online=False, agent_last_wrote_at=None, last_ack_at=last_ack_at)
+
+
 def test_the_first_message_while_waiting_is_acknowledged() -> None:
-    assert acknowledge_waiting("还要等多久", StaffWait(False, None), NOW, EVERY) is WaitingAck.WAITING
+    assert acknowledge_waiting(Route.STAFF, "还要等多久", waiting(), NOW, EVERY) is WaitingAck.WAITING
 
 
 def test_at_most_one_acknowledgement_per_interval() -> None:
-    recent = StaffWait(False, NOW - EVERY + timedelta(seconds=1))
-    assert acknowledge_waiting("还要等多久", recent, NOW, EVERY) is None
-    assert acknowledge_waiting("还要等多久", StaffWait(False, NOW - EVERY), NOW, EVERY) is WaitingAck.WAITING
+    recent = waiting(NOW - EVERY + timedelta(seconds=1))
+    assert acknowledge_waiting(Route.STAFF, "还要等多久", recent, NOW, EVERY) is None
+    assert (
+        acknowledge_waiting(Route.STAFF, "还要等多久", waiting(NOW - EVERY), NOW, EVERY) is WaitingAck.WAITING
+    )
 
 
 def test_a_repeated_request_for_a_person_is_always_acknowledged() -> None:
-    recent = StaffWait(False, NOW)
-    assert acknowledge_waiting("转人工", recent, NOW, EVERY) is WaitingAck.REPEATED_REQUEST
+    assert acknowledge_waiting(Route.STAFF, "转人工", waiting(NOW), NOW, EVERY) is WaitingAck.REPEATED_REQUEST
 
 
-def test_nothing_is_added_once_a_person_answers() -> None:
-    attended = StaffWait(True, None)
-    assert acknowledge_waiting("转人工", attended, NOW, EVERY) is None
-    assert acknowledge_waiting("还要等多久", attended, NOW, EVERY) is None
+def test_nothing_is_added_while_a_person_who_answered_is_there() -> None:
+    online = StaffWait(answered=True, agent_online=True, agent_last_wrote_at=None, last_ack_at=None)
+    just_wrote = StaffWait(answered=True, agent_online=False, agent_last_wrote_at=NOW, last_ack_at=None)
+    for attended in (online, just_wrote):
+        assert acknowledge_waiting(Route.STAFF, "转人工", attended, NOW, EVERY) is None
+        assert acknowledge_waiting(Route.STAFF, "还要等多久", attended, NOW, EVERY) is None
+
+
+def test_an_agent_who_answered_and_went_away_leaves_the_patient_waiting_again() -> None:
+    away = StaffWait(answered=True, agent_online=False, agent_last_wrote_at=NOW - EVERY, last_ack_at=None)
+    assert acknowledge_waiting(Route.STAFF, "还要等多久", away, NOW, EVERY) is WaitingAck.WAITING
 
 
 def test_wording_in_the_queue_names_the_place() -> None:
@@ -71,4 +84,10 @@ def test_wording_outside_staffed_hours_says_when_staff_reply() -> None:
     text = wording(WaitingAck.WAITING, Wait(False, 3, False, False), SETTINGS, night)
     assert "非工作时间" in text and "明天 08:00" in text and "前面还有" not in text
     friday = datetime(2026, 11, 27, 21, 0, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
-    assert "周一 08:00" in wording(WaitingAck.REPEATED_REQUEST, Wait(False, 0, False, False), SETTINGS, friday)
+    assert "周一 08:00" in wording(
+        WaitingAck.REPEATED_REQUEST, Wait(False, 0, False, False), SETTINGS, friday
+    )
+
+
+def test_a_message_answered_on_its_own_route_is_not_acknowledged_again() -> None:
+    assert acknowledge_waiting(Route.CONSENT, "撤回同意", waiting(), NOW, EVERY) is None

@@ -125,14 +125,16 @@ class Escalations:
                 priority = Priority.URGENT
             existing = await self._open_escalation(session, conversation_id)
             if existing is not None:
-                if Priority(priority).rank < existing.priority_rank:
-                    existing.priority = Priority(priority)
-                    existing.priority_rank = Priority(priority).rank
+                raised = Priority(priority).rank < existing.priority_rank
+                if raised:
+                    self._raise_priority(existing, Priority(priority))
                     await session.commit()
                 # A retry after a crash may find the escalation but not yet the tracker paused.
                 identity = await session.get(WeChatIdentity, conversation.identity_id)
                 if identity is not None:
                     await self._set_bot_paused(identity, paused=True)
+                if raised:
+                    await self.publish_escalation("escalation.updated", existing.id)
                 return existing
             target = await get_or_create_team(session, team)
             escalation = Escalation(
@@ -540,7 +542,7 @@ class Escalations:
             escalation = await self._open_escalation(session, conversation_id)
             if message is not None and conversation is not None and escalation is not None:
                 if URGENT_MARK in (message.extra or {}) and escalation.priority != Priority.URGENT:
-                    self._make_urgent(escalation)
+                    self._raise_priority(escalation, Priority.URGENT)
                     raised = escalation.id
                 await waiting.acknowledge(
                     session, self.runtime.settings, escalation, conversation, message, now, Route(route)
@@ -551,10 +553,11 @@ class Escalations:
             log.info("escalation %s made urgent: the patient named urgent words", raised)
             await self.publish_escalation("escalation.updated", raised)
 
-    def _make_urgent(self, escalation: Escalation) -> None:
-        escalation.priority = Priority.URGENT
-        escalation.priority_rank = Priority.URGENT.rank
-        due = escalation.created_at + timedelta(seconds=sla_seconds(self.runtime, Priority.URGENT))
+    def _raise_priority(self, escalation: Escalation, priority: Priority) -> None:
+        """A higher priority, and the sooner SLA it brings (counted from when the chat arrived)."""
+        escalation.priority = priority
+        escalation.priority_rank = priority.rank
+        due = escalation.created_at + timedelta(seconds=sla_seconds(self.runtime, priority))
         escalation.sla_due_at = min(escalation.sla_due_at, due)
 
     async def publish_patient_message(

@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     sla_urgent_seconds: int = Field(120, alias="SLA_URGENT_SECONDS")
     sla_high_seconds: int = Field(300, alias="SLA_HIGH_SECONDS")
     sla_normal_seconds: int = Field(900, alias="SLA_NORMAL_SECONDS")
+    #: While a chat waits for staff, the patient's further messages get at most one
+    #: acknowledgement (place in the queue, or when staff reply) this often (route.py).
+    waiting_ack_seconds: float = Field(180, alias="WAITING_ACK_SECONDS", ge=0)
+    #: The hospital's service phone the bot names when it cannot help (after 不同意, say).
+    #: The default is a placeholder that says so: set the real number.
+    hospital_service_phone: str = Field(
+        "400-000-0000（演示号码）", alias="HOSPITAL_SERVICE_PHONE", min_length=1
+    )
     #: A console page silent this long counts as closed: its online staff member becomes away.
     console_gone_after_seconds: float = Field(80, alias="CONSOLE_GONE_AFTER_SECONDS")
 

@@ -13,7 +13,7 @@ from rasa_sdk.events import UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from dialogs.handoff import escalation_request
+from dialogs.handoff import BOOKING_HELP, escalation_request, was_booking
 
 #: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
 #: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
@@ -105,6 +105,7 @@ class ActionGiveUpToPeople(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         dispatcher.utter_message(response="utter_handing_over")
-        dispatcher.utter_message(json_message=escalation_request("bot_fallback"))
+        reason = BOOKING_HELP if was_booking(tracker) else "bot_fallback"
+        dispatcher.utter_message(json_message=escalation_request(reason))
         # Like the built-in fallback: the unclear message does not shape later predictions.
         return [UserUtteranceReverted()]

@@ -27,6 +27,9 @@ from crm_backend.protection import FieldProtector
 HOLD_KEY = "consent_hold"
 HELD, ANSWERED, DROPPED = "held", "answered", "dropped"
 
+#: The escalation reason of a patient who declined consent and asked for a person.
+CONSENT_DECLINED_REASON = "consent_declined"
+
 CONSENT_GRANTED_WITH_REQUEST = "谢谢您的信任，已记录您的同意。下面为您处理刚才的消息。"
 
 
@@ -35,6 +38,8 @@ class ConsentReply:
     replies: list[str]
     #: Held requests released by 同意, oldest first: each goes to the bot as its own turn.
     for_bot: list[str] = field(default_factory=list)
+    #: The reason to hand the chat to people (a patient who declined asks for a person).
+    escalate: str | None = None
 
 
 async def answer(
@@ -46,7 +51,9 @@ async def answer(
     *,
     notice_version: str,
     protector: FieldProtector,
+    service_phone: str,
 ) -> ConsentReply:
+    """`service_phone`: the hospital's number, named to a patient the bot cannot serve."""
     decision = await session.scalar(select(route.latest_consent(identity.id)))
     decision = None if decision is None else bool(decision)
     said = consent.read_answer(text)
@@ -81,12 +88,15 @@ async def answer(
     if said is not None:  # declined, or withdrawn before ever granting
         await decide(False)
         await _release(session, conversation, DROPPED)
-        return ConsentReply([consent.CONSENT_DECLINED])
+        return ConsentReply([consent.CONSENT_DECLINED.format(phone=service_phone)])
     if decision is None:
         message.extra = {**(message.extra or {}), HOLD_KEY: HELD}
         notice = consent.PRIVACY_NOTICE.format(version=notice_version)
         return ConsentReply([notice, consent.CONSENT_QUESTION])
-    return ConsentReply([consent.CONSENT_STILL_DECLINED])
+    if route.asks_for_person(text):
+        # The bot may not serve them, people may: staff talk with the patient as they are.
+        return ConsentReply([], escalate=CONSENT_DECLINED_REASON)
+    return ConsentReply([consent.CONSENT_STILL_DECLINED.format(phone=service_phone)])
 
 
 async def _release(session: AsyncSession, conversation: Conversation, outcome: str) -> list[Message]:

@@ -36,6 +36,9 @@ class PatientMessageForStaff:
     message_id: int
     conversation_id: int
     team_id: int | None = None
+    #: The message's route (route.Route): only on STAFF may the system acknowledge it; on
+    #: CONSENT (a withdrawal) it was answered already.
+    route: str = "staff"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ so what reaches the patient is always in the conversation's record first.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,7 @@ def add_outbound(
     *,
     agent_id: int | None = None,
     reply_to_inbound_id: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Message:
     now = datetime.now(UTC)
     message = Message(
@@ -31,6 +33,7 @@ def add_outbound(
         content=text,
         agent_id=agent_id,
         reply_to_inbound_id=reply_to_inbound_id,
+        extra=extra,
         delivery_status=DeliveryStatus.PENDING,
         created_at=now,
     )

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
-from crm_backend.conversations import consent_dialogue, rating_dialogue, route, turns
+from crm_backend.conversations import consent_dialogue, rating_dialogue, route, turns, urgent_words
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, BotUnavailable, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
@@ -78,6 +78,10 @@ class Plan:
     #: People have this conversation: the patient's message goes to their console.
     for_staff: bool = False
     patient_message_id: int | None = None
+    #: Hand the conversation to people for this reason (the consent dialogue asks it).
+    escalate: str | None = None
+    #: The route step 1 decided (None before it did).
+    route: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -221,9 +225,15 @@ class InboundProcessor:
             return Answered(plan.conversation_id, openid, claimed=[], pending=True)
         if plan.for_staff and plan.patient_message_id is not None:
             await self.runtime.events.publish(
-                PatientMessageForStaff(plan.patient_message_id, plan.conversation_id)
+                PatientMessageForStaff(
+                    plan.patient_message_id, plan.conversation_id, route=plan.route or Route.STAFF
+                )
             )
         replies = [BotReply(text) for text in plan.system_replies]
+        if plan.escalate is not None:
+            # The same instruction the bot gives: _answer opens the escalation before the push
+            # counts as processed.
+            replies.append(BotReply("", custom={"escalate": {"reason": plan.escalate}}))
         sender = SenderType.SYSTEM
         if plan.bot_texts:
             try:
@@ -236,7 +246,14 @@ class InboundProcessor:
                 await self._tell_delayed(plan.conversation_id)
                 raise  # the push stays received and is tried again (route.Limits bounds it)
             sender = SenderType.BOT
-        return await self._answer(inbound_id, plan.conversation_id, openid, replies, sender)
+        answered = await self._answer(inbound_id, plan.conversation_id, openid, replies, sender)
+        if plan.for_staff:
+            # Escalations may have acknowledged a patient still waiting for a person
+            # (route.acknowledge_waiting): it is pending in the conversation, delivered now.
+            if answered is None:
+                return Answered(plan.conversation_id, openid, claimed=[], pending=True)
+            return replace(answered, pending=True)
+        return answered
 
     async def _answer(
         self, inbound_id: int, conversation_id: int, openid: str, replies: list[BotReply], sender: SenderType
@@ -407,6 +424,7 @@ class InboundProcessor:
                 state,
                 route.Limits.of(settings),
             )
+            plan.route = decided
             if decided is Route.GIVE_UP:
                 inbound.status = InboundStatus.FAILED
                 inbound.last_error = "gave up after repeated failures"
@@ -466,9 +484,11 @@ class InboundProcessor:
                 text,
                 notice_version=self.runtime.settings.privacy_notice_version,
                 protector=self.runtime.protector,
+                service_phone=self.runtime.settings.hospital_service_phone,
             )
             plan.system_replies = reply.replies
             plan.bot_texts = reply.for_bot
+            plan.escalate = reply.escalate
             plan.sender_id = rasa_sender(identity.app_id, identity.openid)
             return
         if decided is Route.RATING:
@@ -549,6 +569,18 @@ def _media_reply(message: Message) -> str:
 
 
 def _content_of(
+    msg_type: str, event: str | None, fields: dict[str, str]
+) -> tuple[str, dict[str, Any] | None]:
+    """The stored message's content and extra; a text or recognised voice that names urgent
+    clinical words carries their mark (urgent_words.py)."""
+    content, extra = _plain_content_of(msg_type, event, fields)
+    mark = urgent_words.current().mark(content) if msg_type in ("text", "voice") else None
+    if mark is not None:
+        extra = {**(extra or {}), urgent_words.MARK_KEY: mark}
+    return content, extra
+
+
+def _plain_content_of(
     msg_type: str, event: str | None, fields: dict[str, str]
 ) -> tuple[str, dict[str, Any] | None]:
     if msg_type == "text":

@@ -10,12 +10,15 @@ two parts:
   (processing.py) and the one-statement bot turn on PostgreSQL (bot_turn.py), which re-reads
   them with `state_unchanged` and writes nothing when any of them moved.
 
-`decide` is the only place that turns those facts into a route.
+`decide` is the only place that turns those facts into a route. On the STAFF route,
+`acknowledge_waiting` is the only place that decides whether the patient, still waiting for a
+person, is answered meanwhile (escalations supply what they know of the wait).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,3 +231,62 @@ def decide(turn: Turn, state: RouteState, limits: Limits) -> Route:
         # The rating dialogue looks first; a patient who moves on is handed to the bot.
         return Route.RATING
     return Route.BOT
+
+
+# -- while staff hold the chat --------------------------------------------------------------------
+
+#: Words of a patient asking for a person. Staff hold the chat, so the bot does not hear them.
+PERSON_WORDS = ("人工", "真人", "客服", "转接")
+#: A longer message is about something else, even if it names a person ("客服说明天…").
+PERSON_REQUEST_MAX_CHARS = 12
+_NOT_WORDS = re.compile(r"[\s\W_]+")
+
+
+def asks_for_person(text: str | None) -> bool:
+    """转人工, 人工客服, 我要找真人 …: a short message asking for a person."""
+    if not text:
+        return False
+    plain = _NOT_WORDS.sub("", text)
+    return len(plain) <= PERSON_REQUEST_MAX_CHARS and any(word in plain for word in PERSON_WORDS)
+
+
+class WaitingAck(enum.StrEnum):
+    #: The patient asked for a person again: always acknowledged.
+    REPEATED_REQUEST = "repeated_request"
+    #: Any other message while nobody answers: at most one per `every`.
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True)
+class StaffWait:
+    """What escalations know of a chat staff hold when a patient's message reaches it."""
+
+    #: A person has answered in this escalation.
+    answered: bool
+    #: The person who has the chat is online in the console.
+    agent_online: bool
+    #: The latest message a person wrote in this conversation (None: none yet).
+    agent_last_wrote_at: datetime | None
+    #: When the patient was last acknowledged while waiting (None: not yet).
+    last_ack_at: datetime | None
+
+
+def acknowledge_waiting(
+    route: Route, text: str | None, wait: StaffWait, now: datetime, every: timedelta
+) -> WaitingAck | None:
+    """Whether a patient's message on the STAFF route is answered by the system, and how.
+
+    A chat is attended once a person answered and is still there (online, or wrote within
+    `every`); the system then stays out of it. Otherwise nobody answers (queued, assigned but not
+    answered, or the agent away): a repeated request for a person is acknowledged every time,
+    anything else at most once per `every`. The message itself always reaches the console."""
+    if route is not Route.STAFF:
+        return None  # answered on its own route (a consent withdrawal)
+    recently = wait.agent_last_wrote_at is not None and now - wait.agent_last_wrote_at < every
+    if wait.answered and (wait.agent_online or recently):
+        return None
+    if asks_for_person(text):
+        return WaitingAck.REPEATED_REQUEST
+    if wait.last_ack_at is None or now - wait.last_ack_at >= every:
+        return WaitingAck.WAITING
+    return None

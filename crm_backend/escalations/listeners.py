@@ -25,7 +25,7 @@ def subscribe(runtime: Runtime) -> None:
         )
 
     async def patient_message(event: PatientMessageForStaff) -> None:
-        await escalations.publish_patient_message(event.message_id, event.conversation_id, event.team_id)
+        await escalations.patient_wrote(event.message_id, event.conversation_id, event.team_id, event.route)
 
     async def service_rated(event: ServiceRated) -> None:
         await escalations.record_rating(event.session, event.escalation_id, event.score, event.at)

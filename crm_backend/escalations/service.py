@@ -21,11 +21,20 @@ from starlette.requests import HTTPConnection
 from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.bot_gateway import BotGateway, BotUnavailable
-from crm_backend.conversations.models import Conversation, ConversationStatus, Message, SenderType
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    SenderType,
+)
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
 from crm_backend.conversations.reply_window import ReplyWindow, WindowState, reply_window
+from crm_backend.conversations.route import Route
 from crm_backend.conversations.service import current_conversation
+from crm_backend.conversations.urgent_words import MARK_KEY as URGENT_MARK
+from crm_backend.escalations import waiting
 from crm_backend.escalations.access import may_view
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
@@ -119,17 +128,20 @@ class Escalations:
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
                 raise ConsoleError(404, "no such conversation")
+            if await self._named_urgent_words(session, conversation_id):
+                priority = Priority.URGENT
             existing = await self._open_escalation(session, conversation_id)
             if existing is not None:
-                if Priority(priority).rank < existing.priority_rank:
-                    existing.priority = Priority(priority)
-                    existing.priority_rank = Priority(priority).rank
-                    existing.sla_due_at = sla_due_at(self.runtime.settings, existing.created_at, priority)
+                raised = Priority(priority).rank < existing.priority_rank
+                if raised:
+                    self._raise_priority(existing, Priority(priority))
                     await session.commit()
                 # A retry after a crash may find the escalation but not yet the tracker paused.
                 identity = await session.get(WeChatIdentity, conversation.identity_id)
                 if identity is not None:
                     await self._set_bot_paused(identity, paused=True)
+                if raised:
+                    await self.publish_escalation("escalation.updated", existing.id)
                 return existing
             target = await get_or_create_team(session, team)
             escalation = Escalation(
@@ -162,6 +174,23 @@ class Escalations:
         await self.publish_escalation("escalation.created", escalation.id)
         await self.auto_assign(escalation.team_id)
         return escalation
+
+    async def _named_urgent_words(self, session: AsyncSession, conversation_id: int) -> bool:
+        """Did the patient name urgent clinical words (urgent_words.py) since the conversation's
+        last escalation was resolved? Then whatever raised this one, it is urgent."""
+        since = await session.scalar(
+            select(func.max(Escalation.resolved_at)).where(
+                Escalation.conversation_id == conversation_id, Escalation.status == EscalationStatus.RESOLVED
+            )
+        )
+        query = select(Message.extra).where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.IN,
+            Message.extra.is_not(None),
+        )
+        if since is not None:
+            query = query.where(Message.created_at > since)
+        return any(URGENT_MARK in (extra or {}) for extra in (await session.scalars(query)).all())
 
     async def _open_escalation(self, session: AsyncSession, conversation_id: int) -> Escalation | None:
         return await session.scalar(
@@ -669,6 +698,38 @@ class Escalations:
         team_id = await self._latest_team(conversation_id)
         if team_id is not None:
             await self._publish_message(message_id, conversation_id, team_id=team_id, kind="message.updated")
+
+    async def patient_wrote(
+        self, message_id: int, conversation_id: int, team_id: int | None = None, route: str = "staff"
+    ) -> None:
+        """A patient's message reached staff (the STAFF route): urgent words make the escalation
+        urgent, a patient still waiting for a person may be acknowledged (waiting.py; the worker
+        that processed the message delivers it), and the console is told."""
+        now = datetime.now(UTC)
+        raised: int | None = None
+        async with self.runtime.db.sessions() as session:
+            message = await session.get(Message, message_id)
+            conversation = await session.get(Conversation, conversation_id)
+            escalation = await self._open_escalation(session, conversation_id)
+            if message is not None and conversation is not None and escalation is not None:
+                if URGENT_MARK in (message.extra or {}) and escalation.priority != Priority.URGENT:
+                    self._raise_priority(escalation, Priority.URGENT)
+                    raised = escalation.id
+                await waiting.acknowledge(
+                    session, self.runtime.settings, escalation, conversation, message, now, Route(route)
+                )
+                await session.commit()
+        await self.publish_patient_message(message_id, conversation_id, team_id)
+        if raised is not None:
+            log.info("escalation %s made urgent: the patient named urgent words", raised)
+            await self.publish_escalation("escalation.updated", raised)
+
+    def _raise_priority(self, escalation: Escalation, priority: Priority) -> None:
+        """A higher priority, and the sooner SLA it brings (counted from when the chat arrived)."""
+        escalation.priority = priority
+        escalation.priority_rank = priority.rank
+        due = sla_due_at(self.runtime.settings, escalation.created_at, priority)
+        escalation.sla_due_at = min(escalation.sla_due_at, due)
 
     async def publish_patient_message(
         self, message_id: int, conversation_id: int, team_id: int | None = None

@@ -264,6 +264,44 @@ async def test_failed_delivery_is_shown_with_the_reason(page: Page, console_only
     assert "failed" in texts["failedClass"]
 
 
+async def test_urgent_words_and_escalation_reasons_are_shown_in_words(
+    page: Page, console_only_server: str
+) -> None:
+    await _open_console(page, console_only_server)
+    shown = await page.evaluate(
+        """() => {
+          const C = window.CareBridgeConsole;
+          const message = (extra) => C.renderMessage({id: 1, direction: "in", sender_type: "patient",
+            msg_type: "text", content: "我爸胸痛，喘不上气", created_at: new Date().toISOString(),
+            delivery_status: "received", delivery_error: null, agent: null, ...extra});
+          const urgent = message({urgent_words: ["胸痛", "喘不上气"]});
+          const plain = message({urgent_words: []});
+          const item = (reason) => C.renderQueueItem({escalation_id: 4, conversation_id: 5,
+            patient: {id: 6, label: "张*"}, reason, priority: "high", team: {id: 1, name: "投诉办公室"},
+            status: "queued", assigned_to: null, created_at: new Date().toISOString(), waiting_seconds: 0,
+            first_response_at: null, sla_due_at: new Date(Date.now() + 60000).toISOString(),
+            sla_breached: false}).querySelector(".qitem-reason").textContent;
+          return {
+            urgentClass: urgent.classList.contains("urgent"),
+            mark: urgent.querySelector(".urgent-mark")?.textContent ?? null,
+            plainMark: plain.querySelector(".urgent-mark") !== null || plain.classList.contains("urgent"),
+            reasons: ["complaint", "booking_help", "consent_declined", "bot_unavailable", "自由文本"]
+              .map(item),
+          };
+        }"""
+    )
+    assert shown["urgentClass"] is True
+    assert shown["mark"] == "⚠ 紧急词：胸痛、喘不上气"
+    assert shown["plainMark"] is False
+    assert shown["reasons"] == [
+        "投诉",
+        "挂号遇到困难",
+        "未同意健康信息授权，需人工帮助",
+        "系统繁忙，机器人未能回复",
+        "自由文本",
+    ]
+
+
 async def test_durations_are_mm_ss(page: Page, console_only_server: str) -> None:
     await _open_console(page, console_only_server)
     values = await page.evaluate("[0, 5, 75, 3725, -42].map(window.CareBridgeConsole.formatDuration)")

@@ -243,6 +243,9 @@ async def test_every_path_stores_and_answers_the_same(
     assert all(status == "processed" for _, status, _ in first.turns)
     held = [m for m in first.messages if m[4] is not None]
     assert [(m[3], m[4]) for m in held] == [("你好呀", "answered")]
-    # The message for staff got no answer of the bot's: the rating question is the next thing said.
+    # The message for staff got no answer of the bot's: the system acknowledged it (nobody had
+    # answered yet), and the rating question is the next thing said.
     staff_index = next(i for i, m in enumerate(first.messages) if m[3] == "请问大概什么时候有人回复")
-    assert first.messages[staff_index + 1][3].startswith("本次人工服务已结束")
+    ack = first.messages[staff_index + 1]
+    assert (ack[1], ack[3]) == ("system", "您的消息已收到，工作人员会看到。您前面还有 0 位，请稍候。")
+    assert first.messages[staff_index + 2][3].startswith("本次人工服务已结束")

@@ -219,17 +219,19 @@ async def test_asking_for_a_person_queues_the_chat_and_silences_the_bot(
 
     await _eventually(shown_in_console, "the patient's message in the conversation view")
     # The patient's next message is processed after this one: once it is, an answer from the bot
-    # to either would have been sent.
+    # to either would have been sent. The system acknowledged the first (nobody has answered yet;
+    # tests/e2e/test_waiting.py), and only once.
     marked = await send_marker_and_wait(stack, openid, db=db)
-    assert marked.answers == [] and marked.others[before:] == []
+    assert marked.answers == [] and len(marked.others[before:]) == 1
+    assert marked.others[before].startswith("您的消息已收到")
 
     view = await _view(admin, conversation_id)
     senders = [(m["direction"], m["sender_type"]) for m in view["messages"]]
     assert ("out", "bot") in senders, "the bot's earlier turns are part of the history"
     assert ("in", "patient") in senders
     assert any(m["sender_type"] == "system" and WAIT_NOTICE in m["content"] for m in view["messages"])
-    last_two = [(m["content"], m["sender_type"]) for m in view["messages"][-2:]]
-    assert last_two == [(question, "patient"), (MARKER_TEXT, "patient")]
+    last_three = [(m["content"], m["sender_type"]) for m in view["messages"][-3:]]
+    assert last_three == [(question, "patient"), (marked.others[before], "system"), (MARKER_TEXT, "patient")]
     assert view["escalation"]["reason"] == "patient_request"
     assert view["conversation"]["status"] == "escalated"
 
@@ -241,7 +243,7 @@ async def test_asking_for_a_nurse_goes_to_the_nursing_team(
     await _ask_for_a_person(stack, openid, "找护士")
     item = await _item(admin, await _conversation_id(db, openid))
     assert item["team"]["name"] == NURSING_TEAM
-    assert item["reason"] == "patient_request"
+    assert item["reason"] == "nursing_request"
 
 
 async def test_two_unclear_messages_in_a_row_hand_the_chat_to_people(

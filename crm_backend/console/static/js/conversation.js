@@ -137,6 +137,12 @@ export function renderMessage(message) {
   else if (sender === "patient") who = patientLabel();
   node.append(el("div", "who", who));
   node.append(el("div", "bubble", messageText(message)));
+  const urgent = message.urgent_words || [];
+  if (urgent.length) {
+    // Urgent clinical words the patient named (a word list, not a diagnosis): read this first.
+    node.classList.add("urgent");
+    node.append(el("div", "urgent-mark", "⚠ 紧急词：" + urgent.join("、")));
+  }
   const meta = el("div", "meta");
   meta.append(el("span", "time", formatTime(message.created_at)));
   if (sender === "agent") {

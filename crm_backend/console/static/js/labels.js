@@ -14,8 +14,16 @@ export const MSG_TYPE = {
 };
 
 /** Escalation reasons the system writes as codes, in words; free-text reasons are shown as they are. */
-const REASONS = { patient_request: "患者要求转人工", bot_fallback: "机器人两次未能理解" };
-REASONS.staff_message = "工作人员主动发起消息"; // escalations.service.STAFF_MESSAGE
+const REASONS = {
+  patient_request: "患者要求转人工",
+  staff_message: "工作人员主动发起消息", // escalations.service.STAFF_MESSAGE
+  complaint: "投诉",
+  nursing_request: "患者找护士",
+  booking_help: "挂号遇到困难",
+  bot_fallback: "机器人两次未能理解",
+  bot_unavailable: "系统繁忙，机器人未能回复",
+  consent_declined: "未同意健康信息授权，需人工帮助",
+};
 
 export function reasonText(reason) {
   return REASONS[reason] || reason;

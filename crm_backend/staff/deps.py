@@ -121,7 +121,16 @@ def require_roles(*roles: StaffRole) -> Callable[..., Awaitable[CurrentStaff]]:
         conn: HTTPConnection, staff: Annotated[CurrentStaff, Depends(current_staff)]
     ) -> CurrentStaff:
         if staff.role not in allowed:
-            raise _deny(conn, status.HTTP_403_FORBIDDEN, "your role does not allow this")
+            if conn.scope["type"] == "websocket":
+                raise _deny(conn, status.HTTP_403_FORBIDDEN, "your role does not allow this")
+            # Audited like a refused patient: these endpoints show the log, reports and accounts.
+            raise AccessRefused(
+                "your role does not allow this",
+                action="role.check",
+                object_type="endpoint",
+                object_id=conn.url.path[:64],
+                audit_detail={"method": conn.scope.get("method"), "role": staff.role},
+            )
         return staff
 
     return dependency

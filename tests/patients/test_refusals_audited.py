@@ -87,3 +87,20 @@ async def test_a_patient_out_of_reach_refused_and_audited(
         ]
     )
     assert all(row["staff_id"] == agent["id"] and row["ip"] for row in rows)
+
+
+async def test_an_agent_asking_for_the_audit_log_is_refused_and_audited(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+):
+    """The log names who looked at which patient: asking for it without the role is recorded too."""
+    ours = await make_family(runtime, await make_team(runtime))
+    async with staff_client(app, admin_client, "agent", [ours.team_id]) as (agent, client):
+        answer = await client.get("/api/console/audit", params={"patient_id": ours.patient_id})
+    assert answer.status_code == 403
+
+    [row] = await _denials_seen_by_a_supervisor(app, admin_client, agent["id"])
+    assert (row["action"], row["object_type"], row["object_id"]) == (
+        "role.check.denied",
+        "endpoint",
+        "/api/console/audit",
+    )

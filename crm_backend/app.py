@@ -66,8 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(NoStore)
     app.add_middleware(BodyLimit)
     app.state.oa_keys = OfficialAccountKeys(settings.oa_appid, settings.oa_token, settings.oa_aes_key)
-    app.add_exception_handler(RequestValidationError, _bad_request)
-    app.add_exception_handler(ConsoleError, _console_error)
+    add_error_answers(app)
     app.include_router(oa_router)
     app.include_router(health.router)
     _include_console(app)
@@ -138,6 +137,12 @@ def _include_bot_api(app: FastAPI) -> None:
 
     app.include_router(patients_router)
     app.include_router(booking_router)
+
+
+def add_error_answers(app: FastAPI) -> None:
+    """How the web app answers bad input and refused console actions; tests' API apps use it too."""
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(ConsoleError, _console_error)
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:

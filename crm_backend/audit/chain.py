@@ -41,6 +41,25 @@ class EntryContent:
     user_agent: str | None
     detail: dict[str, Any] | None
 
+    @classmethod
+    def of(cls, row: Any) -> EntryContent:
+        """The hashed fields of anything that carries them: a stored row, an entry."""
+        return cls(**{name: getattr(row, name) for name in HASHED_FIELDS})
+
+
+#: The entry's fields its hash covers, in EntryContent's order.
+HASHED_FIELDS = (
+    "at",
+    "staff_id",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "ip",
+    "user_agent",
+    "detail",
+)
+
 
 def canonical_detail(detail: dict[str, Any] | None) -> dict[str, Any] | None:
     """`detail` as it reads back from the JSON column (string keys, lists for tuples), so the hash

@@ -63,20 +63,6 @@ async def record(
     return entry
 
 
-def content_of(entry: AuditEntry) -> EntryContent:
-    return EntryContent(
-        at=entry.at,
-        staff_id=entry.staff_id,
-        action=entry.action,
-        object_type=entry.object_type,
-        object_id=entry.object_id,
-        patient_id=entry.patient_id,
-        ip=entry.ip,
-        user_agent=entry.user_agent,
-        detail=entry.detail,
-    )
-
-
 @event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
     """Chain and insert this transaction's entries (runs inside the commit, before COMMIT is sent)."""
@@ -96,7 +82,7 @@ def _append_pending(session: Session) -> None:
     log = AuditEntry.__table__
     for entry in pending:
         entry.prev_hash = prev
-        entry.entry_hash = prev = entry_hash(content_of(entry), prev)
+        entry.entry_hash = prev = entry_hash(EntryContent.of(entry), prev)
         # One INSERT each, so ids follow the chain's order. Core, not the unit of work: it needs no
         # other domain's tables mapped (the verify command maps only audit's).
         values = {column.key: getattr(entry, column.key) for column in log.columns if column.key != "id"}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_backend.audit.chain import GENESIS, EntryContent, entry_hash
@@ -102,7 +102,7 @@ async def verify_chain(
                         "or the entry before it was rewritten",
                     )
                 )
-            if entry_hash(_content(row), row.prev_hash) != row.entry_hash:
+            if entry_hash(EntryContent.of(row), row.prev_hash) != row.entry_hash:
                 return report(
                     BrokenLink(
                         entry_id=row.id,
@@ -144,20 +144,6 @@ async def verify_chain(
             )
         )
     return report(None)
-
-
-def _content(row: Row[Any]) -> EntryContent:
-    return EntryContent(
-        at=row.at,
-        staff_id=row.staff_id,
-        action=row.action,
-        object_type=row.object_type,
-        object_id=row.object_id,
-        patient_id=row.patient_id,
-        ip=row.ip,
-        user_agent=row.user_agent,
-        detail=row.detail,
-    )
 
 
 def audit_detail(report: ChainReport) -> dict[str, Any]:

@@ -136,8 +136,8 @@ def _anchor(anchor_id: int | None, anchor_hash: str | None) -> Anchor | None:
     if anchor_id is None and anchor_hash is None:
         return None
     if anchor_id is None or anchor_hash is None:
-        raise HTTPException(status_code=422, detail="anchor_id and anchor_hash go together")
+        raise HTTPException(status_code=400, detail="anchor_id and anchor_hash go together")
     try:
         return Anchor(entry_id=anchor_id, entry_hash=anchor_hash.strip().lower())
     except ValidationError:
-        raise HTTPException(status_code=422, detail="anchor_hash must be 64 hexadecimal digits") from None
+        raise HTTPException(status_code=400, detail="anchor_hash must be 64 hexadecimal digits") from None

@@ -14,14 +14,11 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
-from crm_backend.app import _bad_request, _console_error
 from crm_backend.conversations.models import Conversation, Direction, Message, SenderType
 from crm_backend.escalations.label_views import router as labels_router
 from crm_backend.escalations.models import Escalation
 from crm_backend.escalations.search_views import router as search_router
-from crm_backend.escalations.service import ConsoleError
 from crm_backend.escalations.views import router as escalations_router
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -57,11 +54,7 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    app = await build_api_app(runtime, staff_router, escalations_router, labels_router, search_router)
-    # The web app's own answers to bad input and refused console actions (crm_backend/app.py).
-    app.add_exception_handler(RequestValidationError, _bad_request)
-    app.add_exception_handler(ConsoleError, _console_error)
-    return app
+    return await build_api_app(runtime, staff_router, escalations_router, labels_router, search_router)
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ async def test_a_nurse_finds_a_patient_sees_the_360_masked_and_reveals_the_phone
         )
         assert refused.status_code == 403
         bad = await client.post(f"/api/console/patients/{family.patient_id}/reveal", json={"field": "name"})
-        assert bad.status_code == 422
+        assert bad.status_code == 400
     reveals = await _audit(runtime, nurse["id"], "patient.reveal")
     assert [(e.patient_id, e.detail) for e in reveals] == [(family.patient_id, {"fields": ["phone"]})]
     [denied] = await _audit(runtime, nurse["id"], "patient.reveal.denied")

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from crm_backend.app import _console_error
+from crm_backend.app import add_error_answers
 from crm_backend.config import Settings
-from crm_backend.escalations.service import ConsoleError
 from crm_backend.runtime import Runtime
 from crm_backend.staff.service import ensure_first_admin
 
@@ -43,8 +42,7 @@ def api_settings(database_url: str, redis_url: str, **overrides: Any) -> Setting
 
 async def build_api_app(runtime: Runtime, *routers: APIRouter) -> FastAPI:
     app = FastAPI()
-    # Escalation rules refuse with a status and a reason (409, 403...), as in the web app.
-    app.add_exception_handler(ConsoleError, _console_error)
+    add_error_answers(app)  # 400 for malformed input, the console's refusals: as in the web app
     for router in routers:
         app.include_router(router)
     app.state.runtime = runtime

@@ -83,18 +83,7 @@ def _chain_existing_rows() -> tuple[int | None, str]:
             return last_id, prev
         updates = []
         for row in rows:
-            content = EntryContent(
-                at=row.at,
-                staff_id=row.staff_id,
-                action=row.action,
-                object_type=row.object_type,
-                object_id=row.object_id,
-                patient_id=row.patient_id,
-                ip=row.ip,
-                user_agent=row.user_agent,
-                detail=row.detail,
-            )
-            digest = entry_hash(content, prev)
+            digest = entry_hash(EntryContent.of(row), prev)
             updates.append({"row_id": row.id, "prev": prev, "digest": digest})
             prev, last_id = digest, row.id
         bind.execute(

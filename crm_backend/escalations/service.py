@@ -192,6 +192,15 @@ class Escalations:
             query = query.where(Message.created_at > since)
         return any(URGENT_MARK in (extra or {}) for extra in (await session.scalars(query)).all())
 
+    async def _hold(self, session: AsyncSession, escalation: Escalation, actor: Actor) -> None:
+        """Writing in a queued chat claims it; one another agent has stays theirs (supervisors may)."""
+        if escalation.status == EscalationStatus.QUEUED:
+            if not await self._take(session, escalation.id, actor.id):
+                raise ConsoleError(409, "already taken by someone else")
+            await session.refresh(escalation)
+        elif escalation.assigned_to_id != actor.id and not actor.sees_all_teams:
+            raise ConsoleError(409, "another agent has this conversation")
+
     async def _open_escalation(self, session: AsyncSession, conversation_id: int) -> Escalation | None:
         return await session.scalar(
             select(Escalation).where(
@@ -207,15 +216,7 @@ class Escalations:
                 f"现在是非工作时间（人工服务时间 {settings.staffed_hours}），您的消息已经记录并排队，"
                 f"工作人员将在{opening}上班后尽快回复您。如病情紧急，请立即拨打 120 或前往急诊。"
             )
-        ahead = await session.scalar(
-            select(func.count())
-            .select_from(Escalation)
-            .where(
-                Escalation.team_id == escalation.team_id,
-                Escalation.status == EscalationStatus.QUEUED,
-                Escalation.id != escalation.id,
-            )
-        )
+        ahead = await waiting.ahead_of(session, escalation)
         online = await session.scalar(
             select(func.count())
             .select_from(TeamMembership)
@@ -224,8 +225,8 @@ class Escalations:
                 TeamMembership.team_id == escalation.team_id, Staff.presence == Presence.online, Staff.active
             )
         )
-        minutes = max(1, math.ceil(((ahead or 0) + 1) * MINUTES_PER_CHAT / max(online or 0, 1)))
-        return f"已为您转接人工服务，前面还有 {ahead or 0} 位，预计等待约 {minutes} 分钟，请稍候。"
+        minutes = max(1, math.ceil((ahead + 1) * MINUTES_PER_CHAT / max(online or 0, 1)))
+        return f"已为您转接人工服务，前面还有 {ahead} 位，预计等待约 {minutes} 分钟，请稍候。"
 
     async def _set_bot_paused(self, identity: WeChatIdentity, *, paused: bool) -> None:
         """Pause or resume Rasa's tracker so the bot's state matches who has the chat."""
@@ -398,13 +399,7 @@ class Escalations:
             if escalation is None:
                 raise ConsoleError(409, "the conversation is not escalated")
             await self._require_window(session, conversation)
-            if escalation.status == EscalationStatus.QUEUED:
-                # Answering a queued chat claims it.
-                if not await self._take(session, escalation.id, actor.id):
-                    raise ConsoleError(409, "already taken by someone else")
-                await session.refresh(escalation)
-            elif escalation.assigned_to_id != actor.id and not actor.sees_all_teams:
-                raise ConsoleError(409, "another agent has this conversation")
+            await self._hold(session, escalation, actor)
             message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
             if escalation.first_response_at is None:
                 escalation.first_response_at = self.runtime.clock()
@@ -463,12 +458,8 @@ class Escalations:
             if escalation is None:
                 escalation = await self._staff_escalation(session, conversation, actor, now)
                 created = True
-            elif escalation.status == EscalationStatus.QUEUED:
-                if not await self._take(session, escalation.id, actor.id):
-                    raise ConsoleError(409, "already taken by someone else")
-                await session.refresh(escalation)
-            elif escalation.assigned_to_id != actor.id and not actor.sees_all_teams:
-                raise ConsoleError(409, "another agent has this conversation")
+            else:
+                await self._hold(session, escalation, actor)
             message = add_outbound(session, conversation, SenderType.AGENT, text, agent_id=actor.id)
             if escalation.first_response_at is None:
                 escalation.first_response_at = now

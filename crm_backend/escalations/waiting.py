@@ -100,7 +100,7 @@ async def acknowledge(
         return None
     wait = Wait(
         staffed=is_staffed(settings, now),
-        ahead=await _ahead(session, escalation),
+        ahead=await ahead_of(session, escalation),
         assigned=escalation.status == EscalationStatus.ASSIGNED,
         agent_online=agent_online,
     )
@@ -114,7 +114,7 @@ async def acknowledge(
     )
 
 
-async def _ahead(session: AsyncSession, escalation: Escalation) -> int:
+async def ahead_of(session: AsyncSession, escalation: Escalation) -> int:
     """Queued escalations of the same team that are served first (priority, then age)."""
     if escalation.status != EscalationStatus.QUEUED:
         return 0

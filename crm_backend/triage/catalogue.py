@@ -115,6 +115,8 @@ def compile_term(term: str) -> re.Pattern[str]:
         if not all(parts):
             raise BadTerm(f"empty alternative or part in {term!r}")
         alternatives.append(GAP.join(re.escape(part) for part in parts))
+    # Longest first: at one position "牙疼" is read rather than the "牙" it starts with.
+    alternatives.sort(key=len, reverse=True)
     return re.compile("|".join(alternatives), re.IGNORECASE)
 
 

@@ -102,6 +102,8 @@ class _Hit:
     code: str
     term: str
     weight: float
+    #: The department was named ("挂皮肤科"), not described.
+    named: bool = False
 
 
 def normalise(text: str) -> str:
@@ -123,7 +125,9 @@ def _hits(text: str, departments: Sequence[DepartmentProfile]) -> list[_Hit]:
                     found.append(_Hit(match.start(), match.end(), department.code, term.term, term.weight))
         for name in {department.name, *department.aliases}:
             for match in re.finditer(re.escape(name.casefold()), text):
-                found.append(_Hit(match.start(), match.end(), department.code, name, NAMED_WEIGHT))
+                found.append(
+                    _Hit(match.start(), match.end(), department.code, name, NAMED_WEIGHT, named=True)
+                )
     # A hit inside a longer one is the same words read twice ("内科" in "心内科"): keep the longer.
     found.sort(key=lambda h: (h.start - h.end, -h.weight))
     kept: list[_Hit] = []
@@ -160,12 +164,16 @@ def _fits(department: DepartmentProfile, subject: Subject) -> bool:
 
 
 def _words(text: str, hits: list[_Hit]) -> tuple[str, ...]:
-    seen: list[str] = []
-    for hit in hits:
-        words = text[hit.start : hit.end]
-        if words not in seen:
-            seen.append(words)
-    return tuple(seen)
+    """The patient's own words behind the hits, strongest first where two overlap, in reading order."""
+    chosen: list[_Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.named, -h.weight, h.end - h.start)):
+        if not any(hit.start < c.end and c.start < hit.end for c in chosen):
+            chosen.append(hit)
+    return tuple(dict.fromkeys(text[h.start : h.end] for h in sorted(chosen, key=lambda h: h.start)))
+
+
+def _described(text: str, hits: list[_Hit]) -> tuple[str, ...]:
+    return _words(text, [h for h in hits if not h.named])
 
 
 def _level(
@@ -198,9 +206,12 @@ def _question(data: TriageData, first: DepartmentProfile, second: DepartmentProf
 
 
 def _reason(words: tuple[str, ...], department: DepartmentProfile, subject: Subject) -> str:
-    said = "伴".join(w for w in words[:2]) if words else "您描述的情况"
     if department.code == OBSTETRICS and subject.pregnant:
-        return f"{said}，怀孕期间建议先看{department.name}，由产科医生评估或安排转诊"
+        said = "伴".join(words[:2]) + "，" if words else ""
+        return f"{said}怀孕期间建议先看{department.name}，由产科医生评估或安排转诊"
+    if not words:
+        return f"按您说的，建议看{department.name}"
+    said = "伴".join(words[:2])
     if department.code == PAEDIATRICS and subject.is_child:
         return f"{said}，14岁以下的孩子建议看{department.name}"
     return f"{said}，建议看{department.name}"
@@ -261,7 +272,13 @@ def recommend(
         for c in chosen
     )
     first = by_code[chosen[0]]
-    overridden = (subject.pregnant and first.code == OBSTETRICS) or not understood
+    # No question when the rules already decided: pregnancy, a child's 儿科, the emergency department.
+    overridden = (
+        not understood
+        or first.code == EMERGENCY
+        or (subject.pregnant and first.code == OBSTETRICS)
+        or (subject.is_child and first.code == PAEDIATRICS)
+    )
     close = (
         len(chosen) > 1
         and not overridden
@@ -272,8 +289,9 @@ def recommend(
     if not understood:
         reason = f"从您的描述还判断不出具体科室，可以先看{first.name}，医生会帮您转到合适的专科"
     else:
-        all_words = _words(words, sorted((h for c in chosen for h in ranked[c][1]), key=lambda h: h.start))
-        reason = _reason(choices[0].matched or all_words, first, subject)
+        # Pregnancy decided the department: the reason names the symptoms, not the pregnancy again.
+        reasons = [c for c in chosen if c != OBSTETRICS] if overridden and subject.pregnant else chosen[:1]
+        reason = _reason(_described(words, [h for c in reasons for h in ranked[c][1]]), first, subject)
     return Recommendation(
         departments=choices,
         reason=reason,

@@ -4,9 +4,9 @@ Each department's terms (staff-edited, seeded from `departments.yml`) are matche
 term right after 没/不/无 does not count, and a term found inside a longer matched term does not
 count twice ("心内科" is not also "内科"). A department named outright counts most. Then who is ill
 decides: a department that does not see this patient's sex or age gives way (a child's internal
-medicine goes to 儿科), and pregnancy puts 产科 first. Chosen over a jieba + TF-IDF model by
-measurement (docs/PERFORMANCE.md, "Triage: departments"): it is as accurate or better, needs no
-training, and staff can read why it chose.
+medicine goes to 儿科), and pregnancy puts 产科 first. Chosen over jieba + TF-IDF by measurement
+(docs/PERFORMANCE.md, "Triage: departments"): 95% against 86–90% first-choice accuracy, no extra
+dependency, no training, and staff can read which words decided.
 
 Emergencies are not decided here: the red-flag rules screen every message before this runs.
 """
@@ -106,6 +106,10 @@ class _Hit:
     named: bool = False
 
 
+#: Per department code: its score and the hits behind it.
+Ranked = dict[str, tuple[float, list[_Hit]]]
+
+
 def normalise(text: str) -> str:
     return text[:MAX_TEXT].translate(_FULL_WIDTH).casefold()
 
@@ -139,14 +143,14 @@ def _hits(text: str, departments: Sequence[DepartmentProfile]) -> list[_Hit]:
     return kept
 
 
-def _scores(hits: list[_Hit]) -> dict[str, tuple[float, list[_Hit]]]:
+def _scores(hits: list[_Hit]) -> Ranked:
     """Per department: the sum of its distinct terms' weights, and the hits in reading order."""
     best: dict[tuple[str, str], _Hit] = {}
     for hit in hits:
         key = (hit.code, hit.term)
         if key not in best or hit.weight > best[key].weight:
             best[key] = hit
-    scores: dict[str, tuple[float, list[_Hit]]] = {}
+    scores: Ranked = {}
     for hit in sorted(best.values(), key=lambda h: h.start):
         total, its = scores.get(hit.code, (0.0, []))
         scores[hit.code] = (total + hit.weight, [*its, hit])
@@ -217,6 +221,33 @@ def _reason(words: tuple[str, ...], department: DepartmentProfile, subject: Subj
     return f"{said}，建议看{department.name}"
 
 
+def _for_this_patient(
+    scores: Ranked, subject: Subject, by_code: dict[str, DepartmentProfile]
+) -> tuple[Ranked, bool]:
+    """The scores after who is ill has had its say, and whether any of the words were understood.
+
+    A department that does not see this patient drops out; a child's goes to 儿科 (its words then
+    point there). Pregnancy puts 产科 above everything but the emergency department."""
+    ranked: Ranked = {}
+    for code, (score, its) in scores.items():
+        if _fits(by_code[code], subject):
+            target = code
+        elif subject.is_child and PAEDIATRICS in by_code:
+            target = PAEDIATRICS
+        else:
+            continue
+        old, old_hits = ranked.get(target, (0.0, []))
+        ranked[target] = (old + score, old_hits + its)
+    understood = bool(ranked)
+    if subject.pregnant and OBSTETRICS in by_code and _fits(by_code[OBSTETRICS], subject):
+        leader = max(ranked, key=lambda c: ranked[c][0], default=None)
+        if leader != EMERGENCY:
+            top = ranked[leader][0] if leader else 0.0
+            old, old_hits = ranked.get(OBSTETRICS, (0.0, []))
+            ranked[OBSTETRICS] = (max(old, top + 1), old_hits)
+    return ranked, understood
+
+
 def recommend(
     text: str,
     *,
@@ -240,27 +271,10 @@ def recommend(
     hits = _hits(words, data.departments)
     scores = _scores(hits)
 
-    ranked: dict[str, tuple[float, list[_Hit]]] = {}
-    for code, (score, its) in scores.items():
-        department = by_code[code]
-        if _fits(department, subject):
-            old, old_hits = ranked.get(code, (0.0, []))
-            ranked[code] = (old + score, old_hits + its)
-        elif subject.is_child and PAEDIATRICS in by_code and code != PAEDIATRICS:
-            # Internal medicine of a child: 儿科, which the child's words then point to.
-            old, old_hits = ranked.get(PAEDIATRICS, (0.0, []))
-            ranked[PAEDIATRICS] = (old + score, old_hits + its)
-    understood = bool(ranked)
-    if subject.pregnant and OBSTETRICS in by_code and _fits(by_code[OBSTETRICS], subject):
-        top_score = max((s for s, _ in ranked.values()), default=1.0)
-        old, old_hits = ranked.get(OBSTETRICS, (0.0, []))
-        if not ranked or max(ranked, key=lambda c: ranked[c][0]) != EMERGENCY:
-            ranked[OBSTETRICS] = (max(old, top_score + 1), old_hits)
+    ranked, understood = _for_this_patient(scores, subject, by_code)
     if not ranked:
         fallback = PAEDIATRICS if subject.is_child and PAEDIATRICS in by_code else GENERAL
-        if fallback not in by_code:
-            fallback = data.departments[0].code
-        ranked[fallback] = (0.0, [])
+        ranked[fallback if fallback in by_code else data.departments[0].code] = (0.0, [])
 
     order = sorted(ranked, key=lambda c: (-ranked[c][0], -len(ranked[c][1])))
     top_score = ranked[order[0]][0]

@@ -1,0 +1,600 @@
+"""The red-flag screen: does a patient's message describe an emergency happening now?
+
+The clinical content (words, combinations, advice) lives in `red_flags.yml` so clinicians can read
+and review it; this module only knows Chinese grammar: clauses, negation (没有胸痛, 胸不痛), time
+(上个月…现在好了 is over; 昨天开始 is still now), hypotheticals (如果发烧怎么办, 会不会…) and who is ill
+(我爸, 孩子三个月). It is pure and fast: the rules are compiled once at import, no network, no model.
+
+It leans to over-triage: when grammar is unclear, a mention counts.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+RULES_FILE = Path(__file__).with_name("red_flags.yml")
+
+
+# ── results ──────────────────────────────────────────────────────────────────────────────────────
+
+
+class Relation(enum.StrEnum):
+    """Who is ill, as the message names them."""
+
+    SELF = "self"
+    FATHER = "father"
+    MOTHER = "mother"
+    SPOUSE = "spouse"
+    CHILD = "child"
+    INFANT = "infant"
+    GRANDPARENT = "grandparent"
+    OTHER = "other"
+
+
+class Status(enum.StrEnum):
+    """How a mention of a finding is meant."""
+
+    CURRENT = "current"
+    RESOLVED = "resolved"  # it happened just now and has stopped (血止住了)
+    NEGATED = "negated"  # 没有胸痛, 胸不痛
+    PAST = "past"  # 上个月…, 以前…: long over
+    HYPOTHETICAL = "hypothetical"  # 如果…, 万一…, 会不会…, a general question
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Patient(_Frozen):
+    """Who the message is about; `age_months` when the message (or the record) says it."""
+
+    relation: Relation = Relation.SELF
+    age_months: int | None = None
+    words: str | None = None  # the words that named them: 我爸, 宝宝40天
+
+
+class Mention(_Frozen):
+    """A finding's words in the message: `start`/`end` index the original text."""
+
+    term: str
+    text: str
+    start: int
+    end: int
+    status: Status
+
+
+class RedFlag(_Frozen):
+    """One rule that fired, with the mentions that made it fire."""
+
+    rule_id: str
+    name: str
+    advice: str
+    patient: Patient
+    mentions: tuple[Mention, ...]
+
+
+class RedFlagResult(_Frozen):
+    """The screen's verdict on one message, stored with the rule version so staff can review it."""
+
+    version: str
+    flags: tuple[RedFlag, ...]
+    patient: Patient
+    set_aside: tuple[Mention, ...]  # mentions that did not count (negated, past, hypothetical)
+    call_to_action: str
+
+    @property
+    def emergency(self) -> bool:
+        return bool(self.flags)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(flag.rule_id for flag in self.flags)
+
+
+@dataclass(frozen=True)
+class ScreenContext:
+    """What is already known about the patient being asked about (就诊人), if anything."""
+
+    age_months: int | None = None
+    pregnant: bool | None = None
+    post_op: bool | None = None
+
+
+# ── grammar ──────────────────────────────────────────────────────────────────────────────────────
+
+_NUM = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百]+)"
+_TOKENS = {
+    "{t}": r"(?:3[89]|4[0-2])(?:[.点]\d)?",
+    "{high}": r"(?:1[4-9]\d|2\d\d)",
+    "{num}": _NUM,
+}
+_GAP = r"([^，。！？；,.!?;]{0,4}?)"
+
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]+")
+# Clause boundaries: punctuation, and words that turn to another statement or another time.
+_CLAUSE_BREAK = re.compile(r"[，,：:\s~～…]+|(?=但是|可是|然而|现在|目前|后来|已经好|已经没)|(?<=但是|可是|然而)")
+
+# Phrases whose 不/没/无 negate nothing, masked before looking for a negation.
+_NOT_NEGATION = re.compile(
+    "不小心|不知道|不知|不停|不断|不住|不了|不行|不得了|不舒服|不对劲|不太对|不对|不清|不醒|不省|没多久|没过多久|"
+    "不一会|没一会|忍不住|不管|不明|不到|没想到|没注意|不能|不动|不出|不上|不过|不下|不起|不见好|没好|没办法|"
+    "受不了|无力|无法|无缘无故|不久|不一样|不少|不少于|停不|止不|不理|不应|不睁|不利索|不听|不吃不喝|不哭不闹|"
+    "不适|不稳|不褪|不退|没力|没劲|没反应|没有反应|没呼吸|没有呼吸|没意识|没有意识|没尿|没有尿|没眼泪|没有眼泪|"
+    "没放屁|没排气|没有排气|不排气|不放屁|没了呼吸|没有脉搏|没有心跳|不胎动|没有了|不是很|不知所措"
+)
+_NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非|别")
+# A negation reaches back only to a word that starts a new statement.
+_SCOPE_BREAK = re.compile("就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且")
+_COORDINATION = re.compile(r"^[、和与及跟或也还]*$|^或者$|^以及$")
+_AFTER_NEGATED = re.compile(r"^.{0,8}?(都|也|倒|倒是|并|从来)(没有|没)[了过]?[啊呢吧哦的]*$|^(没有|没)[了过]?[啊呢吧哦的]*$")
+_AFTER_RESOLVED = re.compile(
+    r"^.{0,6}?(已经|现在|后来|又)?(好了|好多了|没事了|停了|停下来了|止住了|消失了|缓解了|退了|没了|"
+    r"不[痛疼抽流喘吐烧]了)"
+)
+_NOT_RESOLVED = re.compile(r"(没有|没|不见|未|还没)(缓解|好|停|止住|消失)")
+_RESOLUTION_CLAUSE = re.compile(
+    r"^(但是|可是|不过)?(现在|目前|后来|已经)+(都|也|已经|基本)?(好了|没事了|没事|正常了|不[痛疼抽流喘吐烧晕]了|"
+    r"恢复了|恢复得|好多了|缓过来了)"
+)
+
+_PAST = re.compile(
+    "上上个月|上个月|上月|去年|前年|以前|之前|从前|曾经|小时候|年前|个月前|上周|上星期|上礼拜|上次|上回|那时候|"
+    "当时|很久以前|早些年|前几年|年轻时|年轻的时候|既往|有过|得过|患过|发作过|过一次|过几次|做过|犯过"
+)
+_NOW_STRONG = re.compile("现在|目前|今天|今早|今晚|刚才|刚刚|正在|这会儿|此刻|一直|还在|仍然|依然|越来越|开始|至今|到现在|又")
+_NOW_WEAK = re.compile("昨天|昨晚|前天|这两天|这几天|最近|突然|刚")
+# A conditional covers the rest of its sentence; a worry or "会不会" only the rest of its clause.
+_IF = re.compile("如果|假如|假设|假使|万一|要是|若是|倘若|一旦|如果说|有没有可能|以防")
+_IF_NOT = re.compile("如果可以|如果方便|要是可以|如果能")
+_WORRY = re.compile("担心|害怕|怕|会不会|是不是会|可能会|以后会|将来|预防|防止|避免|能不能|可不可以|多久可以|会引起|会导致")
+_WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
+_GENERAL_AFTER = re.compile(
+    r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆)|^的?(早期)?(症状|表现|征兆)|^(怎么|如何)(预防|避免)|"
+    r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法"
+)
+_GENERAL_BEFORE = re.compile(r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防)$")
+_EDUCATION = re.compile("想学|学一下|学习一下|想了解|了解一下|好奇|科普|培训|考试|作业|论文|一般怎么|一般会")
+
+
+# ── who is ill ───────────────────────────────────────────────────────────────────────────────────
+
+_RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
+    Relation.FATHER: ("我爸", "爸爸", "父亲", "老爸", "我爹", "老爷子", "公公", "岳父", "老丈人"),
+    Relation.MOTHER: ("我妈", "妈妈", "母亲", "老妈", "我娘", "婆婆", "岳母", "丈母娘", "老太太"),
+    Relation.SPOUSE: ("老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太"),
+    Relation.CHILD: (
+        "孩子", "小孩", "儿子", "女儿", "宝宝", "宝贝", "娃", "闺女", "小朋友", "儿童", "幼儿", "孙子",
+        "孙女", "外孙", "小宝", "小儿",
+    ),
+    Relation.INFANT: ("婴儿", "新生儿", "小婴儿", "月子里"),
+    Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "老人家", "老人"),
+    Relation.OTHER: (
+        "哥哥", "弟弟", "姐姐", "妹妹", "朋友", "同事", "邻居", "亲戚", "工人", "同学", "室友", "路人", "有人",
+    ),
+}  # fmt: skip
+_RELATION_OF = {word: relation for relation, words in _RELATION_WORDS.items() for word in words}
+_RELATION_RE = re.compile("|".join(sorted(_RELATION_OF, key=len, reverse=True)))
+_CHILD_WORD = "|".join(_RELATION_WORDS[Relation.CHILD] + _RELATION_WORDS[Relation.INFANT])
+_AGE = rf"(?P<num>{_NUM})(?P<half>个半|个多|个)?(?P<unit>月|周|星期|天|岁)(?P<half2>半)?"
+_AGE_AFTER_CHILD = re.compile(
+    rf"(?P<who>{_CHILD_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|已经|有|是|,|，|\s)*{_AGE}"
+)
+_AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{_CHILD_WORD})")
+_BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
+_NEWBORN = re.compile("新生儿|刚出生|没满月|未满月|刚满月|满月|月子里|还在月子")
+
+_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+
+def _number(text: str) -> float | None:
+    """A number in digits or Chinese up to 999 (四十, 二十五, 一百)."""
+    if text[0].isdigit():
+        return float(text)
+    total, current = 0, 0
+    for char in text:
+        if char in _CN_DIGITS:
+            current = _CN_DIGITS[char]
+        elif char == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif char == "百":
+            total += (current or 1) * 100
+            current = 0
+        else:
+            return None
+    return float(total + current)
+
+
+def _age_months(match: re.Match[str]) -> int | None:
+    value = _number(match["num"])
+    if value is None:
+        return None
+    if match["half"] == "个半" or match["half2"]:
+        value += 0.5
+    months = {"天": 1 / 30.4, "周": 7 / 30.4, "星期": 7 / 30.4, "月": 1, "岁": 12}[match["unit"]] * value
+    return int(months + 1e-9)
+
+
+@dataclass(frozen=True)
+class _Named:
+    relation: Relation
+    start: int
+    age_months: int | None
+    words: str
+
+
+def _people(text: str, context: ScreenContext | None) -> list[_Named]:
+    """Everyone the message names as possibly ill, in order; ages attached to the word they follow."""
+    named: list[_Named] = []
+    ages: dict[int, tuple[int, str]] = {}
+    for pattern in (_AGE_AFTER_CHILD, _AGE_BEFORE_CHILD):
+        for match in pattern.finditer(text):
+            months = _age_months(match)
+            if months is not None:
+                ages.setdefault(match.start("who"), (months, match[0]))
+    for match in _BORN_DAYS.finditer(text):
+        months = _age_months(match)
+        if months is not None:
+            ages.setdefault(match.start(), (months, match[0]))
+    newborn = _NEWBORN.search(text)
+    for match in _RELATION_RE.finditer(text):
+        relation = _RELATION_OF[match[0]]
+        age, words = ages.get(match.start(), (None, match[0]))
+        if relation in (Relation.CHILD, Relation.INFANT) and age is None and newborn:
+            age, words = 0, newborn[0]
+        if relation is Relation.CHILD and age is not None and age < 12:
+            relation = Relation.INFANT
+        named.append(_Named(relation, match.start(), age, words))
+    for start, (age, words) in ages.items():
+        if not any(person.start == start for person in named):
+            named.append(_Named(Relation.INFANT if age < 12 else Relation.CHILD, start, age, words))
+    if newborn and not any(p.relation in (Relation.CHILD, Relation.INFANT) for p in named):
+        named.append(_Named(Relation.INFANT, newborn.start(), 0, newborn[0]))
+    named.sort(key=lambda person: person.start)
+    if context is not None and context.age_months is not None:
+        named = [
+            _Named(p.relation, p.start, p.age_months if p.age_months is not None else context.age_months, p.words)
+            for p in named
+        ] or [_Named(Relation.SELF, 0, context.age_months, "")]
+    return named
+
+
+def _patient_at(people: list[_Named], position: int, context: ScreenContext | None) -> Patient:
+    """The person named nearest before `position` (else the first named after it, else the sender)."""
+    before = [p for p in people if p.start <= position]
+    chosen = before[-1] if before else (people[0] if people else None)
+    if chosen is None:
+        age = context.age_months if context is not None else None
+        return Patient(relation=Relation.SELF, age_months=age)
+    return Patient(relation=chosen.relation, age_months=chosen.age_months, words=chosen.words or None)
+
+
+# ── rules, compiled once ─────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class _Term:
+    name: str
+    finder: re.Pattern[str]
+    patterns: tuple[re.Pattern[str], ...]
+    excepted: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    name: str
+    advice: str
+    match: tuple[tuple[str, ...], ...]
+    requires: dict[str, object] = field(default_factory=dict)
+    unless: tuple[str, ...] = ()
+    counts_when_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """The rules file, compiled."""
+
+    version: str
+    date: str
+    status: str
+    call_to_action: str
+    terms: tuple[_Term, ...]
+    rules: tuple[_Rule, ...]
+
+
+def _regex_of(word: str) -> str:
+    """A rule's word as a regular expression: `*` is a short gap, `{t}`/`{high}`/`{num}` numbers."""
+    parts = re.split(r"(\*|\{t\}|\{high\}|\{num\})", word.lower())
+    out = []
+    for part in parts:
+        if part == "*":
+            out.append(_GAP)
+        elif part in _TOKENS:
+            out.append(_TOKENS[part])
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def _compile_term(name: str, spec: object) -> _Term:
+    if isinstance(spec, dict):
+        words, excepted = list(spec["words"]), list(spec.get("except", []))
+    else:
+        words, excepted = list(spec), []  # type: ignore[call-overload]
+    words = sorted({str(w) for w in words}, key=len, reverse=True)
+    regexes = [_regex_of(w) for w in words]
+    return _Term(
+        name=name,
+        finder=re.compile("|".join(f"(?:{r})" for r in regexes)),
+        patterns=tuple(re.compile(r) for r in regexes),
+        excepted=re.compile("|".join(_regex_of(str(w)) for w in excepted)) if excepted else None,
+    )
+
+
+def load_rules(path: Path = RULES_FILE) -> RuleBook:
+    """Read and check the rules file: every rule names terms that exist, and it has a version."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    terms = {name: _compile_term(name, spec) for name, spec in data["terms"].items()}
+    rules = []
+    seen: set[str] = set()
+    for raw in data["rules"]:
+        rule = _Rule(
+            id=raw["id"],
+            name=raw["name"],
+            advice=raw["advice"],
+            match=tuple(tuple(alternative) for alternative in raw["match"]),
+            requires=dict(raw.get("requires") or {}),
+            unless=tuple(raw.get("unless") or ()),
+            counts_when_resolved=bool(raw.get("counts_when_resolved", True)),
+        )
+        unknown = {t for alt in rule.match for t in alt} | set(rule.unless)
+        unknown -= set(terms)
+        if unknown or rule.id in seen:
+            raise ValueError(f"rule {rule.id}: unknown terms {sorted(unknown)} or a repeated id")
+        if set(rule.requires) - {"infant_max_months", "pregnant", "post_op", "child"}:
+            raise ValueError(f"rule {rule.id}: unknown requirement in {rule.requires}")
+        seen.add(rule.id)
+        rules.append(rule)
+    if not str(data.get("version", "")).strip():
+        raise ValueError("the red-flag rules have no version")
+    return RuleBook(
+        version=str(data["version"]),
+        date=str(data["date"]),
+        status=str(data["status"]),
+        call_to_action=str(data["call_to_action"]),
+        terms=tuple(terms.values()),
+        rules=tuple(rules),
+    )
+
+
+@cache
+def rule_book() -> RuleBook:
+    return load_rules()
+
+
+# ── the screen ───────────────────────────────────────────────────────────────────────────────────
+
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def _normalise(text: str) -> str:
+    """Half-width letters and digits, lower case; the same length, so indexes stay valid."""
+    return text.translate(_FULL_WIDTH).lower()
+
+
+def _clauses(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, sentence number) of each clause."""
+    out: list[tuple[int, int, int]] = []
+    sentence_start = 0
+    for number, sentence_end in enumerate([*(m.start() for m in _SENTENCE_END.finditer(text)), len(text)]):
+        start = sentence_start
+        for brk in _CLAUSE_BREAK.finditer(text, sentence_start, sentence_end):
+            if brk.start() > start:
+                out.append((start, brk.start(), number))
+            start = max(start, brk.end())
+        if sentence_end > start:
+            out.append((start, sentence_end, number))
+        end_match = _SENTENCE_END.match(text, sentence_end)
+        sentence_start = end_match.end() if end_match else sentence_end
+    return out
+
+
+def _mask(text: str) -> str:
+    return _NOT_NEGATION.sub(lambda m: "□" * len(m[0]), text)
+
+
+@dataclass
+class _Hit:
+    term: str
+    start: int
+    end: int
+    status: Status
+
+
+def _gap_negated(term: _Term, matched: str) -> bool:
+    """胸口不疼: a negation inside a `*` gap of the word that matched."""
+    for pattern in term.patterns:
+        full = pattern.fullmatch(matched)
+        if full:
+            return any(gap and _NEGATOR.search(_mask(gap)) for gap in full.groups())
+    return False
+
+
+def _negated_before(clause: str, start: int, floor: int) -> bool:
+    window = _mask(clause[max(floor, start - 6) : start])
+    breaks = list(_SCOPE_BREAK.finditer(window))
+    if breaks:
+        window = window[breaks[-1].end() :]
+    return bool(_NEGATOR.search(window))
+
+
+def _clause_hits(book: RuleBook, clause: str, offset: int) -> list[_Hit]:
+    found: list[tuple[int, int, _Term]] = []
+    for term in book.terms:
+        excepted = [m.span() for m in term.excepted.finditer(clause)] if term.excepted else []
+        for match in term.finder.finditer(clause):
+            if any(s <= match.start() and match.end() <= e for s, e in excepted):
+                continue
+            found.append((match.start(), match.end(), term))
+    found.sort(key=lambda item: (item[0], -item[1]))
+    hits: list[_Hit] = []
+    previous_end, previous_negated = 0, False
+    for start, end, term in found:
+        floor = previous_end if previous_end <= start else 0
+        negated = _negated_before(clause, start, floor) or _gap_negated(term, clause[start:end])
+        between = clause[previous_end:start] if previous_end <= start else None
+        if not negated and previous_negated and between is not None and _COORDINATION.match(between):
+            negated = True
+        tail = _mask(clause[end:])
+        if not negated and _AFTER_NEGATED.match(tail):
+            negated = True
+        status = Status.NEGATED if negated else Status.CURRENT
+        if status is Status.CURRENT and _AFTER_RESOLVED.match(tail) and not _NOT_RESOLVED.search(tail):
+            status = Status.RESOLVED
+        if status is Status.CURRENT and _GENERAL_AFTER.match(clause[end:]):
+            status = Status.HYPOTHETICAL
+        if status is Status.CURRENT and _GENERAL_BEFORE.search(clause[:start]):
+            status = Status.HYPOTHETICAL
+        hits.append(_Hit(term.name, start + offset, end + offset, status))
+        if end > previous_end:
+            previous_end, previous_negated = end, negated
+    return hits
+
+
+def _hypothetical_from(clause: str) -> tuple[int | None, int | None]:
+    """Where a conditional (rest of sentence) and a worry (rest of clause) start in a clause."""
+    conditional = None
+    for match in _IF.finditer(clause):
+        if not _IF_NOT.match(clause, match.start()):
+            conditional = match.start()
+            break
+    masked = _WORRY_NOT.sub(lambda m: "□" * len(m[0]), clause)
+    worry = _WORRY.search(masked)
+    return conditional, (worry.start() if worry else None)
+
+
+def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
+    hits: list[_Hit] = []
+    past = False
+    conditional_sentence: int | None = None
+    education = bool(_EDUCATION.search(text)) and not _NOW_STRONG.search(text)
+    for start, end, sentence in _clauses(text):
+        clause = text[start:end]
+        clause_hits = _clause_hits(book, clause, start)
+        has_past, strong, weak = _PAST.search(clause), _NOW_STRONG.search(clause), _NOW_WEAK.search(clause)
+        if has_past and not strong:
+            past = True
+        elif strong or weak:
+            past = False
+        if _RESOLUTION_CLAUSE.match(clause):
+            for hit in hits:
+                if hit.status is Status.CURRENT:
+                    hit.status = Status.RESOLVED
+        conditional, worry = _hypothetical_from(clause)
+        if conditional_sentence != sentence:
+            conditional_sentence = None
+        if strong and conditional is None:
+            conditional_sentence = None
+        for hit in clause_hits:
+            if hit.status not in (Status.CURRENT, Status.RESOLVED):
+                continue
+            local = hit.start - start
+            if (
+                education
+                or conditional_sentence is not None
+                or (conditional is not None and local >= conditional)
+                or (worry is not None and local >= worry)
+            ):
+                hit.status = Status.HYPOTHETICAL
+            elif past:
+                hit.status = Status.PAST
+        if conditional is not None:
+            conditional_sentence = sentence
+        hits.extend(clause_hits)
+    return hits
+
+
+def _requirement_met(
+    rule: _Rule, patient: Patient, present: dict[str, list[_Hit]], context: ScreenContext | None
+) -> bool:
+    for key, value in rule.requires.items():
+        if key == "infant_max_months":
+            if patient.age_months is None or patient.age_months > int(value):  # type: ignore[call-overload]
+                return False
+        elif key == "pregnant":
+            if not ((context is not None and context.pregnant) or "pregnancy" in present):
+                return False
+        elif key == "post_op":
+            if not ((context is not None and context.post_op) or "post_op" in present):
+                return False
+        elif key == "child":
+            young = patient.age_months is not None and patient.age_months < 14 * 12
+            if not (young or patient.relation in (Relation.CHILD, Relation.INFANT)):
+                return False
+    return True
+
+
+def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
+    """Screen one patient message for red flags. Never raises on odd input; empty text flags nothing."""
+    book = rule_book()
+    normalised = _normalise(text or "")
+    hits = _all_hits(book, normalised)
+    people = _people(normalised, context)
+
+    def counted(hit: _Hit, resolved_counts: bool) -> bool:
+        return hit.status is Status.CURRENT or (resolved_counts and hit.status is Status.RESOLVED)
+
+    # Context words (pregnant, after an operation) still count when long ago: 上个月做的手术.
+    context_terms = {"pregnancy", "post_op"}
+    flags: list[RedFlag] = []
+    for rule in book.rules:
+        present: dict[str, list[_Hit]] = {}
+        for hit in hits:
+            usable = counted(hit, rule.counts_when_resolved) or (
+                hit.term in context_terms and hit.status is Status.PAST
+            )
+            if usable:
+                present.setdefault(hit.term, []).append(hit)
+        if any(term in present for term in rule.unless):
+            continue
+        for alternative in rule.match:
+            if all(term in present for term in alternative):
+                used = sorted((h for term in alternative for h in present[term]), key=lambda h: h.start)
+                patient = _patient_at(people, used[0].start, context)
+                if not _requirement_met(rule, patient, present, context):
+                    continue
+                flags.append(
+                    RedFlag(
+                        rule_id=rule.id,
+                        name=rule.name,
+                        advice=rule.advice,
+                        patient=patient,
+                        mentions=tuple(_mention(text, h) for h in used),
+                    )
+                )
+                break
+    return RedFlagResult(
+        version=book.version,
+        flags=tuple(flags),
+        patient=flags[0].patient if flags else _patient_at(people, 0, context),
+        set_aside=tuple(_mention(text, h) for h in hits if h.status in _SET_ASIDE and h.term not in context_terms),
+        call_to_action=book.call_to_action,
+    )
+
+
+_SET_ASIDE = (Status.NEGATED, Status.PAST, Status.HYPOTHETICAL)
+
+
+def _mention(text: str, hit: _Hit) -> Mention:
+    return Mention(term=hit.term, text=text[hit.start : hit.end], start=hit.start, end=hit.end, status=hit.status)
+
+
+rule_book()  # compile at import: the first patient message should not pay for it

@@ -114,12 +114,18 @@ _TOKENS = {
     "{t}": r"(?:3[89]|4[0-2])(?:[.点]\d)?",
     "{high}": r"(?:1[4-9]\d|2\d\d)",
     "{num}": _NUM,
+    "{many}": r"(?:[1-9]\d|[二三四五六七八九]?十[一二三四五六七八九]?|几十|十几|一百|上百)[多几]?",
+    "{spo2}": r"(?:[4-8]\d|9[0-2])",
+    "{glucose}": r"(?:2[5-9]|[3-9]\d)(?:\.\d)?",
 }
-_GAP = r"([^，。！？；,.!?;]{0,4}?)"
+_GAP = r"([^，。！？；,.!?;]{0,6}?)"
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]+")
 # Clause boundaries: punctuation, and words that turn to another statement or another time.
-_CLAUSE_BREAK = re.compile(r"[，,：:\s~～…]+|(?=但是|可是|然而|现在|目前|后来|已经好|已经没)|(?<=但是|可是|然而)")
+_CLAUSE_BREAK = re.compile(
+    r"[，,：:\s~～…]+|(?=但是|可是|然而)|(?<=但是|可是|然而)"
+    r"|(?=(现在|目前|后来|已经)(都|也|已经|基本)?(好|没事|正常|不[痛疼抽流喘吐烧晕闷]|恢复|缓过来))"
+)
 
 # Phrases whose 不/没/无 negate nothing, masked before looking for a negation.
 _NOT_NEGATION = re.compile(
@@ -127,11 +133,11 @@ _NOT_NEGATION = re.compile(
     "不一会|没一会|忍不住|不管|不明|不到|没想到|没注意|不能|不动|不出|不上|不过|不下|不起|不见好|没好|没办法|"
     "受不了|无力|无法|无缘无故|不久|不一样|不少|不少于|停不|止不|不理|不应|不睁|不利索|不听|不吃不喝|不哭不闹|"
     "不适|不稳|不褪|不退|没力|没劲|没反应|没有反应|没呼吸|没有呼吸|没意识|没有意识|没尿|没有尿|没眼泪|没有眼泪|"
-    "没放屁|没排气|没有排气|不排气|不放屁|没了呼吸|没有脉搏|没有心跳|不胎动|没有了|不是很|不知所措"
+    "没放屁|没排气|没有排气|不排气|不放屁|没了呼吸|没有脉搏|没有心跳|不胎动|没有了|不是很|不知所措|没几天|没几个"
 )
 _NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非|别")
 # A negation reaches back only to a word that starts a new statement.
-_SCOPE_BREAK = re.compile("就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且")
+_SCOPE_BREAK = re.compile("就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且|的")
 _COORDINATION = re.compile(r"^[、和与及跟或也还]*$|^或者$|^以及$")
 _AFTER_NEGATED = re.compile(r"^.{0,8}?(都|也|倒|倒是|并|从来)(没有|没)[了过]?[啊呢吧哦的]*$|^(没有|没)[了过]?[啊呢吧哦的]*$")
 _AFTER_RESOLVED = re.compile(
@@ -141,12 +147,13 @@ _AFTER_RESOLVED = re.compile(
 _NOT_RESOLVED = re.compile(r"(没有|没|不见|未|还没)(缓解|好|停|止住|消失)")
 _RESOLUTION_CLAUSE = re.compile(
     r"^(但是|可是|不过)?(现在|目前|后来|已经)+(都|也|已经|基本)?(好了|没事了|没事|正常了|不[痛疼抽流喘吐烧晕]了|"
-    r"恢复了|恢复得|好多了|缓过来了)"
+    r"恢复了|恢复得|好多了|缓过来了)|^.{0,6}?(就|马上|很快|一会儿?)(好了|没事了|缓过来了|不[痛疼喘晕]了)"
 )
 
 _PAST = re.compile(
     "上上个月|上个月|上月|去年|前年|以前|之前|从前|曾经|小时候|年前|个月前|上周|上星期|上礼拜|上次|上回|那时候|"
-    "当时|很久以前|早些年|前几年|年轻时|年轻的时候|既往|有过|得过|患过|发作过|过一次|过几次|做过|犯过"
+    "当时|很久以前|早些年|前几年|年轻时|年轻的时候|既往|有过|得过|患过|发作过|过一次|过几次|做过|犯过|岁的时候|岁时|"
+    "那年|那次"
 )
 _NOW_STRONG = re.compile("现在|目前|今天|今早|今晚|刚才|刚刚|正在|这会儿|此刻|一直|还在|仍然|依然|越来越|开始|至今|到现在|又")
 _NOW_WEAK = re.compile("昨天|昨晚|前天|这两天|这几天|最近|突然|刚")
@@ -157,18 +164,23 @@ _WORRY = re.compile("担心|害怕|怕|会不会|是不是会|可能会|以后�
 _WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
 _GENERAL_AFTER = re.compile(
     r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆)|^的?(早期)?(症状|表现|征兆)|^(怎么|如何)(预防|避免)|"
-    r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法"
+    r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法|^的?(病人|患者|病友|家属)|^(中心|门诊|病房|科)"
 )
 _GENERAL_BEFORE = re.compile(r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防)$")
-_EDUCATION = re.compile("想学|学一下|学习一下|想了解|了解一下|好奇|科普|培训|考试|作业|论文|一般怎么|一般会")
+_EDUCATION = re.compile(
+    "想学|学一下|学习一下|想了解|了解一下|好奇|科普|培训|考试|作业|论文|一般怎么|一般会|怎么区分|区别|注意什么|注意事项|"
+    "扶还是不扶|该不该扶|能不能开车|能开车"
+)
+# First-aid questions are general only when they name nobody and nothing that has happened.
+_FIRST_AID_QUESTION = re.compile("急救怎么做|怎么急救|如何急救|急救方法|急救措施|怎么处理才对")
 
 
 # ── who is ill ───────────────────────────────────────────────────────────────────────────────────
 
 _RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
-    Relation.FATHER: ("我爸", "爸爸", "父亲", "老爸", "我爹", "老爷子", "公公", "岳父", "老丈人"),
+    Relation.FATHER: ("我爸", "爸爸", "父亲", "老爸", "我爹", "老爷子", "公公", "岳父", "老丈人", "老汉"),
     Relation.MOTHER: ("我妈", "妈妈", "母亲", "老妈", "我娘", "婆婆", "岳母", "丈母娘", "老太太"),
-    Relation.SPOUSE: ("老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太"),
+    Relation.SPOUSE: ("老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太", "老伴"),
     Relation.CHILD: (
         "孩子", "小孩", "儿子", "女儿", "宝宝", "宝贝", "娃", "闺女", "小朋友", "儿童", "幼儿", "孙子",
         "孙女", "外孙", "小宝", "小儿",
@@ -295,6 +307,7 @@ class _Rule:
     match: tuple[tuple[str, ...], ...]
     requires: dict[str, object] = field(default_factory=dict)
     unless: tuple[str, ...] = ()
+    unless_overridden_by: tuple[str, ...] = ()
     counts_when_resolved: bool = True
 
 
@@ -312,13 +325,13 @@ class RuleBook:
 
 def _regex_of(word: str) -> str:
     """A rule's word as a regular expression: `*` is a short gap, `{t}`/`{high}`/`{num}` numbers."""
-    parts = re.split(r"(\*|\{t\}|\{high\}|\{num\})", word.lower())
+    parts = re.split(r"(\*|\{[a-z0-9]+\})", word.lower())
     out = []
     for part in parts:
         if part == "*":
             out.append(_GAP)
-        elif part in _TOKENS:
-            out.append(_TOKENS[part])
+        elif part.startswith("{") and part.endswith("}"):
+            out.append(_TOKENS[part])  # an unknown token fails here, at import
         else:
             out.append(re.escape(part))
     return "".join(out)
@@ -353,9 +366,10 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
             match=tuple(tuple(alternative) for alternative in raw["match"]),
             requires=dict(raw.get("requires") or {}),
             unless=tuple(raw.get("unless") or ()),
+            unless_overridden_by=tuple(raw.get("unless_overridden_by") or ()),
             counts_when_resolved=bool(raw.get("counts_when_resolved", True)),
         )
-        unknown = {t for alt in rule.match for t in alt} | set(rule.unless)
+        unknown = {t for alt in rule.match for t in alt} | set(rule.unless) | set(rule.unless_overridden_by)
         unknown -= set(terms)
         if unknown or rule.id in seen:
             raise ValueError(f"rule {rule.id}: unknown terms {sorted(unknown)} or a repeated id")
@@ -429,7 +443,9 @@ def _gap_negated(term: _Term, matched: str) -> bool:
 
 
 def _negated_before(clause: str, start: int, floor: int) -> bool:
-    window = _mask(clause[max(floor, start - 6) : start])
+    if _NEGATOR.match(clause, start):
+        return False  # the finding is itself a negative (没放屁, 不省人事): its 没/不 is its own
+    window = _mask(clause[max(floor, start - 5) : start])
     breaks = list(_SCOPE_BREAK.finditer(window))
     if breaks:
         window = window[breaks[-1].end() :]
@@ -485,7 +501,10 @@ def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
     hits: list[_Hit] = []
     past = False
     conditional_sentence: int | None = None
-    education = bool(_EDUCATION.search(text)) and not _NOW_STRONG.search(text)
+    education = bool(_EDUCATION.search(text)) or (
+        bool(_FIRST_AID_QUESTION.search(text)) and not _RELATION_RE.search(text) and "了" not in text
+    )
+    education = education and not _NOW_STRONG.search(text)
     for start, end, sentence in _clauses(text):
         clause = text[start:end]
         clause_hits = _clause_hits(book, clause, start)
@@ -563,7 +582,9 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
             )
             if usable:
                 present.setdefault(hit.term, []).append(hit)
-        if any(term in present for term in rule.unless):
+        if any(term in present for term in rule.unless) and not any(
+            term in present for term in rule.unless_overridden_by
+        ):
             continue
         for alternative in rule.match:
             if all(term in present for term in alternative):

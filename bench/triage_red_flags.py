@@ -5,6 +5,9 @@ the tests never use it. Figures go in docs/PERFORMANCE.md.
 
     .venv/bin/python bench/triage_red_flags.py            # figures, and every miss and false alarm
     .venv/bin/python bench/triage_red_flags.py --quiet    # figures only
+    .venv/bin/python bench/triage_red_flags.py --set bench/triage_eval/emergencies_holdout.yml
+    .venv/bin/python bench/triage_red_flags.py --departments bench/triage_eval/departments.yml
+        # also: how many ordinary department questions (all but the EMER group) raise a red flag
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ EVAL_SET = Path(__file__).with_name("triage_eval") / "emergencies.yml"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print the figures only")
-    parser.add_argument("--set", type=Path, default=EVAL_SET, help="another evaluation file of the same shape")
+    parser.add_argument(
+        "--set", type=Path, default=EVAL_SET, help="another evaluation file of the same shape"
+    )
+    parser.add_argument("--departments", type=Path, help="a department evaluation file: count its red flags")
     args = parser.parse_args()
     data = yaml.safe_load(args.set.read_text(encoding="utf-8"))
     emergencies, look_alikes = data["emergencies"], data["look_alikes"]
@@ -53,7 +59,30 @@ def main() -> int:
             print(f"  missed [{case['kind']}]: {case['text']}")
         for case, result in alarms:
             print(f"  false alarm [{case['kind']}]: {case['text']} -> {', '.join(result.rule_ids)}")
+    if args.departments:
+        report_departments(args.departments, args.quiet)
     return 0 if not missed and false_alarms <= 0.05 else 1
+
+
+def report_departments(path: Path, quiet: bool) -> None:
+    """Questions written for department recommendation, by another author: all but the emergency
+    department's should rarely raise a red flag."""
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["departments"]
+    ordinary = [
+        item if isinstance(item, str) else item["text"]
+        for code, items in groups.items()
+        if code != "EMER"
+        for item in items
+    ]
+    flagged = [(text, screen(text).rule_ids) for text in ordinary]
+    flagged = [(text, rules) for text, rules in flagged if rules]
+    print(
+        f"department questions (not EMER) with a red flag: {len(flagged) / len(ordinary):.1%} "
+        f"({len(flagged)} of {len(ordinary)})"
+    )
+    if not quiet:
+        for text, rules in flagged:
+            print(f"  flagged: {text} -> {', '.join(rules)}")
 
 
 if __name__ == "__main__":

@@ -133,13 +133,17 @@ _NOT_NEGATION = re.compile(
     "不一会|没一会|忍不住|不管|不明|不到|没想到|没注意|不能|不动|不出|不上|不过|不下|不起|不见好|没好|没办法|"
     "受不了|无力|无法|无缘无故|不久|不一样|不少|不少于|停不|止不|不理|不应|不睁|不利索|不听|不吃不喝|不哭不闹|"
     "不适|不稳|不褪|不退|没力|没劲|没反应|没有反应|没呼吸|没有呼吸|没意识|没有意识|没尿|没有尿|没眼泪|没有眼泪|"
-    "没放屁|没排气|没有排气|不排气|不放屁|没了呼吸|没有脉搏|没有心跳|不胎动|没有了|不是很|不知所措|没几天|没几个"
+    "没放屁|没排气|没有排气|不排气|不放屁|没了呼吸|没有脉搏|没有心跳|不胎动|没有了|不是很|不知所措|没几天|没几个|"
+    # A-not-A questions ask; they do not deny.
+    "会不会|是不是|有没有|要不要|能不能|可不可以|好不好|对不对|算不算|严不严重|要不要紧"
 )
 _NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非|别")
 # A negation reaches back only to a word that starts a new statement.
-_SCOPE_BREAK = re.compile("就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且|的")
+_SCOPE_BREAK = re.compile(
+    "就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且|的"
+)
 _COORDINATION = re.compile(r"^[、和与及跟或也还]*$|^或者$|^以及$")
-_AFTER_NEGATED = re.compile(r"^.{0,8}?(都|也|倒|倒是|并|从来)(没有|没)[了过]?[啊呢吧哦的]*$|^(没有|没)[了过]?[啊呢吧哦的]*$")
+_AFTER_NEGATED = re.compile(r"^.{0,8}?(都|也|倒|倒是|并|从来)?(没有|没)[了过]?[啊呢吧哦的]*$")
 _AFTER_RESOLVED = re.compile(
     r"^.{0,6}?(已经|现在|后来|又)?(好了|好多了|没事了|停了|停下来了|止住了|消失了|缓解了|退了|没了|"
     r"不[痛疼抽流喘吐烧]了)"
@@ -155,12 +159,16 @@ _PAST = re.compile(
     "当时|很久以前|早些年|前几年|年轻时|年轻的时候|既往|有过|得过|患过|发作过|过一次|过几次|做过|犯过|岁的时候|岁时|"
     "那年|那次"
 )
-_NOW_STRONG = re.compile("现在|目前|今天|今早|今晚|刚才|刚刚|正在|这会儿|此刻|一直|还在|仍然|依然|越来越|开始|至今|到现在|又")
+_NOW_STRONG = re.compile(
+    "现在|目前|今天|今早|今晚|刚才|刚刚|正在|这会儿|此刻|一直|还在|仍然|依然|越来越|开始|至今|到现在|又"
+)
 _NOW_WEAK = re.compile("昨天|昨晚|前天|这两天|这几天|最近|突然|刚")
 # A conditional covers the rest of its sentence; a worry or "会不会" only the rest of its clause.
 _IF = re.compile("如果|假如|假设|假使|万一|要是|若是|倘若|一旦|如果说|有没有可能|以防")
 _IF_NOT = re.compile("如果可以|如果方便|要是可以|如果能")
-_WORRY = re.compile("担心|害怕|怕|会不会|是不是会|可能会|以后会|将来|预防|防止|避免|能不能|可不可以|多久可以|会引起|会导致")
+_WORRY = re.compile(
+    "担心|害怕|怕|会不会|是不是会|可能会|以后会|将来|预防|防止|避免|能不能|可不可以|多久可以|会引起|会导致"
+)
 _WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
 _GENERAL_AFTER = re.compile(
     r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆)|^的?(早期)?(症状|表现|征兆)|^(怎么|如何)(预防|避免)|"
@@ -188,7 +196,8 @@ _RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
     Relation.INFANT: ("婴儿", "新生儿", "小婴儿", "月子里"),
     Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "老人家", "老人"),
     Relation.OTHER: (
-        "哥哥", "弟弟", "姐姐", "妹妹", "朋友", "同事", "邻居", "亲戚", "工人", "同学", "室友", "路人", "有人",
+        "哥哥", "弟弟", "姐姐", "妹妹", "朋友", "同事", "邻居", "亲戚", "工人", "同学", "室友", "路人",
+        "有人",
     ),
 }  # fmt: skip
 _RELATION_OF = {word: relation for relation, words in _RELATION_WORDS.items() for word in words}
@@ -202,7 +211,7 @@ _AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{
 _BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
 _NEWBORN = re.compile("新生儿|刚出生|没满月|未满月|刚满月|满月|月子里|还在月子")
 
-_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 
 
 def _number(text: str) -> float | None:
@@ -272,7 +281,9 @@ def _people(text: str, context: ScreenContext | None) -> list[_Named]:
     named.sort(key=lambda person: person.start)
     if context is not None and context.age_months is not None:
         named = [
-            _Named(p.relation, p.start, p.age_months if p.age_months is not None else context.age_months, p.words)
+            _Named(
+                p.relation, p.start, p.age_months if p.age_months is not None else context.age_months, p.words
+            )
             for p in named
         ] or [_Named(Relation.SELF, 0, context.age_months, "")]
     return named
@@ -606,7 +617,9 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
         version=book.version,
         flags=tuple(flags),
         patient=flags[0].patient if flags else _patient_at(people, 0, context),
-        set_aside=tuple(_mention(text, h) for h in hits if h.status in _SET_ASIDE and h.term not in context_terms),
+        set_aside=tuple(
+            _mention(text, h) for h in hits if h.status in _SET_ASIDE and h.term not in context_terms
+        ),
         call_to_action=book.call_to_action,
     )
 
@@ -615,7 +628,9 @@ _SET_ASIDE = (Status.NEGATED, Status.PAST, Status.HYPOTHETICAL)
 
 
 def _mention(text: str, hit: _Hit) -> Mention:
-    return Mention(term=hit.term, text=text[hit.start : hit.end], start=hit.start, end=hit.end, status=hit.status)
+    return Mention(
+        term=hit.term, text=text[hit.start : hit.end], start=hit.start, end=hit.end, status=hit.status
+    )
 
 
 rule_book()  # compile at import: the first patient message should not pay for it

@@ -137,7 +137,7 @@ _NOT_NEGATION = re.compile(
     # A-not-A questions ask; they do not deny.
     "会不会|是不是|有没有|要不要|能不能|可不可以|好不好|对不对|算不算|严不严重|要不要紧"
 )
-_NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非|别")
+_NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非")
 # A negation reaches back only to a word that starts a new statement.
 _SCOPE_BREAK = re.compile(
     "就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且|的"
@@ -171,7 +171,8 @@ _WORRY = re.compile(
 )
 _WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
 _GENERAL_AFTER = re.compile(
-    r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆)|^的?(早期)?(症状|表现|征兆)|^(怎么|如何)(预防|避免)|"
+    r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆|前兆|先兆|信号)|^的?(早期)?(症状|表现|征兆|前兆|先兆)|"
+    r"^(前兆|先兆)|^(怎么|如何)(预防|避免)|"
     r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法|^的?(病人|患者|病友|家属)|^(中心|门诊|病房|科)"
 )
 _GENERAL_BEFORE = re.compile(r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防)$")
@@ -332,6 +333,8 @@ class RuleBook:
     call_to_action: str
     terms: tuple[_Term, ...]
     rules: tuple[_Rule, ...]
+    corrections: dict[str, str]
+    spelling: re.Pattern[str]
 
 
 def _regex_of(word: str) -> str:
@@ -390,6 +393,9 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
         rules.append(rule)
     if not str(data.get("version", "")).strip():
         raise ValueError("the red-flag rules have no version")
+    corrections = {str(k).lower(): str(v).lower() for k, v in (data.get("spelling") or {}).items()}
+    if any(len(wrong) != len(right) for wrong, right in corrections.items()):
+        raise ValueError("a spelling correction must keep the length (mentions index the original text)")
     return RuleBook(
         version=str(data["version"]),
         date=str(data["date"]),
@@ -397,6 +403,8 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
         call_to_action=str(data["call_to_action"]),
         terms=tuple(terms.values()),
         rules=tuple(rules),
+        corrections=corrections,
+        spelling=re.compile("|".join(map(re.escape, sorted(corrections, key=len, reverse=True))) or "(?!)"),
     )
 
 
@@ -411,8 +419,11 @@ _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000:
 
 
 def _normalise(text: str) -> str:
-    """Half-width letters and digits, lower case; the same length, so indexes stay valid."""
-    return text.translate(_FULL_WIDTH).lower()
+    """Half-width letters and digits, lower case, common misspellings corrected (历害 → 厉害); the
+    same length, so indexes stay valid."""
+    text = text.translate(_FULL_WIDTH).lower()
+    book = rule_book()
+    return book.spelling.sub(lambda m: book.corrections[m[0]], text) if book.corrections else text
 
 
 def _clauses(text: str) -> list[tuple[int, int, int]]:
@@ -593,7 +604,8 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
             )
             if usable:
                 present.setdefault(hit.term, []).append(hit)
-        if any(term in present for term in rule.unless) and not any(
+        explained = {hit.term for hit in hits if hit.status is not Status.NEGATED}
+        if any(term in explained for term in rule.unless) and not any(
             term in present for term in rule.unless_overridden_by
         ):
             continue

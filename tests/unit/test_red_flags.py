@@ -58,6 +58,7 @@ POSITIVE = [
     ("heatstroke", "中暑了，体温40度"),
     ("palpitations_with_danger_signs", "心慌得厉害，差点晕倒"),
     ("shock_signs", "脸色苍白，浑身冷汗，手脚冰凉"),
+    ("distress_call", "救命啊，我老公快不行了"),
 ]
 
 
@@ -245,6 +246,15 @@ def test_an_explanation_in_the_rules_cancels_a_finding() -> None:
     assert screen("在吃补铁的药，这两天大便发黑").flags == ()
 
 
+def test_common_misspellings_are_read_as_meant() -> None:
+    result = screen("宝宝发烧惊觉了")
+    assert "febrile_convulsion" in result.rule_ids
+    mentions = {(m.text, m.start) for flag in result.flags for m in flag.mentions}
+    assert ("惊觉", 4) in mentions  # the patient's own characters, at their own place
+    assert "stroke_signs" in screen("我爸好像中疯了").rule_ids
+    assert screen("头晕到现在，想挂神经内科").flags == ()
+
+
 def test_a_cramp_is_not_a_seizure() -> None:
     assert screen("晚上小腿抽筋了").flags == ()
     assert "seizure" in screen("孩子突然抽筋了，眼睛往上翻").rule_ids
@@ -286,6 +296,18 @@ def test_a_rule_naming_an_unknown_term_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="sweating"):
         load_rules(broken)
+
+
+def test_a_spelling_correction_that_changes_the_length_is_refused(tmp_path: Path) -> None:
+    uneven = tmp_path / "rules.yml"
+    uneven.write_text(
+        'version: "1"\ndate: "2026-12-05"\nstatus: draft\ncall_to_action: "120"\n'
+        "spelling:\n  晕到: 晕倒了\n"
+        "terms:\n  chest_pain: [胸痛]\nrules:\n  - {id: x, name: x, advice: x, match: [[chest_pain]]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="length"):
+        load_rules(uneven)
 
 
 def test_a_rules_file_without_a_version_is_refused(tmp_path: Path) -> None:

@@ -177,12 +177,15 @@ _GENERAL_AFTER = re.compile(
     r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法|^的?(病人|患者|病友|家属)|^(中心|门诊|病房|科)"
 )
 _GENERAL_BEFORE = re.compile(r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防)$")
-_EDUCATION = re.compile(
-    "想学|学一下|学习一下|想了解|了解一下|好奇|科普|培训|考试|作业|论文|一般怎么|一般会|怎么区分|区别|注意什么|注意事项|"
-    "扶还是不扶|该不该扶|能不能开车|能开车"
+# A message asking to learn is about no one in particular.
+_EDUCATION = re.compile("想学|学一下|学习一下|好奇|科普|培训|考试|作业|论文|扶还是不扶|该不该扶")
+# These ask in general only when the message names nobody and nothing that has happened (了):
+# 我爸胸口疼出冷汗，和上次有什么区别 is about now.
+_GENERAL_QUESTION = re.compile(
+    "想了解|了解一下|一般怎么|一般会|怎么区分|区别|注意什么|注意事项|能不能开车|能开车|"
+    "急救怎么做|怎么急救|如何急救|急救方法|急救措施|怎么处理才对"
 )
-# First-aid questions are general only when they name nobody and nothing that has happened.
-_FIRST_AID_QUESTION = re.compile("急救怎么做|怎么急救|如何急救|急救方法|急救措施|怎么处理才对")
+_DONE = re.compile("了(?!解)")
 
 
 # ── who is ill ───────────────────────────────────────────────────────────────────────────────────
@@ -531,16 +534,23 @@ def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
     past = False
     conditional_sentence: int | None = None
     education = bool(_EDUCATION.search(text)) or (
-        bool(_FIRST_AID_QUESTION.search(text)) and not _RELATION_RE.search(text) and "了" not in text
+        bool(_GENERAL_QUESTION.search(text)) and not _RELATION_RE.search(text) and not _DONE.search(text)
     )
     education = education and not _NOW_STRONG.search(text)
-    for start, end, sentence in _clauses(text):
+    clauses = _clauses(text)
+    # A past episode reaches the clauses after it only when the message says later that it is over
+    # (上个月胸口闷过一次，出了一身汗，现在好了); otherwise 以前有高血压，胸口疼出冷汗 is a history, then now.
+    over_later = [False] * len(clauses)
+    for index in range(len(clauses) - 2, -1, -1):
+        start, end, _ = clauses[index + 1]
+        over_later[index] = over_later[index + 1] or bool(_RESOLUTION_CLAUSE.match(text[start:end]))
+    for index, (start, end, sentence) in enumerate(clauses):
         clause = text[start:end]
         clause_hits = _clause_hits(book, clause, start)
         has_past, strong, weak = _PAST.search(clause), _NOW_STRONG.search(clause), _NOW_WEAK.search(clause)
         if has_past and not strong:
             past = True
-        elif strong or weak:
+        elif strong or weak or not over_later[index]:
             past = False
         if _RESOLUTION_CLAUSE.match(clause):
             for hit in hits:

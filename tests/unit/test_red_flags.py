@@ -136,6 +136,8 @@ def test_a_finding_long_past_raises_no_flag(text: str) -> None:
         ("上个月晕倒过，今天又晕倒了", "unresponsive"),
         ("刚才抽搐了两分钟，现在停了", "seizure"),  # a seizure that stopped still needs emergency care
         ("上周做的手术，今天伤口裂开了", "post_operative_warning"),  # the operation is context, not a flag
+        ("我爸以前有高血压，胸口疼出冷汗", "cardiac_chest_pain"),  # a history, then now
+        ("去年中风过。我妈胸口疼，满头大汗", "cardiac_chest_pain"),
     ],
 )
 def test_a_finding_now_raises_its_flag(text: str, rule_id: str) -> None:
@@ -171,6 +173,7 @@ def test_a_hypothetical_or_general_question_raises_no_flag(text: str) -> None:
 
 def test_a_worry_about_what_is_happening_now_still_flags() -> None:
     assert "cardiac_chest_pain" in screen("我爸胸口疼还出冷汗，会不会是心梗").rule_ids
+    assert "cardiac_chest_pain" in screen("胸口疼出冷汗了，和胃疼有什么区别").rule_ids
     assert "febrile_convulsion" in screen("孩子发烧抽搐了，如果送医院要挂什么科").rule_ids
 
 

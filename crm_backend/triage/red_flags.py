@@ -111,7 +111,7 @@ class ScreenContext:
 
 _NUM = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百]+)"
 _TOKENS = {
-    "{t}": r"(?:3[89]|4[0-2])(?:[.点]\d)?",
+    "{t}": r"(?:3[89]|4[0-2]|三十[八九]|四十[一二]?)(?:[.点][\d一二三四五六七八九])?",
     "{high}": r"(?:1[4-9]\d|2\d\d)",
     "{num}": _NUM,
     "{many}": r"(?:[1-9]\d|[二三四五六七八九]?十[一二三四五六七八九]?|几十|十几|一百|上百)[多几]?",
@@ -210,7 +210,7 @@ _RELATION_RE = re.compile("|".join(sorted(_RELATION_OF, key=len, reverse=True)))
 _CHILD_WORD = "|".join(_RELATION_WORDS[Relation.CHILD] + _RELATION_WORDS[Relation.INFANT])
 _AGE = rf"(?P<num>{_NUM})(?P<half>个半|个多|个)?(?P<unit>月|周|星期|天|岁)(?P<half2>半)?"
 _AGE_AFTER_CHILD = re.compile(
-    rf"(?P<who>{_CHILD_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|已经|有|是|,|，|\s)*{_AGE}"
+    rf"(?P<who>{_CHILD_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|生下来|已经|有|是|,|，|\s)*{_AGE}"
 )
 _AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{_CHILD_WORD})")
 _BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
@@ -292,6 +292,22 @@ def _people(text: str, context: ScreenContext | None) -> list[_Named]:
             for p in named
         ] or [_Named(Relation.SELF, 0, context.age_months, "")]
     return named
+
+
+# Words that name a kind of person rather than someone in particular (孩子高热惊厥需要注意什么),
+# unless the message makes them its own (我家孩子, 俺孩子).
+_GENERIC_PEOPLE = frozenset(
+    {"孩子", "小孩", "宝宝", "儿童", "小朋友", "幼儿", "婴儿", "新生儿", "老人", "老人家", "有人"}
+)
+_OWN = re.compile("(?:我|俺|咱)(?:家|们家|的)?$")
+
+
+def _names_somebody(text: str) -> bool:
+    """Does the message name a particular person (我爸, 老公, 我家孩子)?"""
+    return any(
+        match[0] not in _GENERIC_PEOPLE or _OWN.search(text[max(0, match.start() - 3) : match.start()])
+        for match in _RELATION_RE.finditer(text)
+    )
 
 
 def _patient_at(people: list[_Named], position: int, context: ScreenContext | None) -> Patient:
@@ -534,7 +550,7 @@ def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
     past = False
     conditional_sentence: int | None = None
     education = bool(_EDUCATION.search(text)) or (
-        bool(_GENERAL_QUESTION.search(text)) and not _RELATION_RE.search(text) and not _DONE.search(text)
+        bool(_GENERAL_QUESTION.search(text)) and not _names_somebody(text) and not _DONE.search(text)
     )
     education = education and not _NOW_STRONG.search(text)
     clauses = _clauses(text)

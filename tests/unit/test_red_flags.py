@@ -171,6 +171,12 @@ def test_a_hypothetical_or_general_question_raises_no_flag(text: str) -> None:
     assert any(mention.status is Status.HYPOTHETICAL for mention in result.set_aside)
 
 
+def test_a_general_question_about_a_kind_of_person_is_not_about_someone() -> None:
+    assert screen("孩子高热惊厥需要注意什么").flags == ()
+    assert "febrile_convulsion" in screen("我家孩子高热惊厥，需要注意什么").rule_ids
+    assert "febrile_convulsion" in screen("孩子高热惊厥了，需要注意什么").rule_ids
+
+
 def test_a_worry_about_what_is_happening_now_still_flags() -> None:
     assert "cardiac_chest_pain" in screen("我爸胸口疼还出冷汗，会不会是心梗").rule_ids
     assert "cardiac_chest_pain" in screen("胸口疼出冷汗了，和胃疼有什么区别").rule_ids
@@ -205,6 +211,7 @@ def test_fever_is_a_red_flag_for_an_infant_under_three_months_only() -> None:
     assert "infant_fever" in screen("孩子三个月，今天发烧了").rule_ids
     assert "infant_fever" in screen("宝宝40天，体温38.2").rule_ids
     assert "infant_fever" in screen("新生儿发烧").rule_ids
+    assert "infant_fever" in screen("宝宝两个月，体温三十八度五").rule_ids
     assert screen("孩子三岁，发烧38度5").flags == ()
     assert screen("宝宝八个月，有点发烧").flags == ()
     assert screen("孩子发烧三天了").flags == ()  # 三天 is how long, not the child's age

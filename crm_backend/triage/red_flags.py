@@ -193,7 +193,10 @@ _DONE = re.compile("了(?!解)")
 _RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
     Relation.FATHER: ("我爸", "爸爸", "父亲", "老爸", "我爹", "老爷子", "公公", "岳父", "老丈人", "老汉"),
     Relation.MOTHER: ("我妈", "妈妈", "母亲", "老妈", "我娘", "婆婆", "岳母", "丈母娘", "老太太"),
-    Relation.SPOUSE: ("老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太", "老伴"),
+    Relation.SPOUSE: (
+        "老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太", "老伴", "孩子他爸", "孩子他妈",
+        "孩子爸", "孩子妈", "孩他爸", "孩他妈",
+    ),
     Relation.CHILD: (
         "孩子", "小孩", "儿子", "女儿", "宝宝", "宝贝", "娃", "闺女", "小朋友", "儿童", "幼儿", "孙子",
         "孙女", "外孙", "小宝", "小儿",
@@ -208,9 +211,10 @@ _RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
 _RELATION_OF = {word: relation for relation, words in _RELATION_WORDS.items() for word in words}
 _RELATION_RE = re.compile("|".join(sorted(_RELATION_OF, key=len, reverse=True)))
 _CHILD_WORD = "|".join(_RELATION_WORDS[Relation.CHILD] + _RELATION_WORDS[Relation.INFANT])
+_ANYONE_WORD = "|".join(sorted(_RELATION_OF, key=len, reverse=True))
 _AGE = rf"(?P<num>{_NUM})(?P<half>个半|个多|个)?(?P<unit>月|周|星期|天|岁)(?P<half2>半)?"
 _AGE_AFTER_CHILD = re.compile(
-    rf"(?P<who>{_CHILD_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|生下来|已经|有|是|,|，|\s)*{_AGE}"
+    rf"(?P<who>{_ANYONE_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|生下来|已经|有|是|,|，|\s)*{_AGE}"
 )
 _AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{_CHILD_WORD})")
 _BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
@@ -311,9 +315,11 @@ def _names_somebody(text: str) -> bool:
 
 
 def _patient_at(people: list[_Named], position: int, context: ScreenContext | None) -> Patient:
-    """The person named nearest before `position` (else the first named after it, else the sender)."""
+    """The person named nearest before `position`, else a child named after it (发烧了，宝宝两个月),
+    else the sender."""
     before = [p for p in people if p.start <= position]
-    chosen = before[-1] if before else (people[0] if people else None)
+    children_after = [p for p in people if p.relation in (Relation.CHILD, Relation.INFANT)]
+    chosen = before[-1] if before else (children_after[0] if children_after else None)
     if chosen is None:
         age = context.age_months if context is not None else None
         return Patient(relation=Relation.SELF, age_months=age)

@@ -198,6 +198,11 @@ def test_a_worry_about_what_is_happening_now_still_flags() -> None:
         ("我胸口疼得厉害，出冷汗", Relation.SELF, None),
         ("我爷爷昏倒了", Relation.GRANDPARENT, None),
         ("儿子五岁，误喝了消毒水", Relation.CHILD, 60),
+        ("发烧了，宝宝两个月", Relation.INFANT, 2),  # a child named after the finding
+        ("我胸口疼，出冷汗，我妈让我问问", Relation.SELF, None),  # an adult named after it only passes on
+        ("孩子他爸胸口疼出冷汗", Relation.SPOUSE, None),
+        ("我奶奶80岁了，突然说不出话", Relation.GRANDPARENT, 960),
+        ("我妈说我爸胸口疼出冷汗", Relation.FATHER, None),
     ],
 )
 def test_who_is_ill(text: str, relation: Relation, age_months: int | None) -> None:

@@ -158,7 +158,7 @@ _RESOLUTION_CLAUSE = re.compile(
 _PAST = re.compile(
     "上上个月|上个月|上月|去年|前年|以前|之前|从前|曾经|小时候|年前|个月前|上周|上星期|上礼拜|上次|上回|那时候|"
     "当时|很久以前|早些年|前几年|年轻时|年轻的时候|既往|有过|得过|患过|发作过|过一次|过几次|做过|犯过|岁的时候|岁时|"
-    "那年|那次"
+    "那年|那次|医生说|诊断为|诊断是|确诊|查出"
 )
 _NOW_STRONG = re.compile(
     "现在|目前|今天|今早|今晚|刚才|刚刚|正在|这会儿|此刻|一直|还在|仍然|依然|越来越|开始|至今|到现在|又"
@@ -173,10 +173,12 @@ _WORRY = re.compile(
 _WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
 _GENERAL_AFTER = re.compile(
     r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆|前兆|先兆|信号)|^的?(早期)?(症状|表现|征兆|前兆|先兆)|"
-    r"^(前兆|先兆)|^(怎么|如何)(预防|避免)|"
+    r"^(前兆|先兆)|^(有什么|有哪些)(早期)?(症状|表现|征兆|前兆|先兆|信号)|^(怎么|如何)(预防|避免)|"
     r"^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法|^的?(病人|患者|病友|家属)|^(中心|门诊|病房|科)"
 )
-_GENERAL_BEFORE = re.compile(r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防)$")
+_GENERAL_BEFORE = re.compile(
+    r"(什么是|什么叫|怎么预防|如何预防|怎样预防|预防|(怎么|如何|怎样)判断(是不是|是否)?)$"
+)
 # A message asking to learn is about no one in particular.
 _EDUCATION = re.compile("想学|学一下|学习一下|好奇|科普|培训|考试|作业|论文|扶还是不扶|该不该扶")
 # These ask in general only when the message names nobody and nothing that has happened (了):
@@ -531,7 +533,7 @@ def _clause_hits(book: RuleBook, clause: str, offset: int) -> list[_Hit]:
             status = Status.RESOLVED
         if status is Status.CURRENT and _GENERAL_AFTER.match(clause[end : end + _TAIL]):
             status = Status.HYPOTHETICAL
-        if status is Status.CURRENT and _GENERAL_BEFORE.search(clause[max(0, start - 6) : start]):
+        if status is Status.CURRENT and _GENERAL_BEFORE.search(clause[max(0, start - 8) : start]):
             status = Status.HYPOTHETICAL
         hits.append(_Hit(term.name, start + offset, end + offset, status))
         if end > previous_end:

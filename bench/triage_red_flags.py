@@ -5,7 +5,7 @@ before the rules, each later one after the rules were revised on the ones before
 set's first measurement is the honest figure for unseen wording. The tests never use them.
 Figures go in docs/PERFORMANCE.md.
 
-    .venv/bin/python bench/triage_red_flags.py            # all six sets, every miss and false alarm
+    .venv/bin/python bench/triage_red_flags.py            # all seven sets, every miss and false alarm
     .venv/bin/python bench/triage_red_flags.py --quiet    # figures only
     .venv/bin/python bench/triage_red_flags.py --set bench/triage_eval/emergencies_fifth.yml
     .venv/bin/python bench/triage_red_flags.py --departments bench/triage_eval/departments.yml
@@ -35,6 +35,7 @@ EVAL_SETS = (
     "emergencies_fourth",
     "emergencies_fifth",
     "emergencies_sixth",
+    "emergencies_seventh",
 )
 
 
@@ -42,7 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print the figures only")
     parser.add_argument(
-        "--set", type=Path, action="append", help="an evaluation file (repeatable; default: all six)"
+        "--set", type=Path, action="append", help="an evaluation file (repeatable; default: all seven)"
     )
     parser.add_argument("--departments", type=Path, help="a department evaluation file: count its red flags")
     args = parser.parse_args()

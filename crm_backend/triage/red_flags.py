@@ -167,10 +167,12 @@ _NOW_WEAK = re.compile("昨天|昨晚|前天|这两天|这几天|最近|突然|�
 # A conditional covers the rest of its sentence; a worry or "会不会" only the rest of its clause.
 _IF = re.compile("如果|假如|假设|假使|万一|要是|若是|倘若|一旦|如果说|有没有可能|以防")
 _IF_NOT = re.compile("如果可以|如果方便|要是可以|如果能")
+# "会不会是心梗" and "担心是中风" suspect what is happening; "会不会中风" asks about the future.
 _WORRY = re.compile(
-    "担心|害怕|怕|会不会|是不是会|可能会|以后会|将来|预防|防止|避免|能不能|可不可以|多久可以|会引起|会导致"
+    "(?:担心|害怕|怕|会不会|是不是会|可能会|以后会|将来|预防|防止|避免|能不能|可不可以|多久可以|会引起|会导致)"
+    "(?!是)"
 )
-_WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕")
+_WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕|恐怕")
 _GENERAL_AFTER = re.compile(
     r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆|前兆|先兆|信号)|^的?(早期)?(症状|表现|征兆|前兆|先兆)|"
     r"^(前兆|先兆)|^(有什么|有哪些)(早期)?(症状|表现|征兆|前兆|先兆|信号)|^(怎么|如何)(预防|避免)|"

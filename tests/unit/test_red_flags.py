@@ -182,6 +182,8 @@ def test_a_general_question_about_a_kind_of_person_is_not_about_someone() -> Non
 def test_a_worry_about_what_is_happening_now_still_flags() -> None:
     assert "cardiac_chest_pain" in screen("我爸胸口疼还出冷汗，会不会是心梗").rule_ids
     assert "cardiac_chest_pain" in screen("胸口疼出冷汗了，和胃疼有什么区别").rule_ids
+    assert "cardiac_chest_pain" in screen("我爸胸口疼，会不会是心梗").rule_ids  # a suspicion, not the future
+    assert "stroke_signs" in screen("恐怕是中风了").rule_ids
     assert "febrile_convulsion" in screen("孩子发烧抽搐了，如果送医院要挂什么科").rule_ids
 
 

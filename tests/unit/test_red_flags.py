@@ -13,6 +13,7 @@ import pytest
 
 from crm_backend.triage.red_flags import (
     RULES_FILE,
+    RedFlagResult,
     Relation,
     ScreenContext,
     Status,
@@ -338,3 +339,12 @@ def test_a_rules_file_without_a_version_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="version"):
         load_rules(unversioned)
+
+
+def test_a_result_is_stored_and_read_back_whole() -> None:
+    """Every triage decision is stored with its rule version for staff to review."""
+    result = screen("我爸胸口疼出冷汗，没有发烧")
+    stored = result.model_dump_json()
+    assert RedFlagResult.model_validate_json(stored) == result
+    assert f'"version":"{rule_book().version}"' in stored
+    assert '"status":"negated"' in stored

@@ -222,7 +222,9 @@ _AGE_AFTER_CHILD = re.compile(
 )
 _AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{_CHILD_WORD})")
 _BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
-_NEWBORN = re.compile("新生儿|刚出生|没满月|未满月|刚满月|满月|月子里|还在月子|刚出月子|出月子")
+_NEWBORN = re.compile(
+    "新生儿|新生宝宝|新生的|刚出生|没满月|未满月|刚满月|满月|月子里|还在月子|刚出月子|出月子"
+)
 
 _CN_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 

@@ -166,6 +166,8 @@ def test_bleeding_that_has_stopped_raises_no_flag() -> None:
         "怎么预防老人摔倒骨折",
         "心梗和心绞痛怎么区分",
         "怎么判断是不是脑梗",
+        "孩子发烧多少度会抽搐",
+        "脑出血会有什么后遗症",
     ],
 )
 def test_a_hypothetical_or_general_question_raises_no_flag(text: str) -> None:
@@ -222,6 +224,7 @@ def test_fever_is_a_red_flag_for_an_infant_under_three_months_only() -> None:
     assert "infant_fever" in screen("宝宝40天，体温38.2").rule_ids
     assert "infant_fever" in screen("新生儿发烧").rule_ids
     assert "infant_fever" in screen("宝宝两个月，体温三十八度五").rule_ids
+    assert "infant_fever" in screen("宝宝才六周，量了一下38.1").rule_ids  # a bare 38.1 is a temperature
     assert screen("孩子三岁，发烧38度5").flags == ()
     assert screen("宝宝八个月，有点发烧").flags == ()
     assert screen("孩子发烧三天了").flags == ()  # 三天 is how long, not the child's age

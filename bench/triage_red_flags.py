@@ -24,7 +24,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crm_backend.triage.red_flags import rule_book, screen
+from crm_backend.triage.red_flag_rules import rule_book
+from crm_backend.triage.red_flags import screen
 
 EVAL_DIR = Path(__file__).with_name("triage_eval")
 # In the order they were written; each after the rules were revised on the ones before it.

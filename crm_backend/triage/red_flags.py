@@ -1,9 +1,10 @@
 """The red-flag screen: does a patient's message describe an emergency happening now?
 
 The clinical content (words, combinations, advice) lives in `red_flags.yml` so clinicians can read
-and review it; this module only knows Chinese grammar: clauses, negation (没有胸痛, 胸不痛), time
-(上个月…现在好了 is over; 昨天开始 is still now), hypotheticals (如果发烧怎么办, 会不会…) and who is ill
-(我爸, 孩子三个月). It is pure and fast: the rules are compiled once at import, no network, no model.
+and review it (read by red_flag_rules.py); who is ill is who_is_ill.py (我爸, 孩子三个月). This
+module knows the Chinese grammar around a finding: clauses, negation (没有胸痛, 胸不痛), time
+(上个月…现在好了 is over; 昨天开始 is still now) and hypotheticals (如果发烧怎么办, 会不会…). It is
+pure and fast: the rules are compiled once at import, no network, no model.
 
 It leans to over-triage: when grammar is unclear, a mention counts.
 """
@@ -12,30 +13,14 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
-RULES_FILE = Path(__file__).with_name("red_flags.yml")
-
+from crm_backend.triage.red_flag_rules import Rule, RuleBook, Term, rule_book
+from crm_backend.triage.who_is_ill import Patient, Relation, names_somebody, patient_at, people_in
 
 # ── results ──────────────────────────────────────────────────────────────────────────────────────
-
-
-class Relation(enum.StrEnum):
-    """Who is ill, as the message names them."""
-
-    SELF = "self"
-    FATHER = "father"
-    MOTHER = "mother"
-    SPOUSE = "spouse"
-    CHILD = "child"
-    INFANT = "infant"
-    GRANDPARENT = "grandparent"
-    OTHER = "other"
 
 
 class Status(enum.StrEnum):
@@ -50,14 +35,6 @@ class Status(enum.StrEnum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class Patient(_Frozen):
-    """Who the message is about; `age_months` when the message (or the record) says it."""
-
-    relation: Relation = Relation.SELF
-    age_months: int | None = None
-    words: str | None = None  # the words that named them: 我爸, 宝宝40天
 
 
 class Mention(_Frozen):
@@ -109,18 +86,6 @@ class ScreenContext:
 
 # ── grammar ──────────────────────────────────────────────────────────────────────────────────────
 
-_NUM = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百]+)"
-_TOKENS = {
-    "{t}": r"(?:3[89]|4[0-2]|三十[八九]|四十[一二]?)(?:[.点][\d一二三四五六七八九])?",
-    "{tdec}": r"(?<!\d)(?:3[89]|4[0-2])\.\d(?!\d)",  # 38.1: a bare decimal in this range is a temperature
-    "{high}": r"(?:1[4-9]\d|2\d\d|一百[四五六七八九]|[两二]百)",
-    "{num}": _NUM,
-    "{many}": r"(?:[1-9]\d|[二三四五六七八九]?十[一二三四五六七八九]?|几十|十几|一百|上百)[多几]?",
-    "{spo2}": r"(?:[4-8]\d|9[0-2])",
-    "{glucose}": r"(?:2[5-9]|[3-9]\d)(?:\.\d)?",
-}
-# Words are matched within one clause, which holds no punctuation, so a gap needs no character class.
-_GAP = r"(.{0,6}?)"
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]+")
 # Clause boundaries: punctuation, and words that turn to another statement or another time.
@@ -194,261 +159,6 @@ _GENERAL_QUESTION = re.compile(
 _DONE = re.compile("了(?!解)")
 
 
-# ── who is ill ───────────────────────────────────────────────────────────────────────────────────
-
-_RELATION_WORDS: dict[Relation, tuple[str, ...]] = {
-    Relation.FATHER: ("我爸", "爸爸", "父亲", "老爸", "我爹", "老爷子", "公公", "岳父", "老丈人", "老汉"),
-    Relation.MOTHER: ("我妈", "妈妈", "母亲", "老妈", "我娘", "婆婆", "岳母", "丈母娘", "老太太"),
-    Relation.SPOUSE: (
-        "老公", "老婆", "爱人", "丈夫", "妻子", "媳妇", "太太", "老伴", "孩子他爸", "孩子他妈",
-        "孩子爸", "孩子妈", "孩他爸", "孩他妈",
-    ),
-    Relation.CHILD: (
-        "孩子", "小孩", "儿子", "女儿", "宝宝", "宝贝", "娃", "闺女", "小朋友", "儿童", "幼儿", "孙子",
-        "孙女", "外孙", "小宝", "小儿",
-    ),
-    Relation.INFANT: ("婴儿", "新生儿", "小婴儿", "月子里"),
-    Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "老人家", "老人"),
-    Relation.OTHER: (
-        "哥哥", "弟弟", "姐姐", "妹妹", "朋友", "同事", "邻居", "亲戚", "工人", "同学", "室友", "路人",
-        "有人",
-    ),
-}  # fmt: skip
-_RELATION_OF = {word: relation for relation, words in _RELATION_WORDS.items() for word in words}
-_RELATION_RE = re.compile("|".join(sorted(_RELATION_OF, key=len, reverse=True)))
-_CHILD_WORD = "|".join(_RELATION_WORDS[Relation.CHILD] + _RELATION_WORDS[Relation.INFANT])
-_ANYONE_WORD = "|".join(sorted(_RELATION_OF, key=len, reverse=True))
-_AGE = rf"(?P<num>{_NUM})(?P<half>个半|个多|个)?(?P<unit>月|周|星期|天|岁)(?P<half2>半)?"
-_AGE_AFTER_CHILD = re.compile(
-    rf"(?P<who>{_ANYONE_WORD})(?:才|刚|刚满|刚刚|只有|今年|快|现在|满|出生|生下来|已经|有|是|,|，|\s)*{_AGE}"
-)
-_AGE_BEFORE_CHILD = re.compile(rf"(?:出生|满)?{_AGE}(?:大|多)?的?(?P<who>{_CHILD_WORD})")
-_BORN_DAYS = re.compile(rf"出生(?:才|刚)?{_AGE}")
-_NEWBORN = re.compile(
-    "新生儿|新生宝宝|新生的|刚出生|没满月|未满月|刚满月|满月|月子里|还在月子|刚出月子|出月子"
-)
-
-_CN_DIGITS = dict(zip("零一二两三四五六七八九", (0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
-
-
-def _number(text: str) -> float | None:
-    """A number in digits or Chinese up to 999 (四十, 二十五, 一百)."""
-    if text[0].isdigit():
-        return float(text)
-    total, current = 0, 0
-    for char in text:
-        if char in _CN_DIGITS:
-            current = _CN_DIGITS[char]
-        elif char == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif char == "百":
-            total += (current or 1) * 100
-            current = 0
-        else:
-            return None
-    return float(total + current)
-
-
-def _age_months(match: re.Match[str]) -> int | None:
-    value = _number(match["num"])
-    if value is None:
-        return None
-    if match["half"] == "个半" or match["half2"]:
-        value += 0.5
-    months = {"天": 1 / 30.4, "周": 7 / 30.4, "星期": 7 / 30.4, "月": 1, "岁": 12}[match["unit"]] * value
-    return int(months + 1e-9)
-
-
-@dataclass(frozen=True)
-class _Named:
-    relation: Relation
-    start: int
-    age_months: int | None
-    words: str
-
-
-def _people(text: str, context: ScreenContext | None) -> list[_Named]:
-    """Everyone the message names as possibly ill, in order; ages attached to the word they follow."""
-    named: list[_Named] = []
-    ages: dict[int, tuple[int, str]] = {}
-    for pattern in (_AGE_AFTER_CHILD, _AGE_BEFORE_CHILD):
-        for match in pattern.finditer(text):
-            months = _age_months(match)
-            if months is not None:
-                ages.setdefault(match.start("who"), (months, match[0]))
-    for match in _BORN_DAYS.finditer(text):
-        months = _age_months(match)
-        if months is not None:
-            ages.setdefault(match.start(), (months, match[0]))
-    newborn = _NEWBORN.search(text)
-    for match in _RELATION_RE.finditer(text):
-        relation = _RELATION_OF[match[0]]
-        age, words = ages.get(match.start(), (None, match[0]))
-        if relation in (Relation.CHILD, Relation.INFANT) and age is None and newborn:
-            age, words = 0, newborn[0]
-        if relation is Relation.CHILD and age is not None and age < 12:
-            relation = Relation.INFANT
-        named.append(_Named(relation, match.start(), age, words))
-    for start, (age, words) in ages.items():
-        if not any(person.start == start for person in named):
-            named.append(_Named(Relation.INFANT if age < 12 else Relation.CHILD, start, age, words))
-    if newborn and not any(p.relation in (Relation.CHILD, Relation.INFANT) for p in named):
-        named.append(_Named(Relation.INFANT, newborn.start(), 0, newborn[0]))
-    named.sort(key=lambda person: person.start)
-    if context is not None and context.age_months is not None:
-        named = [
-            _Named(
-                p.relation, p.start, p.age_months if p.age_months is not None else context.age_months, p.words
-            )
-            for p in named
-        ] or [_Named(Relation.SELF, 0, context.age_months, "")]
-    return named
-
-
-# Words that name a kind of person rather than someone in particular (孩子高热惊厥需要注意什么),
-# unless the message makes them its own (我家孩子, 俺孩子).
-_GENERIC_PEOPLE = frozenset(
-    {"孩子", "小孩", "宝宝", "儿童", "小朋友", "幼儿", "婴儿", "新生儿", "老人", "老人家", "有人"}
-)
-_OWN = re.compile("(?:我|俺|咱)(?:家|们家|的)?$")
-
-
-def _names_somebody(text: str) -> bool:
-    """Does the message name a particular person (我爸, 老公, 我家孩子)?"""
-    return any(
-        match[0] not in _GENERIC_PEOPLE or _OWN.search(text[max(0, match.start() - 3) : match.start()])
-        for match in _RELATION_RE.finditer(text)
-    )
-
-
-def _patient_at(people: list[_Named], position: int, context: ScreenContext | None) -> Patient:
-    """The person named nearest before `position`, else a child named after it (发烧了，宝宝两个月),
-    else the sender."""
-    before = [p for p in people if p.start <= position]
-    children_after = [p for p in people if p.relation in (Relation.CHILD, Relation.INFANT)]
-    chosen = before[-1] if before else (children_after[0] if children_after else None)
-    if chosen is None:
-        age = context.age_months if context is not None else None
-        return Patient(relation=Relation.SELF, age_months=age)
-    return Patient(relation=chosen.relation, age_months=chosen.age_months, words=chosen.words or None)
-
-
-# ── rules, compiled once ─────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class _Term:
-    name: str
-    finder: re.Pattern[str]
-    patterns: tuple[re.Pattern[str], ...]
-    excepted: re.Pattern[str] | None
-
-
-@dataclass(frozen=True)
-class _Rule:
-    id: str
-    name: str
-    advice: str
-    match: tuple[tuple[str, ...], ...]
-    requires: dict[str, object] = field(default_factory=dict)
-    unless: tuple[str, ...] = ()
-    unless_overridden_by: tuple[str, ...] = ()
-    counts_when_resolved: bool = True
-
-
-@dataclass(frozen=True)
-class RuleBook:
-    """The rules file, compiled."""
-
-    version: str
-    date: str
-    status: str
-    call_to_action: str
-    terms: tuple[_Term, ...]
-    rules: tuple[_Rule, ...]
-    corrections: dict[str, str]
-    spelling: re.Pattern[str]
-
-
-def _regex_of(word: str) -> str:
-    """A rule's word as a regular expression: `*` is a short gap, `{t}`/`{high}`/`{num}` numbers."""
-    parts = re.split(r"(\*|\{[a-z0-9]+\})", word.lower())
-    out = []
-    for part in parts:
-        if part == "*":
-            out.append(_GAP)
-        elif part.startswith("{") and part.endswith("}"):
-            out.append(_TOKENS[part])  # an unknown token fails here, at import
-        else:
-            out.append(re.escape(part))
-    return "".join(out)
-
-
-def _compile_term(name: str, spec: object) -> _Term:
-    if isinstance(spec, dict):
-        words, excepted = list(spec["words"]), list(spec.get("except", []))
-    else:
-        words, excepted = list(spec), []  # type: ignore[call-overload]
-    words = sorted({str(w) for w in words}, key=len, reverse=True)
-    regexes = [_regex_of(w) for w in words]
-    return _Term(
-        name=name,
-        finder=re.compile("|".join(f"(?:{r})" for r in regexes)),
-        # Only words with a gap can hide a negation inside the match (胸口不疼).
-        patterns=tuple(re.compile(r) for w, r in zip(words, regexes, strict=True) if "*" in w),
-        excepted=re.compile("|".join(_regex_of(str(w)) for w in excepted)) if excepted else None,
-    )
-
-
-def load_rules(path: Path = RULES_FILE) -> RuleBook:
-    """Read and check the rules file: every rule names terms that exist, and it has a version."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10 times faster at start-up
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    terms = {name: _compile_term(name, spec) for name, spec in data["terms"].items()}
-    rules = []
-    seen: set[str] = set()
-    for raw in data["rules"]:
-        rule = _Rule(
-            id=raw["id"],
-            name=raw["name"],
-            advice=raw["advice"],
-            match=tuple(tuple(alternative) for alternative in raw["match"]),
-            requires=dict(raw.get("requires") or {}),
-            unless=tuple(raw.get("unless") or ()),
-            unless_overridden_by=tuple(raw.get("unless_overridden_by") or ()),
-            counts_when_resolved=bool(raw.get("counts_when_resolved", True)),
-        )
-        unknown = {t for alt in rule.match for t in alt} | set(rule.unless) | set(rule.unless_overridden_by)
-        unknown -= set(terms)
-        if unknown or rule.id in seen:
-            raise ValueError(f"rule {rule.id}: unknown terms {sorted(unknown)} or a repeated id")
-        if set(rule.requires) - {"infant_max_months", "pregnant", "post_op", "child"}:
-            raise ValueError(f"rule {rule.id}: unknown requirement in {rule.requires}")
-        seen.add(rule.id)
-        rules.append(rule)
-    if not str(data.get("version", "")).strip():
-        raise ValueError("the red-flag rules have no version")
-    corrections = {str(k).lower(): str(v).lower() for k, v in (data.get("spelling") or {}).items()}
-    if any(len(wrong) != len(right) for wrong, right in corrections.items()):
-        raise ValueError("a spelling correction must keep the length (mentions index the original text)")
-    return RuleBook(
-        version=str(data["version"]),
-        date=str(data["date"]),
-        status=str(data["status"]),
-        call_to_action=str(data["call_to_action"]),
-        terms=tuple(terms.values()),
-        rules=tuple(rules),
-        corrections=corrections,
-        spelling=re.compile("|".join(map(re.escape, sorted(corrections, key=len, reverse=True))) or "(?!)"),
-    )
-
-
-@cache
-def rule_book() -> RuleBook:
-    return load_rules()
-
-
 # ── the screen ───────────────────────────────────────────────────────────────────────────────────
 
 _FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
@@ -494,7 +204,7 @@ class _Hit:
     status: Status
 
 
-def _gap_negated(term: _Term, matched: str) -> bool:
+def _gap_negated(term: Term, matched: str) -> bool:
     """胸口不疼: a negation inside a `*` gap of the word that matched."""
     for pattern in term.patterns:
         full = pattern.fullmatch(matched)
@@ -514,7 +224,7 @@ def _negated_before(clause: str, start: int, floor: int) -> bool:
 
 
 def _clause_hits(book: RuleBook, clause: str, offset: int) -> list[_Hit]:
-    found: list[tuple[int, int, _Term]] = []
+    found: list[tuple[int, int, Term]] = []
     for term in book.terms:
         excepted = [m.span() for m in term.excepted.finditer(clause)] if term.excepted else []
         for match in term.finder.finditer(clause):
@@ -564,7 +274,7 @@ def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
     past = False
     conditional_sentence: int | None = None
     education = bool(_EDUCATION.search(text)) or (
-        bool(_GENERAL_QUESTION.search(text)) and not _names_somebody(text) and not _DONE.search(text)
+        bool(_GENERAL_QUESTION.search(text)) and not names_somebody(text) and not _DONE.search(text)
     )
     education = education and not _NOW_STRONG.search(text)
     clauses = _clauses(text)
@@ -611,7 +321,7 @@ def _all_hits(book: RuleBook, text: str) -> list[_Hit]:
 
 
 def _requirement_met(
-    rule: _Rule, patient: Patient, present: dict[str, list[_Hit]], context: ScreenContext | None
+    rule: Rule, patient: Patient, present: dict[str, list[_Hit]], context: ScreenContext | None
 ) -> bool:
     for key, value in rule.requires.items():
         if key == "infant_max_months":
@@ -635,7 +345,8 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
     book = rule_book()
     normalised = _normalise(text or "")
     hits = _all_hits(book, normalised)
-    people = _people(normalised, context)
+    known_age = context.age_months if context is not None else None
+    people = people_in(normalised, known_age)
 
     def counted(hit: _Hit, resolved_counts: bool) -> bool:
         return hit.status is Status.CURRENT or (resolved_counts and hit.status is Status.RESOLVED)
@@ -659,7 +370,7 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
         for alternative in rule.match:
             if all(term in present for term in alternative):
                 used = sorted((h for term in alternative for h in present[term]), key=lambda h: h.start)
-                patient = _patient_at(people, used[0].start, context)
+                patient = patient_at(people, used[0].start, known_age)
                 if not _requirement_met(rule, patient, present, context):
                     continue
                 flags.append(
@@ -675,7 +386,7 @@ def screen(text: str, *, context: ScreenContext | None = None) -> RedFlagResult:
     return RedFlagResult(
         version=book.version,
         flags=tuple(flags),
-        patient=flags[0].patient if flags else _patient_at(people, 0, context),
+        patient=flags[0].patient if flags else patient_at(people, 0, known_age),
         set_aside=tuple(
             _mention(text, h) for h in hits if h.status in _SET_ASIDE and h.term not in context_terms
         ),

@@ -1,5 +1,6 @@
-"""The red-flag screen (crm_backend/triage/red_flags.py + red_flags.yml): every rule fires on a
-patient's own words, and negation, time, hypotheticals and who is ill change the verdict.
+"""The red-flag screen (crm_backend/triage/red_flags.py, red_flag_rules.py, who_is_ill.py and
+red_flags.yml): every rule fires on a patient's own words, and negation, time, hypotheticals and
+who is ill change the verdict.
 
 These sentences are written for the tests; the evaluation sets in bench/triage_eval/ are separate
 and never used to set these expectations.
@@ -11,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from crm_backend.triage.red_flags import (
-    RULES_FILE,
-    RedFlagResult,
-    Relation,
-    ScreenContext,
-    Status,
-    load_rules,
-    rule_book,
-    screen,
-)
+from crm_backend.triage.red_flag_rules import RULES_FILE, load_rules, rule_book
+from crm_backend.triage.red_flags import RedFlagResult, ScreenContext, Status, screen
+from crm_backend.triage.who_is_ill import Relation
 
 # One message per rule, in a patient's words: the rule must fire.
 POSITIVE = [

@@ -5,7 +5,7 @@ before the rules, each later one after the rules were revised on the ones before
 set's first measurement is the honest figure for unseen wording. The tests never use them.
 Figures go in docs/PERFORMANCE.md.
 
-    .venv/bin/python bench/triage_red_flags.py            # all ten sets, every miss and false alarm
+    .venv/bin/python bench/triage_red_flags.py            # all eleven sets, every miss and false alarm
     .venv/bin/python bench/triage_red_flags.py --quiet    # figures only
     .venv/bin/python bench/triage_red_flags.py --set bench/triage_eval/emergencies_fifth.yml
     .venv/bin/python bench/triage_red_flags.py --departments bench/triage_eval/departments.yml
@@ -40,6 +40,7 @@ EVAL_SETS = (
     "emergencies_eighth",
     "emergencies_ninth",
     "emergencies_tenth",
+    "emergencies_eleventh",
 )
 
 
@@ -47,7 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print the figures only")
     parser.add_argument(
-        "--set", type=Path, action="append", help="an evaluation file (repeatable; default: all ten)"
+        "--set", type=Path, action="append", help="an evaluation file (repeatable; default: all eleven)"
     )
     parser.add_argument("--departments", type=Path, help="a department evaluation file: count its red flags")
     args = parser.parse_args()

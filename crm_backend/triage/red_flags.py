@@ -104,7 +104,8 @@ _NOT_NEGATION = re.compile(
     # A-not-A questions ask; they do not deny.
     "会不会|是不是|有没有|要不要|能不能|可不可以|好不好|对不对|算不算|严不严重|要不要紧"
 )
-_NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非")
+# 木有, 莫得, 没得 (colloquial, south-west), 冇, 唔 (Cantonese) deny too.
+_NEGATOR = re.compile("没有|没|不|无|未|否认|从未|并非|木有|莫得|没得|冇|唔")
 # A negation reaches back only to a word that starts a new statement.
 _SCOPE_BREAK = re.compile(
     "就|却|但|又|还|而且|然后|结果|突然|后来|现在|可|只是|只|就是|而是|反而|甚至|并且|的"
@@ -141,7 +142,7 @@ _WORRY = re.compile(
 )
 _WORRY_NOT = re.compile("怕光|怕冷|怕热|可怕|恐怕")
 _GENERAL_AFTER = re.compile(
-    r"^的?(早期)?(有什么|有哪些|什么)(症状|表现|征兆|前兆|先兆|信号)|^的?(早期)?(症状|表现|征兆|前兆|先兆)|"
+    r"^的?(早期)?会?(有什么|有哪些|什么|有啥子|有啥|啥子|啥)(症状|表现|征兆|前兆|先兆|信号)|^的?(早期)?(症状|表现|征兆|前兆|先兆)|"
     r"^(前兆|先兆)|^(有什么|有哪些)(早期)?(症状|表现|征兆|前兆|先兆|信号)|^(怎么|如何)(预防|避免)|"
     r"^(有什么|会有什么|的)?后遗症|^是什么[？?。]?$|^是什么意思|^的(急救|处理)方法|^的?(病人|患者|病友|家属)|^(中心|门诊|病房|科)"
 )

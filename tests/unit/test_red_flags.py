@@ -82,6 +82,8 @@ def test_every_rule_has_a_positive_case() -> None:
         "嘴不歪，说话也清楚，就是手麻",
         "胸痛、出汗都没有，想做个体检",
         "孩子不吃不喝的情况没有，精神很好",
+        "宝宝一个月，木有发烧，就是鼻塞",  # colloquial and dialect negations
+        "胸口莫得痛，也冇出汗",
     ],
 )
 def test_a_negated_finding_raises_no_flag(text: str) -> None:

@@ -1,1 +1,1 @@
-"""Triage: which department, how soon, and (crm_backend/triage/red_flags*) emergencies first."""
+"""Triage: red flags that send a patient to emergency care, departments and urgency (issue 14)."""

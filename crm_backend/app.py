@@ -113,6 +113,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.realtime.ws import router as ws_router
     from crm_backend.staff.audit_views import router as audit_router
     from crm_backend.staff.views import router as staff_router
+    from crm_backend.triage.views import router as triage_router
 
     for router in (
         staff_router,
@@ -124,6 +125,7 @@ def _include_console(app: FastAPI) -> None:
         patient_messages_router,
         patients_router,
         appointments_router,
+        triage_router,
         ws_router,
         console_page_router,
     ):

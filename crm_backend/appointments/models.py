@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_backend.database.core import Base, UTCDateTime, utcnow
@@ -44,6 +45,18 @@ class Department(Base):
     patient_name: Mapped[str] = mapped_column(String(64))
     #: Other names patients use for it (["心内科", "心脏科"]), matched when they type a department.
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Triage (crm_backend/triage): seeded from crm_backend/triage/departments.yml, then edited by staff.
+    #: One patient-facing sentence: what the department sees.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: The words that point here, with weights: [{"term": "咳嗽/咳痰", "weight": 2.0}, ...].
+    symptom_terms: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    #: Ages (years, inclusive) it sees; None = no limit (儿科: max 13; adult internal medicine: min 14).
+    min_age_years: Mapped[int | None]
+    max_age_years: Mapped[int | None]
+    #: "female" / "male" when it sees one sex only (妇科, 产科, 男科).
+    sex: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     doctors: Mapped[list[Doctor]] = relationship(back_populates="department")

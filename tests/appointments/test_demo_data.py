@@ -1,4 +1,5 @@
-"""Demo clinics: loaded into an empty database only, findable by the names patients use."""
+"""Demo clinics: a general hospital of at least 25 bookable departments, loaded into an empty
+database only, findable by the names patients use."""
 
 from __future__ import annotations
 
@@ -23,7 +24,21 @@ async def test_demo_data_loads_once(tmp_path: Path):
         assert await load_demo_data_if_empty(db) is False
         async with db.sessions() as session:
             departments = (await session.scalars(sa.select(Department))).all()
-            assert len(departments) == len(DEPARTMENTS) == 10
+            assert len(departments) == len(DEPARTMENTS) >= 25
+            # Every department can be booked: an open session with places within the coming week.
+            week = hospital_today(utcnow()) + timedelta(days=6)
+            bookable = set(
+                (
+                    await session.scalars(
+                        sa.select(Department.code)
+                        .join(Doctor, Doctor.department_id == Department.id)
+                        .join(Schedule, Schedule.doctor_id == Doctor.id)
+                        .where(Schedule.status == "open", Schedule.capacity > Schedule.booked_count)
+                        .where(Schedule.date <= week)
+                    )
+                ).all()
+            )
+            assert bookable == {d.code for d in departments}
             per_department = dict(
                 (
                     await session.execute(
@@ -37,7 +52,17 @@ async def test_demo_data_loads_once(tmp_path: Path):
                 await session.execute(sa.select(sa.func.min(Schedule.date), sa.func.max(Schedule.date)))
             ).one()
             assert first >= today and last <= today + timedelta(days=13)
-            for words, code in (("心内科", "CARD"), ("牙科", "STOM"), ("耳鼻喉", "ENT"), ("内科", "GIM")):
+            for words, code in (
+                ("心内科", "CARD"),
+                ("牙科", "STOM"),
+                ("耳鼻喉", "ENT"),
+                ("内科", "GIM"),
+                ("呼吸科", "RESP"),
+                ("中医", "TCM"),
+                ("妇科", "GYN"),
+                ("产科", "OBS"),
+                ("心理科", "PSY"),
+            ):
                 found = await find_department(session, words)
                 assert found is not None and found.code == code, words
     finally:

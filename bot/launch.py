@@ -239,7 +239,11 @@ def server() -> None:
 
 
 def actions() -> None:
-    """Action server for the `dialogs` package in bot/."""
+    """Action server for the `dialogs` package in bot/, on the Rasa server's interface.
+
+    Whoever reaches it can run actions, which call the CRM with the bot token; rasa_sdk listens on
+    every interface unless SANIC_HOST says otherwise."""
+    os.environ.setdefault("SANIC_HOST", os.environ.get("RASA_INTERFACE", "127.0.0.1"))
     port = os.environ["ACTION_SERVER_PORT"]
     exec_rasa("run", "actions", "--actions", "dialogs", "--port", port, cwd=BOT_DIR)
 

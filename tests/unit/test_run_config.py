@@ -3,13 +3,16 @@ crm_backend/web.py, which alone decides whose X-Forwarded-For is believed."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from crm_backend.config import Settings
 from crm_backend.web import proxy_options
+from tests.support.stack import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +48,29 @@ def test_forwarded_headers_are_believed_only_from_configured_proxies(monkeypatch
         "proxy_headers": True,
         "forwarded_allow_ips": "10.1.0.5,10.2.0.0/16",
     }
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel writes them) of the IPv4 sockets listening on `port`."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(address)
+    return found
+
+
+def test_the_action_server_listens_on_localhost_only() -> None:
+    """Anyone who reaches the action server can make it call the CRM with the bot token."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("SANIC_HOST", "RASA_INTERFACE")}
+    env["ACTION_SERVER_PORT"] = str(port)
+    launch = [str(ROOT / ".venv-rasa" / "bin" / "python"), str(ROOT / "bot" / "launch.py"), "actions"]
+    process = subprocess.Popen(launch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: bool(_listening_addresses(port)), 60, "action server")
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, not 0.0.0.0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -41,6 +41,7 @@ EVAL_SETS = (
     "emergencies_ninth",
     "emergencies_tenth",
     "emergencies_eleventh",
+    "emergencies_lead",
 )
 
 

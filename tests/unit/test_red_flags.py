@@ -40,6 +40,7 @@ POSITIVE = [
     ("sudden_severe_headache", "突然头痛欲裂"),
     ("pregnancy_bleeding_or_pain", "怀孕十周，今天见红了"),
     ("post_operative_warning", "我妈做完手术第二天，伤口裂开了"),
+    ("leg_clot_with_breathlessness", "我爸一条腿肿得厉害，这两天还总是气短"),
     ("child_dehydration", "孩子发烧两天，不吃不喝，精神很差"),
     ("diabetic_emergency", "我有糖尿病，嘴里有烂苹果味"),
     ("testicular_pain", "儿子睾丸突然疼得厉害"),

@@ -10,14 +10,12 @@ from the username with the key, so it does not tell who has logged in there.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
-import time
 from dataclasses import dataclass
 
+from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
@@ -34,19 +32,12 @@ class KnownDevice:
     device_id: str
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class DeviceCookies:
     def __init__(self, settings: Settings) -> None:
         # A key of its own, derived from SECRET_KEY, so these signatures mean nothing elsewhere.
         secret = settings.secret_key.encode()
         self._key = hmac.new(secret, b"carebridge known-device cookie", hashlib.sha256).digest()
+        self._signer = URLSafeTimedSerializer(self._key, salt="known-device")
         self.max_age = settings.login_device_days * 86400
         self.secure = settings.session_cookie_secure
 
@@ -58,21 +49,15 @@ class DeviceCookies:
         digest = hmac.new(self._key, b"name:" + self._user(username).encode(), hashlib.sha256).hexdigest()
         return COOKIE_PREFIX + digest[:20]
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
-
     def known_device(self, conn: HTTPConnection, username: str) -> KnownDevice | None:
         """The device this browser is for `username`, or None without a valid, unexpired cookie."""
         value = conn.cookies.get(self.cookie_name(username), "")
-        payload, _, signature = value.partition(".")
-        if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
-            return None
         try:
-            fields = json.loads(_unb64(payload))
-            user, device_id, issued = str(fields["u"]), str(fields["d"]), float(fields["t"])
-        except (ValueError, KeyError, TypeError):
+            fields = self._signer.loads(value, max_age=self.max_age)
+            user, device_id = str(fields["u"]), str(fields["d"])
+        except (BadData, KeyError, TypeError):
             return None
-        if user != self._user(username) or time.time() - issued > self.max_age:
+        if user != self._user(username):
             return None
         return KnownDevice(user, device_id)
 
@@ -80,10 +65,9 @@ class DeviceCookies:
         """Make (or keep) this browser a known device of `username` for LOGIN_DEVICE_DAYS more."""
         user = self._user(username)
         device_id = device.device_id if device is not None else secrets.token_urlsafe(16)
-        payload = _b64(json.dumps({"u": user, "d": device_id, "t": int(time.time())}).encode())
         response.set_cookie(
             self.cookie_name(username),
-            f"{payload}.{self._sign(payload)}",
+            self._signer.dumps({"u": user, "d": device_id}),
             max_age=self.max_age,
             path=COOKIE_PATH,
             httponly=True,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from itsdangerous import URLSafeTimedSerializer
 
 from crm_backend.runtime import Runtime
 from crm_backend.staff.audit_views import router as audit_router
@@ -104,12 +102,10 @@ async def test_a_cookie_for_another_user_or_a_forged_one_counts_as_a_stranger(
             DeviceCookies(make_settings(database_url)).cookie_name(insider["username"])
         )
         assert genuine is not None
-        payload = (
-            base64.urlsafe_b64encode(
-                json.dumps({"u": victim["username"].casefold(), "d": "x", "t": int(time.time())}).encode()
-            )
-            .decode()
-            .rstrip("=")
+        # The victim's name in the payload, the insider's genuine timestamp and signature after it.
+        payload = URLSafeTimedSerializer(b"a guess", salt="known-device").dumps(
+            {"u": victim["username"].casefold(), "d": "x"}
         )
-        insiders_browser.cookies.set(name, f"{payload}.{genuine.split('.')[1]}", path=COOKIE_PATH)
+        forged = payload.split(".")[0] + "." + genuine.split(".", 1)[1]
+        insiders_browser.cookies.set(name, forged, path=COOKIE_PATH)
         assert (await _try(insiders_browser, victim["username"], victim_password)).status_code == 429

@@ -9,6 +9,7 @@ import { showPatient } from "./patient-panel.js";
 import { renderQueues, upsertItem } from "./queues.js";
 import { forgetWindow, loadWindow, startMessage, windowOf, windowRefusal } from "./reply-window.js";
 import { state } from "./state.js";
+import { loadTriageDecisions } from "./triage-decisions.js";
 import { renderTyping } from "./typing.js";
 
 export function closeConversation() {
@@ -45,6 +46,7 @@ export async function openConversation(conversationId) {
   }
   renderConversationHeader();
   renderConversationLabels();
+  loadTriageDecisions(conversationId);
   renderMessages(true);
   updateComposerState();
   renderTyping();

@@ -20,7 +20,7 @@ from crm_backend.triage.models import TriageDecision
 from tests.e2e.test_handoff import WAIT_NOTICE, _ask_for_a_person, _conversation_id, _item, _texts, _view
 from tests.support.console import ConsoleClient
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+from tests.support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Stack, new_openid
 
 CALL_120 = "这可能是急症，请立即拨打120"
 FATHER = "我爸胸口疼得厉害还出冷汗"
@@ -127,6 +127,22 @@ async def test_an_emergency_while_an_agent_holds_the_chat_is_advised_and_marked_
     assert said["red_flags"], "the console marks the message with the red flags found"
     assert any(m["sender_type"] == "system" and m["content"].startswith(CALL_120) for m in view["messages"])
     assert [d["level"] for d in await _decisions(admin, conversation_id)] == ["emergency"]
+
+
+async def test_an_emergency_before_consent_is_answered_and_goes_to_nursing(
+    stack: Stack, db: Database, admin: ConsoleClient
+) -> None:
+    """In the consent dialogue: the advice is not held back for a consent answer (vital interest)."""
+    openid = new_openid()
+    await stack.post(stack.build("subscribe", openid))
+    await stack.wait_answers(openid, 2)  # the welcome and the consent question
+    answers = await stack.converse(openid, FATHER)
+    assert answers[0].startswith(CALL_120), answers
+    assert not any("同意" in text for text in answers), "the consent question is not asked again first"
+    item = await _item(admin, await _conversation_id(db, openid))
+    assert (item["reason"], item["priority"], item["team"]["name"]) == ("emergency", "urgent", "护理团队")
+    tracker = await _tracker(stack, openid)
+    assert not any(event["event"] == "user" for event in tracker["events"]), "the bot heard nothing"
 
 
 @pytest.mark.parametrize("text", ["如果发烧怎么办", "没有胸痛"])

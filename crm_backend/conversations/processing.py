@@ -51,7 +51,7 @@ from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import get_or_create_identity
 from crm_backend.protection import FieldProtector
 from crm_backend.runtime import Runtime
-from crm_backend.triage.decisions import CHAT, record_decision
+from crm_backend.triage.decisions import CHAT, decided_on, record_decision
 from crm_backend.triage.service import assess
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class Plan:
     escalate_team: str = "service"
     #: The route step 1 decided (None before it did).
     route: Route | None = None
+    #: Step 1 runs again for this push (an earlier attempt may have stored its message).
+    retried: bool = False
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ class InboundProcessor:
                 session, inbound, conversation, seen_at, self.runtime.protector
             )
             plan = Plan(conversation_id=conversation.id, patient_message_id=message.id)
+            plan.retried = inbound.attempts > 1
             text = _typed_text(inbound.msg_type, message, self.runtime.protector)
             consent_granted = await session.scalar(select(route.latest_consent(identity.id)))
             state = RouteState(
@@ -490,7 +493,7 @@ class InboundProcessor:
     ) -> None:
         """Step 1's answer for a patient's message on its route."""
         if decided is Route.EMERGENCY and text is not None:
-            self._plan_emergency(session, plan, identity, conversation, message, text)
+            await self._plan_emergency(session, plan, identity, conversation, message, text)
             return
         if decided is Route.MEDIA:
             plan.system_replies = [_media_reply(message)]
@@ -525,7 +528,7 @@ class InboundProcessor:
         plan.bot_texts = [choice.text]
         plan.sender_id = rasa_sender(identity.app_id, identity.openid)
 
-    def _plan_emergency(
+    async def _plan_emergency(
         self,
         session: AsyncSession,
         plan: Plan,
@@ -536,16 +539,18 @@ class InboundProcessor:
     ) -> None:
         """Call 120 / go to the emergency department now and what to do meanwhile, first and alone
         (never an appointment); the conversation goes to nursing, urgent; the decision is kept
-        with the patient's message (no extra round trip: it commits with step 1)."""
+        with the patient's message (no extra round trip: it commits with step 1; a retried turn,
+        whose message was stored before, checks for it first)."""
         assessment = assess(text)
-        record_decision(
-            session,
-            assessment,
-            conversation_id=conversation.id,
-            message_id=message.id,
-            patient_id=identity.patient_id,
-            source=CHAT,
-        )
+        if not (plan.retried and await decided_on(session, message.id)):
+            record_decision(
+                session,
+                assessment,
+                conversation_id=conversation.id,
+                message_id=message.id,
+                patient_id=identity.patient_id,
+                source=CHAT,
+            )
         plan.system_replies = [assessment.answer.answer]
         plan.escalate, plan.escalate_priority, plan.escalate_team = "emergency", "urgent", "nursing"
         plan.sender_id = rasa_sender(identity.app_id, identity.openid)

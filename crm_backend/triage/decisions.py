@@ -6,6 +6,7 @@ Adding a row costs no extra round trip: it is flushed with the caller's commit.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.triage.models import TriageDecision
@@ -44,3 +45,11 @@ def record_decision(
     )
     session.add(decision)
     return decision
+
+
+async def decided_on(session: AsyncSession, message_id: int) -> bool:
+    """Is a decision on this message stored already? (A turn retried after a crash asks.)"""
+    found = await session.scalar(
+        select(TriageDecision.id).where(TriageDecision.message_id == message_id).limit(1)
+    )
+    return found is not None

@@ -113,6 +113,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.realtime.ws import router as ws_router
     from crm_backend.staff.audit_views import router as audit_router
     from crm_backend.staff.views import router as staff_router
+    from crm_backend.triage.decision_views import router as triage_decisions_router
     from crm_backend.triage.views import router as triage_router
 
     for router in (
@@ -126,6 +127,7 @@ def _include_console(app: FastAPI) -> None:
         patients_router,
         appointments_router,
         triage_router,
+        triage_decisions_router,
         ws_router,
         console_page_router,
     ):

@@ -9,6 +9,7 @@ from crm_backend.escalations.label_models import ConversationLabel, Label
 from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
+from crm_backend.triage.models import TriageDecision
 
 __all__ = [
     "Appointment",
@@ -32,5 +33,6 @@ __all__ = [
     "Staff",
     "Team",
     "TeamMembership",
+    "TriageDecision",
     "WeChatIdentity",
 ]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -101,6 +102,14 @@ class BotGateway:
         loop = response.json().get("active_loop") or {}
         return loop.get("name") or None
 
+    async def end_form(self, sender_id: str) -> None:
+        """Close the form the patient was filling in, if any (a no-op otherwise)."""
+        events = [
+            {"event": "active_loop", "name": None},
+            {"event": "slot", "name": "requested_slot", "value": None},
+        ]
+        await self._request("POST", f"/conversations/{quote(sender_id, safe=':')}/tracker/events", events)
+
     async def set_paused(self, sender_id: str, *, paused: bool) -> None:
         """Pause or resume the tracker, so the bot's state matches who has the chat."""
         body = {"event": "pause" if paused else "resume"}
@@ -124,7 +133,7 @@ class BotGateway:
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | list[Any] | None = None,
         *,
         skip: Collection[int] = (),
         need_actions: bool = False,
@@ -146,7 +155,7 @@ class BotGateway:
         raise BotUnavailable("no Rasa server could take the turn: " + "; ".join(passed))
 
     async def _call(
-        self, server: RasaServer, method: str, path: str, body: dict[str, Any] | None
+        self, server: RasaServer, method: str, path: str, body: dict[str, Any] | list[Any] | None
     ) -> httpx.Response:
         try:
             response = await self.http.request(method, server.base + path, json=body, timeout=self.timeout)

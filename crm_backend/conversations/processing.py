@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.consent import service as consent
-from crm_backend.conversations import consent_dialogue, rating_dialogue, route, turns, urgent_words
+from crm_backend.conversations import consent_dialogue, rating_dialogue, red_flag_screen, route, turns
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, BotUnavailable, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
@@ -51,6 +51,8 @@ from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import get_or_create_identity
 from crm_backend.protection import FieldProtector
 from crm_backend.runtime import Runtime
+from crm_backend.triage.decisions import CHAT, decided_on, record_decision
+from crm_backend.triage.service import assess
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +80,14 @@ class Plan:
     #: People have this conversation: the patient's message goes to their console.
     for_staff: bool = False
     patient_message_id: int | None = None
-    #: Hand the conversation to people for this reason (the consent dialogue asks it).
+    #: Hand the conversation to people for this reason (the consent dialogue, an emergency).
     escalate: str | None = None
+    escalate_priority: str = "normal"
+    escalate_team: str = "service"
     #: The route step 1 decided (None before it did).
     route: Route | None = None
+    #: Step 1 runs again for this push (an earlier attempt may have stored its message).
+    retried: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,12 @@ class InboundProcessor:
         if plan.escalate is not None:
             # The same instruction the bot gives: _answer opens the escalation before the push
             # counts as processed.
-            replies.append(BotReply("", custom={"escalate": {"reason": plan.escalate}}))
+            request = {
+                "reason": plan.escalate,
+                "priority": plan.escalate_priority,
+                "team": plan.escalate_team,
+            }
+            replies.append(BotReply("", custom={"escalate": request}))
         sender = SenderType.SYSTEM
         if plan.bot_texts:
             try:
@@ -247,6 +258,8 @@ class InboundProcessor:
                 raise  # the push stays received and is tried again (route.Limits bounds it)
             sender = SenderType.BOT
         answered = await self._answer(inbound_id, plan.conversation_id, openid, replies, sender)
+        if plan.route is Route.EMERGENCY and plan.sender_id:
+            await self._end_form(plan.sender_id)
         if plan.for_staff:
             # Escalations may have acknowledged a patient still waiting for a person
             # (route.acknowledge_waiting): it is pending in the conversation, delivered now.
@@ -293,6 +306,14 @@ class InboundProcessor:
             await self._mark_processed(inbound_id)
             return Answered(conversation_id, openid, claimed=[], pending=True)
         return Answered(conversation_id, openid, claimed=stored) if stored else None
+
+    async def _end_form(self, sender_id: str) -> None:
+        """After an emergency a form (a booking) is not carried on: when staff hand the chat back,
+        the patient's next message starts afresh. The advice and the escalation are out already."""
+        try:
+            await self.bot.end_form(sender_id)
+        except BotUnavailable as exc:
+            log.warning("open form of %s not ended after an emergency: %s", sender_id, exc)
 
     async def _tell_delayed(self, conversation_id: int) -> None:
         """Tell the patient once per outage that the answer is late (the push is kept and retried)."""
@@ -407,6 +428,7 @@ class InboundProcessor:
                 session, inbound, conversation, seen_at, self.runtime.protector
             )
             plan = Plan(conversation_id=conversation.id, patient_message_id=message.id)
+            plan.retried = inbound.attempts > 1
             text = _typed_text(inbound.msg_type, message, self.runtime.protector)
             consent_granted = await session.scalar(select(route.latest_consent(identity.id)))
             state = RouteState(
@@ -470,6 +492,9 @@ class InboundProcessor:
         text: str | None,
     ) -> None:
         """Step 1's answer for a patient's message on its route."""
+        if decided is Route.EMERGENCY and text is not None:
+            await self._plan_emergency(session, plan, identity, conversation, message, text)
+            return
         if decided is Route.MEDIA:
             plan.system_replies = [_media_reply(message)]
             return
@@ -501,6 +526,33 @@ class InboundProcessor:
             plan.system_replies = [f"请回复 1 到 {choice.options} 之间的数字。"]
             return
         plan.bot_texts = [choice.text]
+        plan.sender_id = rasa_sender(identity.app_id, identity.openid)
+
+    async def _plan_emergency(
+        self,
+        session: AsyncSession,
+        plan: Plan,
+        identity: WeChatIdentity,
+        conversation: Conversation,
+        message: Message,
+        text: str,
+    ) -> None:
+        """Call 120 / go to the emergency department now and what to do meanwhile, first and alone
+        (never an appointment); the conversation goes to nursing, urgent; the decision is kept
+        with the patient's message (no extra round trip: it commits with step 1; a retried turn,
+        whose message was stored before, checks for it first)."""
+        assessment = assess(text)
+        if not (plan.retried and await decided_on(session, message.id)):
+            record_decision(
+                session,
+                assessment,
+                conversation_id=conversation.id,
+                message_id=message.id,
+                patient_id=identity.patient_id,
+                source=CHAT,
+            )
+        plan.system_replies = [assessment.answer.answer]
+        plan.escalate, plan.escalate_priority, plan.escalate_team = "emergency", "urgent", "nursing"
         plan.sender_id = rasa_sender(identity.app_id, identity.openid)
 
     # -- step 3 --------------------------------------------------------------------------------
@@ -571,12 +623,12 @@ def _media_reply(message: Message) -> str:
 def _content_of(
     msg_type: str, event: str | None, fields: dict[str, str]
 ) -> tuple[str, dict[str, Any] | None]:
-    """The stored message's content and extra; a text or recognised voice that names urgent
-    clinical words carries their mark (urgent_words.py)."""
+    """The stored message's content and extra; a text or recognised voice in which the red-flag
+    screen finds an emergency carries what it found (red_flag_screen.py)."""
     content, extra = _plain_content_of(msg_type, event, fields)
-    mark = urgent_words.current().mark(content) if msg_type in ("text", "voice") else None
+    mark = red_flag_screen.mark(content) if msg_type in ("text", "voice") and content else None
     if mark is not None:
-        extra = {**(extra or {}), urgent_words.MARK_KEY: mark}
+        extra = {**(extra or {}), red_flag_screen.MARK_KEY: mark}
     return content, extra
 
 

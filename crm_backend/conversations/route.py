@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from crm_backend.config import Settings
 from crm_backend.consent import service as consent
 from crm_backend.consent.models import HEALTH_INFORMATION, ConsentRecord
+from crm_backend.conversations import red_flag_screen
 from crm_backend.conversations.models import Conversation, ConversationStatus
 
 #: A conversation idle this long is closed and the next turn starts a new one.
@@ -38,6 +39,9 @@ DIALOGUE = "dialogue"
 
 
 class Route(enum.StrEnum):
+    #: The red-flag screen found an emergency: call 120 now, escalated urgent to nursing. Decided
+    #: before consent, staff, a rating or the bot (a form) see the message.
+    EMERGENCY = "emergency"
     #: Tried too often: the patient is told a person will follow up.
     GIVE_UP = "give_up"
     #: subscribe / unsubscribe and other events.
@@ -207,9 +211,14 @@ class Turn:
 
 
 def decide(turn: Turn, state: RouteState, limits: Limits) -> Route:
-    """The route of `turn` in `state` (already `.at(seen_at)`)."""
+    """The route of `turn` in `state` (already `.at(seen_at)`).
+
+    Only a turn given up on (its processing kept failing) comes before the red-flag screen; every
+    patient message with text is screened, whoever holds the chat and whatever the consent."""
     if turn.attempts > limits.max_attempts and turn.waited >= limits.retry_for:
         return Route.GIVE_UP
+    if turn.msg_type not in ("event", DIALOGUE) and red_flag_screen.is_emergency(turn.text):
+        return Route.EMERGENCY
     if turn.msg_type == "event":
         return Route.EVENT
     if turn.msg_type == DIALOGUE:

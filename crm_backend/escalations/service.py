@@ -30,10 +30,10 @@ from crm_backend.conversations.models import (
 )
 from crm_backend.conversations.outgoing import add_outbound as add_outbound
 from crm_backend.conversations.rating_dialogue import RATING_QUESTION
+from crm_backend.conversations.red_flag_screen import MARK_KEY as RED_FLAG_MARK
 from crm_backend.conversations.reply_window import ReplyWindow, WindowState, reply_window
 from crm_backend.conversations.route import Route
 from crm_backend.conversations.service import current_conversation
-from crm_backend.conversations.urgent_words import MARK_KEY as URGENT_MARK
 from crm_backend.escalations import waiting
 from crm_backend.escalations.access import may_view
 from crm_backend.escalations.hours import describe_opening, is_staffed, next_opening
@@ -128,7 +128,7 @@ class Escalations:
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
                 raise ConsoleError(404, "no such conversation")
-            if await self._named_urgent_words(session, conversation_id):
+            if await self._named_red_flags(session, conversation_id):
                 priority = Priority.URGENT
             existing = await self._open_escalation(session, conversation_id)
             if existing is not None:
@@ -175,9 +175,10 @@ class Escalations:
         await self.auto_assign(escalation.team_id)
         return escalation
 
-    async def _named_urgent_words(self, session: AsyncSession, conversation_id: int) -> bool:
-        """Did the patient name urgent clinical words (urgent_words.py) since the conversation's
-        last escalation was resolved? Then whatever raised this one, it is urgent."""
+    async def _named_red_flags(self, session: AsyncSession, conversation_id: int) -> bool:
+        """Did the red-flag screen find an emergency in the patient's messages (red_flag_screen.py)
+        since the conversation's last escalation was resolved? Then whatever raised this one, it
+        is urgent."""
         since = await session.scalar(
             select(func.max(Escalation.resolved_at)).where(
                 Escalation.conversation_id == conversation_id, Escalation.status == EscalationStatus.RESOLVED
@@ -190,7 +191,7 @@ class Escalations:
         )
         if since is not None:
             query = query.where(Message.created_at > since)
-        return any(URGENT_MARK in (extra or {}) for extra in (await session.scalars(query)).all())
+        return any(RED_FLAG_MARK in (extra or {}) for extra in (await session.scalars(query)).all())
 
     async def _hold(self, session: AsyncSession, escalation: Escalation, actor: Actor) -> None:
         """Writing in a queued chat claims it; one another agent has stays theirs (supervisors may)."""
@@ -693,8 +694,8 @@ class Escalations:
     async def patient_wrote(
         self, message_id: int, conversation_id: int, team_id: int | None = None, route: str = "staff"
     ) -> None:
-        """A patient's message reached staff (the STAFF route): urgent words make the escalation
-        urgent, a patient still waiting for a person may be acknowledged (waiting.py; the worker
+        """A patient's message reached staff (the STAFF or EMERGENCY route): red flags make the
+        escalation urgent, a patient still waiting for a person may be acknowledged (waiting.py; the worker
         that processed the message delivers it), and the console is told."""
         now = datetime.now(UTC)
         raised: int | None = None
@@ -703,7 +704,7 @@ class Escalations:
             conversation = await session.get(Conversation, conversation_id)
             escalation = await self._open_escalation(session, conversation_id)
             if message is not None and conversation is not None and escalation is not None:
-                if URGENT_MARK in (message.extra or {}) and escalation.priority != Priority.URGENT:
+                if RED_FLAG_MARK in (message.extra or {}) and escalation.priority != Priority.URGENT:
                     self._raise_priority(escalation, Priority.URGENT)
                     raised = escalation.id
                 await waiting.acknowledge(
@@ -712,7 +713,7 @@ class Escalations:
                 await session.commit()
         await self.publish_patient_message(message_id, conversation_id, team_id)
         if raised is not None:
-            log.info("escalation %s made urgent: the patient named urgent words", raised)
+            log.info("escalation %s made urgent: the red-flag screen found an emergency", raised)
             await self.publish_escalation("escalation.updated", raised)
 
     def _raise_priority(self, escalation: Escalation, priority: Priority) -> None:

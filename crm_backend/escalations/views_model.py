@@ -21,7 +21,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
-from crm_backend.conversations.urgent_words import MARK_KEY
+from crm_backend.conversations.red_flag_screen import flags_of
 from crm_backend.escalations.labels import LabelRead, labels_of
 from crm_backend.escalations.models import ConversationNote, Escalation, EscalationStatus, Priority
 from crm_backend.escalations.sla import sla_breached
@@ -83,8 +83,8 @@ class MessageRead(BaseModel):
     delivery_status: DeliveryStatus
     delivery_error: str | None
     agent: StaffRef | None
-    #: Urgent clinical words a patient's message names (urgent_words.py), for the console to mark.
-    urgent_words: list[str]
+    #: The red flags the screen found in a patient's message (their names), for the console to mark.
+    red_flags: list[str]
 
 
 class NoteRead(BaseModel):
@@ -207,14 +207,8 @@ async def message_view(session: AsyncSession, message: Message) -> MessageRead:
         delivery_status=message.delivery_status,
         delivery_error=message.delivery_error,
         agent=await _staff_ref(session, message.agent_id),
-        urgent_words=urgent_words_of(message),
+        red_flags=flags_of(message.extra),
     )
-
-
-def urgent_words_of(message: Message) -> list[str]:
-    mark = (message.extra or {}).get(MARK_KEY)
-    words = mark.get("words") if isinstance(mark, dict) else None
-    return [str(word) for word in words] if isinstance(words, list) else []
 
 
 async def note_view(session: AsyncSession, note: ConversationNote) -> NoteRead:

@@ -1,5 +1,9 @@
 """Who a triage question is about, read from the patient's words: "孩子三岁", "我爸", "怀孕五个月".
 
+The person named and their stated age are who_is_ill's reading (the red-flag screen's), so both
+triage layers agree on who is ill; this module adds what departments need besides: the sender's
+own age ("我30岁"), school ages, sex and pregnancy.
+
 The dialogue may already know the 就诊人 (age, sex); what it knows wins, and the words only fill the
 gaps. Children's words used for something else ("生孩子", "没孩子", a fetus's "宝宝在动") do not make
 the question a child's.
@@ -11,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from crm_backend.triage.catalogue import Sex
+from crm_backend.triage.who_is_ill import Relation, people_in
 
 #: Under this age (years) a patient is a child: 儿科 sees 0–13 in Chinese hospitals.
 CHILD_UNTIL = 14
@@ -97,6 +102,11 @@ def _child_named(text: str) -> bool:
 def age_in(text: str, *, pregnant: bool) -> int | None:
     """The age the words give, in whole years; a child's age in months counts as 0."""
     child = _child_named(text)
+    if not pregnant:
+        # A person the message names with an age (我爸65岁, 孩子8个月, 宝宝40天), as the screen reads it.
+        aged = [p for p in people_in(text) if p.age_months is not None and p.relation is not Relation.SELF]
+        if aged:
+            return aged[0].age_months // 12
     years = _YEARS.search(text)
     if years and (number := cn_number(years.group(1))) is not None:
         return number

@@ -12,7 +12,9 @@ import re
 
 from playwright.async_api import Page, expect
 
+from crm_backend.database.core import Database
 from tests.browser.conftest import PageProblems
+from tests.e2e.test_handoff import _conversation_id
 from tests.support.stack import Stack
 
 ADMIN_USERNAME = os.environ.get("TEST_CONSOLE_ADMIN_USERNAME", "admin")
@@ -108,6 +110,31 @@ async def test_escalation_appears_live_is_answered_noted_and_resolved(
     # The bot has the chat again: the patient's next message gets the bot's answer.
     next_answers = await stack.converse(openid, "你好")
     assert any("挂号" in text for text in next_answers), next_answers
+
+    assert page_problems.errors == []
+    assert await page_problems.csp_violations(page) == []
+
+
+async def test_an_emergency_appears_urgent_with_its_red_flags_and_triage_decision(
+    stack: Stack, db: Database, page: Page, page_problems: PageProblems
+) -> None:
+    openid = await stack.consented_patient()
+    await _log_in(page, stack)
+    emergency = "我爸胸口疼得厉害还出冷汗"
+    answers = await stack.converse(openid, emergency)
+    assert answers[0].startswith("这可能是急症，请立即拨打120"), answers
+
+    item = page.locator(f".qitem[data-conversation-id='{await _conversation_id(db, openid)}']")
+    await expect(item).to_be_visible(timeout=LIVE)
+    await expect(item.locator(".qitem-reason")).to_have_text("危急征象：已建议拨打120")
+    await expect(item.locator(".badge")).to_have_text("紧急")
+    await item.click()
+    await expect(page.locator("#conv-body")).to_be_visible()
+    said = page.locator("#messages .msg.patient.urgent", has_text=emergency)
+    await expect(said.locator(".urgent-mark")).to_have_text("⚠ 危急征象：胸痛伴出汗、气短或放射到手臂/下巴")
+    decision = page.locator("#conv-triage .triage-line.emergency")
+    await expect(decision).to_have_count(1)
+    await expect(decision).to_contain_text("急症 · 胸痛伴出汗、气短或放射到手臂/下巴 · 规则 ")
 
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []

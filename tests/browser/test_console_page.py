@@ -264,7 +264,7 @@ async def test_failed_delivery_is_shown_with_the_reason(page: Page, console_only
     assert "failed" in texts["failedClass"]
 
 
-async def test_urgent_words_and_escalation_reasons_are_shown_in_words(
+async def test_red_flags_and_escalation_reasons_are_shown_in_words(
     page: Page, console_only_server: str
 ) -> None:
     await _open_console(page, console_only_server)
@@ -274,8 +274,8 @@ async def test_urgent_words_and_escalation_reasons_are_shown_in_words(
           const message = (extra) => C.renderMessage({id: 1, direction: "in", sender_type: "patient",
             msg_type: "text", content: "我爸胸痛，喘不上气", created_at: new Date().toISOString(),
             delivery_status: "received", delivery_error: null, agent: null, ...extra});
-          const urgent = message({urgent_words: ["胸痛", "喘不上气"]});
-          const plain = message({urgent_words: []});
+          const urgent = message({red_flags: ["胸痛伴出汗、气短或放射到手臂/下巴", "严重呼吸困难"]});
+          const plain = message({red_flags: []});
           const item = (reason) => C.renderQueueItem({escalation_id: 4, conversation_id: 5,
             patient: {id: 6, label: "张*"}, reason, priority: "high", team: {id: 1, name: "投诉办公室"},
             status: "queued", assigned_to: null, created_at: new Date().toISOString(), waiting_seconds: 0,
@@ -285,21 +285,49 @@ async def test_urgent_words_and_escalation_reasons_are_shown_in_words(
             urgentClass: urgent.classList.contains("urgent"),
             mark: urgent.querySelector(".urgent-mark")?.textContent ?? null,
             plainMark: plain.querySelector(".urgent-mark") !== null || plain.classList.contains("urgent"),
-            reasons: ["complaint", "booking_help", "consent_declined", "bot_unavailable", "自由文本"]
-              .map(item),
+            reasons: ["complaint", "booking_help", "consent_declined", "bot_unavailable", "emergency",
+              "自由文本"].map(item),
           };
         }"""
     )
     assert shown["urgentClass"] is True
-    assert shown["mark"] == "⚠ 紧急词：胸痛、喘不上气"
+    assert shown["mark"] == "⚠ 危急征象：胸痛伴出汗、气短或放射到手臂/下巴、严重呼吸困难"
     assert shown["plainMark"] is False
     assert shown["reasons"] == [
         "投诉",
         "挂号遇到困难",
         "未同意健康信息授权，需人工帮助",
         "系统繁忙，机器人未能回复",
+        "危急征象：已建议拨打120",
         "自由文本",
     ]
+
+
+async def test_a_conversation_s_triage_decisions_are_listed_oldest_first(
+    page: Page, console_only_server: str
+) -> None:
+    await _open_console(page, console_only_server)
+    shown = await page.evaluate(
+        """() => {
+          const C = window.CareBridgeConsole;
+          const at = new Date().toISOString();
+          const decision = (id, level, flags, departments) => ({id, level, departments, created_at: at,
+            rule_version: "2026-12-05.1", red_flags: flags.map((f) => f.rule_id), screen: {flags}});
+          const box = C.renderTriageDecisions([
+            decision(2, "routine", [], ["GAST"]),
+            decision(1, "emergency", [{rule_id: "stroke_signs", name: "中风征象"}], ["EMER"]),
+          ]);
+          return {
+            lines: [...box.querySelectorAll(".triage-line")].map((n) => [n.className, n.textContent]),
+            title: box.querySelector(".triage-title")?.textContent ?? null,
+            empty: C.renderTriageDecisions([]).childNodes.length,
+          };
+        }"""
+    )
+    assert shown["title"] == "分诊记录" and shown["empty"] == 0
+    [(first_class, first), (second_class, second)] = shown["lines"]
+    assert "emergency" in first_class and first.endswith("急症 · 中风征象 · 规则 2026-12-05.1")
+    assert "routine" in second_class and second.endswith("门诊预约 · GAST · 规则 2026-12-05.1")
 
 
 async def test_durations_are_mm_ss(page: Page, console_only_server: str) -> None:

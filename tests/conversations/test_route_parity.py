@@ -1,8 +1,8 @@
 """Every storage path routes a turn the same way: the same sequence of pushes (an event, a request
 held at the consent question, consent, voice, an image, a hand-over to staff, a message for them, a
-rating, small talk) through SQLite, PostgreSQL's general path and PostgreSQL's fast path, with the
-worker's real processing and a real Rasa, stores the same rows, sends the same answers and lets
-the bot hear the same texts."""
+rating, small talk, a negated red flag, an emergency) through SQLite, PostgreSQL's general path and
+PostgreSQL's fast path, with the worker's real processing and a real Rasa, stores the same rows,
+sends the same answers and lets the bot hear the same texts."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ STEPS: list[tuple[str, str, dict[str, str]]] = [
     RESOLVE,
     ("text", "5", {}),  # the rating
     ("text", "谢谢", {}),
+    ("text", "没有胸痛，就是咳嗽", {}),  # a negated red flag: the bot's, as any message
+    ("text", "我爸胸口疼得厉害还出冷汗", {}),  # an emergency: 120 advice, urgent to nursing
+    RESOLVE,  # so the next path's nursing queue is as empty as this one's was
 ]
 _serial = itertools.count(1)
 
@@ -125,7 +128,10 @@ async def _resolve(runtime: Runtime, openid: str) -> None:
             .where(WeChatIdentity.openid == openid)
         )
         staff = Staff(
-            username=f"parity-{openid}", display_name="值班护士", password_hash="-", role=StaffRole.supervisor
+            username=f"parity-{openid}-{next(_serial)}",
+            display_name="值班护士",
+            password_hash="-",
+            role=StaffRole.supervisor,
         )
         session.add(staff)
         await session.commit()
@@ -226,7 +232,7 @@ async def transcripts(database_url: str, rasa: RasaServers) -> AsyncIterator[lis
 
 
 #: What every path must produce, checked on each; `transcripts` also compares the paths with each other.
-EXPECTED_BOT_HEARD = ["你好呀", "你好", "转人工", "谢谢"]
+EXPECTED_BOT_HEARD = ["你好呀", "你好", "转人工", "谢谢", "没有胸痛，就是咳嗽"]
 
 
 async def test_every_path_stores_and_answers_the_same(
@@ -238,7 +244,8 @@ async def test_every_path_stores_and_answers_the_same(
     assert first.bot_heard == EXPECTED_BOT_HEARD
     assert first.consent == [True]
     assert [(reason, status, score) for reason, status, score in first.escalations] == [
-        ("patient_request", "resolved", 5)
+        ("patient_request", "resolved", 5),
+        ("emergency", "resolved", None),
     ]
     assert all(status == "processed" for _, status, _ in first.turns)
     held = [m for m in first.messages if m[4] is not None]
@@ -249,3 +256,8 @@ async def test_every_path_stores_and_answers_the_same(
     ack = first.messages[staff_index + 1]
     assert (ack[1], ack[3]) == ("system", "您的消息已收到，工作人员会看到。您前面还有 0 位，请稍候。")
     assert first.messages[staff_index + 2][3].startswith("本次人工服务已结束")
+    # The emergency: the advice is its only answer, then the escalation's notice.
+    emergency = next(i for i, m in enumerate(first.messages) if m[3] == "我爸胸口疼得厉害还出冷汗")
+    advice, notice = first.messages[emergency + 1 : emergency + 3]
+    assert advice[1] == "system" and advice[3].startswith("这可能是急症，请立即拨打120")
+    assert notice[1] == "system" and "转接人工服务" in notice[3]

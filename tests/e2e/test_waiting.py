@@ -4,8 +4,9 @@ Rasa, action server; the WeChat API is the sandbox). Runs on SQLite and on Postg
 - A patient waiting for a person gets a short acknowledgement (at most one per WAITING_ACK_SECONDS)
   with their place in the queue, or outside staffed hours when staff reply; a repeated 转人工 is
   always acknowledged and never starts a second handoff.
-- Escalations carry the reason of the dialogue that raised them, with a fitting priority; urgent
-  clinical words make them urgent and are marked on the message.
+- Escalations carry the reason of the dialogue that raised them, with a fitting priority; an
+  emergency the red-flag screen finds makes them urgent and is marked on the message
+  (tests/e2e/test_emergency.py has the rest of the emergency path).
 - After 不同意 the patient is given the hospital's service phone number.
 """
 
@@ -193,7 +194,7 @@ async def test_asking_for_a_person_in_the_middle_of_booking_says_booking_went_wr
     assert (item["reason"], item["priority"]) == ("booking_help", "normal")
 
 
-async def test_urgent_words_while_waiting_make_the_escalation_urgent_and_mark_the_message(
+async def test_an_emergency_while_waiting_is_advised_and_makes_the_escalation_urgent_and_marked(
     stack: Stack, db: Database, admin: ConsoleClient
 ) -> None:
     openid = await stack.consented_patient()
@@ -202,38 +203,30 @@ async def test_urgent_words_while_waiting_make_the_escalation_urgent_and_mark_th
     assert (await _item(admin, conversation_id))["priority"] == "normal"
 
     await stack.say(openid, "我爸突然胸痛，喘不上气")
-    await send_marker_and_wait(stack, openid, db=db)
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert marked.others[-1].startswith("这可能是急症，请立即拨打120"), marked.others
     item = await _item(admin, conversation_id)
     assert item["priority"] == "urgent"
     created = datetime.fromisoformat(item["created_at"])
     assert datetime.fromisoformat(item["sla_due_at"]) <= created + timedelta(seconds=120)
     view = await _view(admin, conversation_id)
-    marks = {m["content"]: m["urgent_words"] for m in view["messages"] if m["sender_type"] == "patient"}
-    assert marks["我爸突然胸痛，喘不上气"] == ["胸痛", "喘不上气"]
+    marks = {m["content"]: m["red_flags"] for m in view["messages"] if m["sender_type"] == "patient"}
+    assert marks["我爸突然胸痛，喘不上气"] == ["胸痛伴出汗、气短或放射到手臂/下巴", "严重呼吸困难"]
     assert marks["转人工"] == []
 
 
-async def test_negated_urgent_words_leave_the_escalation_as_it_was(
+async def test_a_negated_red_flag_leaves_the_escalation_as_it_was(
     stack: Stack, db: Database, admin: ConsoleClient
 ) -> None:
     openid = await stack.consented_patient()
     await _ask_for_a_person(stack, openid)
     conversation_id = await _conversation_id(db, openid)
     await stack.say(openid, "没有胸痛，就是咳嗽")
-    await send_marker_and_wait(stack, openid, db=db)
+    marked = await send_marker_and_wait(stack, openid, db=db)
+    assert not any("120" in text for text in marked.others[-2:]), marked.others
     assert (await _item(admin, conversation_id))["priority"] == "normal"
     view = await _view(admin, conversation_id)
-    assert all(m["urgent_words"] == [] for m in view["messages"])
-
-
-async def test_urgent_words_said_to_the_bot_make_the_later_escalation_urgent(
-    stack: Stack, db: Database, admin: ConsoleClient
-) -> None:
-    openid = await stack.consented_patient()
-    assert await stack.converse(openid, "我妈刚才抽搐了")
-    await _ask_for_a_person(stack, openid)
-    item = await _item(admin, await _conversation_id(db, openid))
-    assert (item["reason"], item["priority"]) == ("patient_request", "urgent")
+    assert all(m["red_flags"] == [] for m in view["messages"])
 
 
 # -- consent refused ------------------------------------------------------------------------------

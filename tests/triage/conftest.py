@@ -17,6 +17,7 @@ from crm_backend.appointments.demo_data import load_demo_data_if_empty
 from crm_backend.runtime import Runtime
 from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
+from crm_backend.triage.decision_views import router as decisions_router
 from crm_backend.triage.store import seed_departments
 from crm_backend.triage.views import router as triage_router
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
@@ -48,7 +49,7 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    app = await build_api_app(runtime, staff_router, audit_router, triage_router)
+    app = await build_api_app(runtime, staff_router, audit_router, triage_router, decisions_router)
     # As in the real app: malformed console input is a 400.
     app.add_exception_handler(RequestValidationError, _bad_request)
     return app

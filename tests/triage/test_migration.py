@@ -28,3 +28,17 @@ def test_triage_columns_come_and_go_and_keep_the_department(tmp_path: Path):
         assert db.execute("SELECT code, aliases FROM departments").fetchall() == [("RESP", '["呼吸科"]')]
         columns = {r[1] for r in db.execute("PRAGMA table_info(departments)")}
         assert "symptom_terms" not in columns
+
+
+def test_triage_decisions_table_comes_and_goes_and_matches_the_models(tmp_path: Path):
+    path = tmp_path / "carebridge.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    alembic(url, "upgrade", "head")
+    alembic(url, "check")
+    with sqlite3.connect(path) as db:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(triage_decisions)")}
+        assert {"message_id", "level", "red_flags", "rule_version", "data_version", "screen"} <= columns
+    alembic(url, "downgrade", "0010_department_triage")
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "triage_decisions" not in tables and "departments" in tables

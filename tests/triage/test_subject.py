@@ -6,6 +6,7 @@ import pytest
 
 from crm_backend.triage.catalogue import Sex
 from crm_backend.triage.subject import read_subject
+from crm_backend.triage.who_is_ill import people_in
 
 
 @pytest.mark.parametrize(
@@ -36,3 +37,16 @@ def test_what_the_dialogue_knows_wins():
     assert read_subject("孩子咳嗽", age_years=30).is_child is False
     assert read_subject("头疼", sex="male", pregnant=True).pregnant is False
     assert read_subject("腰酸", pregnant=True).sex is Sex.FEMALE
+
+
+@pytest.mark.parametrize(
+    "text", ["宝宝40天了，一直吐奶", "孩子一岁半，拉肚子", "我爸65岁，胸口闷", "新生儿黄疸", "孩子8个月发烧"]
+)
+def test_departments_and_the_red_flag_screen_read_the_same_age(text: str):
+    """One reading of who is ill: the age departments use is the one the screen found (who_is_ill)."""
+    [named] = [p for p in people_in(text) if p.age_months is not None]
+    assert read_subject(text).age_years == named.age_months // 12
+
+
+def test_a_baby_s_age_in_days_is_read_not_guessed():
+    assert read_subject("宝宝40天了，一直吐奶").age_years == 0  # not "a child of unknown age" (6)

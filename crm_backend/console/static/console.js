@@ -27,6 +27,7 @@ import { logout, setMe, setPresence, showLogin, submitLogin } from "./js/session
 import { createStaff, createTeam, loadStaff } from "./js/staff-admin.js";
 import { isAdmin, isSupervisor, state } from "./js/state.js";
 import { loadDirectory, openTransfer, submitTransfer } from "./js/transfer.js";
+import { renderTriageDecisions } from "./js/triage-decisions.js";
 import { renderTyping, sendTyping } from "./js/typing.js";
 
 function showView(view) {
@@ -174,7 +175,7 @@ async function boot() {
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
   renderMessage, renderNote, renderQueueItem, renderPatientPanel, render360, formatDuration, messageText, slaInfo,
-  handleEvent,
+  handleEvent, renderTriageDecisions,
 });
 
 boot(); // module scripts run once the document is parsed

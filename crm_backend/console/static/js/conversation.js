@@ -9,6 +9,7 @@ import { showPatient } from "./patient-panel.js";
 import { renderQueues, upsertItem } from "./queues.js";
 import { forgetWindow, loadWindow, startMessage, windowOf, windowRefusal } from "./reply-window.js";
 import { state } from "./state.js";
+import { loadTriageDecisions } from "./triage-decisions.js";
 import { renderTyping } from "./typing.js";
 
 export function closeConversation() {
@@ -45,6 +46,7 @@ export async function openConversation(conversationId) {
   }
   renderConversationHeader();
   renderConversationLabels();
+  loadTriageDecisions(conversationId);
   renderMessages(true);
   updateComposerState();
   renderTyping();
@@ -137,11 +139,11 @@ export function renderMessage(message) {
   else if (sender === "patient") who = patientLabel();
   node.append(el("div", "who", who));
   node.append(el("div", "bubble", messageText(message)));
-  const urgent = message.urgent_words || [];
-  if (urgent.length) {
-    // Urgent clinical words the patient named (a word list, not a diagnosis): read this first.
+  const flags = message.red_flags || [];
+  if (flags.length) {
+    // Red flags the screen found (the patient was told to call 120): read this first.
     node.classList.add("urgent");
-    node.append(el("div", "urgent-mark", "⚠ 紧急词：" + urgent.join("、")));
+    node.append(el("div", "urgent-mark", "⚠ 危急征象：" + flags.join("、")));
   }
   const meta = el("div", "meta");
   meta.append(el("span", "time", formatTime(message.created_at)));

@@ -23,6 +23,7 @@ const REASONS = {
   bot_fallback: "机器人两次未能理解",
   bot_unavailable: "系统繁忙，机器人未能回复",
   consent_declined: "未同意健康信息授权，需人工帮助",
+  emergency: "危急征象：已建议拨打120", // the red-flag screen (conversations/route.py EMERGENCY)
 };
 
 export function reasonText(reason) {

@@ -171,13 +171,18 @@ def main() -> None:
     parser.add_argument("--method", choices=("terms", "tfidf"), default="terms")
     parser.add_argument("--misses", action="store_true", help="print every top-1 miss")
     parser.add_argument(
-        "--file", type=Path, default=EVAL_DIR / "departments.yml", help="the question set (default: %(default)s)"
+        "--file",
+        type=Path,
+        default=EVAL_DIR / "departments.yml",
+        help="the question set (default: %(default)s)",
     )
     args = parser.parse_args()
     if not args.departments:
         parser.error("say what to evaluate: --departments")
     questions = [
-        q for q in department_questions(args.file) if args.split == "all" or q.heldout == (args.split == "heldout")
+        q
+        for q in department_questions(args.file)
+        if args.split == "all" or q.heldout == (args.split == "heldout")
     ]
     data = load_triage_data()
     rank = terms_ranker(data) if args.method == "terms" else tfidf_ranker(data)

@@ -37,8 +37,12 @@ INTENT_LABELS: dict[str, str] = {
     "inform": "继续刚才的挂号",
     "affirm": "表示同意",
     "deny": "表示不需要",
+    "triage_symptoms": "咨询该看哪个科",
+    "hospital_info": "了解医院的时间、地址或停车等信息",
 }
 GENERIC_LABEL = "咨询其他事情"
+#: How the "did you mean ...?" question starts (bot/dialogs/unhelpful.py counts it as unhelpful).
+AFFIRMATION_PREFIX = "不好意思，我不太确定有没有理解对。"
 DENY_TITLE = "都不是"
 
 
@@ -82,7 +86,7 @@ class ActionDefaultAskAffirmation(Action):
 
         label = intent_label(intent)
         dispatcher.utter_message(
-            text=f"不好意思，我不太确定有没有理解对。请问您是想{label}吗？",
+            text=f"{AFFIRMATION_PREFIX}请问您是想{label}吗？",
             buttons=[
                 {"title": label, "payload": f"/{intent}"},
                 {"title": DENY_TITLE, "payload": f"/{DENY_INTENT}"},

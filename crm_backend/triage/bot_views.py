@@ -20,7 +20,7 @@ from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation
 from crm_backend.patients.service import get_identity, read_rasa_sender
 from crm_backend.staff.deps import DbSession
-from crm_backend.triage.service import MAX_TEXT_CHARS, Assessment, TriageAnswer, assess
+from crm_backend.triage.service import MAX_TEXT_CHARS, TriageAnswer, assess
 from crm_backend.triage.store import hospital_departments
 from crm_backend.triage.who_is_ill import people_in
 
@@ -66,12 +66,6 @@ async def _sender_self(session: DbSession, sender: str | None) -> Patient | None
     )
 
 
-def record_decision_here(assessment: Assessment) -> None:
-    """MERGE POINT (issue 14): the other triage branch adds `record_decision(session, assessment, ...)`
-    (table triage_decisions, with the rule version) and the lead wires it in here, so every decision
-    the bot API makes is stored and reviewable by staff. Until then nothing is stored."""
-
-
 @router.post("/triage")
 async def triage(
     body: TriageQuestion, response: Response, session: DbSession, sender: str | None = None
@@ -88,7 +82,10 @@ async def triage(
     assessment = assess(
         text, departments=await hospital_departments(session) or None, age_years=age_years, sex=sex
     )
-    record_decision_here(assessment)
+    # MERGE POINT (issue 14): the triage-decisions branch adds `record_decision` (table
+    # triage_decisions, with the rule version, reviewable by staff); the lead calls it here with
+    # `assessment`, the text and the sender, so every decision this API makes is stored. Until
+    # then nothing is stored.
     recommendation = assessment.recommendation
     if (
         recommendation is not None

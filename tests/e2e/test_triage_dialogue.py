@@ -125,3 +125,16 @@ async def test_one_out_of_scope_answer_after_a_helpful_one_does_not_hand_over(st
     await stack.converse(openid, "医院几点开门")
     answers = await stack.converse(openid, "给我讲个笑话")
     assert not any(HANDED_OVER in answer for answer in answers), answers
+
+
+async def test_in_the_middle_of_booking_hospital_questions_and_symptoms_are_answered(
+    stack: Stack, hospital: None
+) -> None:
+    openid, _ = await patient_with_self(stack)
+    assert "哪个科室" in (await stack.converse(openid, "我想挂个号"))[-1]
+    parking = await stack.converse(openid, "停车场在哪")
+    assert "地下停车场" in parking[0] and "哪个科室" in parking[-1]
+    answers = await stack.converse(openid, "我肚子疼拉肚子，不知道挂哪个科")
+    assert "消化内科" in "\n".join(answers) and OFFER in answers[-1]
+    asked = await stack.converse(openid, "好的")
+    assert "哪一天" in asked[-1]

@@ -2,16 +2,19 @@
 action server, bot API and database (the fake WeChat API is the only stand-in).
 
 The demo hospital (its departments with their triage fields, doctors and sessions) is loaded into the
-stack's database once, as `make run` does.
+stack's database for this module, as `make run` loads it, and removed afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from crm_backend.appointments.demo_data import load_demo_data
-from crm_backend.appointments.models import Appointment, Department, Doctor, Schedule
+from crm_backend.appointments.models import Appointment, AppointmentReminder, Department, Doctor, Schedule
 from crm_backend.appointments.service import hospital_today
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import Database, utcnow
@@ -25,14 +28,33 @@ OFFER = "需要帮您预约"
 HANDED_OVER = "已为您转接人工服务"
 
 
-@pytest.fixture
-async def hospital(db: Database) -> None:
-    """The demo hospital, once per stack (the booking tests' own clinics use other codes)."""
-    async with db.sessions() as session:
-        if await session.scalar(select(Department.id).where(Department.code == "GSUR")) is None:
-            await load_demo_data(session, hospital_today(utcnow()))
-            await seed_departments(session)
+@pytest.fixture(scope="module")
+async def hospital(stack: Stack) -> AsyncIterator[None]:
+    """The demo hospital for this module, removed afterwards: the booking tests seed departments of
+    the same names and expect only theirs."""
+    database = Database(stack.database_url)
+    async with database.sessions() as session:
+        before = set(await session.scalars(select(Department.id)))
+        await load_demo_data(session, hospital_today(utcnow()))
+        await seed_departments(session)
+        await session.commit()
+    try:
+        yield
+    finally:
+        async with database.sessions() as session:
+            ours = select(Department.id).where(Department.id.not_in(before) if before else sa.true())
+            doctors = select(Doctor.id).where(Doctor.department_id.in_(ours))
+            schedules = select(Schedule.id).where(Schedule.doctor_id.in_(doctors))
+            appointments = select(Appointment.id).where(Appointment.schedule_id.in_(schedules))
+            await session.execute(
+                sa.delete(AppointmentReminder).where(AppointmentReminder.appointment_id.in_(appointments))
+            )
+            await session.execute(sa.delete(Appointment).where(Appointment.id.in_(appointments)))
+            await session.execute(sa.delete(Schedule).where(Schedule.id.in_(schedules)))
+            await session.execute(sa.delete(Doctor).where(Doctor.id.in_(doctors)))
+            await session.execute(sa.delete(Department).where(Department.id.in_(ours)))
             await session.commit()
+        await database.dispose()
 
 
 async def test_a_childs_fever_goes_to_paediatrics_with_a_reason_and_a_booking_offer(
@@ -80,7 +102,6 @@ async def test_abdominal_pain_gets_one_question_then_books_the_suggested_departm
         assert doctor is not None
         department = await session.get(Department, doctor.department_id)
     assert department is not None and department.code == "GSUR"
-    assert isinstance(booked[0], Appointment)
 
 
 async def test_an_emergency_for_a_father_is_never_offered_a_booking(stack: Stack, hospital: None) -> None:

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs.handoff import BOOKING_HELP, escalation_request, was_booking
+from dialogs.unhelpful import AFFIRMATION_PREFIX, UNHELPFUL_REASON, previous_answer_unhelpful
 
 #: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
 #: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
@@ -41,8 +42,6 @@ INTENT_LABELS: dict[str, str] = {
     "hospital_info": "了解医院的时间、地址或停车等信息",
 }
 GENERIC_LABEL = "咨询其他事情"
-#: How the "did you mean ...?" question starts (bot/dialogs/unhelpful.py counts it as unhelpful).
-AFFIRMATION_PREFIX = "不好意思，我不太确定有没有理解对。"
 DENY_TITLE = "都不是"
 
 
@@ -78,6 +77,12 @@ class ActionDefaultAskAffirmation(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """Send the affirmation question; the two-stage fallback loop handles the answer."""
+        if previous_answer_unhelpful(tracker, domain):
+            # An unclear message right after an out-of-scope answer: the second unhelpful answer
+            # in a row would be this question, so a person takes over instead.
+            dispatcher.utter_message(response="utter_handing_over")
+            dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
+            return []
         intent = best_guess(tracker.latest_message)
         if intent is None:
             # Nothing sensible to offer: asking for a rephrase is the next stage anyway.

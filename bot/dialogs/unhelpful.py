@@ -2,7 +2,8 @@
 
 The two-stage fallback already gives up after two unclear messages; this covers "超出范围" answers:
 an out-of-scope question right after an unhelpful answer (out of scope, "please rephrase", or the
-fallback's "did you mean ...?") is handed over instead of declined again.
+fallback's "did you mean ...?") is handed over instead of declined again, and so is an unclear
+message right after an out-of-scope answer (bot/dialogs/fallback.py asks this module).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from dialogs.fallback import AFFIRMATION_PREFIX
 from dialogs.handoff import escalation_request
 
 UNHELPFUL_RESPONSES = ("utter_out_of_scope", "utter_ask_rephrase")
-REASON = "bot_fallback"
+#: How the fallback's "did you mean ...?" question starts (bot/dialogs/fallback.py); it did not help either.
+AFFIRMATION_PREFIX = "不好意思，我不太确定有没有理解对。"
+UNHELPFUL_REASON = "bot_fallback"
 
 
 def _unhelpful_texts(domain: DomainDict) -> set[str]:
@@ -56,7 +58,7 @@ class ActionOutOfScope(Action):
     ) -> list[dict[str, Any]]:
         if previous_answer_unhelpful(tracker, domain):
             dispatcher.utter_message(response="utter_handing_over")
-            dispatcher.utter_message(json_message=escalation_request(REASON))
+            dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
             return []
         dispatcher.utter_message(response="utter_out_of_scope")
         return []

@@ -159,3 +159,11 @@ async def test_in_the_middle_of_booking_hospital_questions_and_symptoms_are_answ
     assert "消化内科" in "\n".join(answers) and OFFER in answers[-1]
     asked = await stack.converse(openid, "好的")
     assert "哪一天" in asked[-1]
+
+
+async def test_an_unclear_message_after_an_out_of_scope_answer_hands_over(stack: Stack) -> None:
+    openid = await stack.consented_patient()
+    await stack.converse(openid, "今天天气怎么样")
+    answers = await stack.converse(openid, "阿斯顿发个噶")
+    assert any(HANDED_OVER in answer for answer in answers), answers
+    assert not any("请问您是想" in answer for answer in answers), answers

@@ -18,6 +18,7 @@ from rasa_sdk.types import DomainDict
 
 from dialogs.booking import BOOK, STOPPED, _reset
 from dialogs.crm import CRM, Answer, CRMUnavailable
+from dialogs.unhelpful import TRIAGE_SAY_MORE_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ CRM_DOWN = (
     "如果病情紧急，请立即拨打120或直接前往急诊。"
 )
 SAY_MORE = (
-    "我还没能从您的描述判断该看哪个科。能再具体说说哪里不舒服、有多久了、是谁不舒服吗？"
+    f"{TRIAGE_SAY_MORE_PREFIX}能再具体说说哪里不舒服、有多久了、是谁不舒服吗？"
     "例如“孩子发烧咳嗽三天了”。也可以回复“人工”咨询工作人员。"
 )
 CLEARED = [

@@ -1,9 +1,9 @@
 """Two unhelpful answers in a row hand the chat to a person.
 
 The two-stage fallback already gives up after two unclear messages; this covers "超出范围" answers:
-an out-of-scope question right after an unhelpful answer (out of scope, "please rephrase", or the
-fallback's "did you mean ...?") is handed over instead of declined again, and so is an unclear
-message right after an out-of-scope answer (bot/dialogs/fallback.py asks this module).
+an out-of-scope question right after an unhelpful answer (out of scope, "please rephrase", the
+fallback's "did you mean ...?", triage's "please say more") is handed over instead of declined
+again, and so is an unclear message right after such an answer (bot/dialogs/fallback.py asks).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dialogs.handoff import escalation_request
 UNHELPFUL_RESPONSES = ("utter_out_of_scope", "utter_ask_rephrase")
 #: How the fallback's "did you mean ...?" question starts (bot/dialogs/fallback.py); it did not help either.
 AFFIRMATION_PREFIX = "不好意思，我不太确定有没有理解对。"
+#: How triage's "please say more" starts (bot/dialogs/triage.py): no department could be named.
+TRIAGE_SAY_MORE_PREFIX = "我还没能从您的描述判断该看哪个科。"
 UNHELPFUL_REASON = "bot_fallback"
 
 
@@ -43,7 +45,7 @@ def previous_answer_unhelpful(tracker: Tracker, domain: DomainDict) -> bool:
             seen_message = True
         elif kind == "bot" and seen_message:
             text = (event.get("text") or "").strip()
-            return text in texts or text.startswith(AFFIRMATION_PREFIX)
+            return text in texts or text.startswith((AFFIRMATION_PREFIX, TRIAGE_SAY_MORE_PREFIX))
     return False
 
 

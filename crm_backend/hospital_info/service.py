@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.hospital_info.models import HospitalInfoEntry
@@ -59,7 +60,11 @@ async def seed_if_empty(session: AsyncSession) -> bool:
                 version=version,
             )
         )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # another request seeded it a moment ago: theirs stands
+        return False
     return True
 
 

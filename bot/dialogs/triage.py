@@ -1,9 +1,10 @@
 """Triage in chat: which department for the patient's words, with a booking offer.
 
 The CRM decides (`POST /internal/bot/triage`, red flags first); this module only carries the
-answer: an emergency as it is (never a booking offer), a recommendation with the offer to book
-that department, or, when two departments are close, the CRM's one clarifying question, asked by
-triage_form before action_triage_recommend asks the CRM again with both messages.
+answer: an emergency as it is (never a booking offer); an urgent answer (today: no appointment
+offered); a recommendation with the offer to book that department; or, when two departments are
+close, the CRM's one clarifying question, asked by triage_form before action_triage_recommend asks
+the CRM again with both messages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dialogs.unhelpful import TRIAGE_SAY_MORE_PREFIX
 log = logging.getLogger(__name__)
 
 EMERGENCY = "emergency"
+URGENT = "urgent"
 #: The CRM's header saying its answer is a clarifying question, not yet a recommendation.
 STEP_HEADER = "x-triage-step"
 QUESTION_STEP = "question"
@@ -36,6 +38,10 @@ CRM_DOWN = (
 SAY_MORE = (
     f"{TRIAGE_SAY_MORE_PREFIX}能再具体说说哪里不舒服、有多久了、是谁不舒服吗？"
     "例如“孩子发烧咳嗽三天了”。也可以回复“人工”咨询工作人员。"
+)
+URGENT_WITHOUT_DEPARTMENT = (
+    "从您的描述看，需要尽快就医：建议今天就到急诊科或当天门诊就诊；如果症状突然加重，请立即拨打120。"
+    "以上只是就诊建议，不是诊断。"
 )
 CLEARED = [
     SlotSet("triage_text", None),
@@ -57,12 +63,17 @@ def _deliver(answer: Answer, dispatcher: CollectingDispatcher) -> list[dict[str,
     """Say the CRM's answer; offer to book its first department unless it is an emergency."""
     body = answer.body
     departments = body.get("departments") or []
+    no_offer = [SlotSet("triage_offer", False), SlotSet("triage_department", None)]
     if body.get("level") == EMERGENCY:
         dispatcher.utter_message(text=body.get("answer") or "")
-        return [SlotSet("triage_offer", False), SlotSet("triage_department", None)]
+        return no_offer
+    if body.get("level") == URGENT:
+        # Today, at the emergency department or a same-day clinic: an appointment would come too late.
+        dispatcher.utter_message(text=body.get("answer") or URGENT_WITHOUT_DEPARTMENT)
+        return no_offer
     if not body.get("answer") or not departments:
         dispatcher.utter_message(text=SAY_MORE)
-        return [SlotSet("triage_offer", False), SlotSet("triage_department", None)]
+        return no_offer
     first = departments[0]
     dispatcher.utter_message(text=body["answer"])
     dispatcher.utter_message(

@@ -167,3 +167,13 @@ async def test_an_unclear_message_after_an_out_of_scope_answer_hands_over(stack:
     answers = await stack.converse(openid, "阿斯顿发个噶")
     assert any(HANDED_OVER in answer for answer in answers), answers
     assert not any("请问您是想" in answer for answer in answers), answers
+
+
+async def test_an_urgent_answer_says_today_and_offers_no_appointment(stack: Stack, hospital: None) -> None:
+    openid = await stack.consented_patient()
+    answers = await stack.converse(openid, "头突然疼得厉害，看哪个科")
+    text = "\n".join(answers)
+    assert "神经内科" in text and "今天" in text and NOT_A_DIAGNOSIS in text
+    assert OFFER not in text
+    # A later yes books nothing: it is a stray yes.
+    assert OFFER not in "\n".join(await stack.converse(openid, "好的"))

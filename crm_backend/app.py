@@ -109,6 +109,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
     from crm_backend.staff.audit_views import router as audit_router
@@ -128,6 +129,7 @@ def _include_console(app: FastAPI) -> None:
         appointments_router,
         triage_router,
         triage_decisions_router,
+        hospital_info_router,
         ws_router,
         console_page_router,
     ):
@@ -135,12 +137,17 @@ def _include_console(app: FastAPI) -> None:
 
 
 def _include_bot_api(app: FastAPI) -> None:
-    """What the Rasa action server calls (token-protected): patient records and booking."""
+    """What the Rasa action server calls (token-protected): patient records, booking, triage and
+    hospital information."""
     from crm_backend.appointments.bot_views import router as booking_router
+    from crm_backend.hospital_info.bot_views import router as hospital_info_router
     from crm_backend.patients.bot_views import router as patients_router
+    from crm_backend.triage.bot_views import router as triage_router
 
     app.include_router(patients_router)
     app.include_router(booking_router)
+    app.include_router(triage_router)
+    app.include_router(hospital_info_router)
 
 
 def add_error_answers(app: FastAPI) -> None:

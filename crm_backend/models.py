@@ -7,6 +7,7 @@ from crm_backend.conversations.models import Conversation, InboundMessage, Messa
 from crm_backend.database.core import Base
 from crm_backend.escalations.label_models import ConversationLabel, Label
 from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
+from crm_backend.hospital_info.models import HospitalInfoEntry
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
 from crm_backend.triage.models import TriageDecision
@@ -24,6 +25,7 @@ __all__ = [
     "Department",
     "Doctor",
     "Escalation",
+    "HospitalInfoEntry",
     "InboundMessage",
     "Label",
     "Message",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -29,6 +29,7 @@ class CRMUnavailable(Exception):
 class Answer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -56,7 +57,9 @@ class CRM:
             async with aiohttp.ClientSession(timeout=TIMEOUT, headers=_headers()) as http:
                 async with http.request(method, url, params={"sender": self.sender}, json=json) as response:
                     body = await response.json(content_type=None)
-                    answer = Answer(response.status, body if isinstance(body, dict) else {})
+                    answer = Answer(
+                        response.status, body if isinstance(body, dict) else {}, dict(response.headers)
+                    )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise CRMUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if answer.status >= 500 or answer.status in (400, 401, 403):
@@ -96,3 +99,14 @@ class CRM:
         return await self._call(
             "POST", f"/appointments/{appointment_id}/reschedule", {"schedule_id": schedule_id}
         )
+
+    async def triage(self, text: str, clarification: str | None = None) -> Answer:
+        """Which department (or an emergency) for the patient's words; see crm_backend/triage/bot_views.py."""
+        body: dict[str, Any] = {"text": text}
+        if clarification is not None:
+            body["clarification"] = clarification
+        return await self._call("POST", "/triage", body)
+
+    async def hospital_info(self, text: str) -> dict[str, Any]:
+        """The hospital's own answer to a question about hours, address, parking, visiting, phone, where."""
+        return (await self._call("POST", "/hospital-info", {"text": text})).body

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs.handoff import BOOKING_HELP, escalation_request, was_booking
+from dialogs.unhelpful import AFFIRMATION_PREFIX, UNHELPFUL_REASON, previous_answer_unhelpful
 
 #: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
 #: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
@@ -37,6 +38,8 @@ INTENT_LABELS: dict[str, str] = {
     "inform": "继续刚才的挂号",
     "affirm": "表示同意",
     "deny": "表示不需要",
+    "triage_symptoms": "咨询该看哪个科",
+    "hospital_info": "了解医院的时间、地址或停车等信息",
 }
 GENERIC_LABEL = "咨询其他事情"
 DENY_TITLE = "都不是"
@@ -74,6 +77,12 @@ class ActionDefaultAskAffirmation(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """Send the affirmation question; the two-stage fallback loop handles the answer."""
+        if previous_answer_unhelpful(tracker, domain):
+            # An unclear message right after an out-of-scope answer: the second unhelpful answer
+            # in a row would be this question, so a person takes over instead.
+            dispatcher.utter_message(response="utter_handing_over")
+            dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
+            return []
         intent = best_guess(tracker.latest_message)
         if intent is None:
             # Nothing sensible to offer: asking for a rephrase is the next stage anyway.
@@ -82,7 +91,7 @@ class ActionDefaultAskAffirmation(Action):
 
         label = intent_label(intent)
         dispatcher.utter_message(
-            text=f"不好意思，我不太确定有没有理解对。请问您是想{label}吗？",
+            text=f"{AFFIRMATION_PREFIX}请问您是想{label}吗？",
             buttons=[
                 {"title": label, "payload": f"/{intent}"},
                 {"title": DENY_TITLE, "payload": f"/{DENY_INTENT}"},

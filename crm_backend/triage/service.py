@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_backend.triage.catalogue import DepartmentProfile
-from crm_backend.triage.departments import Recommendation, recommend
+from crm_backend.triage.departments import Level, Recommendation, recommend
 from crm_backend.triage.red_flags import RedFlagResult, ScreenContext, screen
 
 #: The longest description the triage answers; a longer message is cut here, not refused.
@@ -93,6 +93,10 @@ def assess(
         level=TriageLevel(recommendation.level.value),
         red_flags=[],
         departments=[DepartmentRef(code=d.code, name=d.name) for d in recommendation.departments[:3]],
-        answer=recommendation.patient_text() if recommendation.understood else "",
+        # Not understood: empty, so the dialogue asks for more; unless an urgency word was heard,
+        # which is answered at once (go today) whatever the department.
+        answer=recommendation.patient_text()
+        if recommendation.understood or recommendation.level is Level.URGENT
+        else "",
     )
     return Assessment(answer=answer, screen=result, recommendation=recommendation)

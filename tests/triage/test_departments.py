@@ -16,6 +16,7 @@ from crm_backend.triage.catalogue import (
     load_triage_data,
 )
 from crm_backend.triage.departments import NOT_A_DIAGNOSIS, Level, recommend
+from crm_backend.triage.service import assess
 
 
 def codes(text: str, **known: object) -> list[str]:
@@ -147,3 +148,13 @@ def test_the_data_file_covers_every_demo_department():
     for code, _official, patient_name, _aliases in DEPARTMENTS:
         assert profiles[code].name == patient_name
         assert profiles[code].description and len(profiles[code].terms) >= 5, code
+
+
+def test_an_urgent_word_is_answered_at_once_even_when_no_department_term_matched() -> None:
+    """ "Say more" would leave a patient with days of high fever waiting; go today is said at once."""
+    answer = assess("突然特别难受，越来越厉害").answer
+    assert answer.level == "urgent"
+    assert "今天" in answer.answer and "不是诊断" in answer.answer
+    assert (
+        assess("你们那边天气怎么样").answer.answer == ""
+    )  # nothing urgent, nothing understood: ask for more

@@ -275,6 +275,12 @@ def test_common_misspellings_are_read_as_meant() -> None:
     assert screen("头晕到现在，想挂神经内科").flags == ()
 
 
+def test_what_will_not_stop_is_bleeding_only_when_blood_is_named() -> None:
+    assert screen("我拉肚子止不住").flags == ()
+    assert screen("咳嗽止不住，晚上睡不着").flags == ()
+    assert "heavy_bleeding" in screen("流鼻血两个小时了，止不住").rule_ids
+
+
 def test_a_cramp_is_not_a_seizure() -> None:
     assert screen("晚上小腿抽筋了").flags == ()
     assert "seizure" in screen("孩子突然抽筋了，眼睛往上翻").rule_ids

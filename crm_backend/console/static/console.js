@@ -13,6 +13,7 @@ import {
   closeConversation, messageText, openConversation, renderMessage, renderNote, resolveCurrent, send, setMode,
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
+import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
 import { formatDuration } from "./js/format.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
@@ -31,7 +32,7 @@ import { renderTriageDecisions } from "./js/triage-decisions.js";
 import { renderTyping, sendTyping } from "./js/typing.js";
 
 function showView(view) {
-  if ((view === "staff" && !isAdmin()) || ((view === "audit" || view === "report") && !isSupervisor())) {
+  if ((view === "staff" && !isAdmin()) || (["audit", "report", "hospital"].includes(view) && !isSupervisor())) {
     view = "workspace";
   }
   state.view = view;
@@ -39,10 +40,12 @@ function showView(view) {
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
   $("report-view").hidden = view !== "report";
+  $("hospital-view").hidden = view !== "hospital";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
+  if (view === "hospital") loadHospitalData();
 }
 
 function startApp(me) {
@@ -155,6 +158,7 @@ function wire() {
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
+  wireHospitalData();
   wireLabels();
   wireSearch();
   wirePatientSearch(openConversation);

@@ -12,11 +12,13 @@ export function onSession(handlers) {
 }
 
 export class ApiError extends Error {
-  constructor(status, detail, retryAfter) {
+  constructor(status, detail, retryAfter, errors) {
     super(detail || "HTTP " + status);
     this.status = status;
     this.detail = detail || "";
     this.retryAfter = retryAfter;
+    /** For invalid input (400): `[{"loc", "msg"}]`, which field was refused and why. */
+    this.errors = errors || [];
   }
 }
 
@@ -54,7 +56,8 @@ export async function api(method, path, body, options = {}) {
   }
   if (!response.ok) {
     const detail = detailText(data);
-    const error = new ApiError(response.status, detail, response.headers.get("Retry-After"));
+    const errors = data !== null && Array.isArray(data.errors) ? data.errors : [];
+    const error = new ApiError(response.status, detail, response.headers.get("Retry-After"), errors);
     if (response.status === 401 && !options.anonymous) hooks.unauthorized();
     if (response.status === 403 && /csrf/i.test(detail) && !options.retried && state.me !== null) {
       // The session's token changed (e.g. another tab logged in again): take the new one, retry once.

@@ -70,6 +70,7 @@ export function setMe(me) {
   $("tab-staff").hidden = !isAdmin();
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
+  $("tab-hospital").hidden = !isSupervisor();
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();
 }

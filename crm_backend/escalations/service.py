@@ -194,7 +194,15 @@ class Escalations:
         return any(RED_FLAG_MARK in (extra or {}) for extra in (await session.scalars(query)).all())
 
     async def _hold(self, session: AsyncSession, escalation: Escalation, actor: Actor) -> None:
-        """Writing in a queued chat claims it; one another agent has stays theirs (supervisors may)."""
+        """Writing in a queued chat claims it; one another agent has stays theirs (supervisors may).
+        A chat now with another team is not taken over by writing in it: it is refused (audited)."""
+        if not (actor.sees_all_teams or escalation.team_id in actor.team_ids):
+            raise AccessRefused(
+                "this conversation is now with another team",
+                action="escalation.claim",
+                object_type="escalation",
+                object_id=escalation.id,
+            )
         if escalation.status == EscalationStatus.QUEUED:
             if not await self._take(session, escalation.id, actor.id):
                 raise ConsoleError(409, "already taken by someone else")

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from crm_backend.audit.service import record as audit
 from crm_backend.database.core import RowId
+from crm_backend.escalations.access import visible_to
+from crm_backend.patients.models import Patient
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
 from crm_backend.staff.models import StaffRole
 from crm_backend.triage.models import TriageDecision
@@ -57,6 +59,9 @@ async def list_triage_decisions(
 ) -> list[TriageDecisionRead]:
     """Newest first; filtered by conversation and/or level. Each read is audited."""
     query = select(TriageDecision).order_by(TriageDecision.id.desc()).limit(limit)
+    reach = visible_to(staff)
+    if reach is not None:  # a nurse reads the decisions of the patients her teams may open
+        query = query.where(TriageDecision.patient_id.in_(select(Patient.id).where(reach)))
     if conversation_id is not None:
         query = query.where(TriageDecision.conversation_id == conversation_id)
     if level is not None:
@@ -75,6 +80,7 @@ async def list_triage_decisions(
             "conversation_id": conversation_id,
             "level": level.value if level is not None else None,
             "returned": [row.id for row in rows],
+            "patients": sorted(patients),
         },
     )
     await session.commit()

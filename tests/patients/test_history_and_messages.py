@@ -20,7 +20,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
-from crm_backend.escalations.models import Escalation
+from crm_backend.escalations.models import Escalation, EscalationStatus
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.records import add_managed_patient
 from crm_backend.runtime import Runtime
@@ -298,3 +298,44 @@ async def test_a_masked_phone_finds_only_patients_whose_phone_shows_so(
             assert [p["id"] for p in found] == [family.patient_id], query
         for query in ("139****2346", "138****2345", "****2345"):
             assert (await client.get("/api/console/patients", params={"query": query})).json() == [], query
+
+
+async def test_replying_in_a_chat_now_with_another_team_does_not_take_it_over(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+):
+    """The chat was ours, then went to nursing (an emergency, say): a reply from us does not take
+    it out of nursing's queue."""
+    ours, nursing = await make_team(runtime), await make_team(runtime)
+    family = await make_family(runtime, ours)
+    await _patient_wrote(runtime, family, "刚才又疼得厉害了", timedelta(minutes=5))  # the window is open
+    async with runtime.db.sessions() as session:
+        escalation = await session.scalar(
+            sa.select(Escalation).where(Escalation.conversation_id == family.conversation_id)
+        )
+        assert escalation is not None
+        escalation.status = EscalationStatus.RESOLVED  # ours once; now the patient waits for nursing
+        session.add(
+            Escalation(
+                conversation_id=family.conversation_id,
+                team_id=nursing,
+                reason="emergency",
+                sla_due_at=datetime.now(UTC),
+            )
+        )
+        await session.commit()
+    async with staff_client(app, admin_client, "agent", [ours]) as (agent, client):
+        reply = await client.post(
+            f"/api/console/conversations/{family.conversation_id}/messages", json={"text": "您好"}
+        )
+    assert reply.status_code == 403
+    async with runtime.db.sessions() as session:
+        waiting = await session.scalar(
+            sa.select(Escalation).where(
+                Escalation.conversation_id == family.conversation_id, Escalation.team_id == nursing
+            )
+        )
+        assert waiting is not None and (waiting.status, waiting.assigned_to_id) == (
+            EscalationStatus.QUEUED,
+            None,
+        )
+    assert len(await _audit(runtime, agent["id"], "escalation.claim.denied")) == 1

@@ -9,8 +9,11 @@ from fastapi import FastAPI
 
 from crm_backend.audit.models import AuditEntry
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.database.core import utcnow
+from crm_backend.escalations.models import Escalation
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
+from crm_backend.staff.models import Team
 from crm_backend.triage.decisions import BOT_API, CHAT, record_decision
 from crm_backend.triage.red_flag_rules import rule_book
 from crm_backend.triage.service import assess
@@ -20,8 +23,9 @@ from tests.support.api import new_client, staff_client
 FATHER = "我爸胸口疼得厉害还出冷汗"
 
 
-async def _conversation(runtime: Runtime) -> tuple[int, int, int]:
-    """A patient's conversation with one message: (patient, conversation, message) ids."""
+async def _conversation(runtime: Runtime, team_id: int) -> tuple[int, int, int]:
+    """A patient's conversation with one message, escalated to `team_id`: (patient, conversation,
+    message) ids."""
     async with runtime.db.sessions() as session:
         patient = Patient()
         session.add(patient)
@@ -41,14 +45,28 @@ async def _conversation(runtime: Runtime) -> tuple[int, int, int]:
             delivery_status=DeliveryStatus.RECEIVED,
         )
         session.add(message)
+        session.add(
+            Escalation(
+                conversation_id=conversation.id, team_id=team_id, reason="emergency", sla_due_at=utcnow()
+            )
+        )
         await session.commit()
         return patient.id, conversation.id, message.id
+
+
+async def _team(runtime: Runtime, name: str) -> int:
+    async with runtime.db.sessions() as session:
+        team = Team(name=name)
+        session.add(team)
+        await session.commit()
+        return team.id
 
 
 async def test_decisions_keep_their_versions_and_clinical_staff_review_them(
     app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
 ):
-    patient_id, conversation_id, message_id = await _conversation(runtime)
+    nursing, other = await _team(runtime, "护理一组"), await _team(runtime, "护理二组")
+    patient_id, conversation_id, message_id = await _conversation(runtime, nursing)
     async with runtime.db.sessions() as session:
         departments = await hospital_departments(session)
         emergency = assess(FATHER)
@@ -58,7 +76,15 @@ async def test_decisions_keep_their_versions_and_clinical_staff_review_them(
         record_decision(session, routine, message_id=None, source=BOT_API, **ids)
         await session.commit()
 
-    async with staff_client(app, admin_client, "nurse", []) as (nurse_staff, nurse):
+    async with staff_client(app, admin_client, "nurse", [other]) as (_, elsewhere):
+        # A nurse of another team reads nothing of this patient, however she asks.
+        assert (await elsewhere.get("/api/console/triage-decisions")).json() == []
+        answer = await elsewhere.get(
+            "/api/console/triage-decisions", params={"conversation_id": conversation_id}
+        )
+        assert answer.json() == []
+
+    async with staff_client(app, admin_client, "nurse", [nursing]) as (nurse_staff, nurse):
         response = await nurse.get(
             "/api/console/triage-decisions", params={"conversation_id": conversation_id}
         )
@@ -91,6 +117,7 @@ async def test_decisions_keep_their_versions_and_clinical_staff_review_them(
         assert entry is not None and entry.patient_id == patient_id
         assert entry.object_type == "conversation" and entry.object_id == str(conversation_id)
         assert entry.detail["returned"] == [first["id"]] and entry.detail["level"] == "emergency"
+        assert entry.detail["patients"] == [patient_id]
 
         for bad in ({"level": "dire"}, {"conversation_id": "x"}, {"conversation_id": 0}, {"limit": 500}):
             assert (await nurse.get("/api/console/triage-decisions", params=bad)).status_code == 400, bad

@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 SANDBOX_TOKEN = "sandbox-internal-token"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
+#: The longest texts the bot APIs take (crm_backend/triage/bot_views.py, hospital_info/bot_views.py).
+TRIAGE_TEXT_CHARS = 1000
+CLARIFICATION_CHARS = 300
+HOSPITAL_QUESTION_CHARS = 500
+
 
 class CRMUnavailable(Exception):
     """The CRM did not answer as expected; the dialogue says so instead of guessing."""
@@ -102,11 +107,12 @@ class CRM:
 
     async def triage(self, text: str, clarification: str | None = None) -> Answer:
         """Which department (or an emergency) for the patient's words; see crm_backend/triage/bot_views.py."""
-        body: dict[str, Any] = {"text": text}
+        # The API refuses longer text; the red-flag screen has already read the whole message.
+        body: dict[str, Any] = {"text": text[:TRIAGE_TEXT_CHARS]}
         if clarification is not None:
-            body["clarification"] = clarification
+            body["clarification"] = clarification[:CLARIFICATION_CHARS]
         return await self._call("POST", "/triage", body)
 
     async def hospital_info(self, text: str) -> dict[str, Any]:
         """The hospital's own answer to a question about hours, address, parking, visiting, phone, where."""
-        return (await self._call("POST", "/hospital-info", {"text": text})).body
+        return (await self._call("POST", "/hospital-info", {"text": text[:HOSPITAL_QUESTION_CHARS]})).body

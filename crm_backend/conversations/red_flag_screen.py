@@ -15,14 +15,24 @@ from typing import Any
 from crm_backend.triage.red_flags import RedFlagResult, screen
 from crm_backend.triage.service import MAX_TEXT_CHARS
 
+#: How much of one part a long message's next part reads again, so no finding is cut in two.
+OVERLAP_CHARS = 100
 #: Message.extra key: {"flags": [names], "rules": [rule ids], "version": "..."} on an emergency.
 MARK_KEY = "red_flags"
 
 
 @functools.lru_cache(maxsize=512)
 def screened(text: str) -> RedFlagResult:
-    """The screen's verdict on a patient's text (cut where triage cuts it)."""
-    return screen(text[:MAX_TEXT_CHARS])
+    """The screen's verdict on the whole of a patient's text: a long one is read in overlapping
+    parts the screen's size, and the first part that raises a red flag decides."""
+    step = MAX_TEXT_CHARS - OVERLAP_CHARS
+    parts = [
+        text[start : start + MAX_TEXT_CHARS] for start in range(0, max(len(text) - OVERLAP_CHARS, 1), step)
+    ]
+    first = screen(parts[0])
+    if first.emergency:
+        return first
+    return next((result for result in map(screen, parts[1:]) if result.emergency), first)
 
 
 def is_emergency(text: str | None) -> bool:

@@ -43,9 +43,12 @@ def _events(request: Request) -> ConsoleEvents:
 
 
 async def _visible(
-    request: Request, session: AsyncSession, conversation_id: int, staff: CurrentStaff
+    request: Request, session: AsyncSession, conversation_id: int, staff: CurrentStaff, action: str
 ) -> Conversation:
-    return await Escalations(request.app.state.runtime).visible_conversation(session, conversation_id, staff)
+    """Labels are for the chats a team works: the rule of `visible_conversation`, refusals audited
+    under the label action."""
+    escalations = Escalations(request.app.state.runtime)
+    return await escalations.visible_conversation(session, conversation_id, staff, action)
 
 
 @router.get("/labels")
@@ -113,7 +116,7 @@ async def _current(session: AsyncSession, conversation_id: int) -> ConversationL
 async def put_label_on(
     conversation_id: RowId, label_id: RowId, staff: Staff, request: Request, session: Session
 ) -> ConversationLabelsRead:
-    conversation = await _visible(request, session, conversation_id, staff)
+    conversation = await _visible(request, session, conversation_id, staff, "conversation.label.add")
     label = await labels.existing_label(session, label_id)
     if not await labels.put_on(session, conversation_id, label_id, staff.id):
         return await _current(session, conversation_id)  # already there: nothing changed
@@ -124,7 +127,7 @@ async def put_label_on(
 async def take_label_off(
     conversation_id: RowId, label_id: RowId, staff: Staff, request: Request, session: Session
 ) -> ConversationLabelsRead:
-    conversation = await _visible(request, session, conversation_id, staff)
+    conversation = await _visible(request, session, conversation_id, staff, "conversation.label.remove")
     label = await labels.existing_label(session, label_id)
     if not await labels.take_off(session, conversation_id, label_id):
         raise ConsoleError(404, "this conversation does not carry that label")

@@ -17,6 +17,8 @@ router = APIRouter(prefix="/api/console", tags=["console"])
 #: Without a range: the last seven hospital days, today included.
 DEFAULT_DAYS = 7
 
+#: Years a report may name; beyond them date arithmetic overflows (9999-12-31 + 1 day).
+EARLIEST, LATEST = 2000, 2100
 DateFrom = Annotated[date | None, Query(alias="from")]
 DateTo = Annotated[date | None, Query(alias="to")]
 
@@ -28,6 +30,8 @@ async def _report(
     now = runtime.clock()
     date_to = date_to or now.astimezone(HOSPITAL_TZ).date()
     date_from = date_from or date_to - timedelta(days=DEFAULT_DAYS - 1)
+    if not (EARLIEST <= date_from.year and date_to.year <= LATEST):
+        raise HTTPException(400, f"dates must lie in the years {EARLIEST}–{LATEST}")
     try:
         return await service_report(session, runtime.settings, date_from, date_to, now)
     except ReportRangeError as exc:

@@ -40,7 +40,13 @@ async def search(
         object_type="conversation",
         object_id="search",
         request=request,
-        detail={"query": words, "results": len(hits)},
+        # Which patients' chats the search showed, so the log answers "who read patient X".
+        detail={
+            "query": words,
+            "results": len(hits),
+            "patients": sorted({hit.patient.id for hit in hits}),
+            "conversations": sorted({hit.conversation_id for hit in hits}),
+        },
     )
     await session.commit()
     return hits

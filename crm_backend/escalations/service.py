@@ -7,12 +7,15 @@ follow the commit, so a failure there never loses the escalation itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
+from redis.exceptions import LockNotOwnedError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +63,8 @@ WINDOW_REFUSALS = {
 }
 #: Rough handling time per chat, for the wait estimate the patient sees.
 MINUTES_PER_CHAT = 4
+#: How long one staff send may hold WeChat's window for its identity.
+WINDOW_LOCK_SECONDS = 30
 
 
 class ConsoleError(Exception):
@@ -387,9 +392,19 @@ class Escalations:
         if not window.is_open:
             raise ConsoleError(409, WINDOW_REFUSALS[window.state])
 
-    def _window_lock(self, identity_id: int) -> Any:
-        """Two staff sending at once must not both take the window's last message."""
-        return self.runtime.redis.lock(self.runtime.settings.key("lock", "window", identity_id), timeout=10)
+    @contextlib.asynccontextmanager
+    async def _window_lock(self, identity_id: int) -> AsyncIterator[None]:
+        """Two staff sending at once must not both take the window's last message. A lock that ran
+        out while the message was stored is no error: the message is stored and goes out."""
+        lock = self.runtime.redis.lock(
+            self.runtime.settings.key("lock", "window", identity_id), timeout=WINDOW_LOCK_SECONDS
+        )
+        await lock.acquire()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockNotOwnedError):
+                await lock.release()
 
     # -- working the chat ----------------------------------------------------------------------
 

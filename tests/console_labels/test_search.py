@@ -60,7 +60,14 @@ async def test_agents_find_words_in_their_teams_chats_only(
         start, length = patient_hit["match_start"], patient_hit["match_length"]
         assert snippet[start : start + length] == word
         assert snippet.startswith("…") and len(snippet) < 80  # the text around it, not the whole message
-        assert await _searches(runtime, agent["id"]) == [{"query": word, "results": 3}]
+        assert await _searches(runtime, agent["id"]) == [
+            {
+                "query": word,
+                "results": 3,
+                "patients": sorted({chat.patient_id, bot_chat.patient_id}),
+                "conversations": sorted({chat.conversation_id, bot_chat.conversation_id}),
+            }
+        ]
 
     async with staff_client(app, admin_client, "supervisor", []) as (_, client):
         found = {h["conversation_id"] for h in (await client.get(URL, params={"q": word})).json()}
@@ -101,4 +108,6 @@ async def test_bad_searches_are_refused_and_not_run(
         assert await _searches(runtime, nurse["id"]) == []
         # A search that finds nothing is a search all the same.
         assert (await client.get(URL, params={"q": "没有人写过的话"})).json() == []
-        assert await _searches(runtime, nurse["id"]) == [{"query": "没有人写过的话", "results": 0}]
+        assert await _searches(runtime, nurse["id"]) == [
+            {"query": "没有人写过的话", "results": 0, "patients": [], "conversations": []}
+        ]

@@ -200,6 +200,8 @@ async def test_agents_are_refused_the_report(
         ({"from": "2026-10-18", "to": "2026-10-12"}, 400),
         ({"from": "2025-01-01", "to": "2026-10-12"}, 400),
         ({"from": "yesterday", "to": "2026-10-12"}, 400),
+        ({"from": "2026-10-01", "to": "9999-12-31"}, 400),
+        ({"from": "0001-01-01", "to": "0001-01-01"}, 400),
     ],
 )
 async def test_a_bad_range_is_refused_clearly(

@@ -100,3 +100,11 @@ def test_the_mark_names_the_red_flags_with_the_rule_version() -> None:
     assert red_flag_screen.flags_of({red_flag_screen.MARK_KEY: mark}) == mark["flags"]
     assert red_flag_screen.mark("没有胸痛，就是咳嗽") is None
     assert red_flag_screen.flags_of(None) == [] and red_flag_screen.flags_of({"other": 1}) == []
+
+
+def test_a_red_flag_at_the_end_of_a_long_message_is_found() -> None:
+    """A patient who writes a long story first must not have the emergency at its end cut off."""
+    story = "我想先说一下这几年的情况，" + "平时身体还可以，偶尔有点累。" * 120
+    assert len(story) > 1500
+    assert not red_flag_screen.screened(story).emergency
+    assert red_flag_screen.screened(story + "可是刚才我爸突然嘴歪了，说话也说不清楚").emergency

@@ -141,6 +141,8 @@ class InboundProcessor:
 
     async def _drain(self, app_id: str, openid: str, deliver: Deliver) -> None:
         pending = await pending_pushes(self.runtime.db.hot_path, app_id, openid)
+        # An emergency is answered first: an earlier message may wait for a bot that is down.
+        pending.sort(key=lambda push: not _emergency(push))
         waiting = []
         for index, push in enumerate(pending):
             if push.msg_type == route.DIALOGUE:
@@ -667,3 +669,8 @@ def _add_answer(
     now = datetime.now(UTC)
     session.add(Message(**answer_row(conversation.id, inbound_id, sender, BotReply(text), now)))
     conversation.last_message_at = max(conversation.last_message_at, now)
+
+
+def _emergency(push: PendingPush) -> bool:
+    """The route's own test (route.decide screens the same text), applied to order a backlog."""
+    return push.msg_type != route.DIALOGUE and red_flag_screen.is_emergency(push.typed_text())

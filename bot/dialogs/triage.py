@@ -19,6 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from dialogs.booking import BOOK, STOPPED, _reset
 from dialogs.crm import CRM, Answer, CRMUnavailable
+from dialogs.handoff import escalation_request
 from dialogs.unhelpful import TRIAGE_SAY_MORE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,12 @@ def _deliver(answer: Answer, dispatcher: CollectingDispatcher) -> list[dict[str,
     departments = body.get("departments") or []
     no_offer = [SlotSet("triage_offer", False), SlotSet("triage_department", None)]
     if body.get("level") == EMERGENCY:
+        # The route screens each message alone; a question and its clarification together can
+        # still add up to an emergency, which then reaches the nurses as the route's would.
         dispatcher.utter_message(text=body.get("answer") or "")
+        dispatcher.utter_message(
+            json_message=escalation_request(EMERGENCY, team="nursing", priority="urgent")
+        )
         return no_offer
     if body.get("level") == URGENT:
         # Today, at the emergency department or a same-day clinic: an appointment would come too late.

@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs.handoff import BOOKING_HELP, escalation_request, was_booking
-from dialogs.unhelpful import AFFIRMATION_PREFIX, UNHELPFUL_REASON, previous_answer_unhelpful
+from dialogs.unhelpful import AFFIRMATION_PREFIX, hand_over_if_unhelpful_again
 
 #: The intent Rasa's ``action_two_stage_fallback`` loop treats as "no, that is not what I meant"
 #: (``USER_INTENT_OUT_OF_SCOPE`` in rasa/core/actions/two_stage_fallback.py). The deny button
@@ -77,11 +77,9 @@ class ActionDefaultAskAffirmation(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         """Send the affirmation question; the two-stage fallback loop handles the answer."""
-        if previous_answer_unhelpful(tracker, domain):
+        if hand_over_if_unhelpful_again(dispatcher, tracker, domain):
             # An unclear message right after an out-of-scope answer: the second unhelpful answer
-            # in a row would be this question, so a person takes over instead.
-            dispatcher.utter_message(response="utter_handing_over")
-            dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
+            # in a row would be this question, so a person took over instead.
             return []
         intent = best_guess(tracker.latest_message)
         if intent is None:

@@ -20,7 +20,7 @@ from rasa_sdk.types import DomainDict
 from dialogs.booking import BOOK, STOPPED, _reset
 from dialogs.crm import CRM, Answer, CRMUnavailable
 from dialogs.handoff import escalation_request
-from dialogs.unhelpful import TRIAGE_SAY_MORE_PREFIX
+from dialogs.unhelpful import TRIAGE_SAY_MORE_PREFIX, said_last
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +158,7 @@ class ActionTriageRecommend(Action):
 
 def _offer_was_last(tracker: Tracker) -> bool:
     """Was the booking offer the last thing the assistant said before the patient's yes?"""
-    seen_message = False
-    for event in reversed(tracker.events):
-        kind = event.get("event")
-        if kind == "user":
-            if seen_message:
-                return False
-            seen_message = True
-        elif kind == "bot" and seen_message:
-            return (event.get("text") or "").startswith(OFFER_PREFIX)
-    return False
+    return (said_last(tracker) or "").startswith(OFFER_PREFIX)
 
 
 class ActionTriageBook(Action):

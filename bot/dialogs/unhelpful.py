@@ -33,20 +33,37 @@ def _unhelpful_texts(domain: DomainDict) -> set[str]:
     }
 
 
-def previous_answer_unhelpful(tracker: Tracker, domain: DomainDict) -> bool:
-    """The assistant's last words before the patient's latest message did not help."""
-    texts = _unhelpful_texts(domain)
+def said_last(tracker: Tracker) -> str | None:
+    """What the assistant said last before the patient's latest message (None: nothing yet)."""
     seen_message = False
     for event in reversed(tracker.events):
         kind = event.get("event")
         if kind == "user":
             if seen_message:
-                return False
+                return None
             seen_message = True
         elif kind == "bot" and seen_message:
-            text = (event.get("text") or "").strip()
-            return text in texts or text.startswith((AFFIRMATION_PREFIX, TRIAGE_SAY_MORE_PREFIX))
-    return False
+            return (event.get("text") or "").strip()
+    return None
+
+
+def previous_answer_unhelpful(tracker: Tracker, domain: DomainDict) -> bool:
+    """The assistant's last words before the patient's latest message did not help."""
+    text = said_last(tracker)
+    if text is None:
+        return False
+    return text in _unhelpful_texts(domain) or text.startswith((AFFIRMATION_PREFIX, TRIAGE_SAY_MORE_PREFIX))
+
+
+def hand_over_if_unhelpful_again(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+) -> bool:
+    """The answer about to be given would be the second unhelpful one in a row: a person takes over."""
+    if not previous_answer_unhelpful(tracker, domain):
+        return False
+    dispatcher.utter_message(response="utter_handing_over")
+    dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
+    return True
 
 
 class ActionOutOfScope(Action):
@@ -58,9 +75,6 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
-        if previous_answer_unhelpful(tracker, domain):
-            dispatcher.utter_message(response="utter_handing_over")
-            dispatcher.utter_message(json_message=escalation_request(UNHELPFUL_REASON))
-            return []
-        dispatcher.utter_message(response="utter_out_of_scope")
+        if not hand_over_if_unhelpful_again(dispatcher, tracker, domain):
+            dispatcher.utter_message(response="utter_out_of_scope")
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Credentials `make run` uses when no real official account is configured. The sandbox only ever
 #: answers for these, so it can never shadow a real account.
+#: The hospital's local time: opening hours, send windows and due times are in it.
+HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
+
 SANDBOX_APPID = "wx_sandbox_appid"
 SANDBOX_SECRET = "sandbox-secret"
 SANDBOX_TOKEN = "sandbox-token"
@@ -157,6 +161,32 @@ class Settings(BaseSettings):
     )
     #: How often the worker looks for reminders due.
     reminder_interval_seconds: float = Field(300.0, alias="REMINDER_INTERVAL_SECONDS", gt=0)
+
+    # -- post-operative follow-up ----------------------------------------------------------------
+    #: Check-ins (and their reminders) start from this local time, "HH:MM" ...
+    followup_send_from: str = Field("09:00", alias="FOLLOWUP_SEND_FROM", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: ... and never at or after this one.
+    followup_send_until: str = Field(
+        "20:00", alias="FOLLOWUP_SEND_UNTIL", pattern=r"^([01]\d|2[0-3]):[0-5]\d$"
+    )
+    #: How often the worker looks for check-ins due, reminders and missed check-ins.
+    followup_interval_seconds: float = Field(60.0, alias="FOLLOWUP_INTERVAL_SECONDS", gt=0)
+    #: WeChat template inviting to a check-in outside the 48-hour window; empty: those check-ins
+    #: wait for the patient to write (and are missed if nobody does).
+    followup_template_id: str = Field("", alias="FOLLOWUP_TEMPLATE_ID")
+    #: A started check-in still unanswered after this many hours gets one reminder.
+    followup_reminder_after_hours: float = Field(24.0, alias="FOLLOWUP_REMINDER_AFTER_HOURS", gt=0)
+    #: A check-in's answer window: until the next time point, and at most this many hours after it
+    #: was due; then it is missed and goes onto the team's phone list.
+    followup_missed_after_hours: float = Field(72.0, alias="FOLLOWUP_MISSED_AFTER_HOURS", gt=0)
+    #: After this many missed check-ins of one enrolment the patient counts as lost to follow-up (失访).
+    followup_lost_after_missed: int = Field(2, alias="FOLLOWUP_LOST_AFTER_MISSED", ge=1)
+    #: How long a questionnaire link in a template message works.
+    followup_link_hours: float = Field(72.0, alias="FOLLOWUP_LINK_HOURS", gt=0)
+    #: The address patients' phones open questionnaire links at (the web app as WeChat users reach it).
+    public_base_url: str = Field("http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    #: Bearer token of the HIS calling POST /api/his/discharges; empty: that endpoint is off (404).
+    his_api_token: str = Field("", alias="HIS_API_TOKEN", repr=False)
 
     @property
     def sandbox_enabled(self) -> bool:

@@ -7,6 +7,15 @@ from crm_backend.conversations.models import Conversation, InboundMessage, Messa
 from crm_backend.database.core import Base
 from crm_backend.escalations.label_models import ConversationLabel, Label
 from crm_backend.escalations.models import CannedReply, ConversationNote, Escalation
+from crm_backend.followups.models import (
+    FollowupAnswer,
+    FollowupCall,
+    FollowupCheckin,
+    FollowupEnrolment,
+    FollowupPlan,
+    FollowupPlanVersion,
+    FollowupSend,
+)
 from crm_backend.hospital_info.models import HospitalInfoEntry
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.staff.models import Staff, Team, TeamMembership
@@ -25,6 +34,13 @@ __all__ = [
     "Department",
     "Doctor",
     "Escalation",
+    "FollowupAnswer",
+    "FollowupCall",
+    "FollowupCheckin",
+    "FollowupEnrolment",
+    "FollowupPlan",
+    "FollowupPlanVersion",
+    "FollowupSend",
     "HospitalInfoEntry",
     "InboundMessage",
     "Label",

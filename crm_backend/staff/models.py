@@ -14,6 +14,8 @@ from crm_backend.database.core import Base, UTCDateTime, utcnow
 class StaffRole(StrEnum):
     agent = "agent"
     nurse = "nurse"
+    #: Defines follow-up plans and reads their results.
+    clinician = "clinician"
     supervisor = "supervisor"
     admin = "admin"
 

@@ -127,7 +127,7 @@ async def list_plans(session: AsyncSession) -> list[tuple[FollowupPlan, Followup
         )
         .order_by(FollowupPlan.code)
     )
-    return [(plan, version) for plan, version in rows.tuples()]
+    return [(plan, version) for plan, version in rows]
 
 
 async def get_plan(session: AsyncSession, plan_id: int) -> FollowupPlan:

@@ -103,18 +103,14 @@ async def _plan_read(session: DbSession, plan: FollowupPlan) -> PlanRead:
     )
 
 
-def _problems(error: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(part) for part in problem["loc"]], "msg": problem["msg"].removeprefix("Value error, ")}
-        for problem in error.errors()[:20]
-    ]
-
-
 def _invalid_plan(error: ValidationError) -> HTTPException:
-    problems = _problems(error)
-    where = ".".join(problems[0]["loc"]) if problems else ""
-    first = f"{where}: {problems[0]['msg']}" if where else (problems[0]["msg"] if problems else "")
-    return HTTPException(422, {"message": f"the plan is not valid: {first}", "errors": problems})
+    """422 with each problem as `where: why` (the first five), for staff to read."""
+    problems = []
+    for problem in error.errors()[:5]:
+        where = ".".join(str(part) for part in problem["loc"])
+        why = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {why}" if where else why)
+    return HTTPException(422, "the plan is not valid: " + "; ".join(problems))
 
 
 def _definition(body: dict[str, Any]) -> PlanDefinition:

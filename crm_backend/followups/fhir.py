@@ -301,7 +301,17 @@ def _plan(questionnaires: list[Questionnaire]) -> PlanDefinition:
     )
 
 
+def _no_modifiers(q: Questionnaire) -> None:
+    """A modifierExtension changes what an element means; one we ignored would change the plan."""
+    if q.modifierExtension:
+        raise FhirError("modifierExtension on a Questionnaire is not supported")
+    for item in q.item or []:
+        if item.modifierExtension:
+            raise FhirError(f"item {item.linkId}: modifierExtension is not supported")
+
+
 def _plan_head(q: Questionnaire) -> tuple[Any, ...]:
+    _no_modifiers(q)
     codes = [i.value for i in q.identifier or [] if i.system == PLAN_SYSTEM]
     if len(codes) != 1:
         raise FhirError(

@@ -14,7 +14,7 @@ export const FLAG = {
   green: "绿色", amber: "黄色 · 24 小时内护士联系", red: "红色 · 护士马上联系", emergency: "急症 · 120 / 急诊",
 };
 const TYPE = {
-  scale: "0–10 分", yes_no: "是 / 否", number: "数值", single_choice: "单选", multiple_choice: "多选", free_text: "文字",
+  scale: "评分", yes_no: "是 / 否", number: "数值", single_choice: "单选", multiple_choice: "多选", free_text: "文字",
 };
 const ANCHOR = { discharge: "出院日", surgery: "手术日" };
 

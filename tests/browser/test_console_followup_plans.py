@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, Request, Route, expect
 
+from crm_backend.followups.fhir import plan_bundle, plan_from_fhir
 from crm_backend.followups.plan_service import shipped_plans
 from crm_backend.followups.plan_views import PlanRead, PlanSummary, PlanWritten, VersionRead
 from crm_backend.followups.plans import PlanDefinition
@@ -80,6 +82,8 @@ class FakePlansApi:
             await route.fulfill(json={"teams": self.me["teams"], "staff": []})
         elif path == "/followup-plans" and request.method == "GET":
             await route.fulfill(json=[self._summary(plan) for plan in self.plans.values()])
+        elif path == "/followup-plans/import-fhir" and request.method == "POST":
+            await self._import(route, body)
         elif path.startswith("/followup-plans/") and request.method == "GET":
             await route.fulfill(json=self.plans[int(path.rsplit("/", 1)[1])].model_dump(mode="json"))
         elif path.startswith("/followup-plans/") and request.method == "PUT":
@@ -95,6 +99,27 @@ class FakePlansApi:
         else:
             await route.fulfill(status=404, json={"detail": "not found"})
 
+    async def _import(self, route: Route, body: Any) -> None:
+        """As the server does: read the FHIR with crm_backend.followups.fhir, store version 1."""
+        definition = plan_from_fhir(body)
+        plan = PlanRead(
+            id=max(self.plans) + 1,
+            code=definition.code,
+            name=definition.name,
+            active=True,
+            created_at=datetime.now(UTC),
+            versions=[
+                VersionRead(
+                    version=1,
+                    created_at=datetime.now(UTC),
+                    created_by_staff_id=self.me["id"],
+                    definition=definition,
+                )
+            ],
+        )
+        self.plans[plan.id] = plan
+        await route.fulfill(status=201, json=PlanWritten(plan=plan, changed=True).model_dump(mode="json"))
+
 
 async def _open_as(page: Page, server: str, role: str) -> FakePlansApi:
     fake = FakePlansApi(role)
@@ -106,7 +131,7 @@ async def _open_as(page: Page, server: str, role: str) -> FakePlansApi:
 
 
 async def test_a_clinician_reads_a_plans_thresholds_and_saves_a_new_version(
-    page: Page, page_problems: PageProblems, console_only_server: str
+    page: Page, page_problems: PageProblems, console_only_server: str, tmp_path: Path
 ) -> None:
     fake = await _open_as(page, console_only_server, "clinician")
     await expect(page.locator("#me-role")).to_contain_text("临床医生")
@@ -161,6 +186,25 @@ async def test_a_clinician_reads_a_plans_thresholds_and_saves_a_new_version(
     await expect(detail.locator("#plan-export")).to_have_attribute(
         "href", "/api/console/followup-plans/1/versions/1/fhir"
     )
+
+    # JSON that does not parse is refused on the page, before anything is sent.
+    await detail.locator("#plan-edit").click()
+    await page.locator("#plan-json").fill('{"code": ')
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator("#plan-editor-msg")).to_contain_text("不是有效的 JSON")
+    assert len([sent for sent in fake.sent if sent[0] == "PUT"]) == 1
+    await page.locator("#plan-editor-cancel").click()
+
+    # A plan exported as FHIR elsewhere is imported from a file and becomes a new plan.
+    joint = next(plan for plan in shipped_plans() if plan.code == "joint_arthroplasty")
+    day_case = joint.model_copy(update={"code": "knee_day_case", "name": "日间膝关节置换术后随访"})
+    exported = tmp_path / "knee_day_case.json"
+    exported.write_text(json.dumps(plan_bundle(day_case, version=1), ensure_ascii=False), encoding="utf-8")
+    await page.locator("#plans-import").set_input_files(exported)
+    await expect(page.locator(".toast.ok").last).to_contain_text("已导入：日间膝关节置换术后随访 v1")
+    await expect(rows).to_have_count(4)
+    await expect(page.locator("#plan-title")).to_have_text("日间膝关节置换术后随访")
+    await expect(page.locator("#plan-points .plan-point")).to_have_count(5)
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []
 

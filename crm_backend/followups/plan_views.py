@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 
 from crm_backend.audit.service import record as audit
 from crm_backend.database.core import RowId
@@ -22,7 +23,7 @@ from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
 from crm_backend.followups.plan_service import PlanConflict, PlanNotFound, definition_of
 from crm_backend.followups.plans import PlanDefinition
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
-from crm_backend.staff.models import StaffRole
+from crm_backend.staff.models import Staff, StaffRole
 
 router = APIRouter(prefix="/api/console/followup-plans", tags=["console"])
 
@@ -36,7 +37,9 @@ FHIR_JSON = "application/fhir+json"
 class VersionRead(BaseModel):
     version: int
     created_at: datetime
+    #: None: shipped with CareBridge.
     created_by_staff_id: int | None
+    created_by_name: str | None = None
     definition: PlanDefinition
 
 
@@ -83,24 +86,32 @@ def _summary(plan: FollowupPlan, version: FollowupPlanVersion) -> PlanSummary:
     )
 
 
-def _version(version: FollowupPlanVersion) -> VersionRead:
-    return VersionRead(
-        version=version.version,
-        created_at=version.created_at,
-        created_by_staff_id=version.created_by_staff_id,
-        definition=definition_of(version),
-    )
+async def _staff_names(session: DbSession, ids: set[int | None]) -> dict[int | None, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(ids)))
+    return {staff_id: name for staff_id, name in rows}
 
 
 async def _plan_read(session: DbSession, plan: FollowupPlan) -> PlanRead:
     versions = await plan_service.plan_versions(session, plan.id)
+    names = await _staff_names(session, {v.created_by_staff_id for v in versions} - {None})
     return PlanRead(
         id=plan.id,
         code=plan.code,
         name=plan.name,
         active=plan.active,
         created_at=plan.created_at,
-        versions=[_version(v) for v in versions],
+        versions=[
+            VersionRead(
+                version=v.version,
+                created_at=v.created_at,
+                created_by_staff_id=v.created_by_staff_id,
+                created_by_name=names.get(v.created_by_staff_id),
+                definition=definition_of(v),
+            )
+            for v in versions
+        ],
     )
 
 

@@ -104,6 +104,12 @@ async def test_a_clinician_creates_and_changes_a_plan_audited(
     assert [v["version"] for v in versions] == [2, 1]
     assert versions[1]["definition"]["time_points"][0]["hour"] == 10  # version 1 as it was
     assert versions[0]["definition"]["time_points"][0]["hour"] == 15
+    me = (await clinician.get("/api/console/me")).json()
+    assert (versions[0]["created_by_staff_id"], versions[0]["created_by_name"]) == (
+        me["id"],
+        me["display_name"],
+    )
+    assert versions[1]["created_by_name"] == me["display_name"]
     assert changed.json()["plan"]["name"] == "疝修补术后随访（第二版）"
     same = await clinician.put(f"{URL}/{plan['id']}", json=changed_body)
     assert same.json()["changed"] is False and len(same.json()["plan"]["versions"]) == 2

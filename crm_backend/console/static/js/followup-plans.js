@@ -154,7 +154,7 @@ function renderPlan() {
   $("plan-title").textContent = current.name + (current.active ? "" : "（已停用）");
   const select = $("plan-version");
   select.replaceChildren(...current.versions.map((v) => {
-    const who = v.created_by_staff_id === null ? "系统预置" : "员工 #" + v.created_by_staff_id;
+    const who = v.created_by_staff_id === null ? "系统预置" : v.created_by_name || "员工 #" + v.created_by_staff_id;
     const option = el("option", "", "v" + v.version + " · " + formatTime(v.created_at) + " · " + who);
     option.value = String(v.version);
     return option;

@@ -18,6 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
+# The tables follow-up rows refer to (staff, teams, patients, messages): their models must be loaded
+# for the ORM to order inserts, also where this runs without the app that loads every domain (the
+# seed command, scripts).
+import crm_backend.conversations.models
+import crm_backend.patients.models
+import crm_backend.staff.models  # noqa: F401
 from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
 from crm_backend.followups.plans import PlanDefinition
 

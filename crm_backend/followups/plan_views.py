@@ -262,8 +262,9 @@ async def export_fhir(plan_id: RowId, number: RowId, staff: ReaderDep, session: 
         raise HTTPException(404, str(exc)) from None
     # Building and checking the FHIR takes tens of milliseconds: off the event loop, which serves
     # patients' webhooks too.
-    bundle = await asyncio.to_thread(fhir.plan_bundle, definition_of(version), version=version.version)
-    filename = f"{bundle['entry'][0]['resource']['identifier'][0]['value']}-v{version.version}.json"
+    definition = definition_of(version)
+    bundle = await asyncio.to_thread(fhir.plan_bundle, definition, version=version.version)
+    filename = f"{definition.code}-v{version.version}.json"
     return JSONResponse(
         bundle,
         media_type=FHIR_JSON,

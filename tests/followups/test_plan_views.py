@@ -150,6 +150,10 @@ async def test_fhir_export_then_import_makes_the_next_version(
     exported = await clinician.get(f"{URL}/{lc['id']}/versions/{lc['current_version']}/fhir")
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("application/fhir+json")
+    assert (
+        f'filename="lap_cholecystectomy-v{lc["current_version"]}.json"'
+        in exported.headers["content-disposition"]
+    )
     bundle = exported.json()
     assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == 4
 

@@ -109,6 +109,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.followups.plan_views import router as followup_plans_router
     from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -130,6 +131,7 @@ def _include_console(app: FastAPI) -> None:
         triage_router,
         triage_decisions_router,
         hospital_info_router,
+        followup_plans_router,
         ws_router,
         console_page_router,
     ):

@@ -15,6 +15,9 @@ import {
 import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
 import { formatDuration } from "./js/format.js";
+import {
+  loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
+} from "./js/followup-report.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
@@ -35,17 +38,20 @@ function showView(view) {
   if ((view === "staff" && !isAdmin()) || (["audit", "report", "hospital"].includes(view) && !isSupervisor())) {
     view = "workspace";
   }
+  if (view === "followup-report" && !mayReadFollowupReport()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
   $("report-view").hidden = view !== "report";
   $("hospital-view").hidden = view !== "hospital";
+  $("followup-report-view").hidden = view !== "followup-report";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
   if (view === "hospital") loadHospitalData();
+  if (view === "followup-report") loadFollowupReport();
 }
 
 function startApp(me) {
@@ -78,6 +84,7 @@ function stopApp() {
   state.teams = [];
   state.canned = [];
   resetLabels();
+  resetFollowupReport();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
@@ -158,6 +165,7 @@ function wire() {
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
+  wireFollowupReport();
   wireHospitalData();
   wireLabels();
   wireSearch();

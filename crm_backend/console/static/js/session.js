@@ -2,6 +2,7 @@
 
 import { api, errorText } from "./api.js";
 import { $, toast } from "./dom.js";
+import { mayReadFollowupReport } from "./followup-report.js";
 import { PRESENCE, ROLE } from "./labels.js";
 import { isAdmin, isSupervisor, state } from "./state.js";
 
@@ -70,6 +71,7 @@ export function setMe(me) {
   $("tab-staff").hidden = !isAdmin();
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
+  $("tab-followup-report").hidden = !mayReadFollowupReport();
   $("tab-hospital").hidden = !isSupervisor();
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();

@@ -5,6 +5,7 @@ pain by day (table and sparkline) in the 360 view."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from tests.support.stack import free_port
 
 DB_NAME = f"{POSTGRES_TEST_DB}_console_followups"
 REDIS_URL = f"{REDIS_BASE}/7"
-SUPERVISOR_PASSWORD = "supervisor-password-123"
+PASSWORD = "staff-password-123"
 
 
 class _ThreadedServer(uvicorn.Server):
@@ -50,7 +51,7 @@ def aug(day: int) -> date:
     return date(2026, 8, day)
 
 
-async def _seed(runtime: Runtime) -> int:
+async def _seed(runtime: Runtime) -> tuple[int, int]:
     """Two discharges in early August: 钱秀英 answered days 1, 3 and 7 (pain 3, 6, 2), the other
     patient missed day 1. Coverage 1 of 2. Returns 钱秀英's patient id."""
     async with runtime.db.sessions() as s:
@@ -83,7 +84,7 @@ async def _seed(runtime: Runtime) -> int:
         silent = await enrol(s, version, patient_id=other.id, team_id=team.id, discharged_on=aug(5))
         await checkin(s, silent, 0, due_at=shanghai(aug(6), 10), status="missed", started_via="template")
         await s.commit()
-        return patient.id
+        return patient.id, team.id
 
 
 @pytest.fixture(scope="module")
@@ -104,26 +105,31 @@ async def console() -> AsyncIterator[Console]:
             raise RuntimeError("the web app did not start")
         await asyncio.sleep(0.05)
     runtime = Runtime.create(settings)
-    patient_id = await _seed(runtime)
+    patient_id, team_id = await _seed(runtime)
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base) as admin:
         me = await admin.post(
             "/api/console/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
         )
         me.raise_for_status()
-        created = await admin.post(
-            "/api/console/admin/staff",
-            headers={"X-CSRF-Token": me.json()["csrf_token"]},
-            json={
-                "username": "supervisor_zhao",
-                "display_name": "赵主管",
-                "password": SUPERVISOR_PASSWORD,
-                "role": "supervisor",
-                "capacity": 5,
-                "team_ids": [],
-            },
-        )
-        created.raise_for_status()
+        for username, name, role, teams in (
+            ("supervisor_zhao", "赵主管", "supervisor", []),
+            ("nurse_sun", "孙护士", "nurse", [team_id]),
+            ("agent_zhou", "周客服", "agent", [team_id]),
+        ):
+            created = await admin.post(
+                "/api/console/admin/staff",
+                headers={"X-CSRF-Token": me.json()["csrf_token"]},
+                json={
+                    "username": username,
+                    "display_name": name,
+                    "password": PASSWORD,
+                    "role": role,
+                    "capacity": 5,
+                    "team_ids": teams,
+                },
+            )
+            created.raise_for_status()
     yield Console(base, runtime, patient_id)
     await runtime.close()
     server.should_exit = True
@@ -131,14 +137,18 @@ async def console() -> AsyncIterator[Console]:
     await drop_postgres(DB_NAME)
 
 
+async def _log_in(page: Page, console: Console, username: str, name: str) -> None:
+    await page.goto(f"{console.url}/console")
+    await page.locator("#login-form").get_by_label("用户名").fill(username)
+    await page.locator("#login-form").get_by_label("密码").fill(PASSWORD)
+    await page.locator("#login-submit").click()
+    await expect(page.locator("#me-name")).to_have_text(name)
+
+
 async def test_a_supervisor_sees_the_coverage_and_a_patients_pain_by_day(
     page: Page, page_problems: PageProblems, console: Console
 ) -> None:
-    await page.goto(f"{console.url}/console")
-    await page.locator("#login-form").get_by_label("用户名").fill("supervisor_zhao")
-    await page.locator("#login-form").get_by_label("密码").fill(SUPERVISOR_PASSWORD)
-    await page.locator("#login-submit").click()
-    await expect(page.locator("#me-name")).to_have_text("赵主管")
+    await _log_in(page, console, "supervisor_zhao", "赵主管")
 
     await page.locator("#tab-followup-report").click()
     form = page.locator("#followup-report-form")
@@ -170,4 +180,28 @@ async def test_a_supervisor_sees_the_coverage_and_a_patients_pain_by_day(
     await expect(pain.locator("svg.fu-spark")).to_have_attribute(
         "aria-label", "第1天 3分，第3天 6分，第7天 2分"
     )
+    assert page_problems.errors == [] and await page_problems.csp_violations(page) == []
+
+
+async def test_a_nurse_reads_her_teams_report_and_an_agent_has_none(
+    page: Page, page_problems: PageProblems, console: Console
+) -> None:
+    await _log_in(page, console, "nurse_sun", "孙护士")
+    await page.locator("#tab-followup-report").click()
+    await expect(page.locator("#fr-team option")).to_have_text(["我的全部团队", "普外科护理组"])
+    form = page.locator("#followup-report-form")
+    await form.locator("input[name='from']").fill("2026-08-01")
+    await form.locator("input[name='to']").fill("2026-08-31")
+    await form.locator("#fr-team").select_option(label="普外科护理组")
+    await form.locator("button[type='submit']").click()
+    await expect(page.locator("#followup-coverage")).to_have_text("出院患者随访比例：50.0%（1 / 2）")
+    await expect(page.locator("#fr-plan option")).to_have_text(["全部随访计划", "腹腔镜胆囊切除术后随访"])
+    await expect(page.locator("#followup-report-csv")).to_have_attribute("href", re.compile(r"&team_id=\d+$"))
+
+    await page.locator("#logout").click()
+    await _log_in(page, console, "agent_zhou", "周客服")
+    await expect(page.locator("#tab-followup-report")).to_be_hidden()
+    await page.evaluate("document.querySelector('#tab-followup-report').click()")  # even forced
+    await expect(page.locator("#followup-report-view")).to_be_hidden()
+    await expect(page.locator("#workspace")).to_be_visible()
     assert page_problems.errors == [] and await page_problems.csp_violations(page) == []

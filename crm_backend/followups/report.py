@@ -21,7 +21,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel
@@ -247,7 +247,8 @@ class _Checkin:
     worst_flag: str | None
     first_contact_at: datetime | None
     calls: int = 0
-    first_reached_at: datetime | None = None
+    #: When calls reached the patient, earliest first.
+    reached_at: list[datetime] = field(default_factory=list)
 
     @property
     def answered(self) -> bool:
@@ -256,16 +257,15 @@ class _Checkin:
     def response_channel(self) -> str | None:
         """Where the patient responded: the answer's channel, else a reached phone call."""
         if self.answered:
-            return self.channel or (CheckinChannel.phone if self.first_reached_at else CheckinChannel.chat)
-        return CheckinChannel.phone if self.first_reached_at is not None else None
+            return self.channel or (CheckinChannel.phone if self.reached_at else CheckinChannel.chat)
+        return CheckinChannel.phone if self.reached_at else None
 
     def first_contact_after_flag(self) -> datetime | None:
-        """The earliest of the contact staff recorded and a reached call after the answer."""
-        times = [self.first_contact_at]
-        if self.first_reached_at is not None and self.answered_at is not None:
-            times.append(self.first_reached_at if self.first_reached_at >= self.answered_at else None)
-        known = [t for t in times if t is not None]
-        return min(known) if known else None
+        """The earlier of the contact staff recorded and a call that reached the patient after the answer."""
+        after = self.answered_at
+        reached = next((t for t in self.reached_at if after is not None and t >= after), None)
+        known = [t for t in (self.first_contact_at, reached) if t is not None]
+        return min(known, default=None)
 
 
 def _scoped(statement: Select, scope: Scope) -> Select:
@@ -347,8 +347,8 @@ async def _checkins(session: AsyncSession, scope: Scope, date_from: date, date_t
     for checkin_id, reached, created_at in calls:
         checkin = checkins[checkin_id]
         checkin.calls += 1
-        if reached and checkin.first_reached_at is None:
-            checkin.first_reached_at = created_at
+        if reached:
+            checkin.reached_at.append(created_at)
     return list(checkins.values())
 
 

@@ -110,6 +110,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
     from crm_backend.followups.plan_views import router as followup_plans_router
+    from crm_backend.followups.report_views import router as followup_report_router
     from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -123,6 +124,7 @@ def _include_console(app: FastAPI) -> None:
         audit_router,
         escalations_router,
         report_router,
+        followup_report_router,
         labels_router,
         search_router,
         patient_messages_router,

@@ -16,6 +16,9 @@ import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
 import { loadPlans, mayReadPlans, renderTimePoint, resetFollowupPlans, wireFollowupPlans } from "./js/followup-plans.js";
 import { formatDuration } from "./js/format.js";
+import {
+  loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
+} from "./js/followup-report.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
@@ -37,6 +40,7 @@ function showView(view) {
     view = "workspace";
   }
   if (view === "plans" && !mayReadPlans()) view = "workspace";
+  if (view === "followup-report" && !mayReadFollowupReport()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
@@ -44,12 +48,14 @@ function showView(view) {
   $("report-view").hidden = view !== "report";
   $("hospital-view").hidden = view !== "hospital";
   $("plans-view").hidden = view !== "plans";
+  $("followup-report-view").hidden = view !== "followup-report";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
   if (view === "hospital") loadHospitalData();
   if (view === "plans") loadPlans();
+  if (view === "followup-report") loadFollowupReport();
 }
 
 function startApp(me) {
@@ -82,6 +88,7 @@ function stopApp() {
   state.teams = [];
   state.canned = [];
   resetLabels();
+  resetFollowupReport();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
@@ -163,6 +170,7 @@ function wire() {
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
+  wireFollowupReport();
   wireHospitalData();
   wireFollowupPlans();
   wireLabels();

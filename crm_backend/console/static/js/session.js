@@ -3,6 +3,7 @@
 import { api, errorText } from "./api.js";
 import { $, toast } from "./dom.js";
 import { mayReadPlans } from "./followup-plans.js";
+import { mayReadFollowupReport } from "./followup-report.js";
 import { PRESENCE, ROLE } from "./labels.js";
 import { isAdmin, isSupervisor, state } from "./state.js";
 
@@ -71,6 +72,7 @@ export function setMe(me) {
   $("tab-staff").hidden = !isAdmin();
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
+  $("tab-followup-report").hidden = !mayReadFollowupReport();
   $("tab-hospital").hidden = !isSupervisor();
   $("tab-plans").hidden = !mayReadPlans();
   $("sla-counter").hidden = !isSupervisor();

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from crm_backend.audit.models import AuditEntry
 from crm_backend.followups.models import FollowupPlanVersion
+from crm_backend.patients.models import Patient
 from crm_backend.runtime import Runtime
 from tests.followups.report_seed import answer, checkin, definition, enrol, make_plan, shanghai
 from tests.patients.conftest import make_family, make_team
@@ -135,3 +136,23 @@ async def test_another_teams_nurse_sees_no_follow_up_and_a_new_patient_has_none(
     stranger = await make_family(runtime, await make_team(runtime))
     view = (await admin_client.get(f"/api/console/patients/{stranger.patient_id}/360")).json()
     assert view["followups"] == []
+
+
+async def test_the_enrolment_team_opens_a_patient_who_never_chatted(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+) -> None:
+    """A HIS enrols a patient at discharge: the team that calls them may open their record."""
+    team_id = await make_team(runtime)
+    async with runtime.db.sessions() as s:
+        patient = Patient(display_name="赵六")
+        s.add(patient)
+        await s.flush()
+        version = await make_plan(s, f"his{patient.id}", "腹腔镜胆囊切除术后随访")
+        await enrol(s, version, patient_id=patient.id, team_id=team_id, discharged_on=DISCHARGED)
+        await s.commit()
+    async with staff_client(app, admin_client, "nurse", [team_id]) as (_, client):
+        view = await client.get(f"/api/console/patients/{patient.id}/360")
+        assert view.status_code == 200, view.text
+        assert view.json()["followups"][0]["plan_name"] == "腹腔镜胆囊切除术后随访"
+    async with staff_client(app, admin_client, "nurse", [await make_team(runtime)]) as (_, client):
+        assert (await client.get(f"/api/console/patients/{patient.id}/360")).status_code == 403

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy import Select, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,8 +152,8 @@ class CheckinDetailRead(BaseModel):
 class CallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reached: bool
-    note: str = Field(default="", max_length=1000)
+    reached: StrictBool
+    note: StrictStr = Field(default="", max_length=1000)
     #: Answers the patient gave on the phone, by question code.
     answers: dict[str, AnswerValue] = Field(default_factory=dict, max_length=60)
 

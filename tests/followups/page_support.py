@@ -219,8 +219,8 @@ async def enrol(
             identity_id = identity.id
             if phone is not None:
                 await add_managed_patient(
-                    session, runtime.protector, identity, "self", name=name, sex=None, birth_date=None,
-                    phone=phone, id_number=None, card_number=None,
+                    session, runtime.protector, identity, "self", name=name, sex="M",
+                    birth_date=date(1960, 5, 1), phone=phone, id_number=None, card_number=f"C{n:08d}",
                 )  # fmt: skip
         enrolment = FollowupEnrolment(
             patient_id=patient.id,

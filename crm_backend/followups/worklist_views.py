@@ -127,8 +127,9 @@ async def record_call(
     checkin_id: RowId, body: CallIn, staff: FollowupStaff, request: Request, session: DbSession
 ) -> CallOutcomeRead | JSONResponse:
     """A nurse's call: reached or not, a note, and the answers the patient gave (channel phone).
-    422 with `errors` by question for answers not allowed, 409 for answers to a check-in that can
-    no longer take them; either way nothing is written. Audited."""
+    Answers not allowed: 422 with `errors` ([{loc: ["body", "answers", code], msg}], the shape of
+    the console's 400s); answers to a check-in that can no longer take them: 409. Either way
+    nothing is written. Audited."""
     runtime = _runtime(request)
     checkin = await _checkin(session, staff, checkin_id, "followup_call.create", lock=True)
     try:
@@ -137,7 +138,8 @@ async def record_call(
         )
     except CallRefused as refused:
         await session.rollback()
-        return JSONResponse({"detail": refused.detail, "errors": refused.errors}, status_code=refused.status)
+        errors = [{"loc": ["body", "answers", code], "msg": msg} for code, msg in refused.errors.items()]
+        return JSONResponse({"detail": refused.detail, "errors": errors}, status_code=refused.status)
     await audit(
         session,
         staff_id=staff.id,

@@ -14,6 +14,7 @@ import {
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
+import { loadFollowups, mayFollowUp, wireFollowups } from "./js/followup-worklists.js";
 import { formatDuration } from "./js/format.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
@@ -35,17 +36,20 @@ function showView(view) {
   if ((view === "staff" && !isAdmin()) || (["audit", "report", "hospital"].includes(view) && !isSupervisor())) {
     view = "workspace";
   }
+  if (view === "followups" && !mayFollowUp()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
   $("report-view").hidden = view !== "report";
   $("hospital-view").hidden = view !== "hospital";
+  $("followup-view").hidden = view !== "followups";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
   if (view === "hospital") loadHospitalData();
+  if (view === "followups") loadFollowups();
 }
 
 function startApp(me) {
@@ -159,6 +163,7 @@ function wire() {
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
   wireHospitalData();
+  wireFollowups();
   wireLabels();
   wireSearch();
   wirePatientSearch(openConversation);

@@ -71,6 +71,7 @@ export function setMe(me) {
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
   $("tab-hospital").hidden = !isSupervisor();
+  $("tab-followups").hidden = !["nurse", "clinician", "supervisor", "admin"].includes(me.role);
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();
 }

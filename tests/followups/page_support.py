@@ -1,6 +1,7 @@
-"""Fixtures of the follow-up page and work-list tests: our own PostgreSQL database and Redis db 7,
-the whole web app (its middleware: CSP, no-store, body limits) with every domain's listeners, a
-plan with a conditional question, and enrolments with check-ins made directly in the database.
+"""Fixtures of the follow-up page and work-list tests: our own PostgreSQL database and a SQLite file
+(every test runs on both), Redis db 7, the whole web app (its middleware: CSP, no-store, body
+limits) with every domain's listeners, a plan with a conditional question, and enrolments with
+check-ins made directly in the database.
 
 Test modules import the fixtures they use from here (`from tests.followups.page_support import ...`).
 """
@@ -122,8 +123,16 @@ PLAN_DEFINITION = PlanDefinition.model_validate(PLAN)
 _serial = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """Both databases the web app runs on (PostgreSQL in production, SQLite embedded)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('followup_page') / 'carebridge.db'}"
+        alembic(url, "upgrade", "head")
+        yield url
+        return
     url = await recreate_postgres(DB_NAME)
     alembic(url, "upgrade", "head")
     yield url

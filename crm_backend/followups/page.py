@@ -145,9 +145,8 @@ def mask_name(name: str | None) -> str:
 
 
 def hint_for(question: Question) -> str:
-    """What to answer, in the patient's words: the plan's own hint, else one by the question's type."""
-    if question.hint:
-        return question.hint
+    """What to answer on the page or the nurse's form, by the question's type. (A plan's own `hint`
+    is worded for chat re-asks, "请回复序号", so it is not used here; the range always is.)"""
     kind = question.type
     if kind == QuestionType.scale:
         return "请选择 0 到 10 之间的整数，0 表示不痛，10 表示最痛"

@@ -15,6 +15,7 @@ call's red answers are not escalated again; the outcome's advice is returned for
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -98,6 +99,8 @@ class AnswerRead(BaseModel):
     value: Any
     #: "疼痛评分：5分" (answers.answer_label).
     label: str
+    #: The answer alone, as the label shows it ("5分").
+    shown: str
     flag: Flag
     channel: str
     text: str
@@ -371,7 +374,7 @@ def condition_text(questionnaire: Questionnaire, condition: EnableWhen | None) -
     if condition is None:
         return ""
     earlier = questionnaire.question(condition.question)
-    subject = earlier.text.rstrip("？?")
+    subject = re.split(r"[？?]", earlier.text, maxsplit=1)[0]  # its first sentence, not chat instructions
     if condition.equals is not None:
         wanted = "“是”" if condition.equals else "“否”"
     elif condition.at_least is not None:
@@ -421,9 +424,11 @@ async def checkin_detail(
         stored = answer_rows.get(question.code)
         answer = None
         if stored is not None:
+            label = answer_label(question, stored.value)
             answer = AnswerRead(
                 value=stored.value,
-                label=answer_label(question, stored.value),
+                label=label,
+                shown=label.removeprefix(question.text.rstrip("？?") + "："),
                 flag=Flag(stored.flag),
                 channel=stored.channel,
                 text=stored.text,

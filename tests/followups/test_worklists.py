@@ -160,7 +160,9 @@ async def test_a_check_in_s_detail_shows_answers_with_labels_flags_sends_and_con
         assert detail["checkin"]["worst_flag"] == "amber" and detail["checkin"]["channel"] == "page"
         questions = {q["code"]: q for q in detail["questions"]}
         assert questions["pain"]["answer"]["label"] == "今天伤口疼痛打几分：5分"
-        assert questions["pain"]["answer"]["flag"] == "amber"
+        assert (
+            questions["pain"]["answer"]["shown"] == "5分" and questions["pain"]["answer"]["flag"] == "amber"
+        )
         assert questions["symptoms"]["answer"]["label"] == "有没有下面这些情况：恶心呕吐"
         assert questions["wound_discharge"]["condition"] == "仅当「伤口周围有没有发红」答“是”时询问"
         assert questions["wound_discharge"]["enabled"] is True

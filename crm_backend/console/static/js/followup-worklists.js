@@ -128,7 +128,7 @@ function answersTable(detail) {
     const answer = question.answer;
     tr.append(
       cellQ,
-      cell(answer ? answer.label.split("：").slice(1).join("：") + (answer.counts ? "" : "（已不计入）") : "未答"),
+      cell(answer ? answer.shown + (answer.counts ? "" : "（已不计入）") : "未答"),
       cell(answer ? flagBadge(answer.flag) : ""),
       cell(answer ? CHANNEL[answer.channel] || answer.channel : ""),
       cell(answer ? formatTime(answer.answered_at) : ""),
@@ -345,6 +345,7 @@ function renderDetail(detail, outcome) {
   const history = el("section", "card");
   history.append(el("h3", "", "发送与通话"), historyList(detail));
   box.replaceChildren(head, answers, history, callForm(detail));
+  head.scrollIntoView({ block: "start" });
 }
 
 export async function openCheckin(checkinId) {

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations.events import EscalationRequested
@@ -249,10 +249,12 @@ async def state(session: AsyncSession, checkin_id: int, *, ask: str | None = Non
     )
 
 
-async def _lock(session: AsyncSession, checkin_id: int) -> None:
-    """Row lock (PostgreSQL) so two taps on the last answer complete the check-in once."""
+async def lock_checkin(session: AsyncSession, checkin_id: int) -> None:
+    """Hold the check-in for this transaction, so two taps on the last answer (or a tap and a
+    nurse's call) complete it once: an UPDATE that changes nothing locks the row on PostgreSQL and
+    takes SQLite's write lock, before anything is read (as the audit chain's head does)."""
     await session.execute(
-        select(FollowupCheckin.id).where(FollowupCheckin.id == checkin_id).with_for_update()
+        update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(id=FollowupCheckin.id)
     )
 
 
@@ -276,7 +278,7 @@ async def submit(runtime: Runtime, checkin_id: int, body: AnswerIn) -> PageState
     now = runtime.clock()
     escalation: EscalationRequested | None = None
     async with runtime.db.sessions() as session:
-        await _lock(session, checkin_id)
+        await lock_checkin(session, checkin_id)
         checkin = await load_checkin(session, checkin_id, open_only=False)
         if not checkin.is_open:
             raise PageClosed(await _closed_state(session, checkin))

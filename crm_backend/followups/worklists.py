@@ -46,7 +46,7 @@ from crm_backend.followups.models import (
     FollowupPlanVersion,
     FollowupSend,
 )
-from crm_backend.followups.page import AnswerValue, QuestionRead, hint_for
+from crm_backend.followups.page import AnswerValue, QuestionRead, hint_for, lock_checkin
 from crm_backend.followups.plans import EnableWhen, Flag, PlanDefinition, Questionnaire, QuestionType
 from crm_backend.patients.models import Patient
 from crm_backend.patients.records import MASKED, patient_summary
@@ -478,9 +478,7 @@ async def checkin_detail(
 async def load_for_staff(session: AsyncSession, checkin_id: int, *, lock: bool = False) -> Checkin:
     """The check-in whatever its status (CheckinClosed if there is none); locked for a call."""
     if lock:
-        await session.execute(
-            select(FollowupCheckin.id).where(FollowupCheckin.id == checkin_id).with_for_update()
-        )
+        await lock_checkin(session, checkin_id)
     return await load_checkin(session, checkin_id, open_only=False)
 
 

@@ -6,6 +6,7 @@ outcome and escalation as chat, and links that are forged, expired or for a clos
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -232,3 +233,27 @@ async def test_forged_expired_and_closed_links_are_refused(
     refused = await _answer(client, _path(runtime, stopped.checkin_id), "pain", 1)
     assert refused.status_code == 409 and refused.json()["state"]["status"] == "closed"
     assert await _stored(runtime, stopped.checkin_id) == {}
+
+
+async def test_two_taps_on_the_last_answer_complete_the_check_in_once(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    enrolled = await enrol(runtime, await make_team(runtime))
+    path = _path(runtime, enrolled.checkin_id)
+    for code, value in [("pain", 8), ("temperature", 37.0), ("wound_red", False)]:
+        assert (await _answer(client, path, code, value)).status_code == 200
+    first, second = await asyncio.gather(
+        _answer(client, path, "symptoms", []), _answer(client, path, "symptoms", ["nausea"])
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 409], (first.text, second.text)
+    done = first if first.status_code == 200 else second
+    assert done.json()["outcome"]["flag"] == "red"
+    async with runtime.db.sessions() as session:
+        escalations = (
+            await session.scalars(
+                select(Escalation)
+                .join(Conversation, Conversation.id == Escalation.conversation_id)
+                .where(Conversation.identity_id == enrolled.identity_id)
+            )
+        ).all()
+    assert len(escalations) == 1

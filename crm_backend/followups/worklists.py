@@ -378,7 +378,8 @@ def condition_text(questionnaire: Questionnaire, condition: EnableWhen | None) -
     if condition.equals is not None:
         wanted = "“是”" if condition.equals else "“否”"
     elif condition.at_least is not None:
-        wanted = f"不低于 {condition.at_least:g}{earlier.unit}"
+        unit = earlier.unit or ("分" if earlier.type == QuestionType.scale else "")
+        wanted = f"不低于 {condition.at_least:g}{unit}"
     else:
         names = [c.text for c in earlier.choices if c.code in condition.any_of]
         wanted = "、".join(f"“{name}”" for name in names)

@@ -65,7 +65,11 @@ async def test_the_page_asks_one_question_at_a_time_and_skips_a_condition_not_me
     assert shell.headers["cache-control"] == "no-store"
     assert shell.headers["referrer-policy"] == "no-referrer"  # the token is in the address
 
-    first = (await client.get(f"{path}/state")).json()
+    answer = await client.get(f"{path}/state")
+    assert (
+        answer.headers["cache-control"] == "no-store" and answer.headers["referrer-policy"] == "no-referrer"
+    )
+    first = answer.json()
     assert (first["patient"], first["plan"], first["day_label"]) == (
         "张**",
         "腹腔镜胆囊切除术后随访",

@@ -42,6 +42,7 @@ CLOSED_TEXT = {
     CheckinStatus.missed: "本次随访已超过填写时间，护士会电话联系您。如有不适，请及时就医。",
 }
 STOPPED_TEXT = "本次随访已结束，无需填写。如有不适，请在公众号里留言或及时就医。"
+PAUSED_TEXT = "随访已暂停，暂时无需填写。如有不适，请在公众号里留言或及时就医。"
 
 
 class ChoiceRead(BaseModel):
@@ -198,8 +199,12 @@ async def _closed_state(session: AsyncSession, checkin: Checkin) -> PageStateRea
             outcome=OutcomeRead(flag=flag, text=outcome_text(flag, assessment, next_due)),
             message=CLOSED_TEXT[CheckinStatus.answered],
         )
-    stopped = checkin.enrolment.status != EnrolmentStatus.active
-    text = STOPPED_TEXT if stopped else CLOSED_TEXT.get(CheckinStatus(row.status), STOPPED_TEXT)
+    if checkin.enrolment.status == EnrolmentStatus.paused:
+        text = PAUSED_TEXT
+    elif checkin.enrolment.status != EnrolmentStatus.active:
+        text = STOPPED_TEXT
+    else:
+        text = CLOSED_TEXT.get(CheckinStatus(row.status), STOPPED_TEXT)
     return PageStateRead(**_heading(checkin), status="closed", message=text)
 
 

@@ -236,6 +236,7 @@ async def test_forged_expired_and_closed_links_are_refused(
         await session.commit()
     refused = await _answer(client, _path(runtime, stopped.checkin_id), "pain", 1)
     assert refused.status_code == 409 and refused.json()["state"]["status"] == "closed"
+    assert refused.json()["detail"] == "本次随访已结束，无需填写。如有不适，请在公众号里留言或及时就医。"
     assert await _stored(runtime, stopped.checkin_id) == {}
 
 

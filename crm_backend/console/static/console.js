@@ -15,6 +15,7 @@ import {
 import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
 import { loadPlans, mayReadPlans, renderTimePoint, resetFollowupPlans, wireFollowupPlans } from "./js/followup-plans.js";
+import { loadFollowups, mayFollowUp, wireFollowups } from "./js/followup-worklists.js";
 import { formatDuration } from "./js/format.js";
 import {
   loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
@@ -41,6 +42,7 @@ function showView(view) {
   }
   if (view === "plans" && !mayReadPlans()) view = "workspace";
   if (view === "followup-report" && !mayReadFollowupReport()) view = "workspace";
+  if (view === "followups" && !mayFollowUp()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
@@ -49,6 +51,7 @@ function showView(view) {
   $("hospital-view").hidden = view !== "hospital";
   $("plans-view").hidden = view !== "plans";
   $("followup-report-view").hidden = view !== "followup-report";
+  $("followup-view").hidden = view !== "followups";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
@@ -56,6 +59,7 @@ function showView(view) {
   if (view === "hospital") loadHospitalData();
   if (view === "plans") loadPlans();
   if (view === "followup-report") loadFollowupReport();
+  if (view === "followups") loadFollowups();
 }
 
 function startApp(me) {
@@ -173,6 +177,7 @@ function wire() {
   wireFollowupReport();
   wireHospitalData();
   wireFollowupPlans();
+  wireFollowups();
   wireLabels();
   wireSearch();
   wirePatientSearch(openConversation);

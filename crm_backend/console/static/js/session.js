@@ -75,6 +75,7 @@ export function setMe(me) {
   $("tab-followup-report").hidden = !mayReadFollowupReport();
   $("tab-hospital").hidden = !isSupervisor();
   $("tab-plans").hidden = !mayReadPlans();
+  $("tab-followups").hidden = !["nurse", "clinician", "supervisor", "admin"].includes(me.role);
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();
 }

@@ -109,6 +109,8 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.followups.enrolment_views import router as followup_enrolments_router
+    from crm_backend.followups.his_views import router as his_router
     from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -130,6 +132,8 @@ def _include_console(app: FastAPI) -> None:
         triage_router,
         triage_decisions_router,
         hospital_info_router,
+        followup_enrolments_router,
+        his_router,
         ws_router,
         console_page_router,
     ):

@@ -13,6 +13,8 @@ LIMITS: tuple[tuple[str, int], ...] = (
     ("/simulator/", 64 * KIB),
     ("/sandbox/", 64 * KIB),
     ("/cgi-bin/", 64 * KIB),
+    # One discharge Bundle (a patient, an encounter, its procedures) is a few KiB.
+    ("/api/his/", 256 * KIB),
     ("/api/", 1024 * KIB),
 )
 DEFAULT_LIMIT = 1024 * KIB

@@ -1,0 +1,52 @@
+"""Follow-up fixtures: our own PostgreSQL database and Redis db 7, reset at session start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+
+from crm_backend.followups.enrolment_views import router as enrolment_router
+from crm_backend.followups.his_views import router as his_router
+from crm_backend.runtime import Runtime
+from crm_backend.staff.audit_views import router as audit_router
+from crm_backend.staff.views import router as staff_router
+from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
+from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+
+REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
+#: TEST_POSTGRES_DB names this suite's database too, so two checkouts can run it side by side.
+DB_NAME = f"{os.environ.get('TEST_POSTGRES_DB', 'carebridge')}_followups_test"
+HIS_TOKEN = "his-token-for-tests-0123456789"
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    url = await recreate_postgres(DB_NAME)
+    alembic(url, "upgrade", "head")
+    yield url
+    await drop_postgres(DB_NAME)
+
+
+@pytest.fixture(scope="session")
+async def runtime(database_url: str) -> AsyncIterator[Runtime]:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    runtime = Runtime.create(api_settings(database_url, REDIS_URL, HIS_API_TOKEN=HIS_TOKEN))
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture(scope="session")
+async def app(runtime: Runtime) -> FastAPI:
+    return await build_api_app(runtime, staff_router, audit_router, enrolment_router, his_router)
+
+
+@pytest.fixture
+async def admin_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with new_client(app) as c:
+        await login(c, ADMIN_USERNAME, ADMIN_PASSWORD)
+        yield c

@@ -10,18 +10,22 @@ import pytest
 import redis
 from fastapi import FastAPI
 
+from channels.outbound.delivery import Outbox
 from crm_backend.followups.enrolment_views import router as enrolment_router
 from crm_backend.followups.his_views import router as his_router
 from crm_backend.runtime import Runtime
 from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
+from tests.appointments.test_reminders import worker_outbox
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+from tests.support.stack import FakeWeChat
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
 #: TEST_POSTGRES_DB names this suite's database too, so two checkouts can run it side by side.
 DB_NAME = f"{os.environ.get('TEST_POSTGRES_DB', 'carebridge')}_followups_test"
 HIS_TOKEN = "his-token-for-tests-0123456789"
+TEMPLATE_ID = "tmpl-followup-checkin-01"
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +54,10 @@ async def admin_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with new_client(app) as c:
         await login(c, ADMIN_USERNAME, ADMIN_PASSWORD)
         yield c
+
+
+@pytest.fixture
+async def outbox(database_url: str, fake_wechat: FakeWeChat) -> AsyncIterator[Outbox]:
+    """One worker's outbox (its own Runtime), with the follow-up template configured."""
+    async with worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID) as box:
+        yield box

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from crm_backend.config import HOSPITAL_TZ
-from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
+from crm_backend.consent.models import ConsentRecord
+from crm_backend.conversations.models import InboundMessage
+from crm_backend.followups.enrolment import EnrolmentRequest, checkins_of, enrol
+from crm_backend.followups.models import (
+    EnrolmentSource,
+    FollowupCheckin,
+    FollowupEnrolment,
+    FollowupPlan,
+    FollowupPlanVersion,
+    FollowupSend,
+)
 from crm_backend.followups.plans import PlanDefinition
 from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -85,6 +95,7 @@ async def make_patient(
     last_inbound_at: datetime | None = None,
     subscribed: bool = True,
     family: bool = False,
+    consented: bool = True,
 ) -> tuple[int, int | None]:
     """A patient, with their own WeChat identity or one of a family member who manages them:
     (patient_id, identity_id)."""
@@ -111,7 +122,88 @@ async def make_patient(
             session.add(identity)
             await session.flush()
             identity_id = identity.id
+            if consented:
+                session.add(
+                    ConsentRecord(
+                        identity_id=identity.id, patient_id=holder_id, granted=True, notice_version="t1"
+                    )
+                )
             if family:
                 session.add(PatientLink(identity_id=identity.id, patient_id=patient.id, relationship="child"))
         await session.commit()
         return patient.id, identity_id
+
+
+async def enrol_patient(
+    runtime: Runtime,
+    version: FollowupPlanVersion,
+    patient_id: int,
+    anchor: date,
+    now: datetime,
+    team_id: int | None = None,
+) -> int:
+    """Enrol through enrolment.enrol (as the console does) at `now`; the enrolment id."""
+    async with runtime.db.sessions() as session:
+        enrolment = await enrol(
+            session,
+            EnrolmentRequest(
+                patient_id=patient_id,
+                plan_version_id=version.id,
+                anchor_date=anchor,
+                discharged_on=anchor,
+                team_id=team_id or await make_team(runtime, "护理团队"),
+                source=EnrolmentSource.console,
+            ),
+            runtime.settings,
+            now,
+        )
+        await session.commit()
+        return enrolment.id
+
+
+async def checkins(runtime: Runtime, enrolment_id: int) -> list[FollowupCheckin]:
+    async with runtime.db.sessions() as session:
+        return await checkins_of(session, enrolment_id)
+
+
+async def enrolment(runtime: Runtime, enrolment_id: int) -> FollowupEnrolment:
+    async with runtime.db.sessions() as session:
+        row = await session.get(FollowupEnrolment, enrolment_id)
+        assert row is not None
+        return row
+
+
+async def dialogues(runtime: Runtime, checkin_id: int) -> list[InboundMessage]:
+    """The check-in's dialogue turns (conversations/turns.py), oldest first."""
+    key = f"dialogue:followup:checkin:{checkin_id}"
+    async with runtime.db.sessions() as session:
+        rows = await session.scalars(
+            select(InboundMessage)
+            .where(or_(InboundMessage.dedupe_key == key, InboundMessage.dedupe_key.like(f"{key}:%")))
+            .order_by(InboundMessage.id)
+        )
+        return list(rows.all())
+
+
+async def sends(runtime: Runtime, checkin_id: int) -> list[FollowupSend]:
+    async with runtime.db.sessions() as session:
+        rows = await session.scalars(
+            select(FollowupSend).where(FollowupSend.checkin_id == checkin_id).order_by(FollowupSend.id)
+        )
+        return list(rows.all())
+
+
+async def identity(runtime: Runtime, identity_id: int) -> WeChatIdentity:
+    async with runtime.db.sessions() as session:
+        row = await session.get(WeChatIdentity, identity_id)
+        assert row is not None
+        return row
+
+
+_periods = itertools.count()
+
+
+def fresh_day() -> date:
+    """A day far from every other test's, later each time: a dispatch run at one test's time finds
+    earlier tests' check-ins already past their windows, never a later test's."""
+    return date(2032, 1, 5) + timedelta(days=30 * next(_periods))

@@ -111,6 +111,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.views import router as escalations_router
     from crm_backend.followups.enrolment_views import router as followup_enrolments_router
     from crm_backend.followups.his_views import router as his_router
+    from crm_backend.followups.plan_views import router as followup_plans_router
     from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -132,6 +133,7 @@ def _include_console(app: FastAPI) -> None:
         triage_router,
         triage_decisions_router,
         hospital_info_router,
+        followup_plans_router,
         followup_enrolments_router,
         his_router,
         ws_router,

@@ -39,7 +39,7 @@ from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.reply_window import reply_window
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
-from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, definition_of, settle_enrolment
+from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, settle_enrolment
 from crm_backend.followups.models import (
     CheckinStatus,
     EnrolmentStatus,
@@ -48,6 +48,7 @@ from crm_backend.followups.models import (
     FollowupPlanVersion,
     FollowupSend,
 )
+from crm_backend.followups.plan_service import definition_of
 from crm_backend.followups.plans import PlanDefinition
 from crm_backend.followups.recipients import recipient_of
 from crm_backend.patients.models import Patient, WeChatIdentity

@@ -26,6 +26,7 @@ from crm_backend.followups.models import (
     FollowupPlanVersion,
     StopReason,
 )
+from crm_backend.followups.plan_service import definition_of
 from crm_backend.followups.plans import PlanDefinition
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,6 @@ class EnrolmentRequest:
     procedure: str = ""
     encounter_key: str | None = None
     created_by_staff_id: int | None = None
-
-
-def definition_of(version: FollowupPlanVersion) -> PlanDefinition:
-    """The version's plan, read through the one shape every part of follow-up shares."""
-    return PlanDefinition.model_validate(version.definition)
 
 
 def hospital_time(day: date, hour: int) -> datetime:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
+from crm_backend.followups import plan_service
+from crm_backend.followups.models import FollowupPlanVersion
+from crm_backend.followups.plan_service import definition_of
 from crm_backend.followups.plans import PlanDefinition, normalise_procedure
 
 #: A known name shorter than this is matched only exactly, never inside a longer text.
@@ -37,24 +38,8 @@ class PlanMatch:
 
 
 async def current_versions(session: AsyncSession) -> list[tuple[FollowupPlanVersion, PlanDefinition]]:
-    """The newest version of every active plan, oldest plan first."""
-    newest = (
-        select(FollowupPlanVersion.plan_id, func.max(FollowupPlanVersion.version).label("version"))
-        .group_by(FollowupPlanVersion.plan_id)
-        .subquery()
-    )
-    rows = await session.scalars(
-        select(FollowupPlanVersion)
-        .join(
-            newest,
-            (newest.c.plan_id == FollowupPlanVersion.plan_id)
-            & (newest.c.version == FollowupPlanVersion.version),
-        )
-        .join(FollowupPlan, FollowupPlan.id == FollowupPlanVersion.plan_id)
-        .where(FollowupPlan.active.is_(True))
-        .order_by(FollowupPlan.id)
-    )
-    return [(version, PlanDefinition.model_validate(version.definition)) for version in rows]
+    """The newest version of every active plan with its definition (plan_service's order: by code)."""
+    return [(version, definition_of(version)) for version in await plan_service.current_versions(session)]
 
 
 def _code(value: str) -> str:

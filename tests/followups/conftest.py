@@ -1,9 +1,14 @@
-"""Follow-up fixtures: our own PostgreSQL database and Redis db 7, reset at session start."""
+"""Follow-up fixtures: a database migrated to head on SQLite and on PostgreSQL (one per session,
+shared by the follow-up tests: give rows unique codes and names), and a Runtime on it with Redis db 8
+for console sessions (with HIS_API_TOKEN set). Build a console app from it with
+tests.support.api.build_api_app, or use `app` (staff, audit, enrolment and HIS routers); `outbox` is
+one worker's outbox on its own Runtime against the fake WeChat API."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +16,7 @@ import redis
 from fastapi import FastAPI
 
 from channels.outbound.delivery import Outbox
+from crm_backend.database.core import Database
 from crm_backend.followups.enrolment_views import router as enrolment_router
 from crm_backend.followups.his_views import router as his_router
 from crm_backend.runtime import Runtime
@@ -21,15 +27,21 @@ from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, buil
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 from tests.support.stack import FakeWeChat
 
-REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
-#: TEST_POSTGRES_DB names this suite's database too, so two checkouts can run it side by side.
-DB_NAME = f"{os.environ.get('TEST_POSTGRES_DB', 'carebridge')}_followups_test"
+REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/8"
+DB_NAME = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_followups"
 HIS_TOKEN = "his-token-for-tests-0123456789"
 TEMPLATE_ID = "tmpl-followup-checkin-01"
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('followups')) / 'carebridge.db'}"
+        alembic(url, "upgrade", "head")
+        yield url
+        return
     url = await recreate_postgres(DB_NAME)
     alembic(url, "upgrade", "head")
     yield url
@@ -37,7 +49,15 @@ async def database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
+    """Settings, database and Redis as the web app has them (for console-API tests)."""
     redis.Redis.from_url(REDIS_URL).flushdb()
     runtime = Runtime.create(api_settings(database_url, REDIS_URL, HIS_API_TOKEN=HIS_TOKEN))
     yield runtime

@@ -20,12 +20,12 @@ from fastapi import FastAPI
 from crm_backend.audit.models import AuditEntry
 from crm_backend.followups.his_views import router as his_router
 from crm_backend.followups.models import FollowupCheckin, FollowupEnrolment, FollowupPlanVersion
+from crm_backend.followups.plan_service import current_versions, definition_of, ensure_shipped_plans
 from crm_backend.patients.models import Patient
 from crm_backend.patients.validation import id_checksum_char
 from crm_backend.protection import ID_NUMBER, PHONE
 from crm_backend.runtime import Runtime
 from tests.followups.conftest import HIS_TOKEN, REDIS_URL
-from tests.followups.enrolment_support import definition, make_plan, unique_code
 from tests.support.api import api_settings, build_api_app, new_client
 
 NI = {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}
@@ -111,14 +111,14 @@ HEADERS = {"Authorization": f"Bearer {HIS_TOKEN}", "Content-Type": "application/
 
 @pytest.fixture(scope="module")
 async def lap_chole(runtime: Runtime) -> FollowupPlanVersion:
-    """The plan a discharge after 腹腔镜胆囊切除术 matches (the first in this database): days 1, 3, 7, 30."""
-    code = unique_code("lc")
-    procedures = [{"text": LAP_CHOLE, "synonyms": ["LC", "腹腔镜下胆囊切除术"], "codes": ["51.23"]}]
-    await make_plan(runtime, definition(code, days=(1, 3, 7, 30), procedures=procedures))
-    # A changed plan is a new version: new enrolments get it.
-    return await make_plan(
-        runtime, definition(code, days=(1, 3, 7, 30), hour=9, procedures=procedures), version=2
-    )
+    """The shipped laparoscopic cholecystectomy plan (shipped_plans.yml): days 1, 3, 7, 30 at 10:00."""
+    async with runtime.db.sessions() as session:
+        await ensure_shipped_plans(session)
+        await session.commit()
+        [version] = [
+            v for v in await current_versions(session) if definition_of(v).code == "lap_cholecystectomy"
+        ]
+    return version
 
 
 @pytest.fixture
@@ -228,7 +228,8 @@ async def test_a_discharge_is_enrolled_with_due_times_in_hospital_time(
     response = await post(his, bundle(id_number=id_number, phone=new_phone()))
     assert response.status_code == 201, response.text
     answer = response.json()
-    assert (answer["plan_version"], answer["created"], answer["source"]) == (2, True, "his")
+    assert (answer["plan_code"], answer["created"], answer["source"]) == ("lap_cholecystectomy", True, "his")
+    assert answer["plan_version"] == lap_chole.version
     assert (answer["anchor_date"], answer["discharged_on"]) == ("2026-12-07", "2026-12-07")
     assert (answer["attending_doctor"], answer["procedure"], answer["status"]) == (
         "陈志远",
@@ -236,10 +237,10 @@ async def test_a_discharge_is_enrolled_with_due_times_in_hospital_time(
         "active",
     )
     assert [(c["day"], c["due_at"]) for c in answer["checkins"]] == [
-        (1, "2026-12-08T09:00:00+08:00"),
-        (3, "2026-12-10T09:00:00+08:00"),
-        (7, "2026-12-14T09:00:00+08:00"),
-        (30, "2027-01-06T09:00:00+08:00"),
+        (1, "2026-12-08T10:00:00+08:00"),
+        (3, "2026-12-10T10:00:00+08:00"),
+        (7, "2026-12-14T10:00:00+08:00"),
+        (30, "2027-01-06T10:00:00+08:00"),
     ]
     async with runtime.db.sessions() as session:
         patient = await session.get(Patient, answer["patient_id"])
@@ -266,7 +267,7 @@ async def test_the_plan_is_found_by_code_or_synonym(his: httpx.AsyncClient, lap_
         ],
     )
     response = await post(his, by_code)
-    assert response.status_code == 201 and response.json()["plan_version"] == 2
+    assert response.status_code == 201 and response.json()["plan_code"] == "lap_cholecystectomy"
     by_synonym = bundle(
         id_number=resident_id(), procedures=[{"code": {"text": "腹腔镜下 胆囊切除术（急诊）"}}]
     )

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
 from crm_backend.config import HOSPITAL_TZ, Settings
 from crm_backend.conversations.models import (
+    ConversationStatus,
     DeliveryStatus,
     Direction,
     InboundMessage,
@@ -525,6 +526,14 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
             return False
         invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
         conversation = await current_conversation(session, identity, now)
+        if conversation.status == ConversationStatus.ESCALATED:
+            # Staff hold the chat: no reminder in the middle of it; a later run tries again.
+            await session.rollback()
+            await session.execute(
+                update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(reminded_at=None)
+            )
+            await session.commit()
+            return False
         if (await reply_window(session, identity, now)).is_open:
             message = add_outbound(
                 session,

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import HOSPITAL_TZ, Settings
-from crm_backend.conversations.models import InboundMessage, InboundStatus
+from crm_backend.conversations.models import DeliveryStatus, InboundMessage, InboundStatus, Message
 from crm_backend.followups.models import (
     CheckinStatus,
     EnrolmentSource,
@@ -242,16 +242,22 @@ async def stop_enrolment(
             .values(status=CheckinStatus.skipped, reason=f"enrolment stopped ({reason})")
         )
         keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in open_ids]
+        turns = select(InboundMessage.id).where(
+            or_(
+                InboundMessage.dedupe_key.in_(keys),
+                *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
+            )
+        )
         await session.execute(
             update(InboundMessage)
-            .where(
-                or_(
-                    InboundMessage.dedupe_key.in_(keys),
-                    *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
-                ),
-                InboundMessage.status == InboundStatus.RECEIVED,
-            )
+            .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
             .values(status=InboundStatus.FAILED, last_error=f"follow-up stopped ({reason})")
+        )
+        # An invitation stored but not yet sent (WeChat was out of reach) stays unsent.
+        await session.execute(
+            update(Message)
+            .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
+            .values(delivery_status=DeliveryStatus.FAILED, delivery_error=f"follow-up stopped ({reason})")
         )
     log.info("enrolment %s stopped: %s", enrolment_id, reason)
     return enrolment

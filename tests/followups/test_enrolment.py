@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
+from crm_backend.conversations.answers import Answered
+from crm_backend.conversations.models import Conversation, Message
+from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.enrolment import (
     EnrolmentError,
@@ -147,3 +151,51 @@ async def test_pause_holds_check_ins_and_resume_skips_what_closed_meanwhile(runt
     assert (day1.status, day3.status, day7.status) == ("skipped", "scheduled", "scheduled")
     assert day1.reason == "its answer window closed while the enrolment was paused"
     assert (await enrolment(runtime, enrolment_id)).status == "active"
+
+
+async def test_an_invitation_waiting_for_wechat_is_not_sent_after_a_stop(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 10, 5)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(days=4))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 16))
+    await run_followups(outbox, now)
+    holder = await identity(runtime, identity_id)
+
+    # WeChat is out of reach while the worker sends the invitation: it stays queued for a retry.
+    fake_wechat.fault(
+        api="template_send", http_status=502, times=outbox.runtime.settings.delivery_max_attempts
+    )
+    processor = InboundProcessor(outbox.runtime, clock=lambda: now)
+
+    async def deliver(answered: Answered) -> None:
+        assert not await outbox.deliver_answered(answered)
+
+    await processor.process_patient(holder.app_id, holder.openid, deliver)
+    fake_wechat.clear_faults()
+    [invitation] = await _messages(runtime, identity_id)
+    assert (invitation.msg_type, invitation.delivery_status) == ("template", "pending")
+
+    async with runtime.db.sessions() as session:
+        await stop_enrolment(session, enrolment_id, StopReason.readmitted)
+        await session.commit()
+    await outbox.deliver_conversation(invitation.conversation_id)  # the sweeper's retry
+    [invitation] = await _messages(runtime, identity_id)
+    assert (invitation.delivery_status, invitation.delivery_error) == (
+        "failed",
+        "follow-up stopped (readmitted)",
+    )
+    assert fake_wechat.sent(holder.openid) == []
+
+
+async def _messages(runtime: Runtime, identity_id: int) -> list[Message]:
+    async with runtime.db.sessions() as session:
+        rows = await session.scalars(
+            sa.select(Message)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .where(Conversation.identity_id == identity_id)
+            .order_by(Message.id)
+        )
+        return list(rows.all())

@@ -226,6 +226,7 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
             checkin_id,
             (FollowupCheckin.status == CheckinStatus.started, FollowupCheckin.postponed_until <= now),
             now,
+            counted=False,
         ):
             outcomes[await _start_safely(outbox, checkin_id, now)] += 1
     for checkin_id in stale:
@@ -241,13 +242,17 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
     return +outcomes
 
 
-async def _claim(outbox: Outbox, checkin_id: int, conditions: tuple[Any, ...], now: datetime) -> bool:
-    """Claim the check-in if it is still as the caller saw it; only one worker's update matches."""
+async def _claim(
+    outbox: Outbox, checkin_id: int, conditions: tuple[Any, ...], now: datetime, *, counted: bool = True
+) -> bool:
+    """Claim the check-in if it is still as the caller saw it; only one worker's update matches.
+    `claims` counts the first claim and takeovers (a start again after 稍后再说 is not a retry)."""
+    values: dict[str, Any] = {"status": CheckinStatus.claimed, "claimed_at": now}
+    if counted:
+        values["claims"] = FollowupCheckin.claims + 1
     async with outbox.runtime.db.sessions() as session:
         result = await session.execute(
-            update(FollowupCheckin)
-            .where(FollowupCheckin.id == checkin_id, *conditions)
-            .values(status=CheckinStatus.claimed, claimed_at=now, claims=FollowupCheckin.claims + 1)
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id, *conditions).values(**values)
         )
         await session.commit()
     return result.rowcount == 1  # type: ignore[attr-defined]

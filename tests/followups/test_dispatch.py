@@ -13,8 +13,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
+from crm_backend.conversations.models import Conversation, ConversationStatus
+from crm_backend.conversations.service import current_conversation
 from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.models import FollowupCheckin, FollowupSend
+from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.appointments.test_reminders import worker_outbox, worker_turns
 from tests.followups.conftest import TEMPLATE_ID
@@ -268,6 +271,7 @@ async def test_postponed_check_in_starts_again_with_a_new_dialogue(runtime: Runt
     assert second.payload["entities"] == {"checkin_id": day1.id}
     day1 = (await checkins(runtime, enrolment_id))[0]
     assert (day1.status, day1.postponed_until, day1.started_at) == ("started", None, again_at)
+    assert day1.claims == 1  # a start again is not a retry: postponing never sends it to the phone list
 
 
 async def test_answered_check_ins_complete_the_enrolment(runtime: Runtime, outbox: Outbox):
@@ -301,3 +305,39 @@ async def test_on_sqlite_each_check_in_is_claimed_once(tmp_path: Path, fake_wech
             day1 = (await checkins(first.runtime, enrolment_id))[0]
             assert (day1.status, day1.claims) == ("started", 1)
             assert len(await dialogues(first.runtime, day1.id)) == 1
+
+
+async def test_no_reminder_while_staff_hold_the_conversation(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    later = started + timedelta(hours=25)
+    async with runtime.db.sessions() as session:
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        holder.last_inbound_at = later - timedelta(minutes=5)
+        conversation = await current_conversation(session, holder, later)
+        conversation.status = ConversationStatus.ESCALATED
+        await session.commit()
+
+    await run_followups(outbox, later)
+    assert fake_wechat.sent(holder.openid) == []
+    assert [s.kind for s in await sends(runtime, day1.id)] == ["start_chat"]
+    assert (await checkins(runtime, enrolment_id))[0].reminded_at is None
+
+    async with runtime.db.sessions() as session:  # the nurse hands the chat back
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(status=ConversationStatus.BOT)
+        )
+        await session.commit()
+    await run_followups(outbox, later + timedelta(minutes=1))
+    [reminder] = fake_wechat.sent(holder.openid)
+    assert reminder["content"].startswith("【随访提醒】")

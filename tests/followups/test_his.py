@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from crm_backend.audit.models import AuditEntry
+from crm_backend.body_limit import BodyLimit
 from crm_backend.followups.his_views import router as his_router
 from crm_backend.followups.models import FollowupCheckin, FollowupEnrolment, FollowupPlanVersion
 from crm_backend.followups.plan_service import current_versions, definition_of, ensure_shipped_plans
@@ -341,3 +342,15 @@ async def test_the_patient_is_matched_by_resident_id_or_phone_or_created(
     async with runtime.db.sessions() as session:
         filled = await session.get(Patient, by_id.id)
         assert filled is not None and filled.phone_hash is not None  # what the record lacked, the HIS filled
+
+
+async def test_an_oversized_body_is_refused_with_413(runtime: Runtime, lap_chole: FollowupPlanVersion):
+    app = await build_api_app(runtime, his_router)
+    app.add_middleware(BodyLimit)  # as the web app has it
+    body = bundle(id_number=resident_id())
+    body["entry"][0]["resource"]["name"][0]["text"] = "李" * (300 * 1024)
+    async with new_client(app) as client:
+        response = await post(client, body)
+    assert response.status_code == 413
+    async with new_client(app) as client:
+        assert await _enrolments_of(client, body) == 0

@@ -26,8 +26,10 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
+from channels.outbound.wechat_api import WINDOW_ERRORS
 from crm_backend.config import HOSPITAL_TZ, Settings
 from crm_backend.conversations.models import (
+    Conversation,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -417,7 +419,7 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
             )
         await session.commit()
     if turn_id is None:  # taken over: the dialogue exists; record how far it got
-        await settle_checkin_send(outbox, key)
+        await settle_checkin_send(outbox, key, now)
     log.info("check-in %s started via %s for identity %s (%s)", checkin_id, via, identity.id, key)
     return CheckinStatus.started.value
 
@@ -436,15 +438,15 @@ def _invite(loaded: _Loaded, for_someone_else: bool) -> CheckinInvite:
 # -- outcomes ------------------------------------------------------------------------------------------
 
 
-async def settle_checkin_send(outbox: Outbox, dedupe_key: str) -> None:
+async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | None = None) -> None:
     """Record on the check-in's latest queued start what its dialogue did: said in chat, template sent,
-    refused (WeChat's error) or dropped (the dialogue's reason). Still under way: left queued."""
-    checkin_id = checkin_id_of_key(
-        dedupe_key if dedupe_key.startswith("dialogue:") else f"dialogue:{dedupe_key}"
-    )
+    refused (WeChat's error) or dropped (the dialogue's reason). Still under way: left queued. A chat
+    start WeChat refused because its window had closed (45015/45047) is followed by the template."""
+    now = now or datetime.now(UTC)
+    turn_key = dedupe_key if dedupe_key.startswith("dialogue:") else f"dialogue:{dedupe_key}"
+    checkin_id = checkin_id_of_key(turn_key)
     if checkin_id is None:
         return
-    turn_key = dedupe_key if dedupe_key.startswith("dialogue:") else f"dialogue:{dedupe_key}"
     async with outbox.runtime.db.sessions() as session:
         turn = await session.scalar(select(InboundMessage).where(InboundMessage.dedupe_key == turn_key))
         send = await session.scalar(
@@ -465,28 +467,123 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str) -> None:
             .order_by(Message.id)
             .limit(1)
         )
+        values: dict[str, Any]
+        via = None
         if turn.status == InboundStatus.FAILED:
-            send.status, send.error = FAILED, (turn.last_error or "dialogue dropped")[:255]
+            values = {"status": FAILED, "error": (turn.last_error or "dialogue dropped")[:255]}
         elif first is None:
             if turn.status != InboundStatus.PROCESSED:
                 return
-            send.status, send.error = FAILED, "the bot said nothing"
+            values = {"status": FAILED, "error": "the bot said nothing"}
         elif first.delivery_status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             return
         else:
             via = "template" if first.msg_type == "template" else "chat"
-            send.kind = TEMPLATE if via == "template" else START_CHAT
-            send.message_id = first.id
+            values = {"kind": TEMPLATE if via == "template" else START_CHAT, "message_id": first.id}
             if first.delivery_status == DeliveryStatus.SENT:
-                send.status = SENT
+                values["status"] = SENT
             else:
-                send.status, send.error = FAILED, (first.delivery_error or first.delivery_status)[:255]
+                values["status"] = FAILED
+                values["error"] = (first.delivery_error or first.delivery_status)[:255]
+        # Conditional: of two settles of the same step (the listener and a takeover) one records it.
+        recorded = await session.execute(
+            update(FollowupSend)
+            .where(FollowupSend.id == send.id, FollowupSend.status == QUEUED)
+            .values(**values)
+        )
+        if recorded.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        if via is not None:
             await session.execute(
                 update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via=via)
             )
         await session.commit()
-    if send.status == FAILED:
-        log.warning("check-in %s: start failed: %s", checkin_id, send.error)
+    if values["status"] != FAILED:
+        return
+    log.warning("check-in %s: start failed: %s", checkin_id, values["error"])
+    refused = _errcode(values["error"])
+    if via == "chat" and refused in WINDOW_ERRORS and outbox.runtime.settings.followup_template_id.strip():
+        log.info("check-in %s: chat refused (%s), inviting by template", checkin_id, refused)
+        await _invite_by_template(outbox, checkin_id, now)
+
+
+def _errcode(error: str) -> int | None:
+    """The outbox stores WeChat refusals as "<errcode> <errmsg>"."""
+    head = error.partition(" ")[0]
+    return int(head) if head.isdigit() else None
+
+
+async def _invite_by_template(outbox: Outbox, checkin_id: int, now: datetime) -> None:
+    """The template invitation sent directly (the chat start was refused), recorded as a send."""
+    async with outbox.runtime.db.sessions() as session:
+        loaded = await _load(session, checkin_id)
+        identity = await session.get(WeChatIdentity, loaded.checkin.identity_id or 0)
+        if identity is None or loaded.enrolment.status != EnrolmentStatus.active:
+            return
+        conversation = await current_conversation(session, identity, now)
+        invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
+        message = _template_message(session, outbox, conversation, checkin_id, invite, now)
+        await session.flush()
+        send = FollowupSend(
+            checkin_id=checkin_id,
+            kind=TEMPLATE,
+            identity_id=identity.id,
+            message_id=message.id,
+            status=QUEUED,
+            created_at=now,
+        )
+        session.add(send)
+        await session.execute(
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via="template")
+        )
+        await session.commit()
+        conversation_id, message_id, send_id = conversation.id, message.id, send.id
+    await _deliver_and_record(outbox, conversation_id, message_id, send_id)
+
+
+def _template_message(
+    session: AsyncSession,
+    outbox: Outbox,
+    conversation: Conversation,
+    checkin_id: int,
+    invite: CheckinInvite,
+    now: datetime,
+) -> Message:
+    """The check-in's template invitation, stored pending in the conversation for the outbox."""
+    settings = outbox.runtime.settings
+    wechat = {
+        "template_id": settings.followup_template_id.strip(),
+        "data": invite.template_data(),
+        "url": questionnaire_link(settings, checkin_id, now),
+    }
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.OUT,
+        sender_type=SenderType.SYSTEM,
+        msg_type="template",
+        content=invite.text(),
+        extra={TEMPLATE_KEY: wechat, "followup_checkin": checkin_id},
+        delivery_status=DeliveryStatus.PENDING,
+        created_at=now,
+    )
+    session.add(message)
+    conversation.last_message_at = max(conversation.last_message_at, now)
+    return message
+
+
+async def _deliver_and_record(outbox: Outbox, conversation_id: int, message_id: int, send_id: int) -> None:
+    """Send what the conversation has pending (this message among it) and record how it ended."""
+    await outbox.deliver_conversation(conversation_id)
+    async with outbox.runtime.db.sessions() as session:
+        delivered = await session.get(Message, message_id)
+        stored = await session.get(FollowupSend, send_id)
+        assert delivered is not None and stored is not None
+        if delivered.delivery_status == DeliveryStatus.SENT:
+            stored.status = SENT
+        elif delivered.delivery_status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+            stored.status = FAILED
+            stored.error = (delivered.delivery_error or delivered.delivery_status)[:255]
+        await session.commit()
 
 
 # -- reminders -----------------------------------------------------------------------------------------
@@ -548,23 +645,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
                 extra={"followup_checkin": checkin_id},
             )
         elif template_id:
-            wechat = {
-                "template_id": template_id,
-                "data": invite.template_data(),
-                "url": questionnaire_link(runtime.settings, checkin_id, now),
-            }
-            message = Message(
-                conversation_id=conversation.id,
-                direction=Direction.OUT,
-                sender_type=SenderType.SYSTEM,
-                msg_type="template",
-                content=invite.text(),
-                extra={TEMPLATE_KEY: wechat, "followup_checkin": checkin_id},
-                delivery_status=DeliveryStatus.PENDING,
-                created_at=now,
-            )
-            session.add(message)
-            conversation.last_message_at = max(conversation.last_message_at, now)
+            message = _template_message(session, outbox, conversation, checkin_id, invite, now)
         else:
             session.add(
                 FollowupSend(
@@ -590,19 +671,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
         session.add(send)
         await session.commit()
         conversation_id, message_id, send_id = conversation.id, message.id, send.id
-    await outbox.deliver_conversation(conversation_id)
-    async with runtime.db.sessions() as session:
-        delivered = await session.get(Message, message_id)
-        stored = await session.get(FollowupSend, send_id)
-        assert delivered is not None and stored is not None
-        if delivered.delivery_status == DeliveryStatus.SENT:
-            stored.status = SENT
-        elif delivered.delivery_status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
-            stored.status, stored.error = (
-                FAILED,
-                (delivered.delivery_error or delivered.delivery_status)[:255],
-            )
-        await session.commit()
+    await _deliver_and_record(outbox, conversation_id, message_id, send_id)
     return True
 
 

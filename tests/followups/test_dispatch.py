@@ -13,7 +13,16 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
-from crm_backend.conversations.models import Conversation, ConversationStatus
+from crm_backend.conversations.events import DialogueSettled
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    Message,
+    SenderType,
+)
 from crm_backend.conversations.service import current_conversation
 from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.models import FollowupCheckin, FollowupSend
@@ -341,3 +350,51 @@ async def test_no_reminder_while_staff_hold_the_conversation(
     await run_followups(outbox, later + timedelta(minutes=1))
     [reminder] = fake_wechat.sent(holder.openid)
     assert reminder["content"].startswith("【随访提醒】")
+
+
+async def test_a_refused_chat_start_is_followed_by_the_template(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """WeChat refused the check-in's first question (45015: the window closed meanwhile)."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    now = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(hours=47))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, now)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    [turn] = await dialogues(runtime, day1.id)
+    # What the worker stored when WeChat refused Rasa's first question of that dialogue.
+    async with runtime.db.sessions() as session:
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        conversation = await current_conversation(session, holder, now)
+        await session.flush()
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                direction=Direction.OUT,
+                sender_type=SenderType.BOT,
+                content="您好，现在伤口疼痛有几分？",
+                reply_to_inbound_id=turn.id,
+                delivery_status=DeliveryStatus.UNDELIVERABLE,
+                delivery_error="45015 response out of time limit",
+            )
+        )
+        await session.execute(
+            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
+        )
+        await session.commit()
+    await outbox.runtime.events.publish(DialogueSettled(turn.id))
+    await outbox.runtime.events.publish(DialogueSettled(turn.id))  # told twice: invited once
+
+    [sent] = fake_wechat.sent(holder.openid)
+    assert sent["api"] == "template_send" and sent["url"].endswith(f"/followup/checkins/{day1.id}")
+    refused, invited = await sends(runtime, day1.id)
+    assert (refused.kind, refused.status, refused.error) == (
+        "start_chat",
+        "failed",
+        "45015 response out of time limit",
+    )
+    assert (invited.kind, invited.status) == ("template", "sent")
+    assert (await checkins(runtime, enrolment_id))[0].started_via == "template"

@@ -40,12 +40,6 @@ def shipped_plans() -> tuple[PlanDefinition, ...]:
     return tuple(PlanDefinition.model_validate(plan) for plan in data["plans"])
 
 
-def shipped_data_version() -> str:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data: dict[str, Any] = yaml.load(SHIPPED_PLANS_FILE.read_text(encoding="utf-8"), Loader=loader)
-    return str(data["data_version"])
-
-
 def definition_of(version: FollowupPlanVersion) -> PlanDefinition:
     """A stored version's definition, read back through the one shape all parts share."""
     return PlanDefinition.model_validate(version.definition)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
+# The tables follow-up rows refer to (staff, teams, patients, messages): their models must be loaded
+# for the ORM to order inserts, and this command runs without the app that loads every domain.
+import crm_backend.conversations.models
+import crm_backend.patients.models
+import crm_backend.staff.models  # noqa: F401
 from crm_backend.config import get_settings
 from crm_backend.database.core import Database
 from crm_backend.followups.plan_service import current_versions, definition_of, ensure_shipped_plans

@@ -97,6 +97,15 @@ MALFORMED: list[tuple[str, Any, str]] = [
         _broken(lambda r: _item(r, "pain").update(item=[{"linkId": "x", "type": "string"}])),
         "nested",
     ),
+    (
+        "modifier_extension",
+        _broken(
+            lambda r: _item(r, "pain").update(
+                modifierExtension=[{"url": "https://x.example/negate", "valueBoolean": True}]
+            )
+        ),
+        "modifierExtension is not supported",
+    ),
     ("no_plan_code", _broken(lambda r: r.pop("identifier")), "identifier"),
     (
         "unknown_carebridge_extension",

@@ -126,7 +126,7 @@ async def test_an_invalid_plan_is_a_422_naming_the_problem(
     body["time_points"][0]["questionnaire"]["questions"][0]["type"] = "number"
     answer = await clinician.post(URL, json=body)
     assert answer.status_code == 422
-    assert "needs minimum and maximum" in answer.json()["detail"]["message"]
+    assert "needs minimum and maximum" in answer.json()["detail"]
     listed = (await clinician.get(URL)).json()
     assert code not in {plan["code"] for plan in listed}
     assert (
@@ -218,5 +218,5 @@ async def test_import_of_fhir_that_makes_an_invalid_plan_is_a_422(clinician: htt
     bundle["entry"][1]["resource"]["extension"][1]["extension"][0]["valueInteger"] = 0  # day 3 → day 0
     answer = await clinician.post(f"{URL}/import-fhir", json=bundle)
     assert answer.status_code == 422
-    assert "time points must be on distinct days, in order" in answer.json()["detail"]["message"]
+    assert "time points must be on distinct days, in order" in answer.json()["detail"]
     assert (await clinician.get(f"{URL}/{appendectomy['id']}/versions/99/fhir")).status_code == 404

@@ -3,6 +3,7 @@ version and the earlier one stays as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -90,6 +91,17 @@ BAD_PLANS = [
             enable_when={"question": "concerns", "equals": True},
         ),
         "enable_when must name an earlier question",
+    ),
+    (
+        "enable_when_equals_on_a_scale",
+        lambda: _question(
+            small_plan("bad_h"),
+            code="bad_pain_follow_up",
+            text="疼得睡不着吗？",
+            type="yes_no",
+            enable_when={"question": "pain", "equals": True},
+        ),
+        "enable_when equals needs a yes/no question",
     ),
     (
         "days_out_of_order",
@@ -184,3 +196,37 @@ async def test_an_inactive_plan_takes_no_new_enrolments(db: Database) -> None:
         await set_active(session, plan.id, True)
         await session.commit()
         assert code in {definition_of(v).code for v in await current_versions(session)}
+
+
+async def test_two_clinicians_saving_at_once_get_distinct_versions(db: Database) -> None:
+    """Two edits of one plan at the same moment: never two rows claiming one version number; on
+    PostgreSQL (the plan row is locked) both are kept, as versions 2 and 3."""
+    code = f"hernia_{next(_serial)}"
+    async with db.sessions() as session:
+        plan, _ = await create_plan(session, PlanDefinition.model_validate(small_plan(code)), staff_id=None)
+        await session.commit()
+
+    async def edit(hour: int) -> int | str:
+        body = small_plan(code)
+        body["time_points"][0]["hour"] = hour
+        try:
+            async with db.sessions() as session:
+                version, _ = await change_plan(
+                    session, plan.id, PlanDefinition.model_validate(body), staff_id=None
+                )
+                await session.commit()
+                return version.version
+        except PlanConflict as exc:
+            return str(exc)
+
+    results = await asyncio.gather(edit(8), edit(9))
+    async with db.sessions() as session:
+        stored = [v.version for v in await plan_versions(session, plan.id)]
+    assert sorted(stored) == sorted({*stored}), "a version number was stored twice"
+    saved = sorted(r for r in results if isinstance(r, int))
+    assert stored == [*reversed(saved), 1]
+    if not db.is_sqlite:
+        assert saved == [2, 3]
+    else:  # SQLite has no row locks: the later writer is told to reload, and nothing of it is stored
+        assert saved in ([2], [2, 3])
+        assert all("reload" in r for r in results if isinstance(r, str))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -20,7 +23,7 @@ from crm_backend.followups.plan_service import (
 )
 from crm_backend.followups.plans import Flag, PlanDefinition, QuestionType
 from tests.followups.test_plans import small_plan
-from tests.support.postgres import alembic
+from tests.support.postgres import ROOT, alembic
 
 
 async def _counts(db: Database) -> tuple[int, int]:
@@ -130,3 +133,21 @@ def test_shipped_thresholds_are_the_ones_nurses_use() -> None:
             for code in rule.any_of
         }
         assert {"breathless", "chest_pain", "calf", "bleeding"} <= emergencies
+
+
+def test_the_seed_command_creates_the_shipped_plans_once(tmp_path: Path) -> None:
+    """`python -m crm_backend.followups.seed`, as `make run` calls it, on a freshly migrated database."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'carebridge.db'}"
+    alembic(url, "upgrade", "head")
+    env = {**os.environ, "DATABASE_URL": url}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "crm_backend.followups.seed"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "appendectomy v1, joint_arthroplasty v1, lap_cholecystectomy v1" in done.stdout

@@ -14,6 +14,7 @@ import {
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
+import { loadPlans, mayReadPlans, renderTimePoint, resetFollowupPlans, wireFollowupPlans } from "./js/followup-plans.js";
 import { formatDuration } from "./js/format.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
@@ -35,17 +36,20 @@ function showView(view) {
   if ((view === "staff" && !isAdmin()) || (["audit", "report", "hospital"].includes(view) && !isSupervisor())) {
     view = "workspace";
   }
+  if (view === "plans" && !mayReadPlans()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
   $("report-view").hidden = view !== "report";
   $("hospital-view").hidden = view !== "hospital";
+  $("plans-view").hidden = view !== "plans";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
   if (view === "hospital") loadHospitalData();
+  if (view === "plans") loadPlans();
 }
 
 function startApp(me) {
@@ -82,6 +86,7 @@ function stopApp() {
   state.current = null;
   state.currentId = null;
   clearPatientSearch();
+  resetFollowupPlans();
   state.wsAttempts = 0;
   state.lastEventId = null;
 }
@@ -159,6 +164,7 @@ function wire() {
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
   wireHospitalData();
+  wireFollowupPlans();
   wireLabels();
   wireSearch();
   wirePatientSearch(openConversation);
@@ -179,7 +185,7 @@ async function boot() {
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
   renderMessage, renderNote, renderQueueItem, renderPatientPanel, render360, formatDuration, messageText, slaInfo,
-  handleEvent, renderTriageDecisions,
+  handleEvent, renderTriageDecisions, renderTimePoint,
 });
 
 boot(); // module scripts run once the document is parsed

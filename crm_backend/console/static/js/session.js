@@ -2,6 +2,7 @@
 
 import { api, errorText } from "./api.js";
 import { $, toast } from "./dom.js";
+import { mayReadPlans } from "./followup-plans.js";
 import { PRESENCE, ROLE } from "./labels.js";
 import { isAdmin, isSupervisor, state } from "./state.js";
 
@@ -71,6 +72,7 @@ export function setMe(me) {
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
   $("tab-hospital").hidden = !isSupervisor();
+  $("tab-plans").hidden = !mayReadPlans();
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();
 }

@@ -16,6 +16,7 @@ Sends happen only between FOLLOWUP_SEND_FROM and FOLLOWUP_SEND_UNTIL hospital ti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ CHECKIN_INTENT = "EXTERNAL_followup_checkin"
 CLAIM_TIMEOUT = timedelta(minutes=10)
 #: Claims of one start before the check-in goes to the phone list instead of being tried again.
 MAX_CLAIMS = 3
+#: Check-ins one run starts at once (each start is a few short statements and a queue entry; the
+#: database pool has 10 connections, shared with the worker's consumers).
+START_CONCURRENCY = 4
 #: FollowupSend.kind
 START_CHAT, TEMPLATE, REMINDER = "start_chat", "template", "reminder"
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -219,23 +223,28 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
             )
         ).all()
     claimed = CheckinStatus.claimed
-    for checkin_id in due:
-        if await _claim(outbox, checkin_id, (FollowupCheckin.status == CheckinStatus.scheduled,), now):
-            outcomes[await _start_safely(outbox, checkin_id, now)] += 1
-    for checkin_id in again:
-        if await _claim(
-            outbox,
-            checkin_id,
-            (FollowupCheckin.status == CheckinStatus.started, FollowupCheckin.postponed_until <= now),
-            now,
-            counted=False,
-        ):
-            outcomes[await _start_safely(outbox, checkin_id, now)] += 1
-    for checkin_id in stale:
-        taken = (FollowupCheckin.status == claimed, FollowupCheckin.claimed_at < stale_before)
-        if await _claim(outbox, checkin_id, taken, now):
-            log.warning("check-in %s: taking over a claim left by a worker that stopped", checkin_id)
-            outcomes[await _start_safely(outbox, checkin_id, now)] += 1
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def claim_and_start(checkin_id: int, conditions: tuple[Any, ...], *, again: bool = False) -> None:
+        """`again`: a start after 稍后再说, which is not counted as a retry."""
+        async with gate:
+            if await _claim(outbox, checkin_id, conditions, now, counted=not again):
+                outcomes[await _start_safely(outbox, checkin_id, now)] += 1
+
+    scheduled = FollowupCheckin.status == CheckinStatus.scheduled
+    postponed = FollowupCheckin.status == CheckinStatus.started
+    taken_over = FollowupCheckin.status == claimed
+    await asyncio.gather(
+        *(claim_and_start(checkin_id, (scheduled,)) for checkin_id in due),
+        *(
+            claim_and_start(checkin_id, (postponed, FollowupCheckin.postponed_until <= now), again=True)
+            for checkin_id in again
+        ),
+        *(
+            claim_and_start(checkin_id, (taken_over, FollowupCheckin.claimed_at < stale_before))
+            for checkin_id in stale
+        ),
+    )
     for checkin_id in to_remind:
         if await _remind(outbox, checkin_id, now):
             outcomes["reminded"] += 1
@@ -319,6 +328,8 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         checkin, enrolment = loaded.checkin, loaded.enrolment
         if checkin.status != CheckinStatus.claimed:
             return checkin.status.value
+        if checkin.claims > 1 and checkin.started_at is None:
+            log.warning("check-in %s: taking over a claim left by a worker that stopped", checkin_id)
         again_at = checkin.postponed_until
         resting = CheckinStatus.started if again_at is not None else CheckinStatus.scheduled
         if enrolment.status == EnrolmentStatus.paused:

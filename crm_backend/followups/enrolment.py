@@ -263,6 +263,22 @@ async def stop_enrolment(
     return enrolment
 
 
+async def stop_for_checkin(
+    session: AsyncSession,
+    checkin_id: int,
+    reason: StopReason = StopReason.opted_out,
+    *,
+    note: str = "",
+    now: datetime | None = None,
+) -> FollowupEnrolment:
+    """Stop the enrolment a check-in belongs to: what the check-in dialogue's confirmed
+    不想再收到随访 does (it knows the check-in, not the enrolment). The caller commits."""
+    checkin = await session.get(FollowupCheckin, checkin_id)
+    if checkin is None:
+        raise EnrolmentError(f"no check-in {checkin_id}", 404)
+    return await stop_enrolment(session, checkin.enrolment_id, reason, note=note, now=now)
+
+
 async def settle_enrolment(session: AsyncSession, enrolment: FollowupEnrolment, settings: Settings) -> None:
     """Lost to follow-up after enough missed check-ins; completed once every check-in is final."""
     statuses = [c.status for c in await checkins_of(session, enrolment.id)]

@@ -19,6 +19,7 @@ from crm_backend.followups.enrolment import (
     plan_checkins,
     resume_enrolment,
     stop_enrolment,
+    stop_for_checkin,
 )
 from crm_backend.followups.models import StopReason
 from crm_backend.runtime import Runtime
@@ -104,8 +105,8 @@ async def test_stopped_enrolment_sends_nothing_more(
     first = (await checkins(runtime, enrolment_id))[0]
     [turn] = await dialogues(runtime, first.id)
 
-    async with runtime.db.sessions() as session:
-        await stop_enrolment(session, enrolment_id, StopReason.opted_out, note="不想再收到随访")
+    async with runtime.db.sessions() as session:  # as the dialogue's confirmed 不想再收到随访 does
+        await stop_for_checkin(session, first.id, StopReason.opted_out, note="不想再收到随访")
         await session.commit()
         with pytest.raises(EnrolmentError):
             await pause_enrolment(session, enrolment_id)

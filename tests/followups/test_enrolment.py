@@ -22,6 +22,8 @@ from crm_backend.followups.enrolment import (
     stop_for_checkin,
 )
 from crm_backend.followups.models import StopReason
+from crm_backend.followups.recipients import recipient_of
+from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.appointments.test_reminders import worker_turns
 from tests.followups.enrolment_support import (
@@ -200,3 +202,29 @@ async def _messages(runtime: Runtime, identity_id: int) -> list[Message]:
             .order_by(Message.id)
         )
         return list(rows.all())
+
+
+async def test_the_check_in_goes_to_whoever_can_answer(runtime: Runtime):
+    """The patient's own account first; a family member who manages them when the patient's own
+    account no longer follows ours; nobody when no account can be reached."""
+    own_id, own_identity = await make_patient(runtime)
+    managed_id, daughter_identity = await make_patient(runtime, own_identity=False, family=True)
+    nobody_id, _ = await make_patient(runtime, own_identity=False)
+    async with runtime.db.sessions() as session:
+        session.add(
+            WeChatIdentity(
+                app_id="wx_test",
+                openid=f"openid-unfollowed-{managed_id}",
+                patient_id=managed_id,
+                subscribed=False,
+            )
+        )
+        await session.commit()
+        own = await recipient_of(session, own_id)
+        managed = await recipient_of(session, managed_id)
+        assert own is not None and (own.identity.id, own.for_someone_else) == (own_identity, False)
+        assert managed is not None and (managed.identity.id, managed.for_someone_else) == (
+            daughter_identity,
+            True,
+        )
+        assert await recipient_of(session, nobody_id) is None

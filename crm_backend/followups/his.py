@@ -68,6 +68,8 @@ class Discharge:
     encounter_key: str
     discharged_at: datetime
     attending_doctor: str
+    #: Encounter.serviceProvider.display: the ward; a team of exactly that name is responsible.
+    ward: str = ""
     procedures: list[tuple[PerformedProcedure, datetime | None]] = field(default_factory=list)
 
     @property
@@ -108,6 +110,7 @@ def parse_discharge(body: bytes) -> Discharge:
         encounter_key=_encounter_key(encounter),
         discharged_at=_discharged_at(encounter),
         attending_doctor=_attending(encounter),
+        ward=str(encounter.serviceProvider.display or "").strip() if encounter.serviceProvider else "",
         procedures=[_procedure(index, p) for index, p in enumerate(procedures)],
     )
 
@@ -255,6 +258,15 @@ async def nursing_team(session: AsyncSession) -> Team:
     return team
 
 
+async def _team(session: AsyncSession, ward: str) -> Team:
+    """The team named like the ward the HIS names (Encounter.serviceProvider), else nursing."""
+    if ward:
+        team = await session.scalar(select(Team).where(Team.name == ward[:64]))
+        if team is not None:
+            return team
+    return await nursing_team(session)
+
+
 async def enrolment_by_encounter(session: AsyncSession, encounter_key: str) -> FollowupEnrolment | None:
     return await session.scalar(
         select(FollowupEnrolment).where(FollowupEnrolment.encounter_key == encounter_key)
@@ -287,7 +299,7 @@ async def enrol_discharge(
             )
         anchor = performed.astimezone(HOSPITAL_TZ).date()
     patient, found_by = await find_or_create_patient(session, protector, discharge.patient)
-    team = await nursing_team(session)
+    team = await _team(session, discharge.ward)
     enrolment = await enrol(
         session,
         EnrolmentRequest(

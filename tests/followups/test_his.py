@@ -27,6 +27,7 @@ from crm_backend.patients.validation import id_checksum_char
 from crm_backend.protection import ID_NUMBER, PHONE
 from crm_backend.runtime import Runtime
 from tests.followups.conftest import HIS_TOKEN, REDIS_URL
+from tests.followups.enrolment_support import make_team
 from tests.support.api import api_settings, build_api_app, new_client
 
 NI = {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}
@@ -354,3 +355,18 @@ async def test_an_oversized_body_is_refused_with_413(runtime: Runtime, lap_chole
     assert response.status_code == 413
     async with new_client(app) as client:
         assert await _enrolments_of(client, body) == 0
+
+
+async def test_the_team_is_the_ward_the_his_names_else_nursing(
+    his: httpx.AsyncClient, runtime: Runtime, lap_chole: FollowupPlanVersion
+):
+    ward_name = f"肝胆外科一病区{next(_serial)}"
+    ward = await make_team(runtime, ward_name)
+    nursing = await make_team(runtime, "护理团队")
+    named = bundle(id_number=resident_id())
+    named["entry"][1]["resource"]["serviceProvider"] = {"display": ward_name}
+    unknown = bundle(id_number=resident_id())
+    unknown["entry"][1]["resource"]["serviceProvider"] = {"display": "不存在的病区"}
+    assert (await post(his, named)).json()["team_id"] == ward
+    assert (await post(his, unknown)).json()["team_id"] == nursing
+    assert (await post(his, bundle(id_number=resident_id()))).json()["team_id"] == nursing

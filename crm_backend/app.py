@@ -110,6 +110,8 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.followups.enrolment_views import router as followup_enrolments_router
+    from crm_backend.followups.his_views import router as his_router
     from crm_backend.followups.plan_views import router as followup_plans_router
     from crm_backend.followups.report_views import router as followup_report_router
     from crm_backend.followups.worklist_views import router as followup_worklists_router
@@ -137,6 +139,8 @@ def _include_console(app: FastAPI) -> None:
         hospital_info_router,
         followup_plans_router,
         followup_worklists_router,
+        followup_enrolments_router,
+        his_router,
         ws_router,
         console_page_router,
     ):

@@ -27,7 +27,6 @@ from crm_backend.followups.worklists import (
     Scope,
     WorkList,
 )
-from crm_backend.patients.records import FULL_PHONE_ROLES, Disclosure, patient_summary
 from crm_backend.protection import FieldProtector
 from crm_backend.runtime import Runtime
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
@@ -155,32 +154,3 @@ async def record_call(
         session, runtime.protector, await worklists.load_for_staff(session, checkin_id)
     )
     return CallOutcomeRead(call_id=call.id, flag=flag, advice=advice, detail=detail)
-
-
-@router.post("/checkins/{checkin_id}/reveal-phone")
-async def reveal_phone(
-    checkin_id: RowId, staff: FollowupStaff, request: Request, session: DbSession
-) -> dict[str, str | None]:
-    """The patient's full phone number to call, for roles that may see it. Audited as patient.reveal."""
-    if staff.role not in FULL_PHONE_ROLES:
-        raise AccessRefused(
-            "your role may not reveal phone numbers",
-            action="patient.reveal",
-            object_type="followup_checkin",
-            object_id=checkin_id,
-            audit_detail={"fields": ["phone"]},
-        )
-    checkin = await _checkin(session, staff, checkin_id, "patient.reveal")
-    phone = patient_summary(checkin.patient, _protector(request), Disclosure(full_phone=True))["phone"]
-    await audit(
-        session,
-        staff_id=staff.id,
-        action="patient.reveal",
-        object_type="patient",
-        object_id=checkin.patient.id,
-        patient_id=checkin.patient.id,
-        request=request,
-        detail={"fields": ["phone"], "via": "followup_checkin", "checkin_id": checkin_id},
-    )
-    await session.commit()
-    return {"phone": phone}

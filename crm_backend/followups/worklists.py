@@ -72,7 +72,7 @@ class CheckinItemRead(BaseModel):
     enrolment_id: int
     patient_id: int
     patient_name: str
-    #: Masked ("139****1234"); the full number through POST .../reveal-phone (audited).
+    #: Masked ("139****1234"); the full number through the patient record's audited reveal.
     phone: str | None
     team_id: int
     team_name: str

@@ -207,8 +207,10 @@ async def test_a_call_answers_a_missed_check_in_by_phone_and_is_its_first_contac
         assert await _audited(runtime, nurse["id"], "followup_call.create", missed.checkin_id) == 2
 
         # The patient's phone number for the call: the full value, audited as a reveal.
-        revealed = await nurse_client.post(f"{CHECKIN}{missed.checkin_id}/reveal-phone")
-        assert revealed.json() == {"phone": "13900002222"}
+        revealed = await nurse_client.post(
+            f"/api/console/patients/{missed.patient_id}/reveal", json={"field": "phone"}
+        )
+        assert revealed.json() == {"field": "phone", "value": "13900002222"}
         assert await _audited(runtime, nurse["id"], "patient.reveal", missed.patient_id) == 1
         listed = (await nurse_client.get(LIST + "missed")).json()
         assert all(item["phone"] != "13900002222" for item in listed)

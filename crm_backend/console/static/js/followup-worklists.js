@@ -103,10 +103,11 @@ function fact(label, value) {
   return row;
 }
 
-async function revealPhone(checkinId, slot) {
+async function revealPhone(patientId, slot) {
   try {
-    const { phone } = await api("POST", "/followups/checkins/" + encodeURIComponent(checkinId) + "/reveal-phone");
-    slot.textContent = phone || "未登记";
+    // The patient record's audited reveal: the enrolment's team may open the patient.
+    const { value } = await api("POST", "/patients/" + encodeURIComponent(patientId) + "/reveal", { field: "phone" });
+    slot.textContent = value || "未登记";
   } catch (error) {
     toast(errorText(error), "error");
   }
@@ -317,7 +318,7 @@ function renderDetail(detail, outcome) {
     const reveal = el("button", "btn small", "显示号码");
     reveal.type = "button";
     reveal.id = "followup-reveal";
-    reveal.addEventListener("click", () => revealPhone(item.id, phoneSlot));
+    reveal.addEventListener("click", () => revealPhone(item.patient_id, phoneSlot));
     phone.append(" ", reveal);
   }
   const head = el("section", "card");

@@ -1,0 +1,241 @@
+"""Follow-up dispatch at scale: N check-ins due at 09:00 for N patients, half inside WeChat's
+customer-service window (started in chat: Rasa asks the first question) and half outside it (a
+template message with the questionnaire link), started by two workers and one Rasa server.
+
+Measures the time from the workers' start to the last check-in started (its first message accepted
+by the fake WeChat API), checks that none started twice, and meanwhile sends pushes from other
+patients to the webhook at a steady rate to measure the acknowledgement's p99 during the run.
+
+    .venv/bin/python bench/followup_dispatch.py [--checkins 10000] [--ack-rate 20] [--timeout 900]
+
+Goal (issue 15): all started within 10 minutes, acknowledgement p99 < 20 ms. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.webhook_latency import default_timings, summary
+from crm_backend.config import HOSPITAL_TZ, Settings
+from crm_backend.consent.models import ConsentRecord
+from crm_backend.database.core import Database
+from crm_backend.followups.enrolment import EnrolmentRequest, enrol
+from crm_backend.followups.models import EnrolmentSource, FollowupCheckin, FollowupSend
+from crm_backend.followups.plan_service import current_versions, ensure_shipped_plans
+from crm_backend.patients.models import Patient, WeChatIdentity
+from crm_backend.staff.models import Team
+from tests.conftest import _fresh_postgres, _fresh_redis
+from tests.support.stack import Stack, new_openid, start_fake_wechat, start_rasa
+
+TEMPLATE_ID = "bench-followup-template"
+BATCH = 500
+
+
+async def seed(database_url: str, appid: str, count: int, now: datetime) -> dict[str, str]:
+    """`count` consented patients enrolled in the cholecystectomy plan, each with one check-in due at
+    09:00 today (or now, before 09:00); even-numbered ones wrote an hour ago (inside the window),
+    odd-numbered ones five days ago. Returns openid → "chat" | "template"."""
+    db = Database(database_url)
+    expected: dict[str, str] = {}
+    local = now.astimezone(HOSPITAL_TZ)
+    due = min(datetime.combine(local.date(), datetime.min.time().replace(hour=9), tzinfo=HOSPITAL_TZ), now)
+    settings = Settings()
+    try:
+        async with db.sessions() as session:
+            await ensure_shipped_plans(session)
+            team = Team(name="护理团队")
+            session.add(team)
+            await session.commit()
+            version = next(
+                v for v in await current_versions(session) if v.definition["code"] == "lap_cholecystectomy"
+            )
+            team_id, version_id = team.id, version.id
+        for start in range(0, count, BATCH):
+            async with db.sessions() as session:
+                for n in range(start, min(count, start + BATCH)):
+                    inside = n % 2 == 0
+                    openid = new_openid()
+                    expected[openid] = "chat" if inside else "template"
+                    patient = Patient(display_name=f"患者{n}")
+                    session.add(patient)
+                    await session.flush()
+                    identity = WeChatIdentity(
+                        app_id=appid,
+                        openid=openid,
+                        patient_id=patient.id,
+                        subscribed=True,
+                        last_inbound_at=now - (timedelta(hours=1) if inside else timedelta(days=5)),
+                    )
+                    session.add(identity)
+                    await session.flush()
+                    session.add(
+                        ConsentRecord(
+                            identity_id=identity.id, patient_id=patient.id, granted=True, notice_version="b"
+                        )
+                    )
+                    await enrol(
+                        session,
+                        EnrolmentRequest(
+                            patient_id=patient.id,
+                            plan_version_id=version_id,
+                            anchor_date=local.date() - timedelta(days=1),
+                            discharged_on=local.date() - timedelta(days=1),
+                            team_id=team_id,
+                            source=EnrolmentSource.console,
+                        ),
+                        settings,
+                        due - timedelta(minutes=1),
+                    )
+                await session.commit()
+        async with db.engine.begin() as conn:
+            # Day 1 of every enrolment due at 09:00 (the plan says 10:00); the later ones stay later.
+            await conn.execute(sa.update(FollowupCheckin).where(FollowupCheckin.day == 1).values(due_at=due))
+    finally:
+        await db.dispose()
+    return expected
+
+
+async def progress(database_url: str) -> tuple[int, int, datetime | None]:
+    """(check-ins whose first message WeChat accepted, template sends, when the last one went)."""
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            chat = (
+                await conn.execute(
+                    sa.text(
+                        "select count(distinct m.reply_to_inbound_id), max(m.sent_at) from messages m "
+                        "join inbound_messages i on i.id = m.reply_to_inbound_id "
+                        "where i.dedupe_key like 'dialogue:followup:checkin:%' and m.delivery_status = 'sent'"
+                    )
+                )
+            ).one()
+            templates = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(FollowupSend.created_at)).where(
+                        FollowupSend.kind == "template", FollowupSend.status == "sent"
+                    )
+                )
+            ).one()
+    finally:
+        await db.dispose()
+    last = max((t for t in (chat[1], templates[1]) if t is not None), default=None)
+    return int(chat[0]), int(templates[0]), last
+
+
+async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float]:
+    """Pushes from 200 other patients at `rate`/s, each timed from its scheduled moment."""
+    openids = [new_openid() for _ in range(200)]
+    latencies: list[float] = []
+    url = f"{stack.url}/wechat/oa"
+    async with aiohttp.ClientSession() as client:
+
+        async def post(n: int, at: float) -> None:
+            push = stack.build("text", openids[n % len(openids)], content=f"你好 {n}")
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            async with client.post(url, params=push.params, data=push.body, headers=push.headers) as response:
+                assert (await response.text()) == "success"
+            latencies.append(time.perf_counter() - at)
+
+        tasks = []
+        start = time.perf_counter()
+        n = 0
+        while not stop.is_set():
+            at = start + n / rate
+            tasks.append(asyncio.create_task(post(n, at)))
+            n += 1
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    rasa = start_rasa(_fresh_redis("rasa"))
+    wechat = start_fake_wechat()
+    database_url = await _fresh_postgres()
+    stack = Stack(
+        "bench-followup",
+        database_url,
+        _fresh_redis("postgresql"),
+        rasa,
+        wechat,
+        extra_env={
+            **default_timings(),
+            "FOLLOWUP_TEMPLATE_ID": TEMPLATE_ID,
+            "FOLLOWUP_INTERVAL_SECONDS": "5",
+            # The bench runs at any hour: the send hours are the whole day.
+            "FOLLOWUP_SEND_FROM": "00:00",
+            "FOLLOWUP_SEND_UNTIL": "23:59",
+        },
+    )
+    try:
+        stack.migrate()
+        stack.start_web()
+        now = datetime.now(UTC)
+        t_seed = time.perf_counter()
+        expected = await seed(database_url, Settings().oa_appid, args.checkins, now)
+        seeded_in = time.perf_counter() - t_seed
+        stop = asyncio.Event()
+        acks = asyncio.create_task(ack_load(stack, args.ack_rate, stop))
+        t0 = time.time()
+        stack.start_worker()
+        stack.start_extra_worker()
+        chat = templates = 0
+        last: datetime | None = None
+        while time.time() - t0 < args.timeout:
+            chat, templates, last = await progress(database_url)
+            if chat + templates >= len(expected):
+                break
+            await asyncio.sleep(2)
+        stop.set()
+        latencies = await acks
+        sends = wechat.sent()
+        per_openid: dict[str, list[dict[str, object]]] = {}
+        for item in sends:
+            if item.get("touser") in expected:
+                per_openid.setdefault(str(item["touser"]), []).append(item)
+        template_twice = sum(
+            1 for items in per_openid.values() if sum(1 for i in items if i.get("api") == "template_send") > 1
+        )
+        chat_counts = sorted(len(items) for openid, items in per_openid.items() if expected[openid] == "chat")
+        typical = chat_counts[len(chat_counts) // 2] if chat_counts else 0
+        return {
+            "checkins": len(expected),
+            "seeded_in_s": round(seeded_in, 1),
+            "started_in_chat": chat,
+            "invited_by_template": templates,
+            "all_started": chat + templates >= len(expected),
+            "last_start_after_s": round(last.timestamp() - t0, 1) if last else None,
+            "duplicated_templates": template_twice,
+            "chat_sends_per_patient_typical": typical,
+            "chat_patients_with_more_sends_than_typical": sum(1 for c in chat_counts if c > typical),
+            "ack_during_run": summary(latencies) if latencies else None,
+        }
+    finally:
+        stack.stop()
+        wechat.process.stop()
+        rasa.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkins", type=int, default=10_000)
+    parser.add_argument("--ack-rate", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    print(json.dumps(asyncio.run(run(parser.parse_args())), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

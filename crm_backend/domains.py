@@ -16,11 +16,16 @@ from crm_backend.appointments import scheduled as appointment_jobs
 from crm_backend.conversations import scheduled as conversation_jobs
 from crm_backend.escalations import listeners as escalation_listeners
 from crm_backend.escalations import scheduled as escalation_jobs
+from crm_backend.followups import emergencies as followup_emergencies
 from crm_backend.runtime import Runtime
 from crm_backend.scheduling import Job
 
 #: Each domain's `subscribe(runtime)`, in the order handlers should run for a shared event type.
-LISTENERS: list[Callable[[Runtime], None]] = [escalation_listeners.subscribe, appointment_listeners.subscribe]
+LISTENERS: list[Callable[[Runtime], None]] = [
+    escalation_listeners.subscribe,
+    appointment_listeners.subscribe,
+    followup_emergencies.subscribe,
+]
 
 #: Each domain's scheduled jobs.
 SCHEDULED: list[list[Job]] = [

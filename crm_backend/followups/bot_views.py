@@ -48,7 +48,14 @@ from crm_backend.followups.models import (
     StopReason,
 )
 from crm_backend.followups.plans import Flag, Question, QuestionType
-from crm_backend.followups.understanding import Digression, Reading, digression_of, is_question, read_answer
+from crm_backend.followups.understanding import (
+    Digression,
+    Reading,
+    digression_of,
+    is_question,
+    read_answer,
+    yes_or_no,
+)
 from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
 from crm_backend.patients.models import PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.staff.deps import DbSession, runtime_of
@@ -126,9 +133,12 @@ class AnswerBody(BaseModel):
 
 
 class OptOutBody(BaseModel):
+    """The patient's reply to "您确定…吗？": `text` as they wrote it, or `confirmed` when known."""
+
     model_config = ConfigDict(extra="forbid")
 
-    confirmed: bool
+    confirmed: bool | None = None
+    text: Text | None = None
 
 
 # -- who may answer --------------------------------------------------------------------------
@@ -409,7 +419,12 @@ async def opt_out(
     checkin = await _checkin_for(session, identity, checkin_id)
     if not checkin.is_open:
         return _closed()
-    if not body.confirmed:
+    confirmed = body.confirmed if body.confirmed is not None else yes_or_no(body.text or "")
+    if confirmed is None:
+        return CheckinTurn(
+            step=Step.confirm_opt_out, messages=["请回复“确定”停止随访，或回复“继续”接着回答刚才的问题。"]
+        )
+    if not confirmed:
         turn = await _next_turn(session, checkin, [CONTINUE_TEXT])
         return turn or await _finish(session, checkin, identity, [], [], runtime_of(request).clock())
     relation = await _relationship(session, identity, checkin.enrolment.patient_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -67,7 +67,7 @@ router = APIRouter(prefix=f"{BOT_API_PREFIX}/followups", tags=["bot"], dependenc
 
 #: "稍后再说" asks again this much later, the same day and before FOLLOWUP_SEND_UNTIL.
 POSTPONE_BY = timedelta(hours=2)
-#: A postponement that would leave less than this before the send window closes is not offered.
+#: A postponement keeps this far from the end of the send window.
 POSTPONE_MARGIN = timedelta(minutes=30)
 #: What the patient may have noted for the nurse (questions no care answer matched).
 MAX_NOTES = 5
@@ -274,16 +274,22 @@ async def _finish(
     return CheckinTurn(step=Step.finished, messages=shown, flag=flag, escalate=escalate)
 
 
-def postpone_until(now: datetime, send_until: str) -> datetime | None:
-    """Later the same day, before the send window closes; None when the day is nearly over."""
-    hour, minute = (int(part) for part in send_until.split(":"))
+def _local_time(day: date, hhmm: str) -> datetime:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=HOSPITAL_TZ)
+
+
+def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:
+    """Two hours later the same day, at the latest 30 minutes before the send window closes; when
+    the day is nearly over (or it is night), an hour after the window opens on the next morning."""
     local = now.astimezone(HOSPITAL_TZ)
-    closes = datetime.combine(local.date(), time(hour, minute), tzinfo=HOSPITAL_TZ)
-    latest = closes - POSTPONE_MARGIN
-    wanted = min(local + POSTPONE_BY, latest)
-    if wanted <= local + timedelta(minutes=10):
-        return None
-    return wanted
+    wanted = min(local + POSTPONE_BY, _local_time(local.date(), send_until) - POSTPONE_MARGIN)
+    if wanted > local + timedelta(minutes=10) and wanted >= _local_time(local.date(), send_from):
+        return wanted
+    morning = (
+        local.date() if local < _local_time(local.date(), send_from) else local.date() + timedelta(days=1)
+    )
+    return _local_time(morning, send_from) + timedelta(hours=1)
 
 
 @router.post("/checkins/{checkin_id}/start")
@@ -380,21 +386,20 @@ def _not_an_answer(question: Question, text: str, hint: str) -> CheckinTurn:
 async def _postpone(session: AsyncSession, checkin: Checkin, request: Request) -> CheckinTurn:
     runtime = runtime_of(request)
     now, settings = runtime.clock(), runtime.settings
-    until = postpone_until(now, settings.followup_send_until)
-    if until is None or until >= checkin.row.window_ends_at:
+    until = postpone_until(now, settings.followup_send_from, settings.followup_send_until)
+    if until >= checkin.row.window_ends_at:
         return CheckinTurn(
             step=Step.postponed,
-            messages=[
-                "好的。今天比较晚了，您方便的时候直接回复我，我们接着回答；明天之前有不舒服请及时就医。"
-            ],
+            messages=["好的，不打扰您了。如果有明显不舒服，请及时就医，或回复“人工”联系工作人员。"],
         )
     checkin.row.postponed_until = until
     await session.commit()
     local = until.astimezone(HOSPITAL_TZ)
+    day = "今天" if local.date() == now.astimezone(HOSPITAL_TZ).date() else "明天"
     return CheckinTurn(
         step=Step.postponed,
         messages=[
-            f"好的，不打扰您了。今天 {local:%H:%M} 左右我再来问您；"
+            f"好的，不打扰您了。{day} {local:%H:%M} 左右我再来问您；"
             "如果这期间有明显不舒服，请及时就医或回复“人工”。"
         ],
     )

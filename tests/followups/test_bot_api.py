@@ -263,7 +263,7 @@ async def test_postponing_asks_again_later_the_same_day(
         turn = await _answer(bot, family.own, checkin_id, "现在在忙，稍后再说")
     finally:
         runtime.clock = lambda: datetime.now(UTC)
-    assert turn["step"] == "postponed" and "12:00" in turn["messages"][0]
+    assert turn["step"] == "postponed" and "今天 12:00" in turn["messages"][0]
     checkin, _ = await _stored(runtime, checkin_id)
     assert checkin.postponed_until is not None
     assert checkin.postponed_until.astimezone(HOSPITAL_TZ) == morning.replace(hour=12)
@@ -272,8 +272,12 @@ async def test_postponing_asks_again_later_the_same_day(
 
 def test_a_postponement_stays_inside_the_send_window() -> None:
     evening = datetime(2026, 12, 5, 18, 50, tzinfo=HOSPITAL_TZ)
-    assert postpone_until(evening, "20:00") == evening.replace(hour=19, minute=30)
-    assert postpone_until(evening.replace(hour=19, minute=25), "20:00") is None
+    assert postpone_until(evening, "09:00", "20:00") == evening.replace(hour=19, minute=30)
+    next_morning = datetime(2026, 12, 6, 10, 0, tzinfo=HOSPITAL_TZ)
+    assert postpone_until(evening.replace(hour=19, minute=25), "09:00", "20:00") == next_morning
+    assert postpone_until(evening.replace(hour=23, minute=40), "09:00", "20:00") == next_morning
+    early = datetime(2026, 12, 6, 6, 0, tzinfo=HOSPITAL_TZ)
+    assert postpone_until(early, "09:00", "20:00") == next_morning
 
 
 async def test_opting_out_is_confirmed_then_stops_the_enrolment_and_is_audited(

@@ -16,8 +16,11 @@ from sqlalchemy import select
 
 from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
+from crm_backend.conversations.events import EscalationRequested
+from crm_backend.conversations.models import Conversation
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
+from crm_backend.followups.emergencies import end_checkins_on_emergency
 from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -316,3 +319,25 @@ async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> N
     for body in ({"text": ""}, {"text": "x" * 1001}, {"text": "3", "extra": 1}, {}):
         response = await bot.post(path, params={"sender": family.own}, json=body)
         assert response.status_code in (400, 422), body
+
+
+async def test_an_emergency_the_route_screened_ends_the_open_check_in(
+    runtime: Runtime, family: Family
+) -> None:
+    async with runtime.db.sessions() as session:
+        own = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.patient_id == family.patient_id)
+        )
+        assert own is not None
+        conversation = Conversation(patient_id=family.patient_id, identity_id=own.id)
+        session.add(conversation)
+        await session.commit()
+        conversation_id = conversation.id
+    other = EscalationRequested(conversation_id, reason="patient_request")
+    assert await end_checkins_on_emergency(runtime, other) == []
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+    assert await end_checkins_on_emergency(runtime, emergency) == [family.enrolled.checkin_ids[0]]
+    checkin, _ = await _stored(runtime, family.enrolled.checkin_ids[0])
+    assert (checkin.status, checkin.worst_flag, checkin.channel) == ("answered", "emergency", "chat")
+    later, _ = await _stored(runtime, family.enrolled.checkin_ids[1])
+    assert later.status == "scheduled"  # only the check-in under way ends

@@ -354,7 +354,7 @@ async def answer(
         # "还有什么想问的吗？" answered with a question: answered now, or by the nurse.
         found = answer_for(body.text)
         if found is not None:
-            said.append(f"{found.answer}\n（以上为一般建议，请以您的出院医嘱为准。）")
+            said.append(care_text(found.answer))
         else:
             notes.append(body.text[:200])
     if finding.flag == Flag.emergency:
@@ -366,17 +366,22 @@ async def answer(
     return turn
 
 
+def care_text(answer: str) -> str:
+    """A care answer as the patient reads it: general advice, the discharge instructions first."""
+    return answer if "医嘱" in answer else f"{answer}\n（以上为一般建议，请以您的出院医嘱为准。）"
+
+
 def _not_an_answer(question: Question, text: str, hint: str) -> CheckinTurn:
     """A question of the patient's own gets its answer (or goes to the nurse); anything else the hint.
     The same question is asked again either way."""
     if question.type != QuestionType.free_text and is_question(text):
         found = answer_for(text)
         if found is not None:
-            messages = [f"{found.answer}\n（以上为一般建议，请以您的出院医嘱为准。）", CONTINUE_TEXT]
+            messages = [f"{care_text(found.answer)}\n\n{CONTINUE_TEXT}"]
             return CheckinTurn(step=Step.ask, messages=messages, question=question_read(question))
         return CheckinTurn(
             step=Step.ask,
-            messages=["这个问题我先记下来，随访结束后转给护士回复您。", CONTINUE_TEXT],
+            messages=[f"这个问题我先记下来，随访结束后转给护士回复您。{CONTINUE_TEXT}"],
             question=question_read(question),
             noted=text[:200],
         )

@@ -25,6 +25,7 @@ from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, Follow
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
+from tests.e2e.test_emergency import _tracker
 from tests.support.api import api_settings
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.stack import Stack
@@ -311,3 +312,18 @@ async def _settled(runtime: Runtime, key: str) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"dialogue {key} never processed")
+
+
+async def test_asking_for_a_person_mid_check_in_hands_over_and_closes_the_form(
+    stack: Stack, crm: Runtime
+) -> None:
+    started = await _start(stack, crm)
+    await stack.converse(started.openid, "5分")
+    answered = await stack.converse(started.openid, "转人工")
+    assert any("人工服务" in text for text in answered)
+    [(escalation, team)] = await _escalations(crm, started.openid)
+    assert (escalation.reason, team) == ("patient_request", "客服中心")
+    checkin, answers = await _checkin(crm, started.checkin_id)
+    assert checkin.status == "started" and set(answers) == {"pain"}  # still open: the nurse or a reminder
+    tracker = await _tracker(stack, started.openid)
+    assert not (tracker.get("active_loop") or {}).get("name")

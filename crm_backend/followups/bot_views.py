@@ -182,21 +182,19 @@ def _patient_words(checkin: Checkin, relation: PatientRelation) -> str:
     """ "您" for the patient; "您的家人张三" for a family member who manages them."""
     if relation == PatientRelation.SELF:
         return "您"
-    name = checkin.patient.display_name or "您的家人"
-    return f"您的家人{name}" if checkin.patient.display_name else name
+    return f"您的家人{checkin.patient.display_name or ''}"
 
 
 def greeting(checkin: Checkin, relation: PatientRelation, hospital: str) -> str:
     who = _patient_words(checkin, relation)
-    lead = f"您好，这里是{hospital}随访服务，想了解一下{who}术后的恢复情况"
+    since = "术后" if checkin.plan.anchor == "surgery" else "出院"
     day = checkin.row.day
-    when = f"（{checkin.plan.name}，出院第 {day} 天）" if day else f"（{checkin.plan.name}）"
-    ask = (
-        "。请根据今天的情况回答几个问题，大约需要 2 分钟"
-        if relation == PatientRelation.SELF
-        else (f"。请您根据{checkin.patient.display_name or '家人'}今天的情况回答几个问题，大约需要 2 分钟")
+    when = f"（{checkin.plan.name}，{since}第 {day} 天）" if day else f"（{checkin.plan.name}）"
+    whose = "根据" if relation == PatientRelation.SELF else f"您根据{checkin.patient.display_name or '家人'}"
+    return (
+        f"您好，这里是{hospital}随访服务，想了解一下{who}术后的恢复情况{when}。"
+        f"请{whose}今天的情况回答几个问题，大约需要 2 分钟；现在不方便的话，回复“稍后再说”。"
     )
-    return f"{lead}{when}{ask}；现在不方便的话，回复“稍后再说”。"
 
 
 def _summary_line(question: Question, value: object) -> str:
@@ -257,7 +255,8 @@ async def _finish(
     elif notes:
         # Nobody answered the patient's question yet: a nurse does, within the amber time at most.
         if flag == Flag.green:
-            checkin.row.worst_flag = Flag.amber.value
+            flag = Flag.amber
+            checkin.row.worst_flag = flag.value
             text = f"{text}\n您刚才的问题我们已经转给护士，护士会尽快在这里或电话回复您。"
         team = await session.get(Team, checkin.enrolment.team_id)
         escalate = EscalationRead(

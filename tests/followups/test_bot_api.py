@@ -112,7 +112,7 @@ async def test_the_patient_is_greeted_and_asked_the_first_question(
     turn = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[0]}/start")
     assert turn["step"] == "ask"
     assert "随访服务" in turn["messages"][0] and "您术后的恢复情况" in turn["messages"][0]
-    assert "张三" not in turn["messages"][0]
+    assert "张三" not in turn["messages"][0] and "请根据今天的情况回答" in turn["messages"][0]
     assert turn["question"]["code"] == "pain"
 
 
@@ -121,6 +121,7 @@ async def test_a_family_member_is_asked_about_the_patient_by_name(
 ) -> None:
     turn = await _post(bot, family.son, f"/{family.enrolled.checkin_ids[0]}/start")
     assert "想了解一下您的家人张三术后的恢复情况" in turn["messages"][0]
+    assert "请您根据张三今天的情况回答" in turn["messages"][0]
 
 
 async def test_someone_elses_check_in_is_not_found(bot: httpx.AsyncClient, family: Family) -> None:
@@ -249,7 +250,7 @@ async def test_a_noted_question_reaches_the_nurse_when_the_check_in_ends(
     turn: dict[str, Any] = {}
     for text in GREEN_DAY_1:
         turn = await _post(bot, family.own, f"/{checkin_id}/answer", {"text": text, "noted": ["可以养猫吗"]})
-    assert turn["flag"] == "green"
+    assert turn["flag"] == "amber"
     assert turn["escalate"]["priority"] == "normal" and "可以养猫吗" in turn["escalate"]["reason"]
     assert "转给护士" in turn["messages"][-1]
     checkin, _ = await _stored(runtime, checkin_id)

@@ -62,12 +62,14 @@ PROCFILE ?= Procfile
 run: install migrate model
 	$(APP_PY) -m crm_backend.appointments.demo_data
 	$(APP_PY) -m crm_backend.triage.seed
+	$(APP_PY) -m crm_backend.followups.seed
 	$(VENV)/bin/honcho start -f $(PROCFILE) -p $(PORT) $(STOPPED_BY_CTRL_C)
 
 # Two web processes, two workers and two Rasa servers with their action servers (Procfile.scaled).
 run-scaled: install migrate model
 	$(APP_PY) -m crm_backend.appointments.demo_data
 	$(APP_PY) -m crm_backend.triage.seed
+	$(APP_PY) -m crm_backend.followups.seed
 	RASA_URLS=http://127.0.0.1:5005,http://127.0.0.1:5006 \
 	ACTION_SERVER_URLS=http://127.0.0.1:5055,http://127.0.0.1:5056 \
 	$(if $(strip $(WECHAT_OA_APPID)),,WECHAT_API_BASE=http://127.0.0.1:$(SANDBOX_PORT)) \

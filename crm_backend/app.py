@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _include_console(app)
     _include_bot_api(app)
+    _include_followup_page(app)
     if settings.sandbox_enabled:
         from channels.sandbox.simulator import router as simulator_router
         from channels.sandbox.wechat_api import router as sandbox_router
@@ -109,6 +110,11 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.escalations.report_views import router as report_router
     from crm_backend.escalations.search_views import router as search_router
     from crm_backend.escalations.views import router as escalations_router
+    from crm_backend.followups.enrolment_views import router as followup_enrolments_router
+    from crm_backend.followups.his_views import router as his_router
+    from crm_backend.followups.plan_views import router as followup_plans_router
+    from crm_backend.followups.report_views import router as followup_report_router
+    from crm_backend.followups.worklist_views import router as followup_worklists_router
     from crm_backend.hospital_info.views import router as hospital_info_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
@@ -122,6 +128,7 @@ def _include_console(app: FastAPI) -> None:
         audit_router,
         escalations_router,
         report_router,
+        followup_report_router,
         labels_router,
         search_router,
         patient_messages_router,
@@ -130,10 +137,21 @@ def _include_console(app: FastAPI) -> None:
         triage_router,
         triage_decisions_router,
         hospital_info_router,
+        followup_plans_router,
+        followup_worklists_router,
+        followup_enrolments_router,
+        his_router,
         ws_router,
         console_page_router,
     ):
         app.include_router(router)
+
+
+def _include_followup_page(app: FastAPI) -> None:
+    """The mobile questionnaire page patients open from a follow-up template message (signed link)."""
+    from crm_backend.followups.page_views import router as followup_page_router
+
+    app.include_router(followup_page_router)
 
 
 def _include_bot_api(app: FastAPI) -> None:

@@ -13,6 +13,10 @@ LIMITS: tuple[tuple[str, int], ...] = (
     ("/simulator/", 64 * KIB),
     ("/sandbox/", 64 * KIB),
     ("/cgi-bin/", 64 * KIB),
+    # The follow-up page posts one answer at a time (free text up to 1,000 characters).
+    ("/followup/", 8 * KIB),
+    # One discharge Bundle (a patient, an encounter, its procedures) is a few KiB.
+    ("/api/his/", 256 * KIB),
     ("/api/", 1024 * KIB),
 )
 DEFAULT_LIMIT = 1024 * KIB

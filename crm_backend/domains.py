@@ -16,7 +16,8 @@ from crm_backend.appointments import scheduled as appointment_jobs
 from crm_backend.conversations import scheduled as conversation_jobs
 from crm_backend.escalations import listeners as escalation_listeners
 from crm_backend.escalations import scheduled as escalation_jobs
-from crm_backend.followups import emergencies as followup_emergencies
+from crm_backend.followups import listeners as followup_listeners
+from crm_backend.followups import scheduled as followup_jobs
 from crm_backend.runtime import Runtime
 from crm_backend.scheduling import Job
 
@@ -24,7 +25,7 @@ from crm_backend.scheduling import Job
 LISTENERS: list[Callable[[Runtime], None]] = [
     escalation_listeners.subscribe,
     appointment_listeners.subscribe,
-    followup_emergencies.subscribe,
+    followup_listeners.subscribe,
 ]
 
 #: Each domain's scheduled jobs.
@@ -33,6 +34,7 @@ SCHEDULED: list[list[Job]] = [
     outbound_jobs.JOBS,
     escalation_jobs.JOBS,
     appointment_jobs.JOBS,
+    followup_jobs.JOBS,
 ]
 
 

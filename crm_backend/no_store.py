@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Paths whose answers may carry patient data (the console's API and the bot API).
-PRIVATE_PREFIXES = ("/api/", "/internal/")
+#: Paths whose answers may carry patient data (the console's API, the bot API, the follow-up page).
+PRIVATE_PREFIXES = ("/api/", "/internal/", "/followup/q/")
 
 
 class NoStore:

@@ -30,13 +30,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from crm_backend.appointments.models import HalfDay
+from crm_backend.config import HOSPITAL_TZ
 
 log = logging.getLogger(__name__)
 
-HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 
 _TEXT_LIMIT = 512
 #: Longest date phrase we expect, e.g. "2026年12月1日上午9点" (14) or "二〇二六年十二月一日下午" (12).

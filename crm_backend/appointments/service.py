@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,9 +27,9 @@ from crm_backend.appointments.models import (
     Schedule,
     ScheduleStatus,
 )
+from crm_backend.config import HOSPITAL_TZ
 from crm_backend.patients.models import Patient
 
-HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 #: When each half-day session starts, hospital time (the cancellation cut-off counts from here).
 SESSION_STARTS = {HalfDay.AM: time(8, 0), HalfDay.PM: time(13, 30)}
 HALF_DAY_NAMES = {HalfDay.AM: "上午", HalfDay.PM: "下午"}

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import Escalation
+from crm_backend.followups.models import FollowupEnrolment
 from crm_backend.patients.models import Patient, PatientLink
 
 
@@ -32,7 +33,8 @@ def visible_to(staff: Viewer) -> ColumnElement[bool] | None:
 
     A conversation of the patient escalated to one of the caller's teams, widened to the patients
     that conversation's WeChat identity manages: a parent escalating about their child lets the
-    team open the child's record.
+    team open the child's record. A patient enrolled in follow-up with one of the caller's teams
+    too: that team calls them and reads their answers, whether or not they ever chatted.
     """
     if staff.sees_all_teams:
         return None
@@ -44,7 +46,8 @@ def visible_to(staff: Viewer) -> ColumnElement[bool] | None:
         .join(Conversation, Conversation.identity_id == PatientLink.identity_id)
         .where(Conversation.id.in_(escalated))
     )
-    return or_(Patient.id.in_(own), Patient.id.in_(managed))
+    followed = select(FollowupEnrolment.patient_id).where(FollowupEnrolment.team_id.in_(team_ids))
+    return or_(Patient.id.in_(own), Patient.id.in_(managed), Patient.id.in_(followed))
 
 
 async def may_view(session: AsyncSession, staff: Viewer, patient_id: int) -> bool:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-from crm_backend.config import Settings
-
-HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
+from crm_backend.config import HOSPITAL_TZ, Settings
 
 
 def _window(settings: Settings) -> tuple[time, time, set[int]]:

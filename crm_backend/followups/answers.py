@@ -35,6 +35,8 @@ from crm_backend.staff.models import Team
 
 #: Check-ins that may still be answered.
 OPEN_STATUSES = frozenset({CheckinStatus.scheduled, CheckinStatus.claimed, CheckinStatus.started})
+#: A nurse's call may also answer a missed check-in: the phone list exists for those.
+PHONE_STATUSES = OPEN_STATUSES | {CheckinStatus.missed}
 
 
 class CheckinClosed(LookupError):
@@ -57,6 +59,14 @@ class Checkin:
     @property
     def is_open(self) -> bool:
         return self.row.status in OPEN_STATUSES and self.enrolment.status == EnrolmentStatus.active
+
+    def answerable_by(self, channel: CheckinChannel) -> bool:
+        """Chat and the page answer open check-ins only. A nurse's call may also answer a missed
+        one, and one whose enrolment paused or completed meanwhile (the missed check-in may have
+        been its last), but never one whose enrolment stopped (deceased, opted out, readmitted)."""
+        if channel != CheckinChannel.phone:
+            return self.is_open
+        return self.row.status in PHONE_STATUSES and self.enrolment.status != EnrolmentStatus.stopped
 
 
 async def load_checkin(session: AsyncSession, checkin_id: int, *, open_only: bool = True) -> Checkin:
@@ -179,7 +189,7 @@ async def complete_checkin(
 ) -> Outcome:
     """Mark the check-in answered with its worst flag; the escalation (red, emergency) is returned for
     the caller to publish after its commit. Raises CheckinClosed when it is no longer open."""
-    if not checkin.is_open:
+    if not checkin.answerable_by(channel):
         raise CheckinClosed(f"check-in {checkin.row.id} is {checkin.row.status}")
     answers = await answers_of(session, checkin.row.id)
     assessment = scoring.assess(checkin.questionnaire, answers)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.audit.service import record as audit
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation
-from crm_backend.database.core import RowId, utcnow
+from crm_backend.database.core import RowId
 from crm_backend.followups import scoring
 from crm_backend.followups.answers import (
     Checkin,
@@ -40,11 +40,9 @@ from crm_backend.followups.answers import (
     record_answer,
 )
 from crm_backend.followups.care_answers import answer_for
+from crm_backend.followups.enrolment import stop_for_checkin
 from crm_backend.followups.models import (
     CheckinChannel,
-    CheckinStatus,
-    EnrolmentStatus,
-    FollowupCheckin,
     StopReason,
 )
 from crm_backend.followups.plans import Flag, Question, QuestionType
@@ -437,7 +435,14 @@ async def opt_out(
         turn = await _next_turn(session, checkin, [CONTINUE_TEXT])
         return turn or await _finish(session, checkin, identity, [], [], runtime_of(request).clock())
     relation = await _relationship(session, identity, checkin.enrolment.patient_id)
-    await stop_for_opt_out(session, checkin, identity, relation)
+    who = "本人" if relation == PatientRelation.SELF else "家属"
+    await stop_for_checkin(
+        session,
+        checkin.row.id,
+        StopReason.opted_out,
+        note=f"患者在随访对话中要求停止（{who}确认）",
+        now=runtime_of(request).clock(),
+    )
     await audit(
         session,
         staff_id=None,
@@ -457,33 +462,3 @@ async def opt_out(
             "如有不适，请及时就医；需要帮助时，随时回复“人工”联系工作人员。"
         ],
     )
-
-
-async def stop_for_opt_out(
-    session: AsyncSession, checkin: Checkin, identity: WeChatIdentity, relation: PatientRelation
-) -> None:
-    """Stop the enrolment, reason opted_out: no check-in of it is sent again.
-
-    Stand-in for enrolment.stop_enrolment (being written beside this): it also fails the queued
-    dialogue turns of the open check-ins. Replace this body with a call to it once merged."""
-    enrolment = checkin.enrolment
-    if enrolment.status == EnrolmentStatus.stopped:
-        return
-    now = utcnow()
-    enrolment.status = EnrolmentStatus.stopped
-    enrolment.stop_reason = StopReason.opted_out
-    enrolment.stop_note = (
-        f"患者在随访对话中要求停止（{'本人' if relation == PatientRelation.SELF else '家属'}）"
-    )
-    enrolment.status_changed_at = now
-    rows = await session.scalars(
-        select(FollowupCheckin).where(
-            FollowupCheckin.enrolment_id == enrolment.id,
-            FollowupCheckin.status.in_(
-                [CheckinStatus.scheduled, CheckinStatus.claimed, CheckinStatus.started]
-            ),
-        )
-    )
-    for row in rows:
-        row.status = CheckinStatus.skipped
-        row.reason = "enrolment stopped (opted_out)"

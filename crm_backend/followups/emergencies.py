@@ -55,14 +55,3 @@ async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested
     for row in rows:
         log.warning("check-in %s ended on an emergency in conversation %s", row.id, event.conversation_id)
     return [row.id for row in rows]
-
-
-def subscribe(runtime: Runtime) -> None:
-    async def emergency(event: EscalationRequested) -> None:
-        # Never in the way of the emergency itself: its escalation is what matters.
-        try:
-            await end_checkins_on_emergency(runtime, event)
-        except Exception:
-            log.exception("check-ins of conversation %s not closed after an emergency", event.conversation_id)
-
-    runtime.events.subscribe(EscalationRequested, emergency)

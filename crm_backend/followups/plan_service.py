@@ -18,6 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
+# The tables follow-up rows refer to (staff, teams, patients, messages): their models must be loaded
+# for the ORM to order inserts, also where this runs without the app that loads every domain (the
+# seed command, scripts).
+import crm_backend.conversations.models
+import crm_backend.patients.models
+import crm_backend.staff.models  # noqa: F401
 from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
 from crm_backend.followups.plans import PlanDefinition
 
@@ -38,12 +44,6 @@ def shipped_plans() -> tuple[PlanDefinition, ...]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     data: dict[str, Any] = yaml.load(SHIPPED_PLANS_FILE.read_text(encoding="utf-8"), Loader=loader)
     return tuple(PlanDefinition.model_validate(plan) for plan in data["plans"])
-
-
-def shipped_data_version() -> str:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data: dict[str, Any] = yaml.load(SHIPPED_PLANS_FILE.read_text(encoding="utf-8"), Loader=loader)
-    return str(data["data_version"])
 
 
 def definition_of(version: FollowupPlanVersion) -> PlanDefinition:
@@ -127,7 +127,7 @@ async def list_plans(session: AsyncSession) -> list[tuple[FollowupPlan, Followup
         )
         .order_by(FollowupPlan.code)
     )
-    return [(plan, version) for plan, version in rows.tuples()]
+    return [(plan, version) for plan, version in rows]
 
 
 async def get_plan(session: AsyncSession, plan_id: int) -> FollowupPlan:

@@ -177,6 +177,13 @@ class Questionnaire(_Strict):
                     raise ValueError(f"{question.code}: enable_when must name an earlier question")
                 if condition.any_of and not set(condition.any_of) <= {c.code for c in earlier.choices}:
                     raise ValueError(f"{question.code}: enable_when names a choice {earlier.code} lacks")
+                if condition.equals is not None and earlier.type != QuestionType.yes_no:
+                    raise ValueError(f"{question.code}: enable_when equals needs a yes/no question")
+                numeric = (QuestionType.scale, QuestionType.number)
+                if condition.at_least is not None and earlier.type not in numeric:
+                    raise ValueError(
+                        f"{question.code}: enable_when at_least needs a scale or number question"
+                    )
             seen[question.code] = question
         return self
 
@@ -201,7 +208,7 @@ class ProcedureMatch(_Strict):
     text: str = Field(min_length=1, max_length=100)
     #: Other names of it ("LC", "腹腔镜下胆囊切除").
     synonyms: list[str] = Field(default_factory=list)
-    #: e.g. {"system": "ICD-9-CM-3", "code": "51.23"}: matched on the code alone.
+    #: Procedure (ICD-9-CM-3, e.g. "51.23") or diagnosis codes: matched on the code alone.
     codes: list[str] = Field(default_factory=list)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from crm_backend.patient_record.followups import FollowupEnrolmentRecordRead
 from crm_backend.patients.records import ManagedPatientRead, PatientSummaryRead
 
 
@@ -80,3 +81,5 @@ class Patient360Read(BaseModel):
     managed_patients: list[ManagedPatientRead]
     conversations: list[ConversationLineRead]
     appointments: list[AppointmentRecordRead]
+    #: Post-operative follow-up: enrolments newest first, with check-ins and answers over time.
+    followups: list[FollowupEnrolmentRecordRead]

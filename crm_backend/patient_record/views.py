@@ -20,6 +20,7 @@ from crm_backend.database.core import RowId
 from crm_backend.escalations.views_model import PatientPanelRead, patient_panel
 from crm_backend.patient_record.access import may_view
 from crm_backend.patient_record.consent_state import UNANSWERED, consent_of
+from crm_backend.patient_record.followups import patient_followups
 from crm_backend.patient_record.models import (
     AppointmentRecordRead,
     ConversationLineRead,
@@ -142,6 +143,7 @@ async def patient_360(
         appointments=[
             AppointmentRecordRead.model_validate(a) for a in await patient_appointments(session, patient_id)
         ],
+        followups=await patient_followups(session, patient_id),
     )
     actions = [("patient.view", {"view": "360"})]
     if reveal:

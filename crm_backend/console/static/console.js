@@ -14,7 +14,12 @@ import {
 } from "./js/conversation.js";
 import { $ } from "./js/dom.js";
 import { loadHospitalData, wireHospitalData } from "./js/hospital-data.js";
+import { loadPlans, mayReadPlans, renderTimePoint, resetFollowupPlans, wireFollowupPlans } from "./js/followup-plans.js";
+import { loadFollowups, mayFollowUp, wireFollowups } from "./js/followup-worklists.js";
 import { formatDuration } from "./js/format.js";
+import {
+  loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
+} from "./js/followup-report.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
@@ -35,17 +40,26 @@ function showView(view) {
   if ((view === "staff" && !isAdmin()) || (["audit", "report", "hospital"].includes(view) && !isSupervisor())) {
     view = "workspace";
   }
+  if (view === "plans" && !mayReadPlans()) view = "workspace";
+  if (view === "followup-report" && !mayReadFollowupReport()) view = "workspace";
+  if (view === "followups" && !mayFollowUp()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
   $("staff-view").hidden = view !== "staff";
   $("audit-view").hidden = view !== "audit";
   $("report-view").hidden = view !== "report";
   $("hospital-view").hidden = view !== "hospital";
+  $("plans-view").hidden = view !== "plans";
+  $("followup-report-view").hidden = view !== "followup-report";
+  $("followup-view").hidden = view !== "followups";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
   if (view === "audit") loadAudit();
   if (view === "report") loadReport();
   if (view === "hospital") loadHospitalData();
+  if (view === "plans") loadPlans();
+  if (view === "followup-report") loadFollowupReport();
+  if (view === "followups") loadFollowups();
 }
 
 function startApp(me) {
@@ -78,10 +92,12 @@ function stopApp() {
   state.teams = [];
   state.canned = [];
   resetLabels();
+  resetFollowupReport();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
   clearPatientSearch();
+  resetFollowupPlans();
   state.wsAttempts = 0;
   state.lastEventId = null;
 }
@@ -158,7 +174,10 @@ function wire() {
   $("audit-form").addEventListener("submit", loadAudit);
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
+  wireFollowupReport();
   wireHospitalData();
+  wireFollowupPlans();
+  wireFollowups();
   wireLabels();
   wireSearch();
   wirePatientSearch(openConversation);
@@ -179,7 +198,7 @@ async function boot() {
 // Pure rendering helpers, for tests and debugging; they hold no secrets.
 window.CareBridgeConsole = Object.freeze({
   renderMessage, renderNote, renderQueueItem, renderPatientPanel, render360, formatDuration, messageText, slaInfo,
-  handleEvent, renderTriageDecisions,
+  handleEvent, renderTriageDecisions, renderTimePoint,
 });
 
 boot(); // module scripts run once the document is parsed

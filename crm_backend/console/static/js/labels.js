@@ -2,7 +2,7 @@
 
 export const PRIORITY = { urgent: "紧急", high: "高", normal: "普通" };
 export const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2 };
-export const ROLE = { agent: "客服", nurse: "护士", supervisor: "主管", admin: "管理员" };
+export const ROLE = { agent: "客服", nurse: "护士", clinician: "临床医生", supervisor: "主管", admin: "管理员" };
 export const PRESENCE = { online: "在线", away: "离开", offline: "离线" };
 export const ESCALATION_STATUS = { queued: "排队中", assigned: "处理中", resolved: "已解决" };
 export const CONVERSATION_STATUS = { bot: "机器人服务", escalated: "人工处理", closed: "已结束" };

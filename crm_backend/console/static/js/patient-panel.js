@@ -1,9 +1,10 @@
 /* The right-hand column: the patient's 360 view (GET /patients/{id}/360): who they are (sex, age,
  * masked phone, ID and card with an audited reveal for roles that may), their WeChat identities with
- * consent and who manages them, their 就诊人, chats and bookings. */
+ * consent and who manages them, their 就诊人, chats, bookings and post-operative follow-up. */
 
 import { api, errorText } from "./api.js";
 import { $, el, toast } from "./dom.js";
+import { followupRecord } from "./followup-record.js";
 import { formatTime, same } from "./format.js";
 import { CONVERSATION_STATUS, RELATIONSHIP } from "./labels.js";
 import { state } from "./state.js";
@@ -173,6 +174,9 @@ export function render360(view, currentConversationId, openConversation = () => 
   root.append(section("就诊人", list(dependants, dependantEntry, "暂无就诊人")));
   root.append(section("历史会话", conversationList(view.conversations, currentConversationId, openConversation)));
   root.append(section("预约", list(view.appointments, appointmentEntry, "暂无预约")));
+  const followups = section("术后随访", followupRecord(view.followups));
+  followups.classList.add("p-followup");
+  root.append(followups);
   return root;
 }
 

@@ -2,6 +2,8 @@
 
 import { api, errorText } from "./api.js";
 import { $, toast } from "./dom.js";
+import { mayReadPlans } from "./followup-plans.js";
+import { mayReadFollowupReport } from "./followup-report.js";
 import { PRESENCE, ROLE } from "./labels.js";
 import { isAdmin, isSupervisor, state } from "./state.js";
 
@@ -70,7 +72,10 @@ export function setMe(me) {
   $("tab-staff").hidden = !isAdmin();
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
+  $("tab-followup-report").hidden = !mayReadFollowupReport();
   $("tab-hospital").hidden = !isSupervisor();
+  $("tab-plans").hidden = !mayReadPlans();
+  $("tab-followups").hidden = !["nurse", "clinician", "supervisor", "admin"].includes(me.role);
   $("sla-counter").hidden = !isSupervisor();
   $("canned-add").hidden = !isSupervisor();
 }

@@ -1,0 +1,154 @@
+"""Enrolment by CSV upload: every row checked first, then all enrolled in one transaction, or none.
+
+Columns (a header row, UTF-8, a BOM allowed): `patient_id`, `plan_code`, `anchor_date` (YYYY-MM-DD),
+`team_id`, and optionally `attending_doctor`, `discharged_on` (defaults to the anchor date) and
+`procedure`. A bad row is reported with its line number (the header is line 1) and every problem it
+has; one bad row means nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.followups.matching import current_versions
+from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
+from crm_backend.patients.models import Patient
+from crm_backend.staff.models import Team
+
+REQUIRED = ("patient_id", "plan_code", "anchor_date", "team_id")
+OPTIONAL = ("attending_doctor", "discharged_on", "procedure")
+MAX_ROWS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    line: int
+    patient_id: int
+    plan_version_id: int
+    plan_code: str
+    anchor_date: date
+    discharged_on: date
+    team_id: int
+    attending_doctor: str
+    procedure: str
+
+
+@dataclass
+class CsvProblems:
+    #: The file as a whole (encoding, header).
+    file: list[str] = field(default_factory=list)
+    #: {line: [problem, ...]}
+    rows: dict[int, list[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.file or self.rows)
+
+    def add(self, line: int, problem: str) -> None:
+        self.rows.setdefault(line, []).append(problem)
+
+    def as_detail(self) -> dict[str, object]:
+        return {
+            "detail": "nothing was enrolled: fix these rows and upload the whole file again",
+            "file": self.file,
+            "rows": [{"line": line, "problems": problems} for line, problems in sorted(self.rows.items())],
+        }
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
+
+
+async def read_csv(
+    session: AsyncSession, body: bytes, allowed_team: Callable[[int], bool]
+) -> tuple[list[CsvRow], CsvProblems]:
+    """Every row read and checked against the database; `allowed_team(team_id) -> bool` says which
+    teams the uploader may enrol into."""
+    problems = CsvProblems()
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problems.file.append("the file is not UTF-8 text")
+        return [], problems
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED if name not in header]
+    unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
+    if missing:
+        problems.file.append(f"missing columns: {', '.join(missing)}")
+    if unknown:
+        problems.file.append(f"unknown columns: {', '.join(unknown)}")
+    if problems:
+        return [], problems
+    raw = [({(k or "").strip(): (v or "") for k, v in row.items()}, reader.line_num) for row in reader]
+    if not raw:
+        problems.file.append("the file has no rows")
+        return [], problems
+    if len(raw) > MAX_ROWS:
+        problems.file.append(f"at most {MAX_ROWS} rows per file")
+        return [], problems
+    plans = {definition.code: version for version, definition in await current_versions(session)}
+    inactive = set(
+        (await session.scalars(select(FollowupPlan.code).where(FollowupPlan.active.is_(False)))).all()
+    )
+    patient_ids = {_int(values["patient_id"]) for values, _ in raw} - {None}
+    known_patients = set((await session.scalars(select(Patient.id).where(Patient.id.in_(patient_ids)))).all())
+    team_ids = {_int(values["team_id"]) for values, _ in raw} - {None}
+    known_teams = set((await session.scalars(select(Team.id).where(Team.id.in_(team_ids)))).all())
+    rows: list[CsvRow] = []
+    for values, line in raw:
+        patient_id = _int(values["patient_id"])
+        if patient_id is None or patient_id not in known_patients:
+            problems.add(line, f"patient_id {values['patient_id']!r}: no such patient")
+        code = values["plan_code"].strip()
+        version: FollowupPlanVersion | None = plans.get(code)
+        if version is None:
+            why = "the plan is inactive" if code in inactive else "no such plan"
+            problems.add(line, f"plan_code {code!r}: {why}")
+        anchor = _date(values["anchor_date"])
+        if anchor is None:
+            problems.add(line, f"anchor_date {values['anchor_date']!r}: not a date (YYYY-MM-DD)")
+        discharged = (
+            _date(values.get("discharged_on") or "") if values.get("discharged_on", "").strip() else anchor
+        )
+        if discharged is None and anchor is not None:
+            problems.add(line, f"discharged_on {values.get('discharged_on')!r}: not a date (YYYY-MM-DD)")
+        team_id = _int(values["team_id"])
+        if team_id is None or team_id not in known_teams:
+            problems.add(line, f"team_id {values['team_id']!r}: no such team")
+        elif not allowed_team(team_id):
+            problems.add(line, f"team_id {team_id}: you may enrol only into your own teams")
+        doctor = values.get("attending_doctor", "").strip()
+        if len(doctor) > 64:
+            problems.add(line, "attending_doctor: at most 64 characters")
+        if line in problems.rows:
+            continue
+        assert patient_id and version and anchor and discharged and team_id
+        rows.append(
+            CsvRow(
+                line,
+                patient_id,
+                version.id,
+                code,
+                anchor,
+                discharged,
+                team_id,
+                doctor,
+                values.get("procedure", "").strip()[:200],
+            )
+        )
+    return rows, problems

@@ -1,0 +1,735 @@
+"""The worker's follow-up job: start every due check-in exactly once, remind, and close windows.
+
+Exactly once, with any number of workers and overlapping runs: a due check-in is claimed in the
+database by a conditional UPDATE (status scheduled → claimed) before anything is sent; of several
+workers only one's update matches. A claim older than `CLAIM_TIMEOUT` belongs to a worker that died
+and is taken over by another conditional UPDATE (again by one worker only). Starting is a dialogue
+the bot starts (conversations/turns.py `start_dialogue`) whose key is unique per check-in start
+(`followup:checkin:<id>`, and `:<n>` for a start again after 稍后再说), so a takeover after a crash
+never queues a second dialogue. The dialogue waits behind the patient's own messages, never
+interrupts staff or a form, and outside WeChat's 48-hour window invites with the template message
+(FOLLOWUP_TEMPLATE_ID) whose link opens the mobile questionnaire.
+
+Sends happen only between FOLLOWUP_SEND_FROM and FOLLOWUP_SEND_UNTIL hospital time. Closing windows
+(missed check-ins, lost to follow-up, completed enrolments) sends nothing and runs at any hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.outbound.delivery import TEMPLATE_KEY, Outbox
+from channels.outbound.wechat_api import WINDOW_ERRORS
+from crm_backend.config import HOSPITAL_TZ, Settings
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    InboundStatus,
+    Message,
+    SenderType,
+)
+from crm_backend.conversations.outgoing import add_outbound
+from crm_backend.conversations.reply_window import reply_window
+from crm_backend.conversations.service import current_conversation
+from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
+from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, settle_enrolment
+from crm_backend.followups.links import checkin_url
+from crm_backend.followups.models import (
+    CheckinStatus,
+    EnrolmentStatus,
+    FollowupCheckin,
+    FollowupEnrolment,
+    FollowupPlanVersion,
+    FollowupSend,
+)
+from crm_backend.followups.plan_service import definition_of
+from crm_backend.followups.plans import PlanDefinition
+from crm_backend.followups.recipients import recipient_of
+from crm_backend.patients.models import Patient, WeChatIdentity
+
+log = logging.getLogger(__name__)
+
+#: The Rasa intent that starts the check-in dialogue (bot/intents/followup.yml).
+CHECKIN_INTENT = "EXTERNAL_followup_checkin"
+#: A claim older than this belongs to a worker that died (a start takes well under a second).
+CLAIM_TIMEOUT = timedelta(minutes=10)
+#: Claims of one start before the check-in goes to the phone list instead of being tried again.
+MAX_CLAIMS = 3
+#: Check-ins one run starts at once (each start is a few short statements and a queue entry; the
+#: database pool has 10 connections, shared with the worker's consumers).
+START_CONCURRENCY = 4
+#: FollowupSend.kind
+START_CHAT, TEMPLATE, REMINDER = "start_chat", "template", "reminder"
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+
+
+def parse_hhmm(value: str) -> time:
+    return time.fromisoformat(value)
+
+
+def in_send_hours(settings: Settings, now: datetime) -> bool:
+    """FOLLOWUP_SEND_FROM <= hospital time < FOLLOWUP_SEND_UNTIL: never at night."""
+    local = now.astimezone(HOSPITAL_TZ).time()
+    return parse_hhmm(settings.followup_send_from) <= local < parse_hhmm(settings.followup_send_until)
+
+
+def checkin_key(checkin_id: int, again_at: datetime | None = None) -> str:
+    """The dialogue key of a check-in's start; a start again after 稍后再说 has its own."""
+    base = f"{CHECKIN_DIALOGUE}{checkin_id}"
+    return base if again_at is None else f"{base}:{int(again_at.timestamp())}"
+
+
+def checkin_id_of_key(dedupe_key: str | None) -> int | None:
+    """The check-in a dialogue turn's dedupe key ("dialogue:followup:checkin:<id>[:<n>]") belongs to."""
+    prefix = f"dialogue:{CHECKIN_DIALOGUE}"
+    if not dedupe_key or not dedupe_key.startswith(prefix):
+        return None
+    head = dedupe_key[len(prefix) :].split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+# -- what the patient reads --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinInvite:
+    """The template invitation to one check-in (keys of the FOLLOWUP_TEMPLATE_ID template, README)."""
+
+    patient_name: str
+    for_someone_else: bool
+    plan_name: str
+    anchor: str
+    day: int
+    due_local: datetime
+
+    @property
+    def when(self) -> str:
+        event = "手术" if self.anchor == "surgery" else "出院"
+        return f"{event}当天" if self.day == 0 else f"{event}后第{self.day}天"
+
+    @property
+    def first(self) -> str:
+        if self.for_someone_else:
+            return f"您好，您的家人{self.patient_name}{self.when}的随访到了，请您协助回答几个简单的问题。"
+        return f"您好，{self.patient_name}，您{self.when}的随访到了，请回答几个简单的问题。"
+
+    @property
+    def remark(self) -> str:
+        return (
+            "点击填写问卷，约需 2 分钟；也可以直接在对话框回复，我们会逐题询问。"
+            "如出现胸痛、突然呼吸困难、大量出血等情况，请立即拨打 120 或到急诊就诊。"
+        )
+
+    def template_data(self) -> dict[str, dict[str, str]]:
+        values = {
+            "first": self.first,
+            "keyword1": self.patient_name,
+            "keyword2": self.plan_name,
+            "keyword3": f"{self.due_local.month}月{self.due_local.day}日",
+            "remark": self.remark,
+        }
+        return {key: {"value": value} for key, value in values.items()}
+
+    def text(self) -> str:
+        """What staff read for the invitation in the conversation."""
+        return f"【术后随访】{self.first}\n随访计划：{self.plan_name}\n{self.remark}"
+
+    def reminder(self) -> str:
+        who = f"{self.patient_name}的" if self.for_someone_else else "您的"
+        return f"【随访提醒】{who}{self.when}随访还没有完成，请直接回复继续；如暂时不方便，可回复“稍后再说”。"
+
+
+# -- the job -------------------------------------------------------------------------------------------
+
+
+async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[str]:
+    """The scheduled job. Returns how many check-ins ended a step in each state (tests and logs)."""
+    now = now or datetime.now(UTC)
+    runtime = outbox.runtime
+    settings = runtime.settings
+    outcomes: Counter[str] = Counter()
+    outcomes["missed"] += await close_windows(runtime.db.sessions, settings, now)
+    if parse_hhmm(settings.followup_send_from) >= parse_hhmm(settings.followup_send_until):
+        log.warning(
+            "no check-ins started: FOLLOWUP_SEND_FROM %s is not before FOLLOWUP_SEND_UNTIL %s",
+            settings.followup_send_from,
+            settings.followup_send_until,
+        )
+        return +outcomes
+    if not in_send_hours(settings, now):
+        return +outcomes
+    stale_before = now - CLAIM_TIMEOUT
+    active = FollowupEnrolment.status == EnrolmentStatus.active
+    joined = select(FollowupCheckin.id).join(
+        FollowupEnrolment, FollowupEnrolment.id == FollowupCheckin.enrolment_id
+    )
+    async with runtime.db.sessions() as session:
+        due = (
+            await session.scalars(
+                joined.where(
+                    active,
+                    FollowupCheckin.status == CheckinStatus.scheduled,
+                    FollowupCheckin.due_at <= now,
+                    FollowupCheckin.window_ends_at > now,
+                ).order_by(FollowupCheckin.due_at, FollowupCheckin.id)
+            )
+        ).all()
+        again = (
+            await session.scalars(
+                joined.where(
+                    active,
+                    FollowupCheckin.status == CheckinStatus.started,
+                    FollowupCheckin.postponed_until <= now,
+                    FollowupCheckin.window_ends_at > now,
+                ).order_by(FollowupCheckin.id)
+            )
+        ).all()
+        stale = (
+            await session.scalars(
+                joined.where(
+                    FollowupCheckin.status == CheckinStatus.claimed,
+                    FollowupCheckin.claimed_at < stale_before,
+                ).order_by(FollowupCheckin.id)
+            )
+        ).all()
+        to_remind = (
+            await session.scalars(
+                joined.where(
+                    active,
+                    FollowupCheckin.status == CheckinStatus.started,
+                    FollowupCheckin.reminded_at.is_(None),
+                    FollowupCheckin.postponed_until.is_(None),
+                    FollowupCheckin.started_at
+                    <= now - timedelta(hours=settings.followup_reminder_after_hours),
+                    FollowupCheckin.window_ends_at > now,
+                ).order_by(FollowupCheckin.id)
+            )
+        ).all()
+    claimed = CheckinStatus.claimed
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def claim_and_start(checkin_id: int, conditions: tuple[Any, ...], *, again: bool = False) -> None:
+        """`again`: a start after 稍后再说, which is not counted as a retry."""
+        async with gate:
+            if await _claim(outbox, checkin_id, conditions, now, counted=not again):
+                outcomes[await _start_safely(outbox, checkin_id, now)] += 1
+
+    scheduled = FollowupCheckin.status == CheckinStatus.scheduled
+    postponed = FollowupCheckin.status == CheckinStatus.started
+    taken_over = FollowupCheckin.status == claimed
+    await asyncio.gather(
+        *(claim_and_start(checkin_id, (scheduled,)) for checkin_id in due),
+        *(
+            claim_and_start(checkin_id, (postponed, FollowupCheckin.postponed_until <= now), again=True)
+            for checkin_id in again
+        ),
+        *(
+            claim_and_start(checkin_id, (taken_over, FollowupCheckin.claimed_at < stale_before))
+            for checkin_id in stale
+        ),
+    )
+    for checkin_id in to_remind:
+        if await _remind(outbox, checkin_id, now):
+            outcomes["reminded"] += 1
+    if outcomes:
+        log.info("follow-up run at %s: %s", now.isoformat(), dict(outcomes))
+    return +outcomes
+
+
+async def _claim(
+    outbox: Outbox, checkin_id: int, conditions: tuple[Any, ...], now: datetime, *, counted: bool = True
+) -> bool:
+    """Claim the check-in if it is still as the caller saw it; only one worker's update matches.
+    `claims` counts the first claim and takeovers (a start again after 稍后再说 is not a retry)."""
+    values: dict[str, Any] = {"status": CheckinStatus.claimed, "claimed_at": now}
+    if counted:
+        values["claims"] = FollowupCheckin.claims + 1
+    async with outbox.runtime.db.sessions() as session:
+        result = await session.execute(
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id, *conditions).values(**values)
+        )
+        await session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def _start_safely(outbox: Outbox, checkin_id: int, now: datetime) -> str:
+    """One check-in's failure must not hold up the others; its claim goes stale and is taken over."""
+    try:
+        return await _start(outbox, checkin_id, now)
+    except Exception:
+        log.exception(
+            "check-in %s failed to start; it will be taken over after %s", checkin_id, CLAIM_TIMEOUT
+        )
+        return "error"
+
+
+@dataclass
+class _Loaded:
+    checkin: FollowupCheckin
+    enrolment: FollowupEnrolment
+    definition: PlanDefinition
+    patient: Patient
+
+
+async def _load(session: AsyncSession, checkin_id: int) -> _Loaded:
+    checkin = await session.get(FollowupCheckin, checkin_id)
+    assert checkin is not None
+    enrolment = await session.get(FollowupEnrolment, checkin.enrolment_id)
+    assert enrolment is not None
+    version = await session.get(FollowupPlanVersion, enrolment.plan_version_id)
+    assert version is not None
+    patient = await session.get(Patient, enrolment.patient_id)
+    assert patient is not None
+    return _Loaded(checkin, enrolment, definition_of(version), patient)
+
+
+async def _leave(outbox: Outbox, checkin_id: int, status: CheckinStatus, reason: str) -> str:
+    """End this claim without a start: back to waiting, or final with a reason for staff."""
+    async with outbox.runtime.db.sessions() as session:
+        values: dict[str, Any] = {"status": status, "reason": reason[:255]}
+        if status == CheckinStatus.scheduled:  # not a real claim: the next run looks again
+            values["claims"] = FollowupCheckin.claims - 1
+        await session.execute(
+            update(FollowupCheckin)
+            .where(FollowupCheckin.id == checkin_id, FollowupCheckin.status == CheckinStatus.claimed)
+            .values(**values)
+        )
+        if status in (CheckinStatus.missed, CheckinStatus.skipped):
+            loaded = await _load(session, checkin_id)
+            await settle_enrolment(session, loaded.enrolment, outbox.runtime.settings)
+        await session.commit()
+    log.info("check-in %s: %s (%s)", checkin_id, status, reason)
+    return "waiting" if status == CheckinStatus.scheduled else status.value
+
+
+async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
+    """Start one claimed check-in: queue its dialogue with the template invitation beside it."""
+    runtime = outbox.runtime
+    settings = runtime.settings
+    async with runtime.db.sessions() as session:
+        loaded = await _load(session, checkin_id)
+        checkin, enrolment = loaded.checkin, loaded.enrolment
+        if checkin.status != CheckinStatus.claimed:
+            return checkin.status.value
+        if checkin.claims > 1 and checkin.started_at is None:
+            log.warning("check-in %s: taking over a claim left by a worker that stopped", checkin_id)
+        again_at = checkin.postponed_until
+        resting = CheckinStatus.started if again_at is not None else CheckinStatus.scheduled
+        if enrolment.status == EnrolmentStatus.paused:
+            return await _leave(outbox, checkin_id, resting, "")
+        if enrolment.status != EnrolmentStatus.active:
+            return await _leave(outbox, checkin_id, CheckinStatus.skipped, f"enrolment {enrolment.status}")
+        if now >= checkin.window_ends_at:
+            return await _leave(
+                outbox, checkin_id, CheckinStatus.missed, "its answer window closed before it could start"
+            )
+        if checkin.claims > MAX_CLAIMS:
+            return await _leave(
+                outbox, checkin_id, CheckinStatus.missed, f"could not be started ({MAX_CLAIMS} tries): phone"
+            )
+        if checkin.identity_id is not None:  # a start again, or a takeover: the same person
+            identity = await session.get(WeChatIdentity, checkin.identity_id)
+            for_someone_else = identity is not None and identity.patient_id != enrolment.patient_id
+        else:
+            recipient = await recipient_of(session, enrolment.patient_id)
+            identity = recipient.identity if recipient else None
+            for_someone_else = bool(recipient and recipient.for_someone_else)
+        if identity is None or not identity.subscribed:
+            why = "no WeChat account follows us for this patient: phone follow-up"
+            return await _leave(outbox, checkin_id, CheckinStatus.missed, why)
+        window_open = (await reply_window(session, identity, now)).is_open
+        invite = _invite(loaded, for_someone_else)
+    template_id = settings.followup_template_id.strip()
+    if not window_open and not template_id:
+        # No way to invite: the check-in waits until the patient writes (then the next run starts
+        # it in chat), and is missed when its window closes first.
+        return await _leave(
+            outbox,
+            checkin_id,
+            resting,
+            "waiting for the patient to write: outside WeChat's 48-hour window, no FOLLOWUP_TEMPLATE_ID",
+        )
+    template = (
+        TemplateInvite(
+            template_id,
+            invite.template_data(),
+            invite.text(),
+            url=checkin_url(settings, checkin_id),
+        )
+        if template_id
+        else None
+    )
+    key = checkin_key(checkin_id, again_at)
+    request = DialogueRequest(
+        key=key,
+        identity_id=identity.id,
+        patient_id=enrolment.patient_id,
+        intent=CHECKIN_INTENT,
+        reason="followup_checkin",
+        expires_at=checkin.window_ends_at,
+        entities={"checkin_id": checkin_id},
+        template=template,
+        needs_consent=True,
+    )
+    # The recipient is recorded before the dialogue is queued: a takeover addresses the same person.
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(identity_id=identity.id)
+        )
+        await session.commit()
+    turn_id = await start_dialogue(runtime, request)
+    via = "chat" if window_open else "template"
+    async with runtime.db.sessions() as session:
+        started = await session.execute(
+            update(FollowupCheckin)
+            .where(FollowupCheckin.id == checkin_id, FollowupCheckin.status == CheckinStatus.claimed)
+            .values(
+                status=CheckinStatus.started,
+                started_via=via,
+                started_at=now,
+                postponed_until=None,
+                reason="",
+            )
+        )
+        if started.rowcount != 1:  # type: ignore[attr-defined]
+            await session.rollback()
+            log.warning("check-in %s was settled by another worker meanwhile", checkin_id)
+            return "lost race"
+        # A takeover whose dialogue was queued before the crash records its send once.
+        earlier = select(FollowupSend.id).where(
+            FollowupSend.checkin_id == checkin_id, FollowupSend.kind.in_((START_CHAT, TEMPLATE))
+        )
+        if again_at is not None:
+            earlier = earlier.where(FollowupSend.created_at >= again_at)
+        if turn_id is not None or await session.scalar(earlier.limit(1)) is None:
+            session.add(
+                FollowupSend(
+                    checkin_id=checkin_id,
+                    kind=START_CHAT if window_open else TEMPLATE,
+                    identity_id=identity.id,
+                    status=QUEUED,
+                    created_at=now,
+                )
+            )
+        await session.commit()
+    if turn_id is None:  # taken over: the dialogue exists; record how far it got
+        await settle_checkin_send(outbox, key, now)
+    log.info("check-in %s started via %s for identity %s (%s)", checkin_id, via, identity.id, key)
+    return CheckinStatus.started.value
+
+
+def _invite(loaded: _Loaded, for_someone_else: bool) -> CheckinInvite:
+    return CheckinInvite(
+        patient_name=loaded.patient.display_name or "就诊人",
+        for_someone_else=for_someone_else,
+        plan_name=loaded.definition.name,
+        anchor=loaded.definition.anchor,
+        day=loaded.checkin.day,
+        due_local=loaded.checkin.due_at.astimezone(HOSPITAL_TZ),
+    )
+
+
+# -- outcomes ------------------------------------------------------------------------------------------
+
+
+async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | None = None) -> None:
+    """Record on the check-in's latest queued start what its dialogue did: said in chat, template sent,
+    refused (WeChat's error) or dropped (the dialogue's reason). Still under way: left queued. A chat
+    start WeChat refused because its window had closed (45015/45047) is followed by the template."""
+    now = now or datetime.now(UTC)
+    turn_key = dedupe_key if dedupe_key.startswith("dialogue:") else f"dialogue:{dedupe_key}"
+    checkin_id = checkin_id_of_key(turn_key)
+    if checkin_id is None:
+        return
+    async with outbox.runtime.db.sessions() as session:
+        turn = await session.scalar(select(InboundMessage).where(InboundMessage.dedupe_key == turn_key))
+        send = await session.scalar(
+            select(FollowupSend)
+            .where(
+                FollowupSend.checkin_id == checkin_id,
+                FollowupSend.kind.in_((START_CHAT, TEMPLATE)),
+                FollowupSend.status == QUEUED,
+            )
+            .order_by(FollowupSend.id.desc())
+            .limit(1)
+        )
+        if turn is None or send is None:
+            return
+        first = await session.scalar(
+            select(Message)
+            .where(Message.reply_to_inbound_id == turn.id, Message.direction == Direction.OUT)
+            .order_by(Message.id)
+            .limit(1)
+        )
+        values: dict[str, Any]
+        via = None
+        if turn.status == InboundStatus.FAILED:
+            values = {"status": FAILED, "error": (turn.last_error or "dialogue dropped")[:255]}
+        elif first is None:
+            if turn.status != InboundStatus.PROCESSED:
+                return
+            values = {"status": FAILED, "error": "the bot said nothing"}
+        elif first.delivery_status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+            return
+        else:
+            via = "template" if first.msg_type == "template" else "chat"
+            values = {"kind": TEMPLATE if via == "template" else START_CHAT, "message_id": first.id}
+            if first.delivery_status == DeliveryStatus.SENT:
+                values["status"] = SENT
+            else:
+                values["status"] = FAILED
+                values["error"] = (first.delivery_error or first.delivery_status)[:255]
+        # Conditional: of two settles of the same step (the listener and a takeover) one records it.
+        recorded = await session.execute(
+            update(FollowupSend)
+            .where(FollowupSend.id == send.id, FollowupSend.status == QUEUED)
+            .values(**values)
+        )
+        if recorded.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        if via is not None:
+            await session.execute(
+                update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via=via)
+            )
+        await session.commit()
+    if values["status"] != FAILED:
+        return
+    log.warning("check-in %s: start failed: %s", checkin_id, values["error"])
+    refused = _errcode(values["error"])
+    if via == "chat" and refused in WINDOW_ERRORS and outbox.runtime.settings.followup_template_id.strip():
+        log.info("check-in %s: chat refused (%s), inviting by template", checkin_id, refused)
+        await _invite_by_template(outbox, checkin_id, now)
+
+
+def _errcode(error: str) -> int | None:
+    """The outbox stores WeChat refusals as "<errcode> <errmsg>"."""
+    head = error.partition(" ")[0]
+    return int(head) if head.isdigit() else None
+
+
+async def _invite_by_template(outbox: Outbox, checkin_id: int, now: datetime) -> None:
+    """The template invitation sent directly (the chat start was refused), recorded as a send."""
+    async with outbox.runtime.db.sessions() as session:
+        loaded = await _load(session, checkin_id)
+        identity = await session.get(WeChatIdentity, loaded.checkin.identity_id or 0)
+        if identity is None or loaded.enrolment.status != EnrolmentStatus.active:
+            return
+        conversation = await current_conversation(session, identity, now)
+        invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
+        message = _template_message(session, outbox, conversation, checkin_id, invite, now)
+        await session.flush()
+        send = FollowupSend(
+            checkin_id=checkin_id,
+            kind=TEMPLATE,
+            identity_id=identity.id,
+            message_id=message.id,
+            status=QUEUED,
+            created_at=now,
+        )
+        session.add(send)
+        await session.execute(
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via="template")
+        )
+        await session.commit()
+        conversation_id, message_id, send_id = conversation.id, message.id, send.id
+    await _deliver_and_record(outbox, conversation_id, message_id, send_id)
+
+
+def _template_message(
+    session: AsyncSession,
+    outbox: Outbox,
+    conversation: Conversation,
+    checkin_id: int,
+    invite: CheckinInvite,
+    now: datetime,
+) -> Message:
+    """The check-in's template invitation, stored pending in the conversation for the outbox."""
+    settings = outbox.runtime.settings
+    wechat = {
+        "template_id": settings.followup_template_id.strip(),
+        "data": invite.template_data(),
+        "url": checkin_url(settings, checkin_id),
+    }
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.OUT,
+        sender_type=SenderType.SYSTEM,
+        msg_type="template",
+        content=invite.text(),
+        extra={TEMPLATE_KEY: wechat, "followup_checkin": checkin_id},
+        delivery_status=DeliveryStatus.PENDING,
+        created_at=now,
+    )
+    session.add(message)
+    conversation.last_message_at = max(conversation.last_message_at, now)
+    return message
+
+
+async def _deliver_and_record(outbox: Outbox, conversation_id: int, message_id: int, send_id: int) -> None:
+    """Send what the conversation has pending (this message among it) and record how it ended."""
+    await outbox.deliver_conversation(conversation_id)
+    async with outbox.runtime.db.sessions() as session:
+        delivered = await session.get(Message, message_id)
+        stored = await session.get(FollowupSend, send_id)
+        assert delivered is not None and stored is not None
+        if delivered.delivery_status == DeliveryStatus.SENT:
+            stored.status = SENT
+        elif delivered.delivery_status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+            stored.status = FAILED
+            stored.error = (delivered.delivery_error or delivered.delivery_status)[:255]
+        await session.commit()
+
+
+# -- reminders -----------------------------------------------------------------------------------------
+
+
+async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
+    """One reminder per started, unanswered check-in: claimed by setting reminded_at conditionally."""
+    runtime = outbox.runtime
+    async with runtime.db.sessions() as session:
+        claimed = await session.execute(
+            update(FollowupCheckin)
+            .where(
+                FollowupCheckin.id == checkin_id,
+                FollowupCheckin.status == CheckinStatus.started,
+                FollowupCheckin.reminded_at.is_(None),
+            )
+            .values(reminded_at=now)
+        )
+        await session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    template_id = runtime.settings.followup_template_id.strip()
+    async with runtime.db.sessions() as session:
+        loaded = await _load(session, checkin_id)
+        identity = (
+            await session.get(WeChatIdentity, loaded.checkin.identity_id)
+            if loaded.checkin.identity_id
+            else None
+        )
+        if identity is None or not identity.subscribed:
+            session.add(
+                FollowupSend(
+                    checkin_id=checkin_id,
+                    kind=REMINDER,
+                    identity_id=identity.id if identity else None,
+                    status=FAILED,
+                    error="no following WeChat account",
+                    created_at=now,
+                )
+            )
+            await session.commit()
+            return False
+        invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
+        conversation = await current_conversation(session, identity, now)
+        if conversation.status == ConversationStatus.ESCALATED:
+            # Staff hold the chat: no reminder in the middle of it; a later run tries again.
+            await session.rollback()
+            await session.execute(
+                update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(reminded_at=None)
+            )
+            await session.commit()
+            return False
+        if (await reply_window(session, identity, now)).is_open:
+            message = add_outbound(
+                session,
+                conversation,
+                SenderType.SYSTEM,
+                invite.reminder(),
+                extra={"followup_checkin": checkin_id},
+            )
+        elif template_id:
+            message = _template_message(session, outbox, conversation, checkin_id, invite, now)
+        else:
+            session.add(
+                FollowupSend(
+                    checkin_id=checkin_id,
+                    kind=REMINDER,
+                    identity_id=identity.id,
+                    status=FAILED,
+                    error="outside WeChat's 48-hour window and no FOLLOWUP_TEMPLATE_ID",
+                    created_at=now,
+                )
+            )
+            await session.commit()
+            return False
+        await session.flush()
+        send = FollowupSend(
+            checkin_id=checkin_id,
+            kind=REMINDER,
+            identity_id=identity.id,
+            message_id=message.id,
+            status=QUEUED,
+            created_at=now,
+        )
+        session.add(send)
+        await session.commit()
+        conversation_id, message_id, send_id = conversation.id, message.id, send.id
+    await _deliver_and_record(outbox, conversation_id, message_id, send_id)
+    return True
+
+
+# -- closing windows -------------------------------------------------------------------------------------
+
+
+async def close_windows(sessions: Any, settings: Settings, now: datetime) -> int:
+    """Check-ins of active enrolments past their window unanswered → missed (the team's phone list);
+    then lost to follow-up and completed enrolments. Returns how many were marked missed."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(FollowupCheckin.id, FollowupCheckin.status, FollowupCheckin.enrolment_id)
+                .join(FollowupEnrolment, FollowupEnrolment.id == FollowupCheckin.enrolment_id)
+                .where(
+                    FollowupEnrolment.status == EnrolmentStatus.active,
+                    FollowupCheckin.status.in_(OPEN),
+                    FollowupCheckin.window_ends_at <= now,
+                )
+            )
+        ).all()
+        touched: set[int] = set()
+        missed = 0
+        for checkin_id, status, enrolment_id in rows:
+            reason = (
+                "unanswered when its window closed"
+                if status == CheckinStatus.started
+                else ("never started before its window closed")
+            )
+            done = await session.execute(
+                update(FollowupCheckin)
+                .where(FollowupCheckin.id == checkin_id, FollowupCheckin.status == status)
+                .values(status=CheckinStatus.missed, reason=reason)
+            )
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                touched.add(enrolment_id)
+                missed += 1
+        finished = (
+            await session.scalars(
+                select(FollowupEnrolment.id).where(
+                    FollowupEnrolment.status == EnrolmentStatus.active,
+                    ~exists().where(
+                        and_(
+                            FollowupCheckin.enrolment_id == FollowupEnrolment.id,
+                            FollowupCheckin.status.in_(OPEN),
+                        )
+                    ),
+                )
+            )
+        ).all()
+        for enrolment_id in touched | set(finished):
+            enrolment = await session.get(FollowupEnrolment, enrolment_id)
+            assert enrolment is not None
+            await settle_enrolment(session, enrolment, settings)
+        await session.commit()
+    return missed

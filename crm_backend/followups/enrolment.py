@@ -1,0 +1,291 @@
+"""Enrolment: a patient put on a plan version, with one check-in row per time point.
+
+The check-ins are materialised at enrolment with their due times (the time point's hour on the
+anchor date plus its day, hospital time, stored UTC) and answer windows, so the worker only claims
+rows that are due (dispatch.py) and nothing depends on in-memory timers. Pause, resume and stop act
+on those rows; a stop also fails the check-ins' queued dialogue turns, so nothing more is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.config import HOSPITAL_TZ, Settings
+from crm_backend.conversations.models import DeliveryStatus, InboundMessage, InboundStatus, Message
+from crm_backend.followups.models import (
+    CheckinStatus,
+    EnrolmentSource,
+    EnrolmentStatus,
+    FollowupCheckin,
+    FollowupEnrolment,
+    FollowupPlanVersion,
+    StopReason,
+)
+from crm_backend.followups.plan_service import definition_of
+from crm_backend.followups.plans import PlanDefinition
+
+log = logging.getLogger(__name__)
+
+#: The key prefix of a check-in's dialogues (conversations/turns.py stores "dialogue:<key>").
+CHECKIN_DIALOGUE = "followup:checkin:"
+#: Check-in states after which nothing more happens to it.
+FINAL = (CheckinStatus.answered, CheckinStatus.missed, CheckinStatus.skipped)
+#: Check-in states that may still send something.
+OPEN = (CheckinStatus.scheduled, CheckinStatus.claimed, CheckinStatus.started)
+
+
+class EnrolmentError(ValueError):
+    """A request that cannot be carried out as asked; `status_code` is the HTTP answer for it."""
+
+    def __init__(self, message: str, status_code: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCheckin:
+    time_point: int
+    day: int
+    due_at: datetime
+    window_ends_at: datetime
+    status: CheckinStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRequest:
+    patient_id: int
+    plan_version_id: int
+    anchor_date: date
+    discharged_on: date
+    team_id: int
+    source: EnrolmentSource
+    attending_doctor: str = ""
+    procedure: str = ""
+    encounter_key: str | None = None
+    created_by_staff_id: int | None = None
+
+
+def hospital_time(day: date, hour: int) -> datetime:
+    """`hour` o'clock on `day` in the hospital's time zone, as UTC."""
+    return datetime.combine(day, time(hour), tzinfo=HOSPITAL_TZ).astimezone(UTC)
+
+
+def plan_checkins(
+    definition: PlanDefinition, anchor_date: date, now: datetime, missed_after: timedelta
+) -> list[PlannedCheckin]:
+    """Each time point's check-in: due at its hour on anchor + day, answerable until the next one is
+    due (at most `missed_after` after its own due time). One whose window has already closed at
+    enrolment is skipped; one due but still inside its window starts at the next dispatch."""
+    dues = [hospital_time(anchor_date + timedelta(days=p.day), p.hour) for p in definition.time_points]
+    planned = []
+    for index, (point, due) in enumerate(zip(definition.time_points, dues, strict=True)):
+        window_end = due + missed_after
+        if index + 1 < len(dues):
+            window_end = min(window_end, dues[index + 1])
+        if window_end <= now:
+            status, reason = CheckinStatus.skipped, "its answer window had closed before enrolment"
+        else:
+            status, reason = CheckinStatus.scheduled, ""
+        planned.append(PlannedCheckin(index, point.day, due, window_end, status, reason))
+    return planned
+
+
+async def enrol(
+    session: AsyncSession, request: EnrolmentRequest, settings: Settings, now: datetime | None = None
+) -> FollowupEnrolment:
+    """Add the enrolment and its check-ins to `session` (flushed; the caller commits)."""
+    now = now or datetime.now(UTC)
+    version = await session.get(FollowupPlanVersion, request.plan_version_id)
+    if version is None:
+        raise EnrolmentError(f"no plan version {request.plan_version_id}", 404)
+    definition = definition_of(version)
+    enrolment = FollowupEnrolment(
+        patient_id=request.patient_id,
+        plan_version_id=version.id,
+        anchor_date=request.anchor_date,
+        discharged_on=request.discharged_on,
+        team_id=request.team_id,
+        attending_doctor=request.attending_doctor[:64],
+        procedure=request.procedure[:200],
+        source=request.source,
+        encounter_key=request.encounter_key,
+        status=EnrolmentStatus.active,
+        created_by_staff_id=request.created_by_staff_id,
+        created_at=now,
+        status_changed_at=now,
+    )
+    session.add(enrolment)
+    await session.flush()
+    missed_after = timedelta(hours=settings.followup_missed_after_hours)
+    for planned in plan_checkins(definition, request.anchor_date, now, missed_after):
+        session.add(
+            FollowupCheckin(
+                enrolment_id=enrolment.id,
+                time_point=planned.time_point,
+                day=planned.day,
+                due_at=planned.due_at,
+                window_ends_at=planned.window_ends_at,
+                status=planned.status,
+                reason=planned.reason,
+            )
+        )
+    await session.flush()
+    log.info(
+        "patient %s enrolled in plan %s v%s (enrolment %s, %s)",
+        request.patient_id,
+        definition.code,
+        version.version,
+        enrolment.id,
+        request.source,
+    )
+    return enrolment
+
+
+async def checkins_of(session: AsyncSession, enrolment_id: int) -> list[FollowupCheckin]:
+    return list(
+        (
+            await session.scalars(
+                select(FollowupCheckin)
+                .where(FollowupCheckin.enrolment_id == enrolment_id)
+                .order_by(FollowupCheckin.time_point)
+            )
+        ).all()
+    )
+
+
+async def _locked(session: AsyncSession, enrolment_id: int) -> FollowupEnrolment:
+    enrolment = await session.scalar(
+        select(FollowupEnrolment).where(FollowupEnrolment.id == enrolment_id).with_for_update()
+    )
+    if enrolment is None:
+        raise EnrolmentError(f"no enrolment {enrolment_id}", 404)
+    return enrolment
+
+
+async def pause_enrolment(
+    session: AsyncSession, enrolment_id: int, now: datetime | None = None
+) -> FollowupEnrolment:
+    """Nothing new starts while paused; check-ins already started carry on (the caller commits)."""
+    enrolment = await _locked(session, enrolment_id)
+    if enrolment.status != EnrolmentStatus.active:
+        raise EnrolmentError(f"only an active enrolment can be paused (it is {enrolment.status})", 409)
+    enrolment.status = EnrolmentStatus.paused
+    enrolment.status_changed_at = now or datetime.now(UTC)
+    return enrolment
+
+
+async def resume_enrolment(
+    session: AsyncSession, enrolment_id: int, now: datetime | None = None
+) -> FollowupEnrolment:
+    """Active again; check-ins whose window closed during the pause are skipped, not sent late."""
+    now = now or datetime.now(UTC)
+    enrolment = await _locked(session, enrolment_id)
+    if enrolment.status != EnrolmentStatus.paused:
+        raise EnrolmentError(f"only a paused enrolment can be resumed (it is {enrolment.status})", 409)
+    enrolment.status = EnrolmentStatus.active
+    enrolment.status_changed_at = now
+    await session.execute(
+        update(FollowupCheckin)
+        .where(
+            FollowupCheckin.enrolment_id == enrolment_id,
+            FollowupCheckin.status == CheckinStatus.scheduled,
+            FollowupCheckin.window_ends_at <= now,
+        )
+        .values(
+            status=CheckinStatus.skipped, reason="its answer window closed while the enrolment was paused"
+        )
+    )
+    return enrolment
+
+
+async def stop_enrolment(
+    session: AsyncSession,
+    enrolment_id: int,
+    reason: StopReason,
+    *,
+    note: str = "",
+    now: datetime | None = None,
+) -> FollowupEnrolment:
+    """Stop for good (readmitted, deceased, opted out, other): every open check-in is skipped and
+    its queued dialogue turn failed, so nothing more reaches the patient. The caller commits; the
+    check-in dialogue's opt-out (不想再收到随访) calls this too. Stopping twice keeps the first stop."""
+    now = now or datetime.now(UTC)
+    enrolment = await _locked(session, enrolment_id)
+    if enrolment.status == EnrolmentStatus.stopped:
+        return enrolment
+    if enrolment.status == EnrolmentStatus.completed:
+        raise EnrolmentError("the enrolment is already completed", 409)
+    enrolment.status = EnrolmentStatus.stopped
+    enrolment.stop_reason = StopReason(reason)
+    enrolment.stop_note = note[:300]
+    enrolment.status_changed_at = now
+    open_ids = list(
+        (
+            await session.scalars(
+                select(FollowupCheckin.id).where(
+                    FollowupCheckin.enrolment_id == enrolment_id, FollowupCheckin.status.in_(OPEN)
+                )
+            )
+        ).all()
+    )
+    if open_ids:
+        await session.execute(
+            update(FollowupCheckin)
+            .where(FollowupCheckin.id.in_(open_ids), FollowupCheckin.status.in_(OPEN))
+            .values(status=CheckinStatus.skipped, reason=f"enrolment stopped ({reason})")
+        )
+        keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in open_ids]
+        turns = select(InboundMessage.id).where(
+            or_(
+                InboundMessage.dedupe_key.in_(keys),
+                *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
+            )
+        )
+        await session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
+            .values(status=InboundStatus.FAILED, last_error=f"follow-up stopped ({reason})")
+        )
+        # An invitation stored but not yet sent (WeChat was out of reach) stays unsent.
+        await session.execute(
+            update(Message)
+            .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
+            .values(delivery_status=DeliveryStatus.FAILED, delivery_error=f"follow-up stopped ({reason})")
+        )
+    log.info("enrolment %s stopped: %s", enrolment_id, reason)
+    return enrolment
+
+
+async def stop_for_checkin(
+    session: AsyncSession,
+    checkin_id: int,
+    reason: StopReason = StopReason.opted_out,
+    *,
+    note: str = "",
+    now: datetime | None = None,
+) -> FollowupEnrolment:
+    """Stop the enrolment a check-in belongs to: what the check-in dialogue's confirmed
+    不想再收到随访 does (it knows the check-in, not the enrolment). The caller commits."""
+    checkin = await session.get(FollowupCheckin, checkin_id)
+    if checkin is None:
+        raise EnrolmentError(f"no check-in {checkin_id}", 404)
+    return await stop_enrolment(session, checkin.enrolment_id, reason, note=note, now=now)
+
+
+async def settle_enrolment(session: AsyncSession, enrolment: FollowupEnrolment, settings: Settings) -> None:
+    """Lost to follow-up after enough missed check-ins; completed once every check-in is final."""
+    statuses = [c.status for c in await checkins_of(session, enrolment.id)]
+    missed = sum(1 for status in statuses if status == CheckinStatus.missed)
+    if missed >= settings.followup_lost_after_missed and not enrolment.lost_to_followup:
+        enrolment.lost_to_followup = True
+        log.info("enrolment %s: lost to follow-up after %s missed check-ins", enrolment.id, missed)
+    if enrolment.status == EnrolmentStatus.active and all(status in FINAL for status in statuses):
+        enrolment.status = EnrolmentStatus.completed
+        enrolment.status_changed_at = datetime.now(UTC)

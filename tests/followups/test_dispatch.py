@@ -1,0 +1,407 @@
+"""The follow-up dispatch job against the real fake WeChat API: each due check-in starts exactly once
+with two workers racing and after a crash, never at night, by template with the questionnaire link
+outside the 48-hour window, waiting for the patient without a template; reminders, postponed
+starts, missed check-ins, lost to follow-up and completion. What Rasa asks is tested with the
+check-in dialogue end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from channels.outbound.delivery import Outbox
+from crm_backend.conversations.events import DialogueSettled
+from crm_backend.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    Message,
+    SenderType,
+)
+from crm_backend.conversations.service import current_conversation
+from crm_backend.followups.dispatch import run_followups
+from crm_backend.followups.links import PAGE_PATH, read_checkin_token
+from crm_backend.followups.models import FollowupCheckin, FollowupSend
+from crm_backend.patients.models import WeChatIdentity
+from crm_backend.runtime import Runtime
+from tests.appointments.test_reminders import worker_outbox, worker_turns
+from tests.followups.conftest import TEMPLATE_ID
+from tests.followups.enrolment_support import (
+    checkins,
+    definition,
+    dialogues,
+    enrol_patient,
+    enrolment,
+    fresh_day,
+    identity,
+    local,
+    make_patient,
+    make_plan,
+    sends,
+    unique_code,
+)
+from tests.support.postgres import alembic
+from tests.support.stack import FakeWeChat
+
+
+def _opens(runtime: Runtime, url: str) -> int:
+    """The check-in a template's link opens: signed for that one check-in (links.py)."""
+    assert url.startswith(f"{runtime.settings.public_base_url.rstrip('/')}{PAGE_PATH}")
+    return read_checkin_token(runtime.settings, url.rsplit("/", 1)[1])
+
+
+async def _set(runtime: Runtime, checkin_id: int, **values: object) -> None:
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            sa.update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(**values)
+        )
+        await session.commit()
+
+
+async def test_two_workers_racing_start_each_check_in_once(
+    runtime: Runtime, database_url: str, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 10, 1)
+    enrolled = []
+    for n in range(8):
+        inside = now - timedelta(hours=2 if n % 2 else 50)
+        patient_id, identity_id = await make_patient(runtime, last_inbound_at=inside, family=n % 3 == 0)
+        enrolled.append((await enrol_patient(runtime, version, patient_id, day, local(day, 15)), identity_id))
+
+    async with (
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID) as first,
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID) as second,
+    ):
+        await asyncio.gather(
+            run_followups(first, now),
+            run_followups(second, now),
+            run_followups(first, now + timedelta(seconds=1)),
+        )
+        for enrolment_id, identity_id in enrolled:
+            day1, day3 = await checkins(runtime, enrolment_id)
+            assert (day1.status, day1.claims, day1.identity_id) == ("started", 1, identity_id)
+            assert day3.status == "scheduled"
+            assert len(await dialogues(runtime, day1.id)) == 1
+            [send] = await sends(runtime, day1.id)
+            assert send.kind == ("start_chat" if day1.started_via == "chat" else "template")
+        # Outside the window the invitation goes out once, whichever worker takes the patient's queue.
+        for enrolment_id, identity_id in enrolled[::2]:
+            holder = await identity(runtime, identity_id)
+            await asyncio.gather(worker_turns(first, holder, now), worker_turns(second, holder, now))
+            [sent] = fake_wechat.sent(holder.openid)
+            assert sent["api"] == "template_send"
+            day1 = (await checkins(runtime, enrolment_id))[0]
+            [send] = await sends(runtime, day1.id)
+            assert (send.kind, send.status, day1.started_via) == ("template", "sent", "template")
+
+
+async def test_a_crashed_worker_s_claim_is_taken_over_once(runtime: Runtime, outbox: Outbox):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 11)
+    patient_a, _ = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
+    patient_b, _ = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
+    crashed_before = (
+        await checkins(runtime, await enrol_patient(runtime, version, patient_a, day, local(day, 15)))
+    )[0]
+    # A worker claimed A's check-in and died before queuing anything.
+    await _set(runtime, crashed_before.id, status="claimed", claimed_at=now - timedelta(minutes=3), claims=1)
+    # Another claimed B's, queued its dialogue and died before recording the start.
+    enrolment_b = await enrol_patient(runtime, version, patient_b, day, local(day, 15))
+    crashed_after = (await checkins(runtime, enrolment_b))[0]
+    await run_followups(outbox, now)
+    [turn] = await dialogues(runtime, crashed_after.id)
+    await _set(runtime, crashed_after.id, status="claimed", claimed_at=now, started_at=None)
+    async with runtime.db.sessions() as session:
+        await session.execute(sa.delete(FollowupSend).where(FollowupSend.checkin_id == crashed_after.id))
+        await session.commit()
+
+    await run_followups(outbox, now + timedelta(minutes=2))  # live workers' claims: left alone
+    assert (await _checkin(runtime, crashed_after.id)).status == "claimed"
+    assert (await _checkin(runtime, crashed_before.id)).status == "claimed"
+    assert await dialogues(runtime, crashed_before.id) == []
+
+    await asyncio.gather(  # stale: each taken over by one of two runs
+        run_followups(outbox, now + timedelta(minutes=11)), run_followups(outbox, now + timedelta(minutes=11))
+    )
+    for checkin_id in (crashed_before.id, crashed_after.id):
+        checkin = await _checkin(runtime, checkin_id)
+        assert checkin.status == "started" and checkin.claims == 2
+        assert len(await dialogues(runtime, checkin_id)) == 1
+        assert len(await sends(runtime, checkin_id)) == 1
+    assert [t.id for t in await dialogues(runtime, crashed_after.id)] == [turn.id]
+
+
+async def _checkin(runtime: Runtime, checkin_id: int) -> FollowupCheckin:
+    async with runtime.db.sessions() as session:
+        checkin = await session.get(FollowupCheckin, checkin_id)
+        assert checkin is not None
+        return checkin
+
+
+async def test_never_at_night(runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3), hour=7))
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=local(day, 12))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    tomorrow = day + timedelta(days=1)
+    for night in (local(tomorrow, 7), local(tomorrow, 8, 59), local(day, 20), local(day, 23, 30)):
+        await run_followups(outbox, night)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    assert (day1.status, day1.claims) == ("scheduled", 0)
+    assert await dialogues(runtime, day1.id) == []
+
+    await run_followups(outbox, local(tomorrow, 9))
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    assert day1.status == "started" and len(await dialogues(runtime, day1.id)) == 1
+    assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
+
+
+async def test_outside_the_window_a_template_with_the_questionnaire_link(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """A daughter manages her father's account entries (就诊人): she is invited, about him by name."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 10, 30)
+    patient_id, identity_id = await make_patient(
+        runtime, name="王建国", family=True, last_inbound_at=now - timedelta(days=5)
+    )
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+
+    await run_followups(outbox, now)
+    daughter = await identity(runtime, identity_id)
+    await worker_turns(outbox, daughter, now + timedelta(seconds=5))
+
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    [sent] = fake_wechat.sent(daughter.openid)
+    assert sent["api"] == "template_send" and sent["template_id"] == TEMPLATE_ID
+    assert _opens(runtime, sent["url"]) == day1.id
+    data = {key: value["value"] for key, value in sent["data"].items()}
+    assert data["first"].startswith("您好，您的家人王建国出院后第1天的随访到了")
+    assert data["keyword1"] == "王建国"
+    assert data["keyword3"] == f"{(day + timedelta(days=1)).month}月{(day + timedelta(days=1)).day}日"
+    assert (day1.status, day1.started_via, day1.identity_id) == ("started", "template", identity_id)
+    [send] = await sends(runtime, day1.id)
+    assert (send.kind, send.status, send.identity_id) == ("template", "sent", identity_id)
+    assert send.message_id is not None
+
+
+async def test_without_a_template_a_check_in_waits_for_the_patient_to_write(
+    runtime: Runtime, database_url: str, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3, 7)))
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=None)
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    async with worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID="") as box:
+        await run_followups(box, local(day + timedelta(days=1), 10))
+        await run_followups(box, local(day + timedelta(days=1), 11))
+        day1 = (await checkins(runtime, enrolment_id))[0]
+        assert (day1.status, day1.claims) == ("scheduled", 0)
+        assert day1.reason.startswith("waiting for the patient to write")
+        assert await dialogues(runtime, day1.id) == []
+
+        # The patient writes: the next run starts the check-in in chat.
+        wrote = local(day + timedelta(days=1), 14)
+        async with box.runtime.db.sessions() as session:
+            holder = await session.get(type(await identity(runtime, identity_id)), identity_id)
+            assert holder is not None
+            holder.last_inbound_at = wrote
+            await session.commit()
+        await run_followups(box, wrote + timedelta(minutes=1))
+        day1 = (await checkins(runtime, enrolment_id))[0]
+        assert (day1.status, day1.started_via) == ("started", "chat")
+
+        # Day 3 and day 7 (after the window closed at day 3 13:50): nobody writes again; both are
+        # missed, and the patient is lost to follow-up (失访).
+        for later in (3, 6, 7, 11):
+            await run_followups(box, local(day + timedelta(days=later), 15))
+    day1, day3, day7 = await checkins(runtime, enrolment_id)
+    assert (day1.status, day3.status, day7.status) == ("missed", "missed", "missed")
+    assert day3.reason == "never started before its window closed"
+    assert day1.reason == "unanswered when its window closed"
+    done = await enrolment(runtime, enrolment_id)
+    assert (done.status, done.lost_to_followup) == ("completed", True)
+    assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
+
+
+async def test_one_reminder_for_an_unanswered_check_in(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    # The patient wrote the next morning but did not finish; 24 hours after the start: one reminder.
+    async with runtime.db.sessions() as session:
+        holder = await session.get(type(await identity(runtime, identity_id)), identity_id)
+        assert holder is not None
+        holder.last_inbound_at = started + timedelta(hours=23)
+        await session.commit()
+    await run_followups(outbox, started + timedelta(hours=23))
+    assert [s.kind for s in await sends(runtime, day1.id)] == ["start_chat"]
+    await run_followups(outbox, started + timedelta(hours=24, minutes=1))
+    await run_followups(outbox, started + timedelta(hours=30))
+
+    holder = await identity(runtime, identity_id)
+    [reminder] = fake_wechat.sent(holder.openid)
+    assert reminder["api"] == "custom_send"
+    assert reminder["content"].startswith("【随访提醒】您的出院后第1天随访还没有完成")
+    start, sent = await sends(runtime, day1.id)
+    assert start.kind == "start_chat"
+    assert (sent.kind, sent.status) == ("reminder", "sent")
+    assert (await checkins(runtime, enrolment_id))[0].reminded_at is not None
+
+
+async def test_postponed_check_in_starts_again_with_a_new_dialogue(runtime: Runtime, outbox: Outbox):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, _ = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    again_at = started + timedelta(hours=5)
+    await _set(runtime, day1.id, postponed_until=again_at)  # 稍后再说, as the dialogue records it
+
+    await run_followups(outbox, again_at - timedelta(minutes=1))
+    assert len(await dialogues(runtime, day1.id)) == 1
+    await asyncio.gather(
+        run_followups(outbox, again_at), run_followups(outbox, again_at + timedelta(seconds=1))
+    )
+
+    first, second = await dialogues(runtime, day1.id)
+    assert first.dedupe_key == f"dialogue:followup:checkin:{day1.id}"
+    assert second.dedupe_key == f"dialogue:followup:checkin:{day1.id}:{int(again_at.timestamp())}"
+    assert second.payload["entities"] == {"checkin_id": day1.id}
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    assert (day1.status, day1.postponed_until, day1.started_at) == ("started", None, again_at)
+    assert day1.claims == 1  # a start again is not a retry: postponing never sends it to the phone list
+
+
+async def test_answered_check_ins_complete_the_enrolment(runtime: Runtime, outbox: Outbox):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    patient_id, _ = await make_patient(runtime, last_inbound_at=local(day, 12))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    for checkin in await checkins(runtime, enrolment_id):
+        await _set(runtime, checkin.id, status="answered", answered_at=local(day, 16))
+    await run_followups(outbox, local(day, 21))  # closing windows runs at night too; it sends nothing
+    done = await enrolment(runtime, enrolment_id)
+    assert (done.status, done.lost_to_followup) == ("completed", False)
+
+
+async def test_on_sqlite_each_check_in_is_claimed_once(tmp_path: Path, fake_wechat: FakeWeChat):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'carebridge.db'}"
+    alembic(url, "upgrade", "head")
+    day = fresh_day()
+    now = local(day + timedelta(days=1), 10, 1)
+    async with (
+        worker_outbox(url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID) as first,
+        worker_outbox(url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID) as second,
+    ):
+        version = await make_plan(first.runtime, definition(unique_code(), days=(1, 3)))
+        enrolments = []
+        for _ in range(3):
+            patient_id, _ = await make_patient(first.runtime, last_inbound_at=now - timedelta(hours=3))
+            enrolments.append(await enrol_patient(first.runtime, version, patient_id, day, local(day, 15)))
+        await asyncio.gather(run_followups(first, now), run_followups(second, now))
+        for enrolment_id in enrolments:
+            day1 = (await checkins(first.runtime, enrolment_id))[0]
+            assert (day1.status, day1.claims) == ("started", 1)
+            assert len(await dialogues(first.runtime, day1.id)) == 1
+
+
+async def test_no_reminder_while_staff_hold_the_conversation(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    later = started + timedelta(hours=25)
+    async with runtime.db.sessions() as session:
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        holder.last_inbound_at = later - timedelta(minutes=5)
+        conversation = await current_conversation(session, holder, later)
+        conversation.status = ConversationStatus.ESCALATED
+        await session.commit()
+
+    await run_followups(outbox, later)
+    assert fake_wechat.sent(holder.openid) == []
+    assert [s.kind for s in await sends(runtime, day1.id)] == ["start_chat"]
+    assert (await checkins(runtime, enrolment_id))[0].reminded_at is None
+
+    async with runtime.db.sessions() as session:  # the nurse hands the chat back
+        await session.execute(
+            sa.update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(status=ConversationStatus.BOT)
+        )
+        await session.commit()
+    await run_followups(outbox, later + timedelta(minutes=1))
+    [reminder] = fake_wechat.sent(holder.openid)
+    assert reminder["content"].startswith("【随访提醒】")
+
+
+async def test_a_refused_chat_start_is_followed_by_the_template(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """WeChat refused the check-in's first question (45015: the window closed meanwhile)."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    now = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(hours=47))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, now)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    [turn] = await dialogues(runtime, day1.id)
+    # What the worker stored when WeChat refused Rasa's first question of that dialogue.
+    async with runtime.db.sessions() as session:
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        conversation = await current_conversation(session, holder, now)
+        await session.flush()
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                direction=Direction.OUT,
+                sender_type=SenderType.BOT,
+                content="您好，现在伤口疼痛有几分？",
+                reply_to_inbound_id=turn.id,
+                delivery_status=DeliveryStatus.UNDELIVERABLE,
+                delivery_error="45015 response out of time limit",
+            )
+        )
+        await session.execute(
+            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
+        )
+        await session.commit()
+    await outbox.runtime.events.publish(DialogueSettled(turn.id))
+    await outbox.runtime.events.publish(DialogueSettled(turn.id))  # told twice: invited once
+
+    [sent] = fake_wechat.sent(holder.openid)
+    assert sent["api"] == "template_send" and _opens(runtime, sent["url"]) == day1.id
+    refused, invited = await sends(runtime, day1.id)
+    assert (refused.kind, refused.status, refused.error) == (
+        "start_chat",
+        "failed",
+        "45015 response out of time limit",
+    )
+    assert (invited.kind, invited.status) == ("template", "sent")
+    assert (await checkins(runtime, enrolment_id))[0].started_via == "template"

@@ -1,0 +1,112 @@
+"""The console's enrolment API: enrol, list by team, pause / resume / stop, roles, audit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import httpx
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from crm_backend.audit.models import AuditEntry
+from crm_backend.runtime import Runtime
+from tests.followups.enrolment_support import definition, make_patient, make_plan, make_team, unique_code
+from tests.support.api import staff_client
+
+
+async def test_nurses_enrol_and_see_their_own_teams_enrolments(
+    app: FastAPI, admin_client: httpx.AsyncClient, runtime: Runtime
+):
+    plan = definition(unique_code(), days=(1, 7))
+    await make_plan(runtime, plan)
+    ward, other_ward = await make_team(runtime), await make_team(runtime)
+    patient_id, _ = await make_patient(runtime)
+    async with (
+        staff_client(app, admin_client, "nurse", [ward]) as (_, nurse),
+        staff_client(app, admin_client, "nurse", [other_ward]) as (_, other_nurse),
+        staff_client(app, admin_client, "agent", [ward]) as (_, agent),
+    ):
+        body = {
+            "patient_id": patient_id,
+            "plan_code": plan.code,
+            "anchor_date": "2030-06-01",
+            "team_id": ward,
+            "attending_doctor": "陈志远",
+        }
+        created = await nurse.post("/api/console/followups/enrolments", json=body)
+        assert created.status_code == 201, created.text
+        enrolment = created.json()
+        assert (enrolment["source"], enrolment["discharged_on"]) == ("console", "2030-06-01")
+        assert [(c["day"], c["due_at"]) for c in enrolment["checkins"]] == [
+            (1, "2030-06-02T10:00:00+08:00"),
+            (7, "2030-06-08T10:00:00+08:00"),
+        ]
+
+        # Another ward's nurse neither enrols into this ward nor sees or stops its enrolments.
+        assert (await other_nurse.post("/api/console/followups/enrolments", json=body)).status_code == 403
+        listed = await other_nurse.get("/api/console/followups/enrolments", params={"plan_code": plan.code})
+        assert listed.status_code == 200 and listed.json() == []
+        url = f"/api/console/followups/enrolments/{enrolment['id']}"
+        assert (await other_nurse.get(url)).status_code == 403
+        assert (await other_nurse.post(f"{url}/stop", json={"reason": "deceased"})).status_code == 403
+        # Customer-service agents have no follow-up access.
+        assert (await agent.get("/api/console/followups/enrolments")).status_code == 403
+
+        mine = await nurse.get("/api/console/followups/enrolments", params={"plan_code": plan.code})
+        assert [e["id"] for e in mine.json()] == [enrolment["id"]]
+
+        paused = await nurse.post(f"{url}/pause")
+        assert paused.status_code == 200 and paused.json()["status"] == "paused"
+        assert (await nurse.post(f"{url}/pause")).status_code == 409
+        filtered = await nurse.get(
+            "/api/console/followups/enrolments", params={"status": "paused", "team_id": ward}
+        )
+        assert [e["id"] for e in filtered.json()] == [enrolment["id"]]
+        assert (await nurse.post(f"{url}/resume")).json()["status"] == "active"
+        stopped = await nurse.post(f"{url}/stop", json={"reason": "readmitted", "note": "再次入院"})
+        assert stopped.status_code == 200
+        assert (stopped.json()["status"], stopped.json()["stop_reason"]) == ("stopped", "readmitted")
+        assert {c["status"] for c in stopped.json()["checkins"]} == {"skipped"}
+        assert (await nurse.post(f"{url}/stop", json={"reason": "because"})).status_code == 400
+
+    async with runtime.db.sessions() as session:
+        actions = (
+            await session.scalars(
+                sa.select(AuditEntry.action)
+                .where(
+                    AuditEntry.object_type == "followup_enrolment",
+                    AuditEntry.object_id == str(enrolment["id"]),
+                )
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    assert actions == [
+        "followup_enrolment.create",
+        # The other ward's refused reads and changes are audited too.
+        "followup_enrolment.view.denied",
+        "followup_enrolment.stop.denied",
+        "followup_enrolment.pause",
+        "followup_enrolment.resume",
+        "followup_enrolment.stop",
+    ]
+
+
+async def test_enrolling_with_unknown_patient_plan_or_team_is_422(
+    app: FastAPI, admin_client: httpx.AsyncClient, runtime: Runtime
+):
+    plan = definition(unique_code())
+    await make_plan(runtime, plan)
+    ward = await make_team(runtime)
+    patient_id, _ = await make_patient(runtime)
+    good = {
+        "patient_id": patient_id,
+        "plan_code": plan.code,
+        "anchor_date": str(date(2030, 6, 1)),
+        "team_id": ward,
+    }
+    for bad in ({"patient_id": 2_000_000_000}, {"plan_code": "no_such_plan"}, {"team_id": 2_000_000_000}):
+        response = await admin_client.post("/api/console/followups/enrolments", json={**good, **bad})
+        assert response.status_code == 422, response.text
+    assert (
+        await admin_client.post("/api/console/followups/enrolments", json={**good, "anchor_date": "x"})
+    ).status_code == 400

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     hospital_service_phone: str = Field(
         "400-000-0000（演示号码）", alias="HOSPITAL_SERVICE_PHONE", min_length=1
     )
+    #: The hospital's name as patients know it ("这里是XX医院随访服务").
+    hospital_name: str = Field("示例市人民医院", alias="HOSPITAL_NAME", min_length=1, max_length=40)
     #: A console page silent this long counts as closed: its online staff member becomes away.
     console_gone_after_seconds: float = Field(80, alias="CONSOLE_GONE_AFTER_SECONDS")
 

@@ -24,6 +24,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 TRIAGE_TEXT_CHARS = 1000
 CLARIFICATION_CHARS = 300
 HOSPITAL_QUESTION_CHARS = 500
+FOLLOWUP_TEXT_CHARS = 1000
 
 
 class CRMUnavailable(Exception):
@@ -116,3 +117,17 @@ class CRM:
     async def hospital_info(self, text: str) -> dict[str, Any]:
         """The hospital's own answer to a question about hours, address, parking, visiting, phone, where."""
         return (await self._call("POST", "/hospital-info", {"text": text[:HOSPITAL_QUESTION_CHARS]})).body
+
+    async def followup_start(self, checkin_id: int) -> Answer:
+        """The greeting and the first open question of a check-in (crm_backend/followups/bot_views.py)."""
+        return await self._call("POST", f"/followups/checkins/{checkin_id}/start")
+
+    async def followup_answer(self, checkin_id: int, text: str, noted: list[str]) -> Answer:
+        """One message of the patient's to the current question; `noted`: questions kept for the nurse."""
+        body = {"text": text[:FOLLOWUP_TEXT_CHARS], "noted": [n[:200] for n in noted][-5:]}
+        return await self._call("POST", f"/followups/checkins/{checkin_id}/answer", body)
+
+    async def followup_opt_out(self, checkin_id: int, text: str) -> Answer:
+        """The reply to "stop follow-up?": the CRM reads yes or no and stops the enrolment on yes."""
+        body = {"text": text[:FOLLOWUP_TEXT_CHARS]}
+        return await self._call("POST", f"/followups/checkins/{checkin_id}/opt-out", body)

@@ -40,6 +40,8 @@ INTENT_LABELS: dict[str, str] = {
     "deny": "表示不需要",
     "triage_symptoms": "咨询该看哪个科",
     "hospital_info": "了解医院的时间、地址或停车等信息",
+    "followup_postpone": "稍后再回答随访问题",
+    "followup_opt_out": "停止接收术后随访",
 }
 GENERIC_LABEL = "咨询其他事情"
 DENY_TITLE = "都不是"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from channels.outbound.delivery import Outbox
-from crm_backend.conversations.events import DialogueSettled
+from crm_backend.conversations.events import DialogueSettled, EscalationRequested
 from crm_backend.conversations.models import InboundMessage
 from crm_backend.followups.dispatch import checkin_id_of_key, settle_checkin_send
+from crm_backend.followups.emergencies import end_checkins_on_emergency
 from crm_backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def subscribe(runtime: Runtime) -> None:
@@ -23,4 +28,13 @@ def subscribe(runtime: Runtime) -> None:
         if key is not None and checkin_id_of_key(key) is not None:
             await settle_checkin_send(outbox, key)
 
+    async def escalation_requested(event: EscalationRequested) -> None:
+        """An emergency the route screened ends the check-in under way (emergencies.py); never in
+        the way of the emergency itself, whose escalation is what matters."""
+        try:
+            await end_checkins_on_emergency(runtime, event)
+        except Exception:
+            log.exception("check-ins of conversation %s not closed after an emergency", event.conversation_id)
+
     runtime.events.subscribe(DialogueSettled, dialogue_settled)
+    runtime.events.subscribe(EscalationRequested, escalation_requested)

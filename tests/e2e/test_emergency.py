@@ -159,7 +159,13 @@ async def test_a_hypothetical_or_a_negation_is_answered_by_the_bot_not_as_an_eme
     assert said["red_flags"] == []
     assert all(m["sender_type"] in ("patient", "bot") for m in view["messages"] if m["id"] >= said["id"])
     async with db.sessions() as session:
-        stored = await session.scalars(
-            select(TriageDecision.id).where(TriageDecision.conversation_id == conversation_id)
+        stored = await session.execute(
+            select(TriageDecision.source, TriageDecision.level).where(
+                TriageDecision.conversation_id == conversation_id
+            )
         )
-        assert stored.all() == []
+        # The route screened nothing; the bot may have asked triage about the words (bot_api), which
+        # then is no emergency either (which intent NLU gives "没有胸痛" varies with the training data).
+        assert [
+            (source, level) for source, level in stored.all() if source != "bot_api" or level == "emergency"
+        ] == []

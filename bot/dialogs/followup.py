@@ -1,0 +1,198 @@
+"""The post-operative check-in (随访) in chat: the CRM starts it, the plan's questions are asked one
+at a time, and it ends with a summary and advice by the worst flag.
+
+The CRM starts the dialogue (start_dialogue, intent EXTERNAL_followup_checkin, entity checkin_id);
+`action_followup_start` fetches the greeting and the first question from the bot API. The questions
+are the plan's data, not Rasa slots: `followup_form` has one required slot, `followup_answer`, that
+stays empty while questions remain. Each patient message goes to the CRM (validate_followup_form),
+which understands it, records it and answers with what to say and the next question (kept in
+`followup_prompt`, asked by `action_ask_followup_answer`). When the check-in ends (complete,
+postponed, stopped, handed over, closed) the slot gets that outcome and the form is done. A red or
+emergency outcome carries an escalation, sent as the {"escalate": ...} instruction handoff uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from dialogs.crm import CRM, CRMUnavailable
+from dialogs.handoff import request_for
+
+log = logging.getLogger(__name__)
+
+FORM = "followup_form"
+#: The form's one required slot: empty while questions remain, then how the check-in ended.
+ANSWER = "followup_answer"
+CHECKIN = "followup_checkin"
+PROMPT = "followup_prompt"
+#: "ask", or "confirm_opt_out" while the patient is asked to confirm stopping.
+STATE = "followup_state"
+#: Questions of the patient's that no care answer matched, for the nurse at the end.
+NOTED = "followup_noted"
+SLOTS = (ANSWER, CHECKIN, PROMPT, STATE, NOTED)
+
+CRM_DOWN = "抱歉，随访系统暂时无法记录您的回答，我们稍后再来问您。如有不适，请及时就医或回复“人工”。"
+#: Steps of the bot API after which the check-in dialogue is over.
+ENDING_STEPS = frozenset({"finished", "postponed", "stopped", "closed"})
+
+
+def _text(tracker: Tracker) -> str:
+    text = tracker.latest_message.get("text") or ""
+    return "" if text.startswith("/") else text.strip()
+
+
+def _checkin_id(tracker: Tracker) -> int | None:
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") == "checkin_id" and str(entity.get("value", "")).isdigit():
+            return int(entity["value"])
+    return None
+
+
+def _say(dispatcher: CollectingDispatcher, turn: dict[str, Any]) -> None:
+    for message in turn.get("messages") or []:
+        dispatcher.utter_message(text=str(message))
+
+
+def _escalate(dispatcher: CollectingDispatcher, turn: dict[str, Any]) -> None:
+    request = turn.get("escalate")
+    if isinstance(request, dict) and request.get("reason"):
+        escalation = {
+            "reason": str(request["reason"]),
+            "team": str(request.get("team") or "nursing"),
+            "priority": str(request.get("priority") or "urgent"),
+        }
+        dispatcher.utter_message(json_message={"escalate": escalation})
+
+
+def _ended(outcome: str) -> list[dict[str, Any]]:
+    """The check-in dialogue is over: the form completes (requested_slot None) with this outcome."""
+    return [SlotSet(ANSWER, outcome), SlotSet(STATE, None), SlotSet("requested_slot", None)]
+
+
+def _next(turn: dict[str, Any], noted: list[str]) -> list[dict[str, Any]]:
+    question = turn.get("question") or {}
+    return [
+        SlotSet(PROMPT, question.get("text") or ""),
+        SlotSet(STATE, "ask"),
+        SlotSet(NOTED, noted),
+        SlotSet("requested_slot", ANSWER),
+    ]
+
+
+class ActionFollowupStart(Action):
+    """The CRM started a check-in: greet the patient (or the family member) and ask the first question."""
+
+    def name(self) -> str:
+        return "action_followup_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        checkin_id = _checkin_id(tracker)
+        if checkin_id is None:
+            log.error("follow-up check-in started without a checkin_id: %s", tracker.latest_message)
+            return [SlotSet(ANSWER, "closed")]
+        try:
+            answer = await CRM(tracker.sender_id).followup_start(checkin_id)
+        except CRMUnavailable:
+            # Nothing is said: the check-in stays open and the dispatcher's reminder follows.
+            log.exception("follow-up start: CRM unavailable")
+            return [SlotSet(ANSWER, "error")]
+        if not answer.ok:
+            log.error("follow-up check-in %s refused for %s: %s", checkin_id, tracker.sender_id, answer.body)
+            return [SlotSet(ANSWER, "closed")]
+        turn = answer.body
+        _say(dispatcher, turn)
+        if turn.get("step") != "ask":
+            _escalate(dispatcher, turn)
+            return [SlotSet(CHECKIN, checkin_id), SlotSet(ANSWER, str(turn.get("step") or "closed"))]
+        question = turn.get("question") or {}
+        return [
+            SlotSet(CHECKIN, checkin_id),
+            SlotSet(ANSWER, None),
+            SlotSet(PROMPT, question.get("text") or ""),
+            SlotSet(STATE, "ask"),
+            SlotSet(NOTED, []),
+        ]
+
+
+class ValidateFollowupForm(Action):
+    """Every message while the check-in asks goes to the CRM, which decides what it means."""
+
+    def name(self) -> str:
+        return "validate_followup_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        checkin_id = tracker.get_slot(CHECKIN)
+        if tracker.get_slot(ANSWER) is not None or checkin_id is None:
+            return [SlotSet("requested_slot", None)]  # ended at the start: nothing to ask
+        if tracker.get_slot("requested_slot") is None:
+            # Activation: the question is asked next (action_ask_followup_answer).
+            return [SlotSet(PROMPT, tracker.get_slot(PROMPT) or ""), SlotSet("requested_slot", ANSWER)]
+        text = _text(tracker)
+        if not text:
+            return [SlotSet(PROMPT, tracker.get_slot(PROMPT) or ""), SlotSet("requested_slot", ANSWER)]
+        noted = list(tracker.get_slot(NOTED) or [])
+        crm = CRM(tracker.sender_id)
+        try:
+            if tracker.get_slot(STATE) == "confirm_opt_out":
+                answer = await crm.followup_opt_out(int(checkin_id), text)
+            else:
+                answer = await crm.followup_answer(int(checkin_id), text, noted)
+        except CRMUnavailable:
+            log.exception("follow-up answer: CRM unavailable")
+            dispatcher.utter_message(text=CRM_DOWN)
+            return _ended("error")
+        if not answer.ok:
+            log.error("follow-up check-in %s refused for %s: %s", checkin_id, tracker.sender_id, answer.body)
+            return _ended("closed")
+        turn = answer.body
+        step = str(turn.get("step") or "")
+        if step == "handoff":
+            # The patient asked for a person: the existing handoff (a person takes the chat).
+            dispatcher.utter_message(json_message=request_for(text, booking=False))
+            return _ended("handoff")
+        _say(dispatcher, turn)
+        _escalate(dispatcher, turn)
+        if step in ENDING_STEPS:
+            return _ended(step)
+        if step == "confirm_opt_out":
+            return [SlotSet(STATE, "confirm_opt_out"), SlotSet(PROMPT, ""), SlotSet("requested_slot", ANSWER)]
+        if turn.get("noted"):
+            noted.append(str(turn["noted"]))
+        return _next(turn, noted)
+
+
+class ActionAskFollowupAnswer(Action):
+    """Asks the current question (with its numbered choices), as the CRM worded it."""
+
+    def name(self) -> str:
+        return "action_ask_followup_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        prompt = tracker.get_slot(PROMPT)
+        if prompt:
+            dispatcher.utter_message(text=str(prompt))
+        return []
+
+
+class ActionFollowupEnd(Action):
+    """The check-in dialogue is over (everything was said while it ended): forget its slots."""
+
+    def name(self) -> str:
+        return "action_followup_end"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        return [SlotSet(slot, None) for slot in SLOTS]

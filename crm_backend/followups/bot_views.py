@@ -1,0 +1,464 @@
+"""The bot API for check-ins: start one, answer its current question, postpone it, opt out.
+
+Called by the action server (bot/dialogs/followup.py) under /internal/bot/followups/checkins/{id}/.
+The questions come from the check-in's plan version, one at a time, so the Rasa form asks whatever
+the plan says without knowing it. Each answer is read by understanding.py, recorded by
+answers.record_answer (the same scoring as the mobile page and a nurse's call) and, after the last
+question or at an emergency answer, the check-in is completed by answers.complete_checkin. Every
+answer is a `CheckinTurn`: what the bot says, the question to ask next (or none), and an escalation
+for the bot's {"escalate": ...} instruction (red and emergency: urgent, to the enrolment's team).
+
+Only the patient's own WeChat identity or one that manages the patient (就诊人) may touch a
+check-in: any other sender gets 404. A check-in that is no longer open answers `closed`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_backend.audit.service import record as audit
+from crm_backend.config import HOSPITAL_TZ
+from crm_backend.conversations.models import Conversation
+from crm_backend.database.core import RowId
+from crm_backend.followups import scoring
+from crm_backend.followups.answers import (
+    Checkin,
+    CheckinClosed,
+    answer_label,
+    answers_of,
+    complete_checkin,
+    load_checkin,
+    record_answer,
+)
+from crm_backend.followups.care_answers import answer_for
+from crm_backend.followups.enrolment import stop_for_checkin
+from crm_backend.followups.models import (
+    CheckinChannel,
+    StopReason,
+)
+from crm_backend.followups.plans import Flag, Question, QuestionType
+from crm_backend.followups.understanding import (
+    Digression,
+    Reading,
+    digression_of,
+    is_question,
+    read_answer,
+    yes_or_no,
+)
+from crm_backend.patients.bot_access import BOT_API_PREFIX, BotToken, SenderIdentity
+from crm_backend.patients.models import PatientLink, PatientRelation, WeChatIdentity
+from crm_backend.staff.deps import DbSession, runtime_of
+from crm_backend.staff.models import Team
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix=f"{BOT_API_PREFIX}/followups", tags=["bot"], dependencies=[BotToken])
+
+#: "稍后再说" asks again this much later, the same day and before FOLLOWUP_SEND_UNTIL.
+POSTPONE_BY = timedelta(hours=2)
+#: A postponement keeps this far from the end of the send window.
+POSTPONE_MARGIN = timedelta(minutes=30)
+#: What the patient may have noted for the nurse (questions no care answer matched).
+MAX_NOTES = 5
+
+CLOSED_TEXT = "这次随访已经结束了，感谢您的配合。如有不适，请及时就医；需要帮助时，回复“人工”联系工作人员。"
+CONTINUE_TEXT = "好的，我们接着刚才的问题。"
+
+
+class Step(enum.StrEnum):
+    #: Ask `question` (the next one, or the same one again after a hint).
+    ask = "ask"
+    #: The check-in is complete: `messages` hold the summary and the advice; maybe `escalate`.
+    finished = "finished"
+    #: "稍后再说": asked again later today.
+    postponed = "postponed"
+    #: The patient asked to stop: ask them to confirm (then call /opt-out).
+    confirm_opt_out = "confirm_opt_out"
+    #: Follow-up stopped at the patient's request.
+    stopped = "stopped"
+    #: The patient asked for a person: the bot hands over (its existing handoff).
+    handoff = "handoff"
+    #: Not open any more (answered, missed, stopped).
+    closed = "closed"
+
+
+class QuestionRead(BaseModel):
+    code: str
+    type: QuestionType
+    #: What the patient reads: the question, with numbered choices.
+    text: str
+
+
+class EscalationRead(BaseModel):
+    """The bot's {"escalate": {...}} instruction (conversations/processing.py turns it into one)."""
+
+    reason: str
+    priority: str
+    team: str
+
+
+class CheckinTurn(BaseModel):
+    step: Step
+    #: What the bot says first, in order (greeting, hint, care answer, summary, advice).
+    messages: list[str] = Field(default_factory=list)
+    question: QuestionRead | None = None
+    #: The worst flag, once finished.
+    flag: Flag | None = None
+    escalate: EscalationRead | None = None
+    #: A question the patient asked that no care answer matched (for the nurse, at the end).
+    noted: str | None = None
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text
+    #: Questions noted for the nurse earlier in this check-in (the bot keeps them in a slot).
+    noted: list[Note] = Field(default_factory=list, max_length=MAX_NOTES)
+
+
+class OptOutBody(BaseModel):
+    """The patient's reply to "您确定…吗？": `text` as they wrote it, or `confirmed` when known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirmed: bool | None = None
+    text: Text | None = None
+
+
+# -- who may answer --------------------------------------------------------------------------
+
+
+async def _relationship(session: AsyncSession, identity: WeChatIdentity, patient_id: int) -> PatientRelation:
+    """How the sender stands to the check-in's patient; 404 when it does not manage them."""
+    link = await session.get(PatientLink, (identity.id, patient_id))
+    if identity.patient_id == patient_id:
+        return PatientRelation.SELF
+    if link is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not one of this account's check-ins")
+    return PatientRelation(link.relationship)
+
+
+async def _checkin_for(session: AsyncSession, identity: WeChatIdentity, checkin_id: int) -> Checkin:
+    """The sender's check-in, open or not (404 when it does not exist or is someone else's)."""
+    try:
+        checkin = await load_checkin(session, checkin_id, open_only=False)
+    except CheckinClosed as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such check-in") from error
+    await _relationship(session, identity, checkin.enrolment.patient_id)
+    return checkin
+
+
+def _closed() -> CheckinTurn:
+    return CheckinTurn(step=Step.closed, messages=[CLOSED_TEXT])
+
+
+# -- wording ---------------------------------------------------------------------------------
+
+
+def question_read(question: Question) -> QuestionRead:
+    lines = [question.text]
+    if question.choices:
+        lines += [f"{number}. {choice.text}" for number, choice in enumerate(question.choices, start=1)]
+    return QuestionRead(code=question.code, type=question.type, text="\n".join(lines))
+
+
+def _patient_words(checkin: Checkin, relation: PatientRelation) -> str:
+    """ "您" for the patient; "您的家人张三" for a family member who manages them."""
+    if relation == PatientRelation.SELF:
+        return "您"
+    return f"您的家人{checkin.patient.display_name or ''}"
+
+
+def greeting(checkin: Checkin, relation: PatientRelation, hospital: str) -> str:
+    who = _patient_words(checkin, relation)
+    since = "术后" if checkin.plan.anchor == "surgery" else "出院"
+    day = checkin.row.day
+    when = f"（{checkin.plan.name}，{since}第 {day} 天）" if day else f"（{checkin.plan.name}）"
+    whose = "根据" if relation == PatientRelation.SELF else f"您根据{checkin.patient.display_name or '家人'}"
+    return (
+        f"您好，这里是{hospital}随访服务，想了解一下{who}术后的恢复情况{when}。"
+        f"请{whose}今天的情况回答几个问题，大约需要 2 分钟；现在不方便的话，回复“稍后再说”。"
+    )
+
+
+def _summary_line(question: Question, value: object) -> str:
+    """answers.answer_label with the question cut to its first sentence, to read on a phone."""
+    shown = answer_label(question, value)[len(question.text.rstrip("？?")) + 1 :]
+    return f"{re.split(r'[？?。；]', question.text)[0]}：{shown}"
+
+
+def _summary(checkin: Checkin, answers: scoring.Answers) -> str:
+    kept = scoring.relevant_answers(checkin.questionnaire, answers)
+    lines = [_summary_line(checkin.questionnaire.question(code), value) for code, value in kept.items()]
+    return "您本次的回答：\n" + "\n".join(f"· {line}" for line in lines)
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+async def _conversation_id(session: AsyncSession, identity: WeChatIdentity) -> int:
+    found = await session.scalar(
+        select(Conversation.id)
+        .where(Conversation.identity_id == identity.id)
+        .order_by(Conversation.id.desc())
+    )
+    return found or 0
+
+
+async def _next_turn(session: AsyncSession, checkin: Checkin, messages: list[str]) -> CheckinTurn | None:
+    answers = await answers_of(session, checkin.row.id)
+    question = scoring.next_question(checkin.questionnaire, answers)
+    if question is None:
+        return None
+    return CheckinTurn(step=Step.ask, messages=messages, question=question_read(question))
+
+
+async def _finish(
+    session: AsyncSession,
+    checkin: Checkin,
+    identity: WeChatIdentity,
+    notes: list[str],
+    messages: list[str],
+    now: datetime,
+) -> CheckinTurn:
+    """Complete the check-in: summary and advice by the worst flag; red and emergency escalate at
+    once (urgent, the enrolment's team); questions no care answer matched go to the nurse too."""
+    conversation_id = await _conversation_id(session, identity)
+    outcome = await complete_checkin(
+        session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
+    )
+    answers = await answers_of(session, checkin.row.id)
+    flag = outcome.flag
+    text = outcome.text
+    escalate = None
+    if outcome.escalation is not None:
+        reason = outcome.escalation.reason
+        if notes:
+            reason = f"{reason}；患者提问：{'；'.join(notes)}"
+        escalate = EscalationRead(reason=reason[:255], priority="urgent", team=outcome.escalation.team)
+    elif notes:
+        # Nobody answered the patient's question yet: a nurse does, within the amber time at most.
+        if flag == Flag.green:
+            flag = Flag.amber
+            checkin.row.worst_flag = flag.value
+            text = f"{text}\n您刚才的问题我们已经转给护士，护士会尽快在这里或电话回复您。"
+        team = await session.get(Team, checkin.enrolment.team_id)
+        escalate = EscalationRead(
+            reason=f"随访 {checkin.plan.name} 第{checkin.row.day}天 患者提问：{'；'.join(notes)}"[:255],
+            priority="normal",
+            team=team.name if team is not None else "nursing",
+        )
+    if flag == Flag.emergency:
+        shown = [*messages, text]  # 120 first: no summary before it
+    else:
+        shown = [*messages, _summary(checkin, answers), text]
+    await session.commit()
+    log.info("check-in %s answered in chat: %s", checkin.row.id, flag.value)
+    return CheckinTurn(step=Step.finished, messages=shown, flag=flag, escalate=escalate)
+
+
+def _local_time(day: date, hhmm: str) -> datetime:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=HOSPITAL_TZ)
+
+
+def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:
+    """Two hours later the same day, at the latest 30 minutes before the send window closes; when
+    the day is nearly over (or it is night), an hour after the window opens on the next morning."""
+    local = now.astimezone(HOSPITAL_TZ)
+    wanted = min(local + POSTPONE_BY, _local_time(local.date(), send_until) - POSTPONE_MARGIN)
+    if wanted > local + timedelta(minutes=10) and wanted >= _local_time(local.date(), send_from):
+        return wanted
+    morning = (
+        local.date() if local < _local_time(local.date(), send_from) else local.date() + timedelta(days=1)
+    )
+    return _local_time(morning, send_from) + timedelta(hours=1)
+
+
+@router.post("/checkins/{checkin_id}/start")
+async def start(
+    checkin_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
+) -> CheckinTurn:
+    """The greeting and the first question not answered yet (a postponed check-in resumes)."""
+    checkin = await _checkin_for(session, identity, checkin_id)
+    if not checkin.is_open:
+        return _closed()
+    relation = await _relationship(session, identity, checkin.enrolment.patient_id)
+    hospital = runtime_of(request).settings.hospital_name
+    turn = await _next_turn(session, checkin, [greeting(checkin, relation, hospital)])
+    if turn is None:  # every question answered (a page or a crash in between): close it now
+        return await _finish(session, checkin, identity, [], [], runtime_of(request).clock())
+    return turn
+
+
+@router.post("/checkins/{checkin_id}/answer")
+async def answer(
+    checkin_id: RowId, body: AnswerBody, request: Request, session: DbSession, identity: SenderIdentity
+) -> CheckinTurn:
+    """One message of the patient's while a question is asked."""
+    checkin = await _checkin_for(session, identity, checkin_id)
+    if not checkin.is_open:
+        return _closed()
+    digression = digression_of(body.text)
+    if digression == Digression.handoff:
+        return CheckinTurn(step=Step.handoff)
+    if digression == Digression.opt_out:
+        relation = await _relationship(session, identity, checkin.enrolment.patient_id)
+        whose = "" if relation == PatientRelation.SELF else f"关于{checkin.patient.display_name or '家人'}的"
+        return CheckinTurn(
+            step=Step.confirm_opt_out,
+            messages=[
+                f"您是想以后不再接收{whose}术后随访消息吗？停止后我们不会再发随访问题。\n"
+                "回复“确定”停止随访；回复“继续”，我们接着回答刚才的问题。"
+            ],
+        )
+    if digression == Digression.postpone:
+        return await _postpone(session, checkin, request)
+    now = runtime_of(request).clock()
+    answers = await answers_of(session, checkin.row.id)
+    question = scoring.next_question(checkin.questionnaire, answers)
+    if question is None:
+        return await _finish(session, checkin, identity, body.noted, [], now)
+    understood = read_answer(question, body.text)
+    if understood.reading is not Reading.answer:
+        return _not_an_answer(question, body.text, understood.hint)
+    finding = await record_answer(
+        session,
+        checkin,
+        question.code,
+        understood.value,
+        channel=CheckinChannel.chat,
+        text=body.text,
+        identity_id=identity.id,
+        now=now,
+    )
+    notes, said = list(body.noted), []
+    if question.type == QuestionType.free_text and is_question(body.text):
+        # "还有什么想问的吗？" answered with a question: answered now, or by the nurse.
+        found = answer_for(body.text)
+        if found is not None:
+            said.append(care_text(found.answer))
+        else:
+            notes.append(body.text[:200])
+    if finding.flag == Flag.emergency:
+        return await _finish(session, checkin, identity, notes, said, now)  # 120 now, no more questions
+    turn = await _next_turn(session, checkin, said)
+    if turn is None:
+        return await _finish(session, checkin, identity, notes, said, now)
+    await session.commit()
+    return turn
+
+
+def care_text(answer: str) -> str:
+    """A care answer as the patient reads it: general advice, the discharge instructions first."""
+    return answer if "医嘱" in answer else f"{answer}\n（以上为一般建议，请以您的出院医嘱为准。）"
+
+
+def _not_an_answer(question: Question, text: str, hint: str) -> CheckinTurn:
+    """A question of the patient's own gets its answer (or goes to the nurse); anything else the hint.
+    The same question is asked again either way."""
+    if question.type != QuestionType.free_text and is_question(text):
+        found = answer_for(text)
+        if found is not None:
+            messages = [f"{care_text(found.answer)}\n\n{CONTINUE_TEXT}"]
+            return CheckinTurn(step=Step.ask, messages=messages, question=question_read(question))
+        return CheckinTurn(
+            step=Step.ask,
+            messages=[f"这个问题我先记下来，随访结束后转给护士回复您。{CONTINUE_TEXT}"],
+            question=question_read(question),
+            noted=text[:200],
+        )
+    return CheckinTurn(step=Step.ask, messages=[hint], question=question_read(question))
+
+
+async def _postpone(session: AsyncSession, checkin: Checkin, request: Request) -> CheckinTurn:
+    runtime = runtime_of(request)
+    now, settings = runtime.clock(), runtime.settings
+    until = postpone_until(now, settings.followup_send_from, settings.followup_send_until)
+    if until >= checkin.row.window_ends_at:
+        return CheckinTurn(
+            step=Step.postponed,
+            messages=["好的，不打扰您了。如果有明显不舒服，请及时就医，或回复“人工”联系工作人员。"],
+        )
+    checkin.row.postponed_until = until
+    await session.commit()
+    local = until.astimezone(HOSPITAL_TZ)
+    day = "今天" if local.date() == now.astimezone(HOSPITAL_TZ).date() else "明天"
+    return CheckinTurn(
+        step=Step.postponed,
+        messages=[
+            f"好的，不打扰您了。{day} {local:%H:%M} 左右我再来问您；"
+            "如果这期间有明显不舒服，请及时就医或回复“人工”。"
+        ],
+    )
+
+
+@router.post("/checkins/{checkin_id}/postpone")
+async def postpone(
+    checkin_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
+) -> CheckinTurn:
+    """ "稍后再说": asked again later today (the dispatcher starts it again at `postponed_until`)."""
+    checkin = await _checkin_for(session, identity, checkin_id)
+    if not checkin.is_open:
+        return _closed()
+    return await _postpone(session, checkin, request)
+
+
+@router.post("/checkins/{checkin_id}/opt-out")
+async def opt_out(
+    checkin_id: RowId, body: OptOutBody, request: Request, session: DbSession, identity: SenderIdentity
+) -> CheckinTurn:
+    """The confirmation of "不想再收到随访": stop the enrolment (opted out, audited), or carry on."""
+    checkin = await _checkin_for(session, identity, checkin_id)
+    if not checkin.is_open:
+        return _closed()
+    confirmed = body.confirmed if body.confirmed is not None else yes_or_no(body.text or "")
+    if confirmed is None:
+        return CheckinTurn(
+            step=Step.confirm_opt_out, messages=["请回复“确定”停止随访，或回复“继续”接着回答刚才的问题。"]
+        )
+    if not confirmed:
+        turn = await _next_turn(session, checkin, [CONTINUE_TEXT])
+        return turn or await _finish(session, checkin, identity, [], [], runtime_of(request).clock())
+    relation = await _relationship(session, identity, checkin.enrolment.patient_id)
+    who = "本人" if relation == PatientRelation.SELF else "家属"
+    await stop_for_checkin(
+        session,
+        checkin.row.id,
+        StopReason.opted_out,
+        note=f"患者在随访对话中要求停止（{who}确认）",
+        now=runtime_of(request).clock(),
+    )
+    await audit(
+        session,
+        staff_id=None,
+        action="followup.opted_out",
+        object_type="followup_enrolment",
+        object_id=checkin.enrolment.id,
+        patient_id=checkin.enrolment.patient_id,
+        request=request,
+        detail={"checkin_id": checkin.row.id, "identity_id": identity.id, "relationship": relation.value},
+    )
+    await session.commit()
+    whose = "" if relation == PatientRelation.SELF else f"{checkin.patient.display_name or '家人'}的"
+    return CheckinTurn(
+        step=Step.stopped,
+        messages=[
+            f"好的，已为您停止{whose}术后随访，之后不会再发送随访消息。"
+            "如有不适，请及时就医；需要帮助时，随时回复“人工”联系工作人员。"
+        ],
+    )

@@ -1,0 +1,57 @@
+"""A check-in that ends on an emergency the route screened: the patient wrote something like
+"突然喘不上气" while a check-in was open.
+
+The route's red-flag screen answers such a message before Rasa hears it (120 advice, an urgent
+escalation to nursing) and the worker closes the open form, so the check-in's questions stop. This
+listener records that on the open check-ins of that conversation's WeChat identity: answered in chat
+with the worst flag `emergency` and the reason, so the check-in is not left half-open, it counts as
+a response, and it stands on the team's flagged list beside the escalation nurses already have.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from crm_backend.conversations.events import EscalationRequested
+from crm_backend.conversations.models import Conversation
+from crm_backend.followups.models import CheckinChannel, CheckinStatus, FollowupCheckin
+from crm_backend.followups.plans import Flag
+from crm_backend.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: The reason conversations/processing.py gives an emergency the route screened.
+ROUTE_EMERGENCY = "emergency"
+REASON = "随访对话中患者描述了急症（红旗筛查），已提示拨打 120 并紧急转护士"
+
+
+async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested) -> list[int]:
+    """Close the started check-ins of the conversation's identity on an emergency; their ids."""
+    if event.reason != ROUTE_EMERGENCY:
+        return []
+    now = runtime.clock()
+    async with runtime.db.sessions() as session:
+        conversation = await session.get(Conversation, event.conversation_id)
+        if conversation is None:
+            return []
+        rows = list(
+            await session.scalars(
+                select(FollowupCheckin).where(
+                    FollowupCheckin.identity_id == conversation.identity_id,
+                    FollowupCheckin.status == CheckinStatus.started,
+                )
+            )
+        )
+        for row in rows:
+            row.status = CheckinStatus.answered
+            row.answered_at = now
+            row.channel = CheckinChannel.chat
+            row.worst_flag = Flag.emergency.value
+            row.postponed_until = None
+            row.reason = REASON
+        await session.commit()
+    for row in rows:
+        log.warning("check-in %s ended on an emergency in conversation %s", row.id, event.conversation_id)
+    return [row.id for row in rows]

@@ -1,0 +1,344 @@
+"""The check-in bot API (/internal/bot/followups/...): who may answer, the questions one at a time,
+free answers understood and re-asked, the outcome by the worst flag, postponing and opting out."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from crm_backend.audit.models import AuditEntry
+from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
+from crm_backend.conversations.events import EscalationRequested
+from crm_backend.conversations.models import Conversation
+from crm_backend.followups.bot_views import postpone_until
+from crm_backend.followups.bot_views import router as followup_bot_router
+from crm_backend.followups.emergencies import end_checkins_on_emergency
+from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
+from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
+from crm_backend.runtime import Runtime
+from tests.support.api import build_api_app
+from tests.support.followup_rows import Enrolled, enrol
+
+_openids = itertools.count(1)
+#: Answers to the day-1 questions of the shipped laparoscopic cholecystectomy plan that raise nothing.
+GREEN_DAY_1 = ["2分", "三十六度八", "没有", "没有", "1", "没有", "没有"]
+
+
+@pytest.fixture(scope="module")
+async def bot_app(runtime: Runtime) -> FastAPI:
+    return await build_api_app(runtime, followup_bot_router)
+
+
+@pytest.fixture
+async def bot(bot_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=bot_app)
+    headers = {"Authorization": f"Bearer {SANDBOX_INTERNAL_TOKEN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as c:
+        yield c
+
+
+@dataclass(frozen=True)
+class Family:
+    patient_id: int
+    #: The patient's own account.
+    own: str
+    #: A son who manages the patient (就诊人 "父母").
+    son: str
+    #: Someone unrelated.
+    stranger: str
+    enrolled: Enrolled
+
+
+async def _identity(session: Any, patient: Patient) -> WeChatIdentity:
+    identity = WeChatIdentity(app_id="wx-test", openid=f"o-followup-{next(_openids)}", patient=patient)
+    session.add(identity)
+    await session.flush()
+    return identity
+
+
+@pytest.fixture
+async def family(runtime: Runtime) -> Family:
+    async with runtime.db.sessions() as session:
+        patient = Patient(display_name="张三")
+        son_record, stranger_record = Patient(display_name="张小明"), Patient(display_name="王五")
+        session.add_all([patient, son_record, stranger_record])
+        await session.flush()
+        own = await _identity(session, patient)
+        son = await _identity(session, son_record)
+        stranger = await _identity(session, stranger_record)
+        session.add(
+            PatientLink(identity_id=son.id, patient_id=patient.id, relationship=PatientRelation.PARENT)
+        )
+        enrolled = await enrol(session, patient.id, identity_id=own.id)
+        await session.commit()
+        return Family(
+            patient.id,
+            f"{own.app_id}:{own.openid}",
+            f"{son.app_id}:{son.openid}",
+            f"{stranger.app_id}:{stranger.openid}",
+            enrolled,
+        )
+
+
+async def _post(bot: httpx.AsyncClient, sender: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = await bot.post(f"/internal/bot/followups/checkins{path}", params={"sender": sender}, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _answer(bot: httpx.AsyncClient, sender: str, checkin_id: int, text: str) -> Any:
+    return await _post(bot, sender, f"/{checkin_id}/answer", {"text": text})
+
+
+async def _stored(runtime: Runtime, checkin_id: int) -> tuple[FollowupCheckin, dict[str, Any]]:
+    async with runtime.db.sessions() as session:
+        checkin = await session.get(FollowupCheckin, checkin_id)
+        rows = await session.scalars(select(FollowupAnswer).where(FollowupAnswer.checkin_id == checkin_id))
+        assert checkin is not None
+        return checkin, {row.question: (row.value, row.flag, row.text) for row in rows}
+
+
+async def test_the_patient_is_greeted_and_asked_the_first_question(
+    bot: httpx.AsyncClient, family: Family
+) -> None:
+    turn = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[0]}/start")
+    assert turn["step"] == "ask"
+    assert "随访服务" in turn["messages"][0] and "您术后的恢复情况" in turn["messages"][0]
+    assert "张三" not in turn["messages"][0] and "请根据今天的情况回答" in turn["messages"][0]
+    assert turn["question"]["code"] == "pain"
+
+
+async def test_a_family_member_is_asked_about_the_patient_by_name(
+    bot: httpx.AsyncClient, family: Family
+) -> None:
+    turn = await _post(bot, family.son, f"/{family.enrolled.checkin_ids[0]}/start")
+    assert "想了解一下您的家人张三术后的恢复情况" in turn["messages"][0]
+    assert "请您根据张三今天的情况回答" in turn["messages"][0]
+
+
+async def test_someone_elses_check_in_is_not_found(bot: httpx.AsyncClient, family: Family) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    for path, body in (("start", None), ("answer", {"text": "3分"}), ("opt-out", {"confirmed": True})):
+        response = await bot.post(
+            f"/internal/bot/followups/checkins/{checkin_id}/{path}",
+            params={"sender": family.stranger},
+            json=body,
+        )
+        assert response.status_code == 404
+    missing = await bot.post(
+        "/internal/bot/followups/checkins/999999/start", params={"sender": family.own}, json=None
+    )
+    assert missing.status_code == 404
+
+
+async def test_without_the_bot_token_nothing_is_answered(bot_app: FastAPI, family: Family) -> None:
+    transport = httpx.ASGITransport(app=bot_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as anonymous:
+        response = await anonymous.post(
+            f"/internal/bot/followups/checkins/{family.enrolled.checkin_ids[0]}/start",
+            params={"sender": family.own},
+        )
+    assert response.status_code == 401
+
+
+async def test_free_answers_all_green_end_with_encouragement_and_the_next_date(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    asked = []
+    turn: dict[str, Any] = {}
+    for text in GREEN_DAY_1:
+        turn = await _answer(bot, family.own, checkin_id, text)
+        asked.append(turn["question"]["code"] if turn["question"] else None)
+    assert asked == ["temperature", "wound", "nausea", "bowel", "danger_signs", "concerns", None]
+    assert turn["step"] == "finished" and turn["flag"] == "green" and turn["escalate"] is None
+    assert "疼得厉害吗：2分" in turn["messages"][0] and "最高体温是多少度：36.8°C" in turn["messages"][0]
+    assert "恢复情况良好" in turn["messages"][1] and "下次随访时间" in turn["messages"][1]
+    checkin, answers = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.worst_flag, checkin.channel) == ("answered", "green", "chat")
+    assert answers["pain"] == (2, "green", "2分")
+    assert answers["temperature"][0] == 36.8
+    assert answers["wound"][0] == [] and "wound_discharge" not in answers
+
+
+async def test_choices_are_numbered_and_an_answer_in_words_is_understood(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    await _answer(bot, family.own, checkin_id, "有点疼，大概5分")
+    turn = await _answer(bot, family.own, checkin_id, "三十八度二")
+    assert turn["question"]["code"] == "wound"
+    assert "1. 伤口周围发红" in turn["question"]["text"] and "3. 伤口裂开" in turn["question"]["text"]
+    turn = await _answer(bot, family.own, checkin_id, "伤口有点红但不流水")
+    assert turn["question"]["code"] == "wound_discharge"  # asked only because the wound is red
+    _, answers = await _stored(runtime, checkin_id)
+    assert answers["pain"][:2] == (5, "amber")
+    assert answers["temperature"][:2] == (38.2, "amber")
+    assert answers["wound"][:2] == (["red"], "amber")
+
+
+async def test_unclear_and_out_of_range_answers_are_asked_again_and_not_stored(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    turn = await _answer(bot, family.own, checkin_id, "12分")
+    assert turn["step"] == "ask" and turn["question"]["code"] == "pain"
+    assert "0 到 10" in turn["messages"][0]
+    turn = await _answer(bot, family.own, checkin_id, "疼得厉害")
+    assert turn["question"]["code"] == "pain" and "打个分" in turn["messages"][0]
+    _, answers = await _stored(runtime, checkin_id)
+    assert answers == {}
+
+
+async def test_a_red_answer_escalates_urgently_to_the_enrolments_team_with_the_answers(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    answers = ["3", "38度6", "没有", "没有", "1", "没有", "没有"]
+    turn: dict[str, Any] = {}
+    for text in answers:
+        turn = await _answer(bot, family.own, checkin_id, text)
+    assert turn["step"] == "finished" and turn["flag"] == "red"
+    assert turn["escalate"]["priority"] == "urgent"
+    assert turn["escalate"]["team"] == family.enrolled.team_name
+    assert "体温" in turn["escalate"]["reason"] and "38.6" in turn["escalate"]["reason"]
+    assert "38.5" in turn["messages"][-1] and "护士" in turn["messages"][-1]
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert checkin.worst_flag == "red"
+
+
+async def test_an_emergency_answer_ends_the_check_in_with_120_at_once(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    for text in ["3", "36.5", "没有", "没有", "1"]:
+        await _answer(bot, family.own, checkin_id, text)
+    turn = await _answer(bot, family.own, checkin_id, "1")  # 突然气短、喘不上气
+    assert turn["step"] == "finished" and turn["flag"] == "emergency"
+    assert "120" in turn["messages"][0]
+    assert turn["escalate"]["priority"] == "urgent" and "急症" in turn["escalate"]["reason"]
+    checkin, answers = await _stored(runtime, checkin_id)
+    assert checkin.status == "answered" and "concerns" not in answers
+    again = await _answer(bot, family.own, checkin_id, "没有")
+    assert again["step"] == "closed" and "已经结束" in again["messages"][0]
+
+
+async def test_a_question_mid_form_is_answered_and_the_same_question_asked_again(
+    bot: httpx.AsyncClient, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    turn = await _answer(bot, family.own, checkin_id, "能洗澡吗")
+    assert turn["question"]["code"] == "pain"
+    assert "淋浴" in turn["messages"][0] and turn["noted"] is None
+    turn = await _answer(bot, family.own, checkin_id, "出院以后可以养猫吗")
+    assert turn["question"]["code"] == "pain" and turn["noted"] == "出院以后可以养猫吗"
+    assert "护士" in turn["messages"][0]
+
+
+async def test_a_noted_question_reaches_the_nurse_when_the_check_in_ends(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    turn: dict[str, Any] = {}
+    for text in GREEN_DAY_1:
+        turn = await _post(bot, family.own, f"/{checkin_id}/answer", {"text": text, "noted": ["可以养猫吗"]})
+    assert turn["flag"] == "amber"
+    assert turn["escalate"]["priority"] == "normal" and "可以养猫吗" in turn["escalate"]["reason"]
+    assert "转给护士" in turn["messages"][-1]
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert checkin.worst_flag == "amber"
+
+
+async def test_postponing_asks_again_later_the_same_day(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    morning = datetime(2026, 12, 5, 10, 0, tzinfo=HOSPITAL_TZ)
+    runtime.clock = lambda: morning.astimezone(UTC)
+    try:
+        turn = await _answer(bot, family.own, checkin_id, "现在在忙，稍后再说")
+    finally:
+        runtime.clock = lambda: datetime.now(UTC)
+    assert turn["step"] == "postponed" and "今天 12:00" in turn["messages"][0]
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert checkin.postponed_until is not None
+    assert checkin.postponed_until.astimezone(HOSPITAL_TZ) == morning.replace(hour=12)
+    assert checkin.status == "started"
+
+
+def test_a_postponement_stays_inside_the_send_window() -> None:
+    evening = datetime(2026, 12, 5, 18, 50, tzinfo=HOSPITAL_TZ)
+    assert postpone_until(evening, "09:00", "20:00") == evening.replace(hour=19, minute=30)
+    next_morning = datetime(2026, 12, 6, 10, 0, tzinfo=HOSPITAL_TZ)
+    assert postpone_until(evening.replace(hour=19, minute=25), "09:00", "20:00") == next_morning
+    assert postpone_until(evening.replace(hour=23, minute=40), "09:00", "20:00") == next_morning
+    early = datetime(2026, 12, 6, 6, 0, tzinfo=HOSPITAL_TZ)
+    assert postpone_until(early, "09:00", "20:00") == next_morning
+
+
+async def test_opting_out_is_confirmed_then_stops_the_enrolment_and_is_audited(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    checkin_id = family.enrolled.checkin_ids[0]
+    turn = await _answer(bot, family.son, checkin_id, "我们不想再收到随访了")
+    assert turn["step"] == "confirm_opt_out" and "张三" in turn["messages"][0]
+    kept = await _post(bot, family.son, f"/{checkin_id}/opt-out", {"confirmed": False})
+    assert kept["step"] == "ask" and kept["question"]["code"] == "pain"
+    async with runtime.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, family.enrolled.enrolment_id)
+        assert enrolment is not None and enrolment.status == "active"
+    stopped = await _post(bot, family.son, f"/{checkin_id}/opt-out", {"confirmed": True})
+    assert stopped["step"] == "stopped" and "不会再发送随访消息" in stopped["messages"][0]
+    async with runtime.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, family.enrolled.enrolment_id)
+        assert enrolment is not None
+        assert (enrolment.status, enrolment.stop_reason) == ("stopped", "opted_out")
+        statuses = await session.scalars(
+            select(FollowupCheckin.status).where(FollowupCheckin.enrolment_id == enrolment.id)
+        )
+        assert set(statuses) == {"skipped"}
+        audited = await session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "followup.opted_out", AuditEntry.object_id == str(enrolment.id)
+            )
+        )
+        assert audited is not None and audited.patient_id == family.patient_id
+    closed = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[1]}/start")
+    assert closed["step"] == "closed"
+
+
+async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> None:
+    path = f"/internal/bot/followups/checkins/{family.enrolled.checkin_ids[0]}/answer"
+    for body in ({"text": ""}, {"text": "x" * 1001}, {"text": "3", "extra": 1}, {}):
+        response = await bot.post(path, params={"sender": family.own}, json=body)
+        assert response.status_code in (400, 422), body
+
+
+async def test_an_emergency_the_route_screened_ends_the_open_check_in(
+    runtime: Runtime, family: Family
+) -> None:
+    async with runtime.db.sessions() as session:
+        own = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.patient_id == family.patient_id)
+        )
+        assert own is not None
+        conversation = Conversation(patient_id=family.patient_id, identity_id=own.id)
+        session.add(conversation)
+        await session.commit()
+        conversation_id = conversation.id
+    other = EscalationRequested(conversation_id, reason="patient_request")
+    assert await end_checkins_on_emergency(runtime, other) == []
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+    assert await end_checkins_on_emergency(runtime, emergency) == [family.enrolled.checkin_ids[0]]
+    checkin, _ = await _stored(runtime, family.enrolled.checkin_ids[0])
+    assert (checkin.status, checkin.worst_flag, checkin.channel) == ("answered", "emergency", "chat")
+    later, _ = await _stored(runtime, family.enrolled.checkin_ids[1])
+    assert later.status == "scheduled"  # only the check-in under way ends

@@ -60,3 +60,17 @@ class DialogueSettled:
     and their delivery status are in the database; the domain reads what it needs."""
 
     turn_id: int
+
+
+@dataclass(frozen=True)
+class StaffWrote:
+    """Staff wrote to the patient (a reply in an escalated chat, or a message they started): the
+    first contact after a worrying follow-up answer, for instance. Published after the commit;
+    nothing relies on it being handled."""
+
+    conversation_id: int
+    identity_id: int
+    #: The conversation's patient: the identity's own (a family member writing about a parent is
+    #: their own patient here; domains that address 就诊人 match the identity too).
+    patient_id: int
+    at: datetime

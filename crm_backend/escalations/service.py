@@ -24,6 +24,7 @@ from starlette.requests import HTTPConnection
 from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.conversations.bot_gateway import BotGateway, BotUnavailable
+from crm_backend.conversations.events import StaffWrote
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -428,6 +429,7 @@ class Escalations:
             if escalation.first_response_at is None:
                 escalation.first_response_at = self.runtime.clock()
             await session.commit()
+        await self._staff_wrote(conversation, message)
         # Announce the message before queueing it, so its delivery update always comes after it.
         await self.publish_message(message, team_id=escalation.team_id)
         await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
@@ -501,11 +503,23 @@ class Escalations:
             await session.commit()
         if created:
             await self._set_bot_paused(identity, paused=True)
+        await self._staff_wrote(conversation, message)
         kind = "escalation.created" if created else "escalation.updated"
         await self.publish_escalation(kind, escalation.id)
         await self.publish_message(message, team_id=escalation.team_id)
         await self.runtime.outbound.add({"conversation_id": str(conversation.id)})
         return message
+
+    async def _staff_wrote(self, conversation: Conversation, message: Message) -> None:
+        """Tell other domains that a person contacted the patient (follow-up's first contact); a
+        failure there is logged, never in the way of the message already stored."""
+        event = StaffWrote(
+            conversation.id, conversation.identity_id, conversation.patient_id, message.created_at
+        )
+        try:
+            await self.runtime.events.publish(event)
+        except Exception:
+            log.exception("StaffWrote for conversation %s not handled", conversation.id)
 
     async def _staff_escalation(
         self, session: AsyncSession, conversation: Conversation, actor: Actor, now: datetime

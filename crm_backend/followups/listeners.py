@@ -7,8 +7,9 @@ import logging
 from sqlalchemy import select
 
 from channels.outbound.delivery import Outbox
-from crm_backend.conversations.events import DialogueSettled, EscalationRequested
+from crm_backend.conversations.events import DialogueSettled, EscalationRequested, StaffWrote
 from crm_backend.conversations.models import InboundMessage
+from crm_backend.followups.contacts import record_first_contact
 from crm_backend.followups.dispatch import checkin_id_of_key, settle_checkin_send
 from crm_backend.followups.emergencies import end_checkins_on_emergency
 from crm_backend.runtime import Runtime
@@ -36,5 +37,10 @@ def subscribe(runtime: Runtime) -> None:
         except Exception:
             log.exception("check-ins of conversation %s not closed after an emergency", event.conversation_id)
 
+    async def staff_wrote(event: StaffWrote) -> None:
+        """A person wrote to the patient: the first contact after a flagged check-in (contacts.py)."""
+        await record_first_contact(runtime, event)
+
     runtime.events.subscribe(DialogueSettled, dialogue_settled)
+    runtime.events.subscribe(StaffWrote, staff_wrote)
     runtime.events.subscribe(EscalationRequested, escalation_requested)

@@ -31,12 +31,12 @@ from crm_backend.config import HOSPITAL_TZ, Settings
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.database.core import Database
 from crm_backend.followups.enrolment import EnrolmentRequest, enrol
-from crm_backend.followups.models import EnrolmentSource, FollowupCheckin, FollowupSend
+from crm_backend.followups.models import EnrolmentSource, FollowupCheckin
 from crm_backend.followups.plan_service import current_versions, ensure_shipped_plans
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.staff.models import Team
 from tests.conftest import _fresh_postgres, _fresh_redis
-from tests.support.stack import Stack, new_openid, start_fake_wechat, start_rasa
+from tests.support.stack import Stack, free_port, new_openid, start_fake_wechat, start_rasa
 
 TEMPLATE_ID = "bench-followup-template"
 BATCH = 500
@@ -106,31 +106,34 @@ async def seed(database_url: str, appid: str, count: int, now: datetime) -> dict
     return expected
 
 
-async def progress(database_url: str) -> tuple[int, int, datetime | None]:
-    """(check-ins whose first message WeChat accepted, template sends, when the last one went)."""
+async def progress(database_url: str) -> tuple[int, int, int, datetime | None]:
+    """(patients whose check-in's first question went out in chat, patients invited by a template
+    message, patients sent more than one template, when the last of those sends went). Each seeded
+    patient has one check-in due, so a patient stands for their check-in."""
     db = Database(database_url)
     try:
         async with db.engine.connect() as conn:
-            chat = (
+            row = (
                 await conn.execute(
                     sa.text(
-                        "select count(distinct m.reply_to_inbound_id), max(m.sent_at) from messages m "
-                        "join inbound_messages i on i.id = m.reply_to_inbound_id "
-                        "where i.dedupe_key like 'dialogue:followup:checkin:%' and m.delivery_status = 'sent'"
-                    )
-                )
-            ).one()
-            templates = (
-                await conn.execute(
-                    sa.select(sa.func.count(), sa.func.max(FollowupSend.created_at)).where(
-                        FollowupSend.kind == "template", FollowupSend.status == "sent"
+                        "with firsts as ("
+                        " select c.identity_id, m.msg_type = 'template' as template, m.sent_at"
+                        " from messages m join conversations c on c.id = m.conversation_id"
+                        " left join inbound_messages i on i.id = m.reply_to_inbound_id"
+                        " where m.delivery_status = 'sent' and m.direction = 'out'"
+                        " and (m.msg_type = 'template'"
+                        "      or i.dedupe_key like 'dialogue:followup:checkin:%')),"
+                        " per as (select identity_id, bool_or(not template) as chat,"
+                        "  count(*) filter (where template) as templates, min(sent_at) as first"
+                        "  from firsts group by identity_id)"
+                        " select count(*) filter (where chat), count(*) filter (where not chat),"
+                        "  count(*) filter (where templates > 1), max(first) from per"
                     )
                 )
             ).one()
     finally:
         await db.dispose()
-    last = max((t for t in (chat[1], templates[1]) if t is not None), default=None)
-    return int(chat[0]), int(templates[0]), last
+    return int(row[0]), int(row[1]), int(row[2]), row[3]
 
 
 async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float]:
@@ -160,7 +163,9 @@ async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    rasa = start_rasa(_fresh_redis("rasa"))
+    port = free_port()
+    # The action server asks this stack's bot API for each check-in's questions.
+    rasa = start_rasa(_fresh_redis("rasa"), crm_url=f"http://127.0.0.1:{port}")
     wechat = start_fake_wechat()
     database_url = await _fresh_postgres()
     stack = Stack(
@@ -169,6 +174,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         _fresh_redis("postgresql"),
         rasa,
         wechat,
+        port,
         extra_env={
             **default_timings(),
             "FOLLOWUP_TEMPLATE_ID": TEMPLATE_ID,
@@ -190,10 +196,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         t0 = time.time()
         stack.start_worker()
         stack.start_extra_worker()
-        chat = templates = 0
+        chat = templates = template_twice = 0
         last: datetime | None = None
         while time.time() - t0 < args.timeout:
-            chat, templates, last = await progress(database_url)
+            chat, templates, template_twice, last = await progress(database_url)
             if chat + templates >= len(expected):
                 break
             await asyncio.sleep(2)
@@ -204,8 +210,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         for item in sends:
             if item.get("touser") in expected:
                 per_openid.setdefault(str(item["touser"]), []).append(item)
-        template_twice = sum(
-            1 for items in per_openid.values() if sum(1 for i in items if i.get("api") == "template_send") > 1
+        # The database's record and the fake WeChat API's should agree; the larger is reported.
+        template_twice = max(
+            template_twice,
+            sum(
+                1
+                for items in per_openid.values()
+                if sum(1 for i in items if i.get("api") == "template_send") > 1
+            ),
         )
         chat_counts = sorted(len(items) for openid, items in per_openid.items() if expected[openid] == "chat")
         typical = chat_counts[len(chat_counts) // 2] if chat_counts else 0

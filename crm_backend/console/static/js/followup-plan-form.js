@@ -17,6 +17,7 @@ const NUMERIC_TYPES = ["scale", "number"];
 let draft = null;
 let root = null;
 let newPlan = false;
+let problemCount = 0;
 
 /** An empty plan for 新建计划. */
 export function blankPlan() {
@@ -401,8 +402,12 @@ export function showProblems(problems) {
     note.setAttribute("role", "alert");
     target.classList.add("pf-invalid");
     if (target.matches("input, select, textarea")) {
+      // After the field's label (not in it, so the field keeps its name), and read as its description.
+      problemCount += 1;
+      note.id = "pf-problem-" + problemCount;
       target.setAttribute("aria-invalid", "true");
-      target.closest(".pf-field").append(note);
+      target.setAttribute("aria-describedby", note.id);
+      target.closest(".pf-field").after(note);
     } else {
       target.prepend(note);
     }
@@ -418,5 +423,6 @@ export function clearProblems() {
   for (const node of root.querySelectorAll(".pf-invalid")) {
     node.classList.remove("pf-invalid");
     node.removeAttribute("aria-invalid");
+    node.removeAttribute("aria-describedby");
   }
 }

@@ -353,8 +353,27 @@ async def test_a_clinician_writes_a_plan_in_the_form_and_sees_a_mistake_in_chine
     pain = form.locator(".pf-point").nth(0).locator(".pf-question[data-question=pain]")
     await expect(pain.locator(".pf-rule").nth(1).get_by_label("≥", exact=True)).to_have_value("7")
     await pain.locator(".pf-rule").nth(1).get_by_label("≥", exact=True).fill("8")
+    # And one new question on day 1, copied to day 3 rather than typed again.
+    day1 = form.locator(".pf-point").nth(0)
+    await day1.get_by_role("button", name="＋ 添加问题").click()
+    stool = day1.locator(".pf-question").nth(3)
+    await stool.get_by_label("问题", exact=True).fill("今天排便了吗？")
+    await stool.get_by_label("代码", exact=True).fill("stool")
+    await stool.get_by_label("类型").select_option("yes_no")
+    await stool.get_by_role("button", name="复制到下一个时间点").click()
+    await expect(
+        form.locator(".pf-point").nth(1).locator(".pf-question").nth(3).get_by_label("问题", exact=True)
+    ).to_have_value("今天排便了吗？")
     await page.locator("#plan-editor").get_by_role("button", name="保存").click()
     await expect(page.locator(".toast.ok").last).to_contain_text("已保存为 v2")
+    puts = [body for method, _, body in fake.sent if method == "PUT"]
+    assert len(puts) == 1
+    changed = PlanDefinition.model_validate(puts[0])
+    assert [[q.code for q in p.questionnaire.questions] for p in changed.time_points] == [
+        ["pain", "oozing", "fluid", "stool"]
+    ] * 2
+    assert [r.at_least for r in changed.time_points[0].questionnaire.question("pain").flags] == [4, 8]
+    assert [r.at_least for r in changed.time_points[1].questionnaire.question("pain").flags] == [4, 7]
     await expect(page.locator("#plan-version")).to_have_value("2")
     await expect(shown_day1.locator("tr[data-question=pain] .plan-rule").nth(1)).to_contain_text(
         "≥ 8 分 → 红色"
@@ -365,7 +384,7 @@ async def test_a_clinician_writes_a_plan_in_the_form_and_sees_a_mistake_in_chine
     await page.locator("#plan-edit").click()
     day3 = form.locator(".pf-point").nth(1)
     await day3.get_by_role("button", name="＋ 添加问题").click()
-    temperature = day3.locator(".pf-question").nth(3)
+    temperature = day3.locator(".pf-question").nth(4)
     await temperature.get_by_label("问题", exact=True).fill("今天最高体温多少度？")
     await temperature.get_by_label("类型").select_option("number")
     await temperature.get_by_label("单位").fill("°C")

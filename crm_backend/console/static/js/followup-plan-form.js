@@ -258,7 +258,7 @@ function renderQuestion(point, pointIndex, question, index) {
   }
   if (CHOICE_TYPES.includes(question.type)) box.append(renderChoices(question, loc));
   box.append(renderRules(question, loc), renderCondition(point, question, index, loc),
-    field("重问提示", textInput(question.hint, (v) => { question.hint = v; }, { placeholder: "如 请回复 0 到 10 之间的数字" }), loc + ".hint", "pf-wide"),
+    field("重问提示", textInput(question.hint, (v) => { question.hint = v; }, { placeholder: "患者的回答读不懂时，重问时附上的提示" }), loc + ".hint", "pf-wide"),
     tools);
   return box;
 }

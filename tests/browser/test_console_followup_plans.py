@@ -304,14 +304,17 @@ async def test_a_clinician_writes_a_plan_in_the_form_and_sees_a_mistake_in_chine
     await expect(choices).to_have_count(2)
     await choices.nth(0).get_by_label("选项文字").fill("清亮的水")
     await choices.nth(1).get_by_label("选项文字").fill("像脓一样")
-    await choices.nth(1).get_by_label("代码").fill("pus")
     await fluid.get_by_role("button", name="＋ 添加规则").click()
     pus_rule = fluid.locator(".pf-rule").nth(0)
     await pus_rule.get_by_label("级别").select_option("red")
     await pus_rule.get_by_label("像脓一样").check()
+    # A choice's code renamed after a rule chose it: the rule follows.
+    await expect(choices.nth(1).get_by_label("代码")).to_have_value("c2")
+    await choices.nth(1).get_by_label("代码").fill("pus")
     await pus_rule.get_by_label("告诉患者（建议）").fill("可能感染了，请今天到医院换药。")
     await fluid.get_by_label("仅在前面某题的回答符合时才问").check()
-    await expect(fluid.get_by_label("当问题")).to_have_value("oozing")
+    await expect(fluid.get_by_label("当问题")).to_have_value("1")
+    await expect(fluid.get_by_label("当问题").locator("option:checked")).to_have_text("伤口有渗液吗？")
     await expect(fluid.locator("select[data-loc$='enable_when.equals']")).to_have_value("true")
     # The same three questions on day 3: the whole time point copied, then its day set.
     await day1.get_by_role("button", name="复制整个时间点到下一个").click()
@@ -403,5 +406,19 @@ async def test_a_clinician_writes_a_plan_in_the_form_and_sees_a_mistake_in_chine
     await temperature.get_by_label("最大值").fill("42")
     await page.locator("#plan-editor").get_by_role("button", name="保存").click()
     await expect(page.locator(".toast.ok").last).to_contain_text("已保存为 v3")
+
+    # In 高级：JSON the problems are listed with where they are; switching back carries the JSON over.
+    await page.locator("#plan-edit").click()
+    await page.locator("#plan-mode-json").click()
+    definition = json.loads(await page.locator("#plan-json").input_value())
+    assert [q["code"] for q in definition["time_points"][1]["questionnaire"]["questions"]][-1] == "q1"
+    definition["time_points"][0]["day"] = -1
+    await page.locator("#plan-json").fill(json.dumps(definition, ensure_ascii=False))
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator("#plan-editor-msg")).to_contain_text("time_points.0.day：不能小于 0")
+    await page.locator("#plan-mode-form").click()
+    await expect(form.locator(".pf-point").nth(0).get_by_label("第几天")).to_have_value("-1")
+    await page.locator("#plan-editor-cancel").click()
+    assert len([sent for sent in fake.sent if sent[0] == "PUT"]) == 4
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []

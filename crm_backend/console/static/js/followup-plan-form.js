@@ -79,6 +79,12 @@ function textInput(value, onInput, options = {}) {
   return input;
 }
 
+/** A question's or choice's code: renaming it renames what refers to it (rules, conditions). */
+function codeInput(value, onRename) {
+  let current = value;
+  return textInput(value, (v) => { onRename(current, v); current = v; });
+}
+
 function select(pairs, value, onChange) {
   const node = el("select");
   for (const [key, label] of pairs) {
@@ -238,7 +244,11 @@ function renderQuestion(point, pointIndex, question, index) {
     el("span", "pf-number", String(index + 1)),
     field("问题", textInput(question.text, (v) => { question.text = v; }), loc + ".text", "pf-grow"),
     field("类型", select(TYPES, question.type, (v) => { changeType(question, v); render(); }), loc + ".type"),
-    field("代码", textInput(question.code, (v) => { question.code = v; box.dataset.question = v; }), loc + ".code", "pf-code"),
+    field("代码", codeInput(question.code, (old, v) => {
+      question.code = v;
+      box.dataset.question = v;
+      for (const later of questionsOf(point)) if (later.enable_when && later.enable_when.question === old) later.enable_when.question = v;
+    }), loc + ".code", "pf-code"),
   );
   const tools = el("div", "pf-row pf-tools");
   tools.append(
@@ -256,14 +266,14 @@ function renderQuestion(point, pointIndex, question, index) {
     );
     box.append(range);
   }
-  if (CHOICE_TYPES.includes(question.type)) box.append(renderChoices(question, loc));
+  if (CHOICE_TYPES.includes(question.type)) box.append(renderChoices(point, question, loc));
   box.append(renderRules(question, loc), renderCondition(point, question, index, loc),
     field("重问提示", textInput(question.hint, (v) => { question.hint = v; }, { placeholder: "患者的回答读不懂时，重问时附上的提示" }), loc + ".hint", "pf-wide"),
     tools);
   return box;
 }
 
-function renderChoices(question, loc) {
+function renderChoices(point, question, loc) {
   const section = el("div", "pf-choices");
   section.dataset.loc = loc + ".choices";
   section.append(el("div", "pf-label", "选项"));
@@ -274,7 +284,15 @@ function renderChoices(question, loc) {
     row.append(
       el("span", "pf-number", String(index + 1)),
       field("选项文字", textInput(choice.text, (v) => { choice.text = v; }), cloc + ".text", "pf-grow"),
-      field("代码", textInput(choice.code, (v) => { choice.code = v; }), cloc + ".code", "pf-code"),
+      field("代码", codeInput(choice.code, (old, v) => {
+        choice.code = v;
+        const rename = (codes) => codes.map((c) => (c === old ? v : c));
+        for (const rule of question.flags) rule.any_of = rename(rule.any_of);
+        for (const later of questionsOf(point)) {
+          const condition = later.enable_when;
+          if (condition && condition.question === question.code) condition.any_of = rename(condition.any_of);
+        }
+      }), cloc + ".code", "pf-code"),
       field("患者可能的说法（用、分隔）", textInput(choice.synonyms.join("、"), (v) => { choice.synonyms = words(v); }), cloc + ".synonyms"),
       button("删除", () => {
         question.choices.splice(index, 1);
@@ -351,8 +369,12 @@ function renderCondition(point, question, index, loc) {
   }
   const target = questionsOf(point).find((q) => q.code === condition.question);
   const row = el("div", "pf-row");
-  row.append(field("当问题", select(earlier.map((q) => [q.code, q.text || q.code]), condition.question,
-    (v) => { question.enable_when = conditionOn(earlier.find((q) => q.code === v)); render(); }), cloc + ".question"));
+  // Options by position, not code: a code renamed while the form is open stays selectable.
+  const at = earlier.findIndex((q) => q.code === condition.question);
+  const options = earlier.map((q, i) => [String(i), q.text || q.code]);
+  if (at < 0) options.unshift(["", "（请选择）"]);
+  row.append(field("当问题", select(options, at < 0 ? "" : String(at),
+    (v) => { if (v !== "") { question.enable_when = conditionOn(earlier[Number(v)]); render(); } }), cloc + ".question"));
   if (target && target.type === "yes_no") {
     row.append(field("回答", select([["true", "是"], ["false", "否"]], String(condition.equals !== false),
       (v) => { condition.equals = v === "true"; }), cloc + ".equals"));

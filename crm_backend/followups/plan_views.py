@@ -1,7 +1,8 @@
 """Console API for follow-up plans (随访计划): clinicians, supervisors and admins define and change
 plans (each change a new version, audited); nurses read them; plans travel as FHIR R4B.
 
-A plan that fails PlanDefinition's checks is a 422 naming each problem; FHIR we cannot read is a 400.
+A plan that fails PlanDefinition's checks is a 422 naming each problem in Chinese with where it is
+(plan_problems.py), for the plan editor to show at the field; FHIR we cannot read is a 400.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from crm_backend.audit.service import record as audit
 from crm_backend.database.core import RowId
 from crm_backend.followups import fhir, plan_service
 from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
+from crm_backend.followups.plan_problems import plan_problems, summary
 from crm_backend.followups.plan_service import PlanConflict, PlanNotFound, definition_of
 from crm_backend.followups.plans import PlanDefinition
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
@@ -115,21 +117,25 @@ async def _plan_read(session: DbSession, plan: FollowupPlan) -> PlanRead:
     )
 
 
-def _invalid_plan(error: ValidationError) -> HTTPException:
-    """422 with each problem as `where: why` (the first five), for staff to read."""
-    problems = []
-    for problem in error.errors()[:5]:
-        where = ".".join(str(part) for part in problem["loc"])
-        why = problem["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {why}" if where else why)
-    return HTTPException(422, "the plan is not valid: " + "; ".join(problems))
+class InvalidPlan(Exception):
+    """A definition that failed PlanDefinition's checks; answered as `refusal()`."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.problems = plan_problems(error)
+
+    def refusal(self) -> JSONResponse:
+        """422 `{"detail": one Chinese sentence, "errors": [{"loc", "msg", "type"}]}`: `loc` is the
+        path in the definition (as the editor's fields are named), `msg` Chinese, `type` the check."""
+        errors = [problem.model_dump() for problem in self.problems]
+        return JSONResponse({"detail": summary(self.problems), "errors": errors}, status_code=422)
 
 
 def _definition(body: dict[str, Any]) -> PlanDefinition:
     try:
         return PlanDefinition.model_validate(body)
     except ValidationError as exc:
-        raise _invalid_plan(exc) from None
+        raise InvalidPlan(exc) from None
 
 
 async def _get_plan(session: DbSession, plan_id: int) -> FollowupPlan:
@@ -197,25 +203,33 @@ async def _store_change(
     return PlanWritten(plan=await _plan_read(session, await _get_plan(session, plan_id)), changed=changed)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=PlanWritten)
 async def create_plan(
     body: Annotated[dict[str, Any], Body()], staff: WriterDep, request: Request, session: DbSession
-) -> PlanWritten:
+) -> PlanWritten | JSONResponse:
     """A new plan, version 1. The body is a plan definition (plans.PlanDefinition)."""
-    return await _store_new(session, _definition(body), staff, request, "console")
+    try:
+        definition = _definition(body)
+    except InvalidPlan as invalid:
+        return invalid.refusal()
+    return await _store_new(session, definition, staff, request, "console")
 
 
-@router.put("/{plan_id}")
+@router.put("/{plan_id}", response_model=PlanWritten)
 async def change_plan(
     plan_id: RowId,
     body: Annotated[dict[str, Any], Body()],
     staff: WriterDep,
     request: Request,
     session: DbSession,
-) -> PlanWritten:
+) -> PlanWritten | JSONResponse:
     """The changed definition becomes the next version; enrolled patients keep theirs."""
     await _get_plan(session, plan_id)
-    return await _store_change(session, plan_id, _definition(body), staff, request, "console")
+    try:
+        definition = _definition(body)
+    except InvalidPlan as invalid:
+        return invalid.refusal()
+    return await _store_change(session, plan_id, definition, staff, request, "console")
 
 
 async def _set_active(
@@ -291,7 +305,7 @@ async def import_fhir(staff: WriterDep, request: Request, session: DbSession) ->
     except fhir.FhirError as exc:
         raise HTTPException(400, f"cannot import this FHIR: {exc}") from None
     except ValidationError as exc:
-        raise _invalid_plan(exc) from None
+        return InvalidPlan(exc).refusal()
     existing = await plan_service.plan_by_code(session, definition.code)
     if existing is None:
         written = await _store_new(session, definition, staff, request, "fhir")

@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 #: Question and plan codes: short, stable, safe in URLs, FHIR linkIds and Rasa slot names.
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -56,6 +57,13 @@ class QuestionType(enum.StrEnum):
     free_text = "free_text"
 
 
+def _problem(kind: str, english: str, **context: str | int) -> PydanticCustomError:
+    """A check that failed, typed `plan_<kind>` with its context (question code, field, index) so
+    the console can say it in Chinese at the field it names (plan_problems.py); the English
+    message stays for logs and Python callers."""
+    return PydanticCustomError(f"plan_{kind}", english, context)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,7 +96,9 @@ class FlagRule(_Strict):
             bool(self.any_of),
         ]
         if sum(tests) != 1:
-            raise ValueError("a flag rule tests exactly one of: a range (at_least/at_most), equals, any_of")
+            raise _problem(
+                "rule_tests", "a flag rule tests exactly one of: a range (at_least/at_most), equals, any_of"
+            )
         return self
 
 
@@ -103,7 +113,7 @@ class EnableWhen(_Strict):
     @model_validator(mode="after")
     def _one_test(self) -> EnableWhen:
         if sum([self.equals is not None, bool(self.any_of), self.at_least is not None]) != 1:
-            raise ValueError("enable_when tests exactly one of: equals, any_of, at_least")
+            raise _problem("condition_tests", "enable_when tests exactly one of: equals, any_of, at_least")
         return self
 
 
@@ -127,29 +137,64 @@ class Question(_Strict):
         kind = self.type
         if kind == QuestionType.scale:
             if (self.minimum, self.maximum) not in ((None, None), (0, 10)):
-                raise ValueError(f"{self.code}: a scale question is 0–10")
+                raise _problem(
+                    "scale_range", "{question}: a scale question is 0–10", question=self.code, field="minimum"
+                )
         if kind == QuestionType.number and (self.minimum is None or self.maximum is None):
-            raise ValueError(f"{self.code}: a number question needs minimum and maximum")
+            field = "minimum" if self.minimum is None else "maximum"
+            raise _problem(
+                "range_missing",
+                "{question}: a number question needs minimum and maximum",
+                question=self.code,
+                field=field,
+            )
         if self.minimum is not None and self.maximum is not None and self.minimum >= self.maximum:
-            raise ValueError(f"{self.code}: minimum must be below maximum")
+            raise _problem(
+                "min_max", "{question}: minimum must be below maximum", question=self.code, field="minimum"
+            )
         has_choices = kind in (QuestionType.single_choice, QuestionType.multiple_choice)
         if has_choices and len(self.choices) < 2:
-            raise ValueError(f"{self.code}: a choice question needs at least two choices")
+            raise _problem(
+                "choices_too_few",
+                "{question}: a choice question needs at least two choices",
+                question=self.code,
+                field="choices",
+            )
         if not has_choices and self.choices:
-            raise ValueError(f"{self.code}: only choice questions have choices")
+            raise _problem(
+                "choices_not_allowed",
+                "{question}: only choice questions have choices",
+                question=self.code,
+                field="choices",
+            )
         codes = [choice.code for choice in self.choices]
         if len(set(codes)) != len(codes):
-            raise ValueError(f"{self.code}: choice codes repeat")
-        for rule in self.flags:
+            raise _problem(
+                "choice_codes_repeat", "{question}: choice codes repeat", question=self.code, field="choices"
+            )
+        for index, rule in enumerate(self.flags):
+            where = {"question": self.code, "field": "flags", "index": index}
             numeric = rule.at_least is not None or rule.at_most is not None
             if numeric and kind not in (QuestionType.scale, QuestionType.number):
-                raise ValueError(f"{self.code}: a range rule needs a scale or number question")
+                raise _problem(
+                    "rule_range_type", "{question}: a range rule needs a scale or number question", **where
+                )
             if rule.equals is not None and kind != QuestionType.yes_no:
-                raise ValueError(f"{self.code}: an equals rule needs a yes/no question")
+                raise _problem(
+                    "rule_equals_type", "{question}: an equals rule needs a yes/no question", **where
+                )
             if rule.any_of and not set(rule.any_of) <= set(codes):
-                raise ValueError(f"{self.code}: a flag rule names a choice the question does not have")
+                raise _problem(
+                    "rule_choice_unknown",
+                    "{question}: a flag rule names a choice the question does not have",
+                    **where,
+                )
             if kind == QuestionType.free_text:
-                raise ValueError(f"{self.code}: free text is read by the red-flag screen, not by rules")
+                raise _problem(
+                    "rule_free_text",
+                    "{question}: free text is read by the red-flag screen, not by rules",
+                    **where,
+                )
         return self
 
     @property
@@ -167,22 +212,40 @@ class Questionnaire(_Strict):
     @model_validator(mode="after")
     def _references(self) -> Questionnaire:
         seen: dict[str, Question] = {}
-        for question in self.questions:
+        for index, question in enumerate(self.questions):
+            where = {"question": question.code, "field": "enable_when", "index": index}
             if question.code in seen:
-                raise ValueError(f"question code {question.code} repeats")
+                raise _problem(
+                    "question_code_repeats", "question code {question} repeats", **{**where, "field": "code"}
+                )
             condition = question.enable_when
             if condition is not None:
                 earlier = seen.get(condition.question)
                 if earlier is None:
-                    raise ValueError(f"{question.code}: enable_when must name an earlier question")
+                    raise _problem(
+                        "condition_not_earlier",
+                        "{question}: enable_when must name an earlier question",
+                        **where,
+                    )
                 if condition.any_of and not set(condition.any_of) <= {c.code for c in earlier.choices}:
-                    raise ValueError(f"{question.code}: enable_when names a choice {earlier.code} lacks")
+                    raise _problem(
+                        "condition_choice_unknown",
+                        "{question}: enable_when names a choice {earlier} lacks",
+                        earlier=earlier.code,
+                        **where,
+                    )
                 if condition.equals is not None and earlier.type != QuestionType.yes_no:
-                    raise ValueError(f"{question.code}: enable_when equals needs a yes/no question")
+                    raise _problem(
+                        "condition_equals_type",
+                        "{question}: enable_when equals needs a yes/no question",
+                        **where,
+                    )
                 numeric = (QuestionType.scale, QuestionType.number)
                 if condition.at_least is not None and earlier.type not in numeric:
-                    raise ValueError(
-                        f"{question.code}: enable_when at_least needs a scale or number question"
+                    raise _problem(
+                        "condition_at_least_type",
+                        "{question}: enable_when at_least needs a scale or number question",
+                        **where,
                     )
             seen[question.code] = question
         return self
@@ -226,8 +289,14 @@ class PlanDefinition(_Strict):
     @model_validator(mode="after")
     def _days_rise(self) -> PlanDefinition:
         days = [point.day for point in self.time_points]
-        if days != sorted(set(days)):
-            raise ValueError("time points must be on distinct days, in order")
+        for index in range(1, len(days)):
+            if days[index] <= days[index - 1]:
+                raise _problem(
+                    "days_order",
+                    "time points must be on distinct days, in order",
+                    field="time_points",
+                    index=index,
+                )
         return self
 
 

@@ -1,5 +1,6 @@
 """The 随访计划 view: a clinician sees the shipped plans, a version's questions with their thresholds
-and advice, the version history, and saves a change as a new version; an agent never sees the tab.
+and advice, the version history, writes a plan in the form editor (or JSON) and saves a change as a
+new version, and sees the server's refusals in Chinese at the field; an agent never sees the tab.
 The API is routed in the page with answers built from the shipped plans in the API's own models
 (crm_backend/followups/plan_views.py), so what is checked is what the page sends and shows."""
 
@@ -14,7 +15,14 @@ from playwright.async_api import Page, Request, Route, expect
 
 from crm_backend.followups.fhir import plan_bundle, plan_from_fhir
 from crm_backend.followups.plan_service import shipped_plans
-from crm_backend.followups.plan_views import PlanRead, PlanSummary, PlanWritten, VersionRead
+from crm_backend.followups.plan_views import (
+    InvalidPlan,
+    PlanRead,
+    PlanSummary,
+    PlanWritten,
+    VersionRead,
+    _definition,
+)
 from crm_backend.followups.plans import PlanDefinition
 from tests.browser.conftest import PageProblems
 
@@ -86,18 +94,41 @@ class FakePlansApi:
             await self._import(route, body)
         elif path.startswith("/followup-plans/") and request.method == "GET":
             await route.fulfill(json=self.plans[int(path.rsplit("/", 1)[1])].model_dump(mode="json"))
+        elif path == "/followup-plans" and request.method == "POST":
+            await self._store(route, None, body)
         elif path.startswith("/followup-plans/") and request.method == "PUT":
-            plan = self.plans[int(path.rsplit("/", 1)[1])]
-            version = VersionRead(
-                version=plan.versions[0].version + 1,
-                created_at=datetime.now(UTC),
-                created_by_staff_id=self.me["id"],
-                definition=PlanDefinition.model_validate(body),
-            )
-            plan.versions.insert(0, version)
-            await route.fulfill(json=PlanWritten(plan=plan, changed=True).model_dump(mode="json"))
+            await self._store(route, self.plans[int(path.rsplit("/", 1)[1])], body)
         else:
             await route.fulfill(status=404, json={"detail": "not found"})
+
+    async def _store(self, route: Route, plan: PlanRead | None, body: Any) -> None:
+        """As the server does: the view's own check (a 422 in Chinese), then a new plan or version."""
+        try:
+            definition = _definition(body)
+        except InvalidPlan as invalid:
+            refusal = invalid.refusal()
+            await route.fulfill(status=refusal.status_code, json=json.loads(bytes(refusal.body)))
+            return
+        now = datetime.now(UTC)
+        version = VersionRead(
+            version=plan.versions[0].version + 1 if plan else 1,
+            created_at=now,
+            created_by_staff_id=self.me["id"],
+            definition=definition,
+        )
+        if plan is None:
+            plan = PlanRead(
+                id=max(self.plans) + 1,
+                code=definition.code,
+                name=definition.name,
+                active=True,
+                created_at=now,
+                versions=[],
+            )
+            self.plans[plan.id] = plan
+        plan.versions.insert(0, version)
+        status = 201 if version.version == 1 else 200
+        await route.fulfill(status=status, json=PlanWritten(plan=plan, changed=True).model_dump(mode="json"))
 
     async def _import(self, route: Route, body: Any) -> None:
         """As the server does: read the FHIR with crm_backend.followups.fhir, store version 1."""
@@ -166,7 +197,9 @@ async def test_a_clinician_reads_a_plans_thresholds_and_saves_a_new_version(
     )
 
     # A stricter fever threshold, saved as version 2; version 1 stays in the history as it was.
+    # Written in the JSON editor (高级：JSON), which the page remembers for the next edit.
     await detail.locator("#plan-edit").click()
+    await page.locator("#plan-mode-json").click()
     definition = json.loads(await page.locator("#plan-json").input_value())
     rules = definition["time_points"][0]["questionnaire"]["questions"][1]["flags"]
     rules[1]["at_least"] = 38.3
@@ -224,3 +257,168 @@ async def test_a_nurse_reads_plans_without_editing_and_an_agent_sees_no_tab(
     await expect(page.locator("#tab-plans")).to_be_hidden()
     assert not [sent for sent in fake.sent if sent[1].startswith("/followup-plans")]
     assert page_problems.errors == []
+
+
+async def test_a_clinician_writes_a_plan_in_the_form_and_sees_a_mistake_in_chinese_at_its_field(
+    page: Page, page_problems: PageProblems, console_only_server: str
+) -> None:
+    fake = await _open_as(page, console_only_server, "clinician")
+    await page.locator("#tab-plans").click()
+    await expect(page.locator("#plans-table tbody tr")).to_have_count(3)
+    await page.locator("#plans-new").click()
+    form = page.locator("#plan-form")
+    await expect(form).to_be_visible()
+    await form.get_by_label("计划名称").fill("疝修补术后随访")
+    await form.get_by_label("计划代码").fill("hernia_repair")
+    await form.get_by_label("名称", exact=True).fill("腹股沟疝修补术")
+    await form.get_by_label("编码（ICD-9-CM-3，用、分隔）").fill("53.0、53.1")
+    await form.get_by_label("审核说明（谁编写、谁确认了阈值和建议）").fill("王医生编写，待科室确认")
+
+    day1 = form.locator(".pf-point").nth(0)
+    await day1.get_by_label("第几天").fill("1")
+    # A pain scale: ≥ 4 amber, ≥ 7 red.
+    await day1.get_by_role("button", name="＋ 添加问题").click()
+    pain = day1.locator(".pf-question").nth(0)
+    await pain.get_by_label("问题", exact=True).fill("今天伤口疼几分？0 分不痛，10 分最痛。")
+    await pain.get_by_label("代码", exact=True).fill("pain")
+    await pain.get_by_role("button", name="＋ 添加规则").click()
+    await pain.get_by_role("button", name="＋ 添加规则").click()
+    amber, red = pain.locator(".pf-rule").nth(0), pain.locator(".pf-rule").nth(1)
+    await amber.get_by_label("≥", exact=True).fill("4")
+    await amber.get_by_label("告诉患者（建议）").fill("请按医嘱服止痛药，护士 24 小时内联系您。")
+    await red.get_by_label("级别").select_option("red")
+    await red.get_by_label("≥", exact=True).fill("7")
+    await red.get_by_label("告诉患者（建议）").fill("疼得厉害，护士马上联系您；越来越痛请去急诊。")
+    # A yes/no, and a single choice asked only when it is answered 是.
+    await day1.get_by_role("button", name="＋ 添加问题").click()
+    oozing = day1.locator(".pf-question").nth(1)
+    await oozing.get_by_label("问题", exact=True).fill("伤口有渗液吗？")
+    await oozing.get_by_label("代码", exact=True).fill("oozing")
+    await oozing.get_by_label("类型").select_option("yes_no")
+    await day1.get_by_role("button", name="＋ 添加问题").click()
+    fluid = day1.locator(".pf-question").nth(2)
+    await fluid.get_by_label("问题", exact=True).fill("渗出来的是什么样的？")
+    await fluid.get_by_label("代码", exact=True).fill("fluid")
+    await fluid.get_by_label("类型").select_option("single_choice")
+    choices = fluid.locator(".pf-choice")
+    await expect(choices).to_have_count(2)
+    await choices.nth(0).get_by_label("选项文字").fill("清亮的水")
+    await choices.nth(1).get_by_label("选项文字").fill("像脓一样")
+    await fluid.get_by_role("button", name="＋ 添加规则").click()
+    pus_rule = fluid.locator(".pf-rule").nth(0)
+    await pus_rule.get_by_label("级别").select_option("red")
+    await pus_rule.get_by_label("像脓一样").check()
+    # A choice's code renamed after a rule chose it: the rule follows.
+    await expect(choices.nth(1).get_by_label("代码")).to_have_value("c2")
+    await choices.nth(1).get_by_label("代码").fill("pus")
+    await pus_rule.get_by_label("告诉患者（建议）").fill("可能感染了，请今天到医院换药。")
+    await fluid.get_by_label("仅在前面某题的回答符合时才问").check()
+    await expect(fluid.get_by_label("当问题")).to_have_value("1")
+    await expect(fluid.get_by_label("当问题").locator("option:checked")).to_have_text("伤口有渗液吗？")
+    await expect(fluid.locator("select[data-loc$='enable_when.equals']")).to_have_value("true")
+    # The same three questions on day 3: the whole time point copied, then its day set.
+    await day1.get_by_role("button", name="复制整个时间点到下一个").click()
+    day3 = form.locator(".pf-point").nth(1)
+    await expect(day3.locator(".pf-question")).to_have_count(3)
+    await day3.get_by_label("第几天").fill("3")
+
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator(".toast.ok")).to_contain_text("已保存为 v1")
+    created = [body for method, path, body in fake.sent if (method, path) == ("POST", "/followup-plans")]
+    assert len(created) == 1
+    plan = PlanDefinition.model_validate(created[0])
+    assert (plan.code, plan.name, plan.anchor) == ("hernia_repair", "疝修补术后随访", "discharge")
+    assert plan.procedures[0].codes == ["53.0", "53.1"]
+    assert [point.day for point in plan.time_points] == [1, 3]
+    for point in plan.time_points:
+        asked = point.questionnaire
+        assert [q.code for q in asked.questions] == ["pain", "oozing", "fluid"]
+        assert [(r.flag, r.at_least) for r in asked.question("pain").flags] == [("amber", 4), ("red", 7)]
+        assert asked.question("fluid").enable_when is not None
+        assert asked.question("fluid").enable_when.model_dump(exclude_defaults=True) == {
+            "question": "oozing",
+            "equals": True,
+        }
+        assert [c.code for c in asked.question("fluid").choices] == ["c1", "pus"]
+        assert asked.question("fluid").flags[0].any_of == ["pus"]
+    await expect(page.locator("#plan-title")).to_have_text("疝修补术后随访")
+    await expect(page.locator("#plan-version")).to_have_value("1")
+    shown_day1 = page.locator("#plan-points .plan-point").first
+    await expect(shown_day1.locator("tr[data-question=pain] .plan-rule").nth(1)).to_contain_text(
+        "≥ 7 分 → 红色"
+    )
+    await expect(shown_day1.locator("tr[data-question=fluid]")).to_contain_text(
+        "仅当 “伤口有渗液吗？” 答“是”时问"
+    )
+
+    # The red pain threshold raised to 8 on day 1: version 2.
+    await page.locator("#plan-edit").click()
+    pain = form.locator(".pf-point").nth(0).locator(".pf-question[data-question=pain]")
+    await expect(pain.locator(".pf-rule").nth(1).get_by_label("≥", exact=True)).to_have_value("7")
+    await pain.locator(".pf-rule").nth(1).get_by_label("≥", exact=True).fill("8")
+    # And one new question on day 1, copied to day 3 rather than typed again.
+    day1 = form.locator(".pf-point").nth(0)
+    await day1.get_by_role("button", name="＋ 添加问题").click()
+    stool = day1.locator(".pf-question").nth(3)
+    await stool.get_by_label("问题", exact=True).fill("今天排便了吗？")
+    await stool.get_by_label("代码", exact=True).fill("stool")
+    await stool.get_by_label("类型").select_option("yes_no")
+    await stool.get_by_role("button", name="复制到下一个时间点").click()
+    await expect(
+        form.locator(".pf-point").nth(1).locator(".pf-question").nth(3).get_by_label("问题", exact=True)
+    ).to_have_value("今天排便了吗？")
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator(".toast.ok").last).to_contain_text("已保存为 v2")
+    puts = [body for method, _, body in fake.sent if method == "PUT"]
+    assert len(puts) == 1
+    changed = PlanDefinition.model_validate(puts[0])
+    assert [[q.code for q in p.questionnaire.questions] for p in changed.time_points] == [
+        ["pain", "oozing", "fluid", "stool"]
+    ] * 2
+    assert [r.at_least for r in changed.time_points[0].questionnaire.question("pain").flags] == [4, 8]
+    assert [r.at_least for r in changed.time_points[1].questionnaire.question("pain").flags] == [4, 7]
+    await expect(page.locator("#plan-version")).to_have_value("2")
+    await expect(shown_day1.locator("tr[data-question=pain] .plan-rule").nth(1)).to_contain_text(
+        "≥ 8 分 → 红色"
+    )
+    await expect(page.locator(".plan-row[data-code=hernia_repair]")).to_contain_text("v2")
+
+    # A temperature whose minimum is above its maximum: refused by the server, said in Chinese at the field.
+    await page.locator("#plan-edit").click()
+    day3 = form.locator(".pf-point").nth(1)
+    await day3.get_by_role("button", name="＋ 添加问题").click()
+    temperature = day3.locator(".pf-question").nth(4)
+    await temperature.get_by_label("问题", exact=True).fill("今天最高体温多少度？")
+    await temperature.get_by_label("类型").select_option("number")
+    await temperature.get_by_label("单位").fill("°C")
+    await temperature.get_by_label("最小值").fill("42")
+    await temperature.get_by_label("最大值").fill("35")
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    minimum = temperature.get_by_label("最小值")
+    await expect(minimum).to_have_accessible_description("最小值必须小于最大值")
+    await expect(minimum).to_have_attribute("aria-invalid", "true")
+    await expect(temperature.locator(".pf-problem")).to_have_text(["最小值必须小于最大值"])
+    await expect(page.locator("#plan-editor-msg")).to_contain_text("有 1 处需要修改")
+    assert len([sent for sent in fake.sent if sent[0] == "PUT"]) == 2
+    await expect(page.locator("#plan-version")).to_have_value("2")
+    # Put right, it saves as version 3.
+    await temperature.get_by_label("最小值").fill("35")
+    await temperature.get_by_label("最大值").fill("42")
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator(".toast.ok").last).to_contain_text("已保存为 v3")
+
+    # In 高级：JSON the problems are listed with where they are; switching back carries the JSON over.
+    await page.locator("#plan-edit").click()
+    await page.locator("#plan-mode-json").click()
+    definition = json.loads(await page.locator("#plan-json").input_value())
+    assert [q["code"] for q in definition["time_points"][1]["questionnaire"]["questions"]][-1] == "q1"
+    definition["time_points"][0]["day"] = -1
+    await page.locator("#plan-json").fill(json.dumps(definition, ensure_ascii=False))
+    await page.locator("#plan-editor").get_by_role("button", name="保存").click()
+    await expect(page.locator("#plan-editor-msg")).to_contain_text("time_points.0.day：不能小于 0")
+    await page.locator("#plan-mode-form").click()
+    await expect(form.locator(".pf-point").nth(0).get_by_label("第几天")).to_have_value("-1")
+    await page.locator("#plan-editor-cancel").click()
+    assert len([sent for sent in fake.sent if sent[0] == "PUT"]) == 4
+    assert page_problems.errors == []
+    assert await page_problems.csp_violations(page) == []

@@ -132,7 +132,15 @@ async def test_an_invalid_plan_is_a_422_naming_the_problem(
     body["time_points"][0]["questionnaire"]["questions"][0]["type"] = "number"
     answer = await clinician.post(URL, json=body)
     assert answer.status_code == 422
-    assert "needs minimum and maximum" in answer.json()["detail"]
+    # In Chinese, at the field the plan editor shows it next to.
+    assert answer.json()["errors"] == [
+        {
+            "loc": ["time_points", 0, "questionnaire", "questions", 0, "minimum"],
+            "msg": "数值题需要填写最小值和最大值",
+            "type": "plan_range_missing",
+        }
+    ]
+    assert "数值题需要填写最小值和最大值" in answer.json()["detail"]
     listed = (await clinician.get(URL)).json()
     assert code not in {plan["code"] for plan in listed}
     assert (
@@ -228,5 +236,11 @@ async def test_import_of_fhir_that_makes_an_invalid_plan_is_a_422(clinician: htt
     bundle["entry"][1]["resource"]["extension"][1]["extension"][0]["valueInteger"] = 0  # day 3 → day 0
     answer = await clinician.post(f"{URL}/import-fhir", json=bundle)
     assert answer.status_code == 422
-    assert "time points must be on distinct days, in order" in answer.json()["detail"]
+    assert answer.json()["errors"] == [
+        {
+            "loc": ["time_points", 1, "day"],
+            "msg": "各时间点须在不同的天，并按天数从小到大排列",
+            "type": "plan_days_order",
+        }
+    ]
     assert (await clinician.get(f"{URL}/{appendectomy['id']}/versions/99/fhir")).status_code == 404

@@ -6,6 +6,7 @@
 import { api, errorText, API } from "./api.js";
 import { $, el, toast } from "./dom.js";
 import { formatTime } from "./format.js";
+import { blankPlan, clearProblems, formDefinition, openForm, showProblems } from "./followup-plan-form.js";
 import { state } from "./state.js";
 
 const READERS = ["nurse", "clinician", "supervisor", "admin"];
@@ -21,6 +22,7 @@ const ANCHOR = { discharge: "出院日", surgery: "手术日" };
 let plans = [];
 let current = null;      // PlanRead on screen
 let shownVersion = null; // the version number on screen
+let editorMode = "form";  // "form" or "json": the last one chosen, for power users who prefer JSON
 
 export function mayReadPlans() { return state.me !== null && READERS.includes(state.me.role); }
 export function mayWritePlans() { return state.me !== null && WRITERS.includes(state.me.role); }
@@ -181,32 +183,65 @@ function say(text, kind) {
   $("plan-editor-msg").className = "form-msg " + (kind || "");
 }
 
-/** The editor: the definition as JSON; saving a changed plan makes its next version. */
+/** The editor: a form (followup-plan-form.js), or the definition as JSON for power users; saving a
+ * changed plan makes its next version. */
 function openEditor(mode) {
   const editor = $("plan-editor");
   editor.dataset.mode = mode;
   editor.hidden = false;
   const version = current && current.versions.find((v) => v.version === shownVersion);
-  let definition = version ? version.definition : null;
-  if (mode === "new") {
-    definition = definition ? { ...definition, code: "new_plan", name: "新的随访计划" } : { code: "new_plan", name: "新的随访计划" };
-  }
-  $("plan-editor-title").textContent = mode === "new" ? "新建随访计划（JSON）" : "编辑 " + current.name + "（保存为新版本）";
+  const definition = mode === "new" || !version ? blankPlan() : version.definition;
+  $("plan-editor-title").textContent = mode === "new" ? "新建随访计划" : "编辑 " + current.name + "（保存为新版本）";
+  openForm($("plan-form"), definition, mode === "new");
   $("plan-json").value = JSON.stringify(definition, null, 2);
   say("", "");
-  $("plan-json").focus();
+  showMode(editorMode);
+  editor.scrollIntoView({ block: "start" });
+}
+
+function showMode(mode) {
+  editorMode = mode;
+  $("plan-form").hidden = mode !== "form";
+  $("plan-json").hidden = mode !== "json";
+  $("plan-mode-form").setAttribute("aria-pressed", String(mode === "form"));
+  $("plan-mode-json").setAttribute("aria-pressed", String(mode === "json"));
+  if (mode === "json") $("plan-json").focus();
+}
+
+/** Switching carries the plan across: the form's draft into JSON, or JSON (if it parses) into the form. */
+function switchMode(mode) {
+  if (mode === editorMode) return;
+  if (mode === "json") {
+    $("plan-json").value = JSON.stringify(formDefinition(), null, 2);
+  } else {
+    let definition;
+    try {
+      definition = JSON.parse($("plan-json").value);
+    } catch (error) {
+      say("不是有效的 JSON，无法切换到表单：" + error.message, "error");
+      return;
+    }
+    openForm($("plan-form"), definition, $("plan-editor").dataset.mode === "new");
+  }
+  say("", "");
+  showMode(mode);
 }
 
 async function saveEditor(event) {
   event.preventDefault();
   let definition;
-  try {
-    definition = JSON.parse($("plan-json").value);
-  } catch (error) {
-    say("不是有效的 JSON：" + error.message, "error");
-    return;
+  if (editorMode === "json") {
+    try {
+      definition = JSON.parse($("plan-json").value);
+    } catch (error) {
+      say("不是有效的 JSON：" + error.message, "error");
+      return;
+    }
+  } else {
+    definition = formDefinition();
   }
   const mode = $("plan-editor").dataset.mode;
+  clearProblems();
   try {
     const written = mode === "new"
       ? await api("POST", "/followup-plans", definition)
@@ -216,7 +251,14 @@ async function saveEditor(event) {
     shownVersion = written.plan.versions[0].version;
     await loadPlans();
   } catch (error) {
-    say(errorText(error), "error");
+    if (error.status === 422 && error.errors.length) {
+      // In the form each problem goes next to its field; in JSON the list says where.
+      const unplaced = editorMode === "form" ? showProblems(error.errors) : error.errors;
+      const where = (p) => (editorMode === "json" && p.loc.length ? p.loc.join(".") + "：" : "");
+      say("有 " + error.errors.length + " 处需要修改" + (unplaced.length ? "：" + unplaced.map((p) => where(p) + p.msg).join("；") : "，已在下方标出。"), "error");
+    } else {
+      say(errorText(error), "error");
+    }
   }
 }
 
@@ -260,6 +302,8 @@ export function wireFollowupPlans() {
   $("plan-toggle").addEventListener("click", toggleActive);
   $("plan-editor").addEventListener("submit", saveEditor);
   $("plan-editor-cancel").addEventListener("click", () => { $("plan-editor").hidden = true; });
+  $("plan-mode-form").addEventListener("click", () => switchMode("form"));
+  $("plan-mode-json").addEventListener("click", () => switchMode("json"));
   $("plans-import").addEventListener("change", importFhir);
 }
 

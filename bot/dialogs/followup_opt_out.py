@@ -5,8 +5,8 @@ API which running follow-ups this account answers for (its own, and the 就诊�
 the CRM's message says so and the form ends at once. Otherwise the confirmation is the prompt of
 `followup_opt_out_form`, whose one required slot, `followup_opt_out_answer`, stays empty until the
 CRM has read the reply (validate_followup_opt_out_form: "确定" stops, "取消" keeps, a number picks
-one of several, anything else is asked once more and then keeps). Rasa's intent never decides what
-the reply means.
+one of several, "人工" hands over, anything else is asked once more and then keeps). Rasa's intent
+never decides what the reply means.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rasa_sdk.types import DomainDict
 
 from dialogs.crm import CRM, CRMUnavailable
 from dialogs.followup import _say, _text
+from dialogs.handoff import request_for
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,12 @@ class ValidateFollowupOptOutForm(Action):
             dispatcher.utter_message(text=CRM_DOWN)
             return _ended("error")
         turn = answer.body
-        _say(dispatcher, turn)
         step = str(turn.get("step") or "kept")
+        if step == "handoff":
+            # The patient asked for a person: the existing handoff, as in a check-in.
+            dispatcher.utter_message(json_message=request_for(text, booking=False))
+            return _ended("handoff")
+        _say(dispatcher, turn)
         if step != "confirm":
             return _ended(step)
         return [

@@ -487,6 +487,8 @@ class OptOutStep(enum.StrEnum):
     stopped = "stopped"
     #: Cancelled, or unclear twice: nothing changed.
     kept = "kept"
+    #: The patient asked for a person instead: the bot hands over (nothing changed).
+    handoff = "handoff"
 
 
 class OptOutTurn(BaseModel):
@@ -533,13 +535,15 @@ async def opt_out_reply(
 ) -> OptOutTurn:
     """The reply, read like the check-in's confirmation (understanding.yes_or_no; a number picks one
     of several): yes stops each named enrolment still running (opted out, audited); no keeps them;
-    unclear asks once more, then keeps them."""
+    unclear asks once more, then keeps them; "人工" hands over."""
     if not await opting_out.belongs_to(session, identity, body.enrolments):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not one of this account's follow-ups")
     running = await opting_out.running_for(session, identity, body.enrolments)
     running.sort(key=lambda item: body.enrolments.index(item.enrolment_id))
     if not running:
         return OptOutTurn(step=OptOutStep.none, messages=["这项随访已经结束了，不会再发送随访问题。"])
+    if digression_of(body.text) == Digression.handoff:
+        return OptOutTurn(step=OptOutStep.handoff)
     number = opting_out.chosen_number(body.text, len(running)) if len(running) > 1 else None
     confirmed = True if number is not None else yes_or_no(body.text)
     if confirmed is None:

@@ -472,6 +472,8 @@ async def test_an_unclear_reply_is_asked_once_more_then_keeps_the_follow_up(
         bot, family.own, {"text": "伤口有点痒", "enrolments": [enrolment_id], "asked_again": True}
     )
     assert second["step"] == "kept" and "随访保持不变" in second["messages"][0]
+    person = await _opt_out(bot, family.own, {"text": "转人工", "enrolments": [enrolment_id]})
+    assert person["step"] == "handoff"
     assert (await _enrolment(runtime, enrolment_id))[0] == "active"
 
 

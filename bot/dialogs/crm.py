@@ -131,3 +131,12 @@ class CRM:
         """The reply to "stop follow-up?": the CRM reads yes or no and stops the enrolment on yes."""
         body = {"text": text[:FOLLOWUP_TEXT_CHARS]}
         return await self._call("POST", f"/followups/checkins/{checkin_id}/opt-out", body)
+
+    async def followup_opt_out_request(self) -> Answer:
+        """不想再收到随访 with no check-in open: the follow-ups this account could stop, to confirm."""
+        return await self._call("POST", "/followups/opt-out")
+
+    async def followup_opt_out_reply(self, text: str, enrolments: list[int], asked_again: bool) -> Answer:
+        """The reply to that confirmation, with the enrolments it named."""
+        body = {"text": text[:FOLLOWUP_TEXT_CHARS], "enrolments": enrolments, "asked_again": asked_again}
+        return await self._call("POST", "/followups/opt-out/confirm", body)

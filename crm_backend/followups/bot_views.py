@@ -1,4 +1,5 @@
-"""The bot API for check-ins: start one, answer its current question, postpone it, opt out.
+"""The bot API for check-ins: start one, answer its current question, postpone it, opt out; and
+opting out with no check-in open (/internal/bot/followups/opt-out, opt_out.py).
 
 Called by the action server (bot/dialogs/followup.py) under /internal/bot/followups/checkins/{id}/.
 The questions come from the check-in's plan version, one at a time, so the Rasa form asks whatever
@@ -29,6 +30,7 @@ from crm_backend.audit.service import record as audit
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
+from crm_backend.followups import opt_out as opting_out
 from crm_backend.followups import scoring
 from crm_backend.followups.answers import (
     Checkin,
@@ -40,7 +42,7 @@ from crm_backend.followups.answers import (
     record_answer,
 )
 from crm_backend.followups.care_answers import answer_for
-from crm_backend.followups.enrolment import stop_for_checkin
+from crm_backend.followups.enrolment import stop_enrolment, stop_for_checkin
 from crm_backend.followups.models import (
     CheckinChannel,
     StopReason,
@@ -462,3 +464,115 @@ async def opt_out(
             "如有不适，请及时就医；需要帮助时，随时回复“人工”联系工作人员。"
         ],
     )
+
+
+# -- 不想再收到随访 with no check-in open ------------------------------------------------------------
+
+NOTHING_RUNNING_TEXT = (
+    "目前没有正在进行的术后随访，我们不会给您发送随访问题。如有不适，请及时就医；"
+    "需要帮助时，回复“人工”联系工作人员。"
+)
+KEPT_TEXT = "好的，随访保持不变，我们会按计划继续关心您的恢复情况。"
+ASK_AGAIN_TEXT = "抱歉，我没有看明白。"
+#: At most this many enrolments named in one confirmation (a family rarely manages more).
+MAX_OPT_OUT_ENROLMENTS = 20
+
+
+class OptOutStep(enum.StrEnum):
+    #: No active or paused enrolment: nothing to stop.
+    none = "none"
+    #: Ask `question`: stop the enrolments named in `enrolments`?
+    confirm = "confirm"
+    #: Stopped (opted out, audited).
+    stopped = "stopped"
+    #: Cancelled, or unclear twice: nothing changed.
+    kept = "kept"
+    #: The patient asked for a person instead: the bot hands over (nothing changed).
+    handoff = "handoff"
+
+
+class OptOutTurn(BaseModel):
+    step: OptOutStep
+    messages: list[str] = Field(default_factory=list)
+    #: The confirmation to ask, while `step` is confirm.
+    question: str | None = None
+    #: The enrolments the question names, in its order (the bot sends them back with the reply).
+    enrolments: list[int] = Field(default_factory=list)
+
+
+class OptOutReplyBody(BaseModel):
+    """The patient's reply to the confirmation, with the enrolments it named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text
+    enrolments: list[RowId] = Field(min_length=1, max_length=MAX_OPT_OUT_ENROLMENTS)
+    #: The question was already asked again once: an unclear reply now keeps everything.
+    asked_again: bool = False
+
+
+def _confirm(running: list[opting_out.Running], said: list[str]) -> OptOutTurn:
+    return OptOutTurn(
+        step=OptOutStep.confirm,
+        messages=said,
+        question=opting_out.confirm_text(running),
+        enrolments=[item.enrolment_id for item in running],
+    )
+
+
+@router.post("/opt-out")
+async def opt_out_request(session: DbSession, identity: SenderIdentity) -> OptOutTurn:
+    """ "不想再收到随访" outside a check-in: whose running follow-ups would stop, to confirm."""
+    running = await opting_out.running_for(session, identity)
+    if not running:
+        return OptOutTurn(step=OptOutStep.none, messages=[NOTHING_RUNNING_TEXT])
+    return _confirm(running, [])
+
+
+@router.post("/opt-out/confirm")
+async def opt_out_reply(
+    body: OptOutReplyBody, request: Request, session: DbSession, identity: SenderIdentity
+) -> OptOutTurn:
+    """The reply, read like the check-in's confirmation (understanding.yes_or_no; a number picks one
+    of several): yes stops each named enrolment still running (opted out, audited); no keeps them;
+    unclear asks once more, then keeps them; "人工" hands over."""
+    if not await opting_out.belongs_to(session, identity, body.enrolments):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not one of this account's follow-ups")
+    running = await opting_out.running_for(session, identity, body.enrolments)
+    running.sort(key=lambda item: body.enrolments.index(item.enrolment_id))
+    if not running:
+        return OptOutTurn(step=OptOutStep.none, messages=["这项随访已经结束了，不会再发送随访问题。"])
+    if digression_of(body.text) == Digression.handoff:
+        return OptOutTurn(step=OptOutStep.handoff)
+    number = opting_out.chosen_number(body.text, len(running)) if len(running) > 1 else None
+    confirmed = True if number is not None else yes_or_no(body.text)
+    if confirmed is None:
+        if body.asked_again:
+            return OptOutTurn(step=OptOutStep.kept, messages=[f"没有收到明确的答复，{KEPT_TEXT}"])
+        return _confirm(running, [ASK_AGAIN_TEXT])
+    if not confirmed:
+        return OptOutTurn(step=OptOutStep.kept, messages=[KEPT_TEXT])
+    chosen = [running[number - 1]] if number is not None else running
+    now = runtime_of(request).clock()
+    for item in chosen:
+        who = "本人" if item.relation == PatientRelation.SELF else "家属"
+        await stop_enrolment(
+            session,
+            item.enrolment_id,
+            StopReason.opted_out,
+            note=f"患者在随访对话外要求停止（{who}确认）",
+            now=now,
+        )
+        await audit(
+            session,
+            staff_id=None,
+            action="followup.opted_out",
+            object_type="followup_enrolment",
+            object_id=item.enrolment_id,
+            patient_id=item.patient_id,
+            request=request,
+            detail={"checkin_id": None, "identity_id": identity.id, "relationship": item.relation.value},
+        )
+    await session.commit()
+    log.info("enrolments %s opted out by identity %s", [i.enrolment_id for i in chosen], identity.id)
+    return OptOutTurn(step=OptOutStep.stopped, messages=[opting_out.stopped_text(chosen)])

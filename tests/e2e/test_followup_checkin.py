@@ -3,7 +3,8 @@ the sandbox): the check-in is started as the dispatcher starts it (start_dialogu
 followup:checkin:<id>, intent EXTERNAL_followup_checkin), the plan's questions are answered in free
 Chinese, and the outcome by the worst flag is what the patient reads and what the database keeps:
 answers, flags, escalations. Also: an out-of-range answer asked again, a question mid-form,
-postponing, a family member answering for a parent, and opting out."""
+postponing, a family member answering for a parent, and opting out, during a check-in and with
+none open."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from channels.outbound.delivery import Outbox
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, InboundMessage
 from crm_backend.conversations.turns import DialogueRequest, start_dialogue
 from crm_backend.domains import subscribe_listeners
 from crm_backend.escalations.models import Escalation
+from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
@@ -28,6 +31,7 @@ from crm_backend.staff.models import Team
 from tests.e2e.test_emergency import _tracker
 from tests.support.api import api_settings
 from tests.support.followup_rows import Enrolled, enrol
+from tests.support.settle import send_marker_and_wait
 from tests.support.stack import Stack
 
 GREETING = "随访服务，想了解一下"
@@ -300,6 +304,37 @@ async def test_opting_out_is_confirmed_then_nothing_more_is_asked(stack: Stack, 
     await _settled(crm, f"dialogue:followup:checkin:{second}")
     after = await stack.converse(started.openid, "你好")
     assert all(PAIN_QUESTION not in text for text in after)
+
+
+async def test_opting_out_with_no_check_in_open_stops_the_follow_up_and_nothing_more_is_sent(
+    stack: Stack, crm: Runtime
+) -> None:
+    openid = await stack.consented_patient()
+    identity = await _identity(crm, openid)
+    async with crm.db.sessions() as session:
+        patient = await session.get(Patient, identity.patient_id)
+        assert patient is not None
+        enrolled = await enrol(session, patient.id, identity_id=identity.id)
+        await session.commit()
+    confirm = await stack.converse(openid, "不想再收到随访")
+    assert "您要停止您的腹腔镜胆囊切除术后随访吗" in confirm[-1] and "确定" in confirm[-1], confirm
+    stopped = await stack.converse(openid, "确定")
+    assert "已为您停止" in stopped[-1] and "不会再发送随访消息" in stopped[-1], stopped
+    async with crm.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, enrolled.enrolment_id)
+        assert enrolment is not None and (enrolment.status, enrolment.stop_reason) == ("stopped", "opted_out")
+        # The next time point is made due now, inside the send window: the dispatcher must not start it.
+        second = await session.get(FollowupCheckin, enrolled.checkin_ids[1])
+        assert second is not None and second.status == "skipped"
+        now = datetime.now(HOSPITAL_TZ).replace(hour=10, minute=0, second=0, microsecond=0).astimezone(UTC)
+        second.due_at, second.window_ends_at = now - timedelta(minutes=1), now + timedelta(hours=12)
+        await session.commit()
+    before = len(stack.wechat.texts(openid))
+    await run_followups(Outbox(crm), now)  # other tests' check-ins may start: only this patient counts
+    marked = await send_marker_and_wait(stack, openid)
+    assert marked.others[before:] == [] and all(GREETING not in text for text in marked.answers)
+    second_now, _ = await _checkin(crm, enrolled.checkin_ids[1])
+    assert second_now.status == "skipped" and second_now.started_at is None
 
 
 async def _settled(runtime: Runtime, key: str) -> None:

@@ -342,3 +342,170 @@ async def test_an_emergency_the_route_screened_ends_the_open_check_in(
     assert (checkin.status, checkin.worst_flag, checkin.channel) == ("answered", "emergency", "chat")
     later, _ = await _stored(runtime, family.enrolled.checkin_ids[1])
     assert later.status == "scheduled"  # only the check-in under way ends
+
+
+# -- 不想再收到随访 with no check-in open -----------------------------------------------------------
+
+
+async def _opt_out(bot: httpx.AsyncClient, sender: str, body: dict[str, Any] | None = None) -> Any:
+    path = "/internal/bot/followups/opt-out" + ("/confirm" if body is not None else "")
+    response = await bot.post(path, params={"sender": sender}, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _enrolment(runtime: Runtime, enrolment_id: int) -> tuple[str, str | None, set[str]]:
+    """The enrolment's status, stop reason and the statuses of its check-ins."""
+    async with runtime.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, enrolment_id)
+        assert enrolment is not None
+        statuses = await session.scalars(
+            select(FollowupCheckin.status).where(FollowupCheckin.enrolment_id == enrolment_id)
+        )
+        return enrolment.status, enrolment.stop_reason, set(statuses)
+
+
+async def _opted_out_audits(runtime: Runtime, enrolment_id: int) -> list[AuditEntry]:
+    async with runtime.db.sessions() as session:
+        rows = await session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "followup.opted_out", AuditEntry.object_id == str(enrolment_id)
+            )
+        )
+        return list(rows)
+
+
+@pytest.fixture
+async def second_patient(runtime: Runtime, family: Family) -> Enrolled:
+    """Another patient the son manages (his mother, 李秀英), enrolled too."""
+    async with runtime.db.sessions() as session:
+        mother = Patient(display_name="李秀英")
+        session.add(mother)
+        await session.flush()
+        son = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.openid == family.son.split(":", 1)[1])
+        )
+        assert son is not None
+        session.add(
+            PatientLink(identity_id=son.id, patient_id=mother.id, relationship=PatientRelation.PARENT)
+        )
+        enrolled = await enrol(session, mother.id, plan_code="appendectomy", identity_id=son.id)
+        await session.commit()
+        return enrolled
+
+
+async def test_opting_out_with_nothing_running_says_so(bot: httpx.AsyncClient, family: Family) -> None:
+    turn = await _opt_out(bot, family.stranger)
+    assert turn["step"] == "none" and turn["enrolments"] == []
+    assert "目前没有正在进行的术后随访" in turn["messages"][0]
+
+
+async def test_opting_out_of_ones_own_follow_up_is_confirmed_then_stopped_and_audited(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    enrolment_id = family.enrolled.enrolment_id
+    turn = await _opt_out(bot, family.own)
+    assert turn["step"] == "confirm" and turn["enrolments"] == [enrolment_id]
+    assert "您要停止您的腹腔镜胆囊切除术后随访吗" in turn["question"]
+    assert "张三" not in turn["question"]
+    stopped = await _opt_out(bot, family.own, {"text": "确定", "enrolments": [enrolment_id]})
+    assert stopped["step"] == "stopped" and "不会再发送随访消息" in stopped["messages"][0]
+    assert await _enrolment(runtime, enrolment_id) == ("stopped", "opted_out", {"skipped"})
+    [audited] = await _opted_out_audits(runtime, enrolment_id)
+    assert audited.patient_id == family.patient_id and audited.staff_id is None
+    assert audited.detail["relationship"] == "self"
+    again = await _opt_out(bot, family.own)
+    assert again["step"] == "none"  # nothing left to stop
+    started = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[1]}/start")
+    assert started["step"] == "closed"
+
+
+async def test_a_family_member_names_both_patients_and_confirming_stops_both(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family, second_patient: Enrolled
+) -> None:
+    both = [family.enrolled.enrolment_id, second_patient.enrolment_id]
+    turn = await _opt_out(bot, family.son)
+    assert turn["step"] == "confirm" and turn["enrolments"] == both
+    assert "1. 张三的腹腔镜胆囊切除术后随访" in turn["question"]
+    assert "2. 李秀英的阑尾切除术后随访" in turn["question"]
+    stopped = await _opt_out(bot, family.son, {"text": "确定停止", "enrolments": both})
+    assert stopped["step"] == "stopped"
+    assert "张三的腹腔镜胆囊切除术后随访" in stopped["messages"][0]
+    assert "李秀英的阑尾切除术后随访" in stopped["messages"][0]
+    for enrolment_id in both:
+        assert await _enrolment(runtime, enrolment_id) == ("stopped", "opted_out", {"skipped"})
+        [audited] = await _opted_out_audits(runtime, enrolment_id)
+        assert audited.detail["relationship"] == "parent"
+
+
+async def test_a_family_member_may_stop_one_of_two_by_its_number(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family, second_patient: Enrolled
+) -> None:
+    both = [family.enrolled.enrolment_id, second_patient.enrolment_id]
+    stopped = await _opt_out(bot, family.son, {"text": "2", "enrolments": both})
+    assert stopped["step"] == "stopped" and "李秀英" in stopped["messages"][0]
+    assert "张三" not in stopped["messages"][0]
+    assert (await _enrolment(runtime, second_patient.enrolment_id))[:2] == ("stopped", "opted_out")
+    assert (await _enrolment(runtime, family.enrolled.enrolment_id))[0] == "active"
+    left = await _opt_out(bot, family.son)
+    assert left["enrolments"] == [family.enrolled.enrolment_id] and "张三" in left["question"]
+
+
+async def test_cancelling_keeps_the_follow_up(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    enrolment_id = family.enrolled.enrolment_id
+    kept = await _opt_out(bot, family.own, {"text": "取消", "enrolments": [enrolment_id]})
+    assert kept["step"] == "kept" and "随访保持不变" in kept["messages"][0]
+    assert (await _enrolment(runtime, enrolment_id))[0] == "active"
+    assert await _opted_out_audits(runtime, enrolment_id) == []
+
+
+async def test_an_unclear_reply_is_asked_once_more_then_keeps_the_follow_up(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    enrolment_id = family.enrolled.enrolment_id
+    first = await _opt_out(bot, family.own, {"text": "伤口有点痒", "enrolments": [enrolment_id]})
+    assert first["step"] == "confirm" and first["enrolments"] == [enrolment_id]
+    assert "没有看明白" in first["messages"][0] and "回复“确定”停止" in first["question"]
+    second = await _opt_out(
+        bot, family.own, {"text": "伤口有点痒", "enrolments": [enrolment_id], "asked_again": True}
+    )
+    assert second["step"] == "kept" and "随访保持不变" in second["messages"][0]
+    person = await _opt_out(bot, family.own, {"text": "转人工", "enrolments": [enrolment_id]})
+    assert person["step"] == "handoff"
+    assert (await _enrolment(runtime, enrolment_id))[0] == "active"
+
+
+async def test_another_sender_cannot_stop_someone_elses_follow_up(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family, second_patient: Enrolled
+) -> None:
+    theirs = {"text": "确定", "enrolments": [family.enrolled.enrolment_id]}
+    refused = await bot.post(
+        "/internal/bot/followups/opt-out/confirm", params={"sender": family.stranger}, json=theirs
+    )
+    assert refused.status_code == 404
+    # The patient's own account does not manage the son's mother: naming her enrolment refuses all.
+    mixed = {"text": "确定", "enrolments": [family.enrolled.enrolment_id, second_patient.enrolment_id]}
+    refused = await bot.post(
+        "/internal/bot/followups/opt-out/confirm", params={"sender": family.own}, json=mixed
+    )
+    assert refused.status_code == 404
+    for enrolment_id in (family.enrolled.enrolment_id, second_patient.enrolment_id):
+        assert (await _enrolment(runtime, enrolment_id))[0] == "active"
+
+
+async def test_a_bad_opt_out_reply_is_refused(bot: httpx.AsyncClient, family: Family) -> None:
+    enrolment_id = family.enrolled.enrolment_id
+    for body in (
+        {"text": "确定", "enrolments": []},
+        {"text": "", "enrolments": [enrolment_id]},
+        {"text": "确定"},
+        {"text": "确定", "enrolments": [0]},
+        {"text": "确定", "enrolments": [enrolment_id], "extra": 1},
+    ):
+        response = await bot.post(
+            "/internal/bot/followups/opt-out/confirm", params={"sender": family.own}, json=body
+        )
+        assert response.status_code in (400, 422), body
+    assert (await _opt_out(bot, family.own))["step"] == "confirm"  # nothing changed

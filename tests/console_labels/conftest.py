@@ -8,7 +8,6 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
 from crm_backend.staff.views import router as staff_router
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
-from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+from tests.support.postgres import database_at_head
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/6"
 DB_NAME = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_labels"
@@ -33,15 +32,8 @@ DB_NAME = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_labels"
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('labels')) / 'carebridge.db'}"
-        alembic(url, "upgrade", "head")
+    async with database_at_head(request.param, DB_NAME, tmp_path_factory.mktemp("labels")) as url:
         yield url
-        return
-    url = await recreate_postgres(DB_NAME)
-    alembic(url, "upgrade", "head")
-    yield url
-    await drop_postgres(DB_NAME)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
 from tests.appointments.test_reminders import worker_outbox
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, build_api_app, login, new_client
-from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+from tests.support.postgres import database_at_head
 from tests.support.stack import FakeWeChat
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/8"
@@ -37,15 +36,8 @@ TEMPLATE_ID = "tmpl-followup-checkin-01"
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('followups')) / 'carebridge.db'}"
-        alembic(url, "upgrade", "head")
+    async with database_at_head(request.param, DB_NAME, tmp_path_factory.mktemp("followups")) as url:
         yield url
-        return
-    url = await recreate_postgres(DB_NAME)
-    alembic(url, "upgrade", "head")
-    yield url
-    await drop_postgres(DB_NAME)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
 from crm_backend.staff.service import ensure_first_admin
 from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings, login, new_client
-from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+from tests.support.postgres import database_at_head
 from tests.support.stack import free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/7"
@@ -128,15 +128,8 @@ async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """Both databases the web app runs on (PostgreSQL in production, SQLite embedded)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('followup_page') / 'carebridge.db'}"
-        alembic(url, "upgrade", "head")
+    async with database_at_head(request.param, DB_NAME, tmp_path_factory.mktemp("followup_page")) as url:
         yield url
-        return
-    url = await recreate_postgres(DB_NAME)
-    alembic(url, "upgrade", "head")
-    yield url
-    await drop_postgres(DB_NAME)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,7 +44,7 @@ from tests.support.api import (
     new_client,
     staff_client,
 )
-from tests.support.postgres import alembic, drop_postgres, recreate_postgres
+from tests.support.postgres import database_at_head
 
 REDIS_URL = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379") + "/8"
 DB_NAME = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_followup_report"
@@ -69,15 +68,8 @@ class Seeded:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('followup_report')) / 'carebridge.db'}"
-        alembic(url, "upgrade", "head")
+    async with database_at_head(request.param, DB_NAME, tmp_path_factory.mktemp("followup_report")) as url:
         yield url
-        return
-    url = await recreate_postgres(DB_NAME)
-    alembic(url, "upgrade", "head")
-    yield url
-    await drop_postgres(DB_NAME)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -45,3 +47,20 @@ def alembic(database_url: str, *args: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+@asynccontextmanager
+async def database_at_head(kind: str, name: str, folder: Path) -> AsyncIterator[str]:
+    """A database migrated to head, as the web app runs on it: `kind` "sqlite" (a file in `folder`)
+    or "postgresql" (database `name`, dropped afterwards). Yields its async URL."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / 'carebridge.db'}"
+        alembic(url, "upgrade", "head")
+        yield url
+        return
+    url = await recreate_postgres(name)
+    alembic(url, "upgrade", "head")
+    try:
+        yield url
+    finally:
+        await drop_postgres(name)

@@ -88,12 +88,16 @@ def parse_discharge(body: bytes) -> Discharge:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DischargeError(f"the body is not JSON: {exc}") from None
+    except RecursionError:  # hostile nesting: refused, not a 500
+        raise DischargeError("the body is nested too deeply") from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise DischargeError('the body must be a FHIR R4B Bundle (resourceType "Bundle")')
     try:
         bundle = Bundle.model_validate(data)
     except ValidationError as exc:
         raise DischargeError(f"not a valid FHIR R4B Bundle: {_problems(exc)}") from None
+    except RecursionError:
+        raise DischargeError("not a valid FHIR R4B Bundle: nested too deeply") from None
     resources = [entry.resource for entry in bundle.entry or [] if entry.resource is not None]
     patients = [r for r in resources if isinstance(r, FhirPatient)]
     encounters = [r for r in resources if isinstance(r, Encounter)]

@@ -370,3 +370,23 @@ async def test_the_team_is_the_ward_the_his_names_else_nursing(
     assert (await post(his, named)).json()["team_id"] == ward
     assert (await post(his, unknown)).json()["team_id"] == nursing
     assert (await post(his, bundle(id_number=resident_id()))).json()["team_id"] == nursing
+
+
+async def test_hostile_nesting_is_400_not_a_server_error(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """JSON nested deeper than Python's recursion limit (well inside 256 KiB) is refused by name."""
+    deep_json = (
+        b'{"resourceType": "Bundle", "type": "collection", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    )
+    response = await post(his, deep_json)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+    body = bundle(id_number=resident_id())
+    extension: list[dict[str, Any]] = []
+    for _ in range(400):  # valid JSON, but extensions inside extensions past the validator's depth
+        extension = [{"url": "urn:x", "extension": extension}]
+    body["entry"][0]["resource"]["extension"] = extension
+    response = await post(his, body)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert await _enrolments_of(his, body) == 0

@@ -211,11 +211,13 @@ async def find_or_create_patient(
             (await session.scalars(select(Patient).where(Patient.phone_hash == phone_hash))).all()
         )
         # A phone alone is trusted only for the one person of that name who has it, and who has
-        # no other resident ID on file.
+        # no other resident ID on file. Both names must be known: a record without a name (one the
+        # HIS created from a nameless Patient) may be anyone in the family that shares the phone.
         candidates = [
             p
             for p in same_phone
-            if (p.display_name == found.name or p.display_name is None)
+            if found.name
+            and p.display_name == found.name
             and (found.id_number is None or p.id_number_hash is None)
         ]
         if len(candidates) == 1 and len(same_phone) == 1:

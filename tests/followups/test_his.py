@@ -390,3 +390,17 @@ async def test_hostile_nesting_is_400_not_a_server_error(
     response = await post(his, body)
     assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
     assert await _enrolments_of(his, body) == 0
+
+
+async def test_a_record_without_a_name_is_never_matched_by_phone(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """A HIS Patient without a name creates a record with only the family's phone; the next discharge
+    with that phone (the parent's, named) must not be attached to it."""
+    phone = new_phone()
+    nameless = bundle(phone=phone)
+    nameless["entry"][0]["resource"]["name"] = []
+    first = await post(his, nameless)
+    assert first.status_code == 201
+    second = await post(his, bundle(phone=phone, name="王建国"))
+    assert second.status_code == 201 and second.json()["patient_id"] != first.json()["patient_id"]

@@ -43,7 +43,7 @@ from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.reply_window import reply_window
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
-from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, settle_enrolment
+from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, cancel_dialogues, settle_enrolment
 from crm_backend.followups.links import checkin_url
 from crm_backend.followups.models import (
     CheckinStatus,
@@ -404,7 +404,16 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         )
         if started.rowcount != 1:  # type: ignore[attr-defined]
             await session.rollback()
-            log.warning("check-in %s was settled by another worker meanwhile", checkin_id)
+            # Settled while its dialogue was being queued: a stop (or the page, or a call) came in
+            # between, and found no turn to cancel yet. Cancel it now, or the patient (perhaps
+            # deceased, perhaps opted out) still gets the invitation.
+            status = await session.scalar(
+                select(FollowupCheckin.status).where(FollowupCheckin.id == checkin_id)
+            )
+            if status is not None and status not in OPEN:
+                await cancel_dialogues(session, [checkin_id], f"check-in {status} before it started")
+                await session.commit()
+            log.warning("check-in %s was settled meanwhile (%s)", checkin_id, status)
             return "lost race"
         # A takeover whose dialogue was queued before the crash records its send once.
         earlier = select(FollowupSend.id).where(

@@ -241,26 +241,32 @@ async def stop_enrolment(
             .where(FollowupCheckin.id.in_(open_ids), FollowupCheckin.status.in_(OPEN))
             .values(status=CheckinStatus.skipped, reason=f"enrolment stopped ({reason})")
         )
-        keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in open_ids]
-        turns = select(InboundMessage.id).where(
-            or_(
-                InboundMessage.dedupe_key.in_(keys),
-                *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
-            )
-        )
-        await session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
-            .values(status=InboundStatus.FAILED, last_error=f"follow-up stopped ({reason})")
-        )
-        # An invitation stored but not yet sent (WeChat was out of reach) stays unsent.
-        await session.execute(
-            update(Message)
-            .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
-            .values(delivery_status=DeliveryStatus.FAILED, delivery_error=f"follow-up stopped ({reason})")
-        )
+        await cancel_dialogues(session, open_ids, f"follow-up stopped ({reason})")
     log.info("enrolment %s stopped: %s", enrolment_id, reason)
     return enrolment
+
+
+async def cancel_dialogues(session: AsyncSession, checkin_ids: list[int], why: str) -> None:
+    """Fail the check-ins' dialogue turns not yet taken up and any invitation stored but not yet
+    sent (WeChat was out of reach), so nothing of these check-ins reaches the patient. The caller
+    commits."""
+    keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in checkin_ids]
+    turns = select(InboundMessage.id).where(
+        or_(
+            InboundMessage.dedupe_key.in_(keys),
+            *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
+        )
+    )
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
+        .values(status=InboundStatus.FAILED, last_error=why[:255])
+    )
+    await session.execute(
+        update(Message)
+        .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
+        .values(delivery_status=DeliveryStatus.FAILED, delivery_error=why[:255])
+    )
 
 
 async def stop_for_checkin(

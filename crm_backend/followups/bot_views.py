@@ -293,10 +293,12 @@ def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:
 async def start(
     checkin_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
-    """The greeting and the first question not answered yet (a postponed check-in resumes)."""
+    """The greeting and the first question not answered yet (a postponed check-in resumes). A check-in
+    closed before its dialogue began (stopped, answered on the page) starts silently: the patient
+    asked nothing, and after a stop (deceased, opted out) nothing more may reach them."""
     checkin = await _checkin_for(session, identity, checkin_id)
     if not checkin.is_open:
-        return _closed()
+        return CheckinTurn(step=Step.closed, messages=[])
     relation = await _relationship(session, identity, checkin.enrolment.patient_id)
     hospital = runtime_of(request).settings.hospital_name
     turn = await _next_turn(session, checkin, [greeting(checkin, relation, hospital)])

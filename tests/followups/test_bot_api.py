@@ -312,7 +312,7 @@ async def test_opting_out_is_confirmed_then_stops_the_enrolment_and_is_audited(
         )
         assert audited is not None and audited.patient_id == family.patient_id
     closed = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[1]}/start")
-    assert closed["step"] == "closed"
+    assert closed["step"] == "closed" and closed["messages"] == []  # nothing said after the stop
 
 
 async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> None:

@@ -238,9 +238,13 @@ async def _finish(
     """Complete the check-in: summary and advice by the worst flag; red and emergency escalate at
     once (urgent, the enrolment's team); questions no care answer matched go to the nurse too."""
     conversation_id = await _conversation_id(session, identity)
-    outcome = await complete_checkin(
-        session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
-    )
+    try:
+        outcome = await complete_checkin(
+            session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
+        )
+    except CheckinClosed:  # finished on the page (or stopped) a moment ago: its outcome stands
+        await session.rollback()
+        return _closed()
     answers = await answers_of(session, checkin.row.id)
     flag = outcome.flag
     text = outcome.text

@@ -18,10 +18,11 @@ from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
+from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
 from crm_backend.followups.emergencies import end_checkins_on_emergency
-from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
+from crm_backend.followups.models import CheckinChannel, FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.support.api import build_api_app
@@ -342,3 +343,23 @@ async def test_an_emergency_the_route_screened_ends_the_open_check_in(
     assert (checkin.status, checkin.worst_flag, checkin.channel) == ("answered", "emergency", "chat")
     later, _ = await _stored(runtime, family.enrolled.checkin_ids[1])
     assert later.status == "scheduled"  # only the check-in under way ends
+
+
+async def test_a_check_in_is_completed_once_when_chat_and_the_page_finish_together(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The page read the open check-in, then the chat finished it: the page's completion must not
+    complete it again (a second outcome, a second escalation); it is told the check-in closed."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    async with runtime.db.sessions() as page_session:
+        seen_by_page = await load_checkin(page_session, checkin_id)
+        for text in GREEN_DAY_1:
+            turn = await _answer(bot, family.own, checkin_id, text)
+        assert turn["step"] == "finished"
+        with pytest.raises(CheckinClosed):
+            await complete_checkin(
+                page_session, seen_by_page, channel=CheckinChannel.page, now=datetime.now(UTC)
+            )
+        await page_session.rollback()
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.channel) == ("answered", "chat")

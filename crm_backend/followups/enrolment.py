@@ -97,6 +97,29 @@ def plan_checkins(
     return planned
 
 
+async def already_enrolled(
+    session: AsyncSession, patient_id: int, plan_version_id: int, anchor_date: date
+) -> FollowupEnrolment | None:
+    """An active or paused enrolment of the patient in the same plan (any version) from the same
+    anchor date: enrolling again would ask every question twice a day (a CSV uploaded twice after a
+    timeout, a double click). Staff stop or finish the first to enrol again."""
+    version = await session.get(FollowupPlanVersion, plan_version_id)
+    if version is None:
+        return None
+    same_plan = select(FollowupPlanVersion.id).where(FollowupPlanVersion.plan_id == version.plan_id)
+    return await session.scalar(
+        select(FollowupEnrolment)
+        .where(
+            FollowupEnrolment.patient_id == patient_id,
+            FollowupEnrolment.plan_version_id.in_(same_plan),
+            FollowupEnrolment.anchor_date == anchor_date,
+            FollowupEnrolment.status.in_((EnrolmentStatus.active, EnrolmentStatus.paused)),
+        )
+        .order_by(FollowupEnrolment.id)
+        .limit(1)
+    )
+
+
 async def enrol(
     session: AsyncSession, request: EnrolmentRequest, settings: Settings, now: datetime | None = None
 ) -> FollowupEnrolment:

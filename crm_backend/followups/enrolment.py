@@ -312,9 +312,12 @@ async def settle_enrolment(session: AsyncSession, enrolment: FollowupEnrolment, 
     """Lost to follow-up after enough missed check-ins; completed once every check-in is final."""
     statuses = [c.status for c in await checkins_of(session, enrolment.id)]
     missed = sum(1 for status in statuses if status == CheckinStatus.missed)
-    if missed >= settings.followup_lost_after_missed and not enrolment.lost_to_followup:
-        enrolment.lost_to_followup = True
-        log.info("enrolment %s: lost to follow-up after %s missed check-ins", enrolment.id, missed)
+    lost = missed >= settings.followup_lost_after_missed
+    if lost != enrolment.lost_to_followup:
+        # Both ways: a missed check-in a nurse then answers by phone is no longer missed, and a
+        # patient reached is not lost (the report would count them followed up and lost at once).
+        enrolment.lost_to_followup = lost
+        log.info("enrolment %s: lost to follow-up %s (%s missed check-ins)", enrolment.id, lost, missed)
     if enrolment.status == EnrolmentStatus.active and all(status in FINAL for status in statuses):
         enrolment.status = EnrolmentStatus.completed
         enrolment.status_changed_at = datetime.now(UTC)

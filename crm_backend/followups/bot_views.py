@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.service import record as audit
-from crm_backend.config import HOSPITAL_TZ
+from crm_backend.config import HOSPITAL_TZ, parse_hhmm
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
 from crm_backend.followups import scoring
@@ -276,8 +276,7 @@ async def _finish(
 
 
 def _local_time(day: date, hhmm: str) -> datetime:
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=HOSPITAL_TZ)
+    return datetime.combine(day, parse_hhmm(hhmm), tzinfo=HOSPITAL_TZ)
 
 
 def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
 from channels.outbound.wechat_api import WINDOW_ERRORS
-from crm_backend.config import HOSPITAL_TZ, Settings
+from crm_backend.config import HOSPITAL_TZ, Settings, parse_hhmm, within_local_hours
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -74,14 +74,9 @@ START_CHAT, TEMPLATE, REMINDER = "start_chat", "template", "reminder"
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 
 
-def parse_hhmm(value: str) -> time:
-    return time.fromisoformat(value)
-
-
 def in_send_hours(settings: Settings, now: datetime) -> bool:
     """FOLLOWUP_SEND_FROM <= hospital time < FOLLOWUP_SEND_UNTIL: never at night."""
-    local = now.astimezone(HOSPITAL_TZ).time()
-    return parse_hhmm(settings.followup_send_from) <= local < parse_hhmm(settings.followup_send_until)
+    return within_local_hours(now, settings.followup_send_from, settings.followup_send_until)
 
 
 def checkin_key(checkin_id: int, again_at: datetime | None = None) -> str:

@@ -154,7 +154,10 @@ def _patient(resource: FhirPatient) -> DischargedPatient:
 def _encounter_key(encounter: Encounter) -> str:
     for identifier in encounter.identifier or []:
         if identifier.value:
-            return f"{identifier.system or ''}|{identifier.value}"[:255]
+            key = f"{identifier.system or ''}|{identifier.value}"
+            if len(key) > 255:  # cut, two admissions could share a key: a retry answered with another's
+                raise DischargeError("Encounter.identifier: system and value longer than 255 characters")
+            return key
     raise DischargeError("Encounter.identifier with a value is required (it makes a retry safe)")
 
 

@@ -404,3 +404,17 @@ async def test_a_record_without_a_name_is_never_matched_by_phone(
     assert first.status_code == 201
     second = await post(his, bundle(phone=phone, name="王建国"))
     assert second.status_code == 201 and second.json()["patient_id"] != first.json()["patient_id"]
+
+
+async def test_an_encounter_key_too_long_to_store_whole_is_400(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """Cut to the column's 255 characters, two admissions sharing the first 255 would be one: the
+    second discharge (maybe another patient) would be answered with the first one's enrolment."""
+    prefix = "ZY" + "0" * 260
+    first, second = bundle(id_number=resident_id()), bundle(id_number=resident_id(), name="王建国")
+    first["entry"][1]["resource"]["identifier"][0]["value"] = prefix + "1"
+    second["entry"][1]["resource"]["identifier"][0]["value"] = prefix + "2"
+    for body in (first, second):
+        response = await post(his, body)
+        assert response.status_code == 400 and "Encounter.identifier" in response.json()["detail"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -363,3 +363,30 @@ async def test_a_check_in_is_completed_once_when_chat_and_the_page_finish_togeth
         await page_session.rollback()
     checkin, _ = await _stored(runtime, checkin_id)
     assert (checkin.status, checkin.channel) == ("answered", "chat")
+
+
+async def test_an_emergency_ends_only_the_check_in_under_way_of_a_family_managing_two(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The son manages his father (answering now) and his own record has a check-in started
+    yesterday: "突然喘不上气" ends the father's check-in, not the other one."""
+    async with runtime.db.sessions() as session:
+        son = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.openid == family.son.split(":", 1)[1])
+        )
+        assert son is not None
+        own_record = await enrol(
+            session, son.patient_id, identity_id=son.id, now=datetime.now(UTC) - timedelta(days=1)
+        )
+        father = await session.get(FollowupCheckin, family.enrolled.checkin_ids[0])
+        assert father is not None
+        father.identity_id = son.id
+        conversation = Conversation(patient_id=son.patient_id, identity_id=son.id)
+        session.add(conversation)
+        await session.commit()
+        conversation_id = conversation.id
+    assert (await _answer(bot, family.son, family.enrolled.checkin_ids[0], "3分"))["step"] == "ask"
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+    assert await end_checkins_on_emergency(runtime, emergency) == [family.enrolled.checkin_ids[0]]
+    untouched, _ = await _stored(runtime, own_record.checkin_ids[0])
+    assert (untouched.status, untouched.worst_flag) == ("started", None)

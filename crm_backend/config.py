@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: answers for these, so it can never shadow a real account.
 #: The hospital's local time: opening hours, send windows and due times are in it.
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def parse_hhmm(value: str) -> time:
+    """A setting's hospital-local "HH:MM" (validated by the settings' patterns)."""
+    return time.fromisoformat(value)
+
+
+def within_local_hours(now: datetime, start: str, end: str) -> bool:
+    """start <= hospital time < end ("HH:MM" each): the one send-window rule for appointment
+    reminders and follow-up check-ins, so both read the same instant the same way."""
+    local = now.astimezone(HOSPITAL_TZ).time()
+    return parse_hhmm(start) <= local < parse_hhmm(end)
+
 
 SANDBOX_APPID = "wx_sandbox_appid"
 SANDBOX_SECRET = "sandbox-secret"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -53,7 +53,7 @@ from crm_backend.appointments.service import (
     hospital_today,
     session_start,
 )
-from crm_backend.config import Settings
+from crm_backend.config import Settings, parse_hhmm, within_local_hours
 from crm_backend.conversations.models import (
     Conversation,
     DeliveryStatus,
@@ -83,14 +83,9 @@ CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_CLAIMS = 3
 
 
-def parse_hhmm(value: str) -> time:
-    return time.fromisoformat(value)
-
-
 def in_send_window(settings: Settings, now: datetime) -> bool:
     """True when reminders may go out now (hospital time): REMINDER_SEND_FROM <= now < REMINDER_SEND_UNTIL."""
-    local = now.astimezone(HOSPITAL_TZ).time()
-    return parse_hhmm(settings.reminder_send_from) <= local < parse_hhmm(settings.reminder_send_until)
+    return within_local_hours(now, settings.reminder_send_from, settings.reminder_send_until)
 
 
 def in_reply_window(identity: WeChatIdentity, now: datetime) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import HOSPITAL_TZ
@@ -195,6 +195,17 @@ async def complete_checkin(
     assessment = scoring.assess(checkin.questionnaire, answers)
     flag = assessment.flag
     row = checkin.row
+    # Conditional, so that of two channels finishing at once (chat and the page, which may have read
+    # the check-in before the other committed) only one completes it and escalates.
+    allowed = PHONE_STATUSES if channel == CheckinChannel.phone else OPEN_STATUSES
+    completed = await session.execute(
+        update(FollowupCheckin)
+        .where(FollowupCheckin.id == row.id, FollowupCheckin.status.in_(allowed))
+        .values(status=CheckinStatus.answered, answered_at=now, channel=channel, worst_flag=flag.value)
+        .execution_options(synchronize_session=False)
+    )
+    if completed.rowcount != 1:  # type: ignore[attr-defined]
+        raise CheckinClosed(f"check-in {row.id} was completed or closed meanwhile")
     row.status = CheckinStatus.answered
     row.answered_at = now
     row.channel = channel

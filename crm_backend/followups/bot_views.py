@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.service import record as audit
-from crm_backend.config import HOSPITAL_TZ
+from crm_backend.config import HOSPITAL_TZ, parse_hhmm
 from crm_backend.conversations.models import Conversation
 from crm_backend.database.core import RowId
 from crm_backend.followups import opt_out as opting_out
@@ -240,9 +240,13 @@ async def _finish(
     """Complete the check-in: summary and advice by the worst flag; red and emergency escalate at
     once (urgent, the enrolment's team); questions no care answer matched go to the nurse too."""
     conversation_id = await _conversation_id(session, identity)
-    outcome = await complete_checkin(
-        session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
-    )
+    try:
+        outcome = await complete_checkin(
+            session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
+        )
+    except CheckinClosed:  # finished on the page (or stopped) a moment ago: its outcome stands
+        await session.rollback()
+        return _closed()
     answers = await answers_of(session, checkin.row.id)
     flag = outcome.flag
     text = outcome.text
@@ -274,8 +278,7 @@ async def _finish(
 
 
 def _local_time(day: date, hhmm: str) -> datetime:
-    hour, minute = (int(part) for part in hhmm.split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=HOSPITAL_TZ)
+    return datetime.combine(day, parse_hhmm(hhmm), tzinfo=HOSPITAL_TZ)
 
 
 def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:
@@ -295,10 +298,12 @@ def postpone_until(now: datetime, send_from: str, send_until: str) -> datetime:
 async def start(
     checkin_id: RowId, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
-    """The greeting and the first question not answered yet (a postponed check-in resumes)."""
+    """The greeting and the first question not answered yet (a postponed check-in resumes). A check-in
+    closed before its dialogue began (stopped, answered on the page) starts silently: the patient
+    asked nothing, and after a stop (deceased, opted out) nothing more may reach them."""
     checkin = await _checkin_for(session, identity, checkin_id)
     if not checkin.is_open:
-        return _closed()
+        return CheckinTurn(step=Step.closed, messages=[])
     relation = await _relationship(session, identity, checkin.enrolment.patient_id)
     hospital = runtime_of(request).settings.hospital_name
     turn = await _next_turn(session, checkin, [greeting(checkin, relation, hospital)])

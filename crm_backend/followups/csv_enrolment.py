@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.followups.matching import current_versions
-from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
+from crm_backend.followups.models import EnrolmentStatus, FollowupEnrolment, FollowupPlan, FollowupPlanVersion
 from crm_backend.patients.models import Patient
 from crm_backend.staff.models import Team
 
@@ -73,6 +73,28 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
 
 
+async def _open_enrolments(session: AsyncSession, patient_ids: set[int]) -> dict[tuple[int, int, date], int]:
+    """{(patient, plan, anchor date): enrolment id} of the active or paused enrolments of these
+    patients: a row repeating one would ask every question twice (enrolment.already_enrolled, for
+    all rows in one query)."""
+    if not patient_ids:
+        return {}
+    found = await session.execute(
+        select(
+            FollowupEnrolment.patient_id,
+            FollowupPlanVersion.plan_id,
+            FollowupEnrolment.anchor_date,
+            FollowupEnrolment.id,
+        )
+        .join(FollowupPlanVersion, FollowupPlanVersion.id == FollowupEnrolment.plan_version_id)
+        .where(
+            FollowupEnrolment.patient_id.in_(patient_ids),
+            FollowupEnrolment.status.in_((EnrolmentStatus.active, EnrolmentStatus.paused)),
+        )
+    )
+    return {(patient, plan, anchor): enrolment for patient, plan, anchor, enrolment in found.all()}
+
+
 async def read_csv(
     session: AsyncSession, body: bytes, allowed_team: Callable[[int], bool]
 ) -> tuple[list[CsvRow], CsvProblems]:
@@ -109,7 +131,9 @@ async def read_csv(
     known_patients = set((await session.scalars(select(Patient.id).where(Patient.id.in_(patient_ids)))).all())
     team_ids = {_int(values["team_id"]) for values, _ in raw} - {None}
     known_teams = set((await session.scalars(select(Team.id).where(Team.id.in_(team_ids)))).all())
+    enrolled = await _open_enrolments(session, patient_ids)
     rows: list[CsvRow] = []
+    seen: dict[tuple[int, str, date], int] = {}
     for values, line in raw:
         patient_id = _int(values["patient_id"])
         if patient_id is None or patient_id not in known_patients:
@@ -138,6 +162,18 @@ async def read_csv(
         if line in problems.rows:
             continue
         assert patient_id and version and anchor and discharged and team_id
+        twice = seen.get((patient_id, code, anchor))
+        if twice is not None:
+            problems.add(line, f"the same patient, plan and anchor_date as line {twice}")
+            continue
+        seen[(patient_id, code, anchor)] = line
+        earlier = enrolled.get((patient_id, version.plan_id, anchor))
+        if earlier is not None:
+            problems.add(
+                line,
+                f"patient {patient_id} is already enrolled in {code} from {anchor} (enrolment {earlier})",
+            )
+            continue
         rows.append(
             CsvRow(
                 line,

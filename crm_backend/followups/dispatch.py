@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
 from channels.outbound.wechat_api import WINDOW_ERRORS
-from crm_backend.config import HOSPITAL_TZ, Settings
+from crm_backend.config import HOSPITAL_TZ, Settings, parse_hhmm, within_local_hours
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -43,7 +43,7 @@ from crm_backend.conversations.outgoing import add_outbound
 from crm_backend.conversations.reply_window import reply_window
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
-from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, settle_enrolment
+from crm_backend.followups.enrolment import CHECKIN_DIALOGUE, OPEN, cancel_dialogues, settle_enrolment
 from crm_backend.followups.links import checkin_url
 from crm_backend.followups.models import (
     CheckinStatus,
@@ -74,14 +74,9 @@ START_CHAT, TEMPLATE, REMINDER = "start_chat", "template", "reminder"
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 
 
-def parse_hhmm(value: str) -> time:
-    return time.fromisoformat(value)
-
-
 def in_send_hours(settings: Settings, now: datetime) -> bool:
     """FOLLOWUP_SEND_FROM <= hospital time < FOLLOWUP_SEND_UNTIL: never at night."""
-    local = now.astimezone(HOSPITAL_TZ).time()
-    return parse_hhmm(settings.followup_send_from) <= local < parse_hhmm(settings.followup_send_until)
+    return within_local_hours(now, settings.followup_send_from, settings.followup_send_until)
 
 
 def checkin_key(checkin_id: int, again_at: datetime | None = None) -> str:
@@ -404,7 +399,16 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         )
         if started.rowcount != 1:  # type: ignore[attr-defined]
             await session.rollback()
-            log.warning("check-in %s was settled by another worker meanwhile", checkin_id)
+            # Settled while its dialogue was being queued: a stop (or the page, or a call) came in
+            # between, and found no turn to cancel yet. Cancel it now, or the patient (perhaps
+            # deceased, perhaps opted out) still gets the invitation.
+            status = await session.scalar(
+                select(FollowupCheckin.status).where(FollowupCheckin.id == checkin_id)
+            )
+            if status is not None and status not in OPEN:
+                await cancel_dialogues(session, [checkin_id], f"check-in {status} before it started")
+                await session.commit()
+            log.warning("check-in %s was settled meanwhile (%s)", checkin_id, status)
             return "lost race"
         # A takeover whose dialogue was queued before the crash records its send once.
         earlier = select(FollowupSend.id).where(

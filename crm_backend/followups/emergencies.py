@@ -3,7 +3,8 @@
 
 The route's red-flag screen answers such a message before Rasa hears it (120 advice, an urgent
 escalation to nursing) and the worker closes the open form, so the check-in's questions stop. This
-listener records that on the open check-ins of that conversation's WeChat identity: answered in chat
+listener records that on the open check-in of that conversation's WeChat identity (of several, the
+one answered or started last): answered in chat
 with the worst flag `emergency` and the reason, so the check-in is not left half-open, it counts as
 a response, and it stands on the team's flagged list beside the escalation nurses already have.
 """
@@ -11,12 +12,14 @@ a response, and it stands on the team's flagged list beside the escalation nurse
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
-from crm_backend.followups.models import CheckinChannel, CheckinStatus, FollowupCheckin
+from crm_backend.followups.models import CheckinChannel, CheckinStatus, FollowupAnswer, FollowupCheckin
 from crm_backend.followups.plans import Flag
 from crm_backend.runtime import Runtime
 
@@ -36,7 +39,7 @@ async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested
         conversation = await session.get(Conversation, event.conversation_id)
         if conversation is None:
             return []
-        rows = list(
+        started = list(
             await session.scalars(
                 select(FollowupCheckin).where(
                     FollowupCheckin.identity_id == conversation.identity_id,
@@ -44,6 +47,7 @@ async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested
                 )
             )
         )
+        rows = await _under_way(session, started)
         for row in rows:
             row.status = CheckinStatus.answered
             row.answered_at = now
@@ -55,3 +59,33 @@ async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested
     for row in rows:
         log.warning("check-in %s ended on an emergency in conversation %s", row.id, event.conversation_id)
     return [row.id for row in rows]
+
+
+async def _under_way(session: AsyncSession, started: list[FollowupCheckin]) -> list[FollowupCheckin]:
+    """The one check-in the chat was about: of several started for one account (a daughter who
+    manages both parents), the one answered or started last. The others were not what the
+    emergency was about; closing them would record an emergency for the wrong patient and stop
+    asking them (the emergency itself is escalated either way)."""
+    if len(started) <= 1:
+        return started
+    last_answer = dict(
+        (
+            await session.execute(
+                select(FollowupAnswer.checkin_id, func.max(FollowupAnswer.created_at))
+                .where(FollowupAnswer.checkin_id.in_([row.id for row in started]))
+                .group_by(FollowupAnswer.checkin_id)
+            )
+        ).all()
+    )
+
+    def activity(row: FollowupCheckin) -> tuple[datetime, int]:
+        moments = [m for m in (row.started_at, last_answer.get(row.id)) if m is not None]
+        latest = max((_aware(m) for m in moments), default=datetime.min.replace(tzinfo=UTC))
+        return latest, row.id
+
+    return [max(started, key=activity)]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC datetimes from an aggregate."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

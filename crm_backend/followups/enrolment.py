@@ -97,6 +97,29 @@ def plan_checkins(
     return planned
 
 
+async def already_enrolled(
+    session: AsyncSession, patient_id: int, plan_version_id: int, anchor_date: date
+) -> FollowupEnrolment | None:
+    """An active or paused enrolment of the patient in the same plan (any version) from the same
+    anchor date: enrolling again would ask every question twice a day (a CSV uploaded twice after a
+    timeout, a double click). Staff stop or finish the first to enrol again."""
+    version = await session.get(FollowupPlanVersion, plan_version_id)
+    if version is None:
+        return None
+    same_plan = select(FollowupPlanVersion.id).where(FollowupPlanVersion.plan_id == version.plan_id)
+    return await session.scalar(
+        select(FollowupEnrolment)
+        .where(
+            FollowupEnrolment.patient_id == patient_id,
+            FollowupEnrolment.plan_version_id.in_(same_plan),
+            FollowupEnrolment.anchor_date == anchor_date,
+            FollowupEnrolment.status.in_((EnrolmentStatus.active, EnrolmentStatus.paused)),
+        )
+        .order_by(FollowupEnrolment.id)
+        .limit(1)
+    )
+
+
 async def enrol(
     session: AsyncSession, request: EnrolmentRequest, settings: Settings, now: datetime | None = None
 ) -> FollowupEnrolment:
@@ -241,26 +264,32 @@ async def stop_enrolment(
             .where(FollowupCheckin.id.in_(open_ids), FollowupCheckin.status.in_(OPEN))
             .values(status=CheckinStatus.skipped, reason=f"enrolment stopped ({reason})")
         )
-        keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in open_ids]
-        turns = select(InboundMessage.id).where(
-            or_(
-                InboundMessage.dedupe_key.in_(keys),
-                *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
-            )
-        )
-        await session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
-            .values(status=InboundStatus.FAILED, last_error=f"follow-up stopped ({reason})")
-        )
-        # An invitation stored but not yet sent (WeChat was out of reach) stays unsent.
-        await session.execute(
-            update(Message)
-            .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
-            .values(delivery_status=DeliveryStatus.FAILED, delivery_error=f"follow-up stopped ({reason})")
-        )
+        await cancel_dialogues(session, open_ids, f"follow-up stopped ({reason})")
     log.info("enrolment %s stopped: %s", enrolment_id, reason)
     return enrolment
+
+
+async def cancel_dialogues(session: AsyncSession, checkin_ids: list[int], why: str) -> None:
+    """Fail the check-ins' dialogue turns not yet taken up and any invitation stored but not yet
+    sent (WeChat was out of reach), so nothing of these check-ins reaches the patient. The caller
+    commits."""
+    keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in checkin_ids]
+    turns = select(InboundMessage.id).where(
+        or_(
+            InboundMessage.dedupe_key.in_(keys),
+            *(InboundMessage.dedupe_key.like(f"{key}:%") for key in keys),
+        )
+    )
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
+        .values(status=InboundStatus.FAILED, last_error=why[:255])
+    )
+    await session.execute(
+        update(Message)
+        .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
+        .values(delivery_status=DeliveryStatus.FAILED, delivery_error=why[:255])
+    )
 
 
 async def stop_for_checkin(
@@ -283,9 +312,12 @@ async def settle_enrolment(session: AsyncSession, enrolment: FollowupEnrolment, 
     """Lost to follow-up after enough missed check-ins; completed once every check-in is final."""
     statuses = [c.status for c in await checkins_of(session, enrolment.id)]
     missed = sum(1 for status in statuses if status == CheckinStatus.missed)
-    if missed >= settings.followup_lost_after_missed and not enrolment.lost_to_followup:
-        enrolment.lost_to_followup = True
-        log.info("enrolment %s: lost to follow-up after %s missed check-ins", enrolment.id, missed)
+    lost = missed >= settings.followup_lost_after_missed
+    if lost != enrolment.lost_to_followup:
+        # Both ways: a missed check-in a nurse then answers by phone is no longer missed, and a
+        # patient reached is not lost (the report would count them followed up and lost at once).
+        enrolment.lost_to_followup = lost
+        log.info("enrolment %s: lost to follow-up %s (%s missed check-ins)", enrolment.id, lost, missed)
     if enrolment.status == EnrolmentStatus.active and all(status in FINAL for status in statuses):
         enrolment.status = EnrolmentStatus.completed
         enrolment.status_changed_at = datetime.now(UTC)

@@ -24,6 +24,7 @@ from crm_backend.followups.csv_enrolment import read_csv
 from crm_backend.followups.enrolment import (
     EnrolmentError,
     EnrolmentRequest,
+    already_enrolled,
     checkins_of,
     enrol,
     pause_enrolment,
@@ -201,6 +202,13 @@ async def create_enrolment(
     version = versions.get(body.plan_code)
     if version is None:
         raise HTTPException(422, f"no active plan {body.plan_code!r}; known: {sorted(versions)}")
+    earlier = await already_enrolled(session, body.patient_id, version.id, body.anchor_date)
+    if earlier is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the patient is already enrolled in {body.plan_code} from {body.anchor_date} "
+            f"(enrolment {earlier.id}, {earlier.status}): stop it first to enrol again",
+        )
     try:
         enrolment = await enrol(
             session,

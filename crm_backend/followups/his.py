@@ -88,12 +88,16 @@ def parse_discharge(body: bytes) -> Discharge:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DischargeError(f"the body is not JSON: {exc}") from None
+    except RecursionError:  # hostile nesting: refused, not a 500
+        raise DischargeError("the body is nested too deeply") from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise DischargeError('the body must be a FHIR R4B Bundle (resourceType "Bundle")')
     try:
         bundle = Bundle.model_validate(data)
     except ValidationError as exc:
         raise DischargeError(f"not a valid FHIR R4B Bundle: {_problems(exc)}") from None
+    except RecursionError:
+        raise DischargeError("not a valid FHIR R4B Bundle: nested too deeply") from None
     resources = [entry.resource for entry in bundle.entry or [] if entry.resource is not None]
     patients = [r for r in resources if isinstance(r, FhirPatient)]
     encounters = [r for r in resources if isinstance(r, Encounter)]
@@ -150,7 +154,10 @@ def _patient(resource: FhirPatient) -> DischargedPatient:
 def _encounter_key(encounter: Encounter) -> str:
     for identifier in encounter.identifier or []:
         if identifier.value:
-            return f"{identifier.system or ''}|{identifier.value}"[:255]
+            key = f"{identifier.system or ''}|{identifier.value}"
+            if len(key) > 255:  # cut, two admissions could share a key: a retry answered with another's
+                raise DischargeError("Encounter.identifier: system and value longer than 255 characters")
+            return key
     raise DischargeError("Encounter.identifier with a value is required (it makes a retry safe)")
 
 
@@ -207,11 +214,13 @@ async def find_or_create_patient(
             (await session.scalars(select(Patient).where(Patient.phone_hash == phone_hash))).all()
         )
         # A phone alone is trusted only for the one person of that name who has it, and who has
-        # no other resident ID on file.
+        # no other resident ID on file. Both names must be known: a record without a name (one the
+        # HIS created from a nameless Patient) may be anyone in the family that shares the phone.
         candidates = [
             p
             for p in same_phone
-            if (p.display_name == found.name or p.display_name is None)
+            if found.name
+            and p.display_name == found.name
             and (found.id_number is None or p.id_number_hash is None)
         ]
         if len(candidates) == 1 and len(same_phone) == 1:

@@ -18,6 +18,7 @@ from crm_backend.audit.service import record as audit
 from crm_backend.database.core import RowId
 from crm_backend.followups import worklists
 from crm_backend.followups.answers import Checkin, CheckinClosed
+from crm_backend.followups.enrolment import settle_enrolment
 from crm_backend.followups.worklists import (
     CallIn,
     CallOutcomeRead,
@@ -139,6 +140,8 @@ async def record_call(
         await session.rollback()
         errors = [{"loc": ["body", "answers", code], "msg": msg} for code, msg in refused.errors.items()]
         return JSONResponse({"detail": refused.detail, "errors": errors}, status_code=refused.status)
+    if flag is not None:  # answered: no longer missed (lost to follow-up recounted), maybe the last one
+        await settle_enrolment(session, checkin.enrolment, runtime.settings)
     await audit(
         session,
         staff_id=staff.id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,10 +18,11 @@ from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
+from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
 from crm_backend.followups.emergencies import end_checkins_on_emergency
-from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
+from crm_backend.followups.models import CheckinChannel, FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.support.api import build_api_app
@@ -312,7 +313,7 @@ async def test_opting_out_is_confirmed_then_stops_the_enrolment_and_is_audited(
         )
         assert audited is not None and audited.patient_id == family.patient_id
     closed = await _post(bot, family.own, f"/{family.enrolled.checkin_ids[1]}/start")
-    assert closed["step"] == "closed"
+    assert closed["step"] == "closed" and closed["messages"] == []  # nothing said after the stop
 
 
 async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> None:
@@ -509,3 +510,50 @@ async def test_a_bad_opt_out_reply_is_refused(bot: httpx.AsyncClient, family: Fa
         )
         assert response.status_code in (400, 422), body
     assert (await _opt_out(bot, family.own))["step"] == "confirm"  # nothing changed
+
+
+async def test_a_check_in_is_completed_once_when_chat_and_the_page_finish_together(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The page read the open check-in, then the chat finished it: the page's completion must not
+    complete it again (a second outcome, a second escalation); it is told the check-in closed."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    async with runtime.db.sessions() as page_session:
+        seen_by_page = await load_checkin(page_session, checkin_id)
+        for text in GREEN_DAY_1:
+            turn = await _answer(bot, family.own, checkin_id, text)
+        assert turn["step"] == "finished"
+        with pytest.raises(CheckinClosed):
+            await complete_checkin(
+                page_session, seen_by_page, channel=CheckinChannel.page, now=datetime.now(UTC)
+            )
+        await page_session.rollback()
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.channel) == ("answered", "chat")
+
+
+async def test_an_emergency_ends_only_the_check_in_under_way_of_a_family_managing_two(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The son manages his father (answering now) and his own record has a check-in started
+    yesterday: "突然喘不上气" ends the father's check-in, not the other one."""
+    async with runtime.db.sessions() as session:
+        son = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.openid == family.son.split(":", 1)[1])
+        )
+        assert son is not None
+        own_record = await enrol(
+            session, son.patient_id, identity_id=son.id, now=datetime.now(UTC) - timedelta(days=1)
+        )
+        father = await session.get(FollowupCheckin, family.enrolled.checkin_ids[0])
+        assert father is not None
+        father.identity_id = son.id
+        conversation = Conversation(patient_id=son.patient_id, identity_id=son.id)
+        session.add(conversation)
+        await session.commit()
+        conversation_id = conversation.id
+    assert (await _answer(bot, family.son, family.enrolled.checkin_ids[0], "3分"))["step"] == "ask"
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+    assert await end_checkins_on_emergency(runtime, emergency) == [family.enrolled.checkin_ids[0]]
+    untouched, _ = await _stored(runtime, own_record.checkin_ids[0])
+    assert (untouched.status, untouched.worst_flag) == ("started", None)

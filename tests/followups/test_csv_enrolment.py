@@ -81,3 +81,30 @@ async def test_one_bad_row_and_nothing_is_enrolled(
         assert entry.detail["enrolments"] == [row["enrolment_id"] for row in enrolled]
         first = await session.get(FollowupEnrolment, enrolled[0]["enrolment_id"])
         assert first is not None and (first.source, first.attending_doctor) == ("csv", "陈志远")
+
+
+async def test_a_file_uploaded_twice_or_a_repeated_row_enrols_nobody_twice(
+    app: FastAPI, admin_client: httpx.AsyncClient, runtime: Runtime
+):
+    """Uploading again after a timeout must not ask every patient each question twice a day."""
+    plan = definition(unique_code(), days=(1, 3))
+    await make_plan(runtime, plan)
+    ward = await make_team(runtime)
+    patients = [(await make_patient(runtime))[0] for _ in range(2)]
+    header = "patient_id,plan_code,anchor_date,team_id"
+    rows = [header, *(f"{p},{plan.code},2030-08-01,{ward}" for p in patients)]
+    headers = {"Content-Type": "text/csv"}
+    async with staff_client(app, admin_client, "nurse", [ward]) as (_, nurse):
+        repeated = await nurse.post(URL, content="\n".join([*rows, rows[1]]).encode(), headers=headers)
+        assert repeated.status_code == 422, repeated.text
+        assert repeated.json()["rows"] == [
+            {"line": 4, "problems": ["the same patient, plan and anchor_date as line 2"]}
+        ]
+        assert await _enrolled(runtime, patients) == 0
+
+        assert (await nurse.post(URL, content="\n".join(rows).encode(), headers=headers)).status_code == 201
+        again = await nurse.post(URL, content="\n".join(rows).encode(), headers=headers)
+        assert again.status_code == 422, again.text
+        assert [row["line"] for row in again.json()["rows"]] == [2, 3]
+        assert "already enrolled" in again.json()["rows"][0]["problems"][0]
+    assert await _enrolled(runtime, patients) == 2

@@ -10,6 +10,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
@@ -24,9 +25,12 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.conversations.service import current_conversation
+from crm_backend.conversations.turns import DialogueRequest
+from crm_backend.followups import dispatch
 from crm_backend.followups.dispatch import run_followups
+from crm_backend.followups.enrolment import stop_enrolment
 from crm_backend.followups.links import PAGE_PATH, read_checkin_token
-from crm_backend.followups.models import FollowupCheckin, FollowupSend
+from crm_backend.followups.models import FollowupCheckin, FollowupSend, StopReason
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.appointments.test_reminders import worker_outbox, worker_turns
@@ -405,3 +409,34 @@ async def test_a_refused_chat_start_is_followed_by_the_template(
     )
     assert (invited.kind, invited.status) == ("template", "sent")
     assert (await checkins(runtime, enrolment_id))[0].started_via == "template"
+
+
+async def test_a_stop_while_the_check_in_is_being_started_sends_nothing(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat, monkeypatch: pytest.MonkeyPatch
+):
+    """A nurse stops the enrolment (deceased) after the worker checked it was active and before its
+    dialogue was queued: the stop finds no turn to cancel, so the worker must cancel the one it queues."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 10, 30)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(days=5))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    real_start = dispatch.start_dialogue
+
+    async def stopped_meanwhile(rt: Runtime, request: DialogueRequest) -> int | None:
+        async with runtime.db.sessions() as session:
+            await stop_enrolment(session, enrolment_id, StopReason.deceased)
+            await session.commit()
+        return await real_start(rt, request)
+
+    monkeypatch.setattr(dispatch, "start_dialogue", stopped_meanwhile)
+    await run_followups(outbox, now)
+    monkeypatch.undo()
+    holder = await identity(runtime, identity_id)
+    await worker_turns(outbox, holder, now + timedelta(seconds=5))
+
+    day1, day3 = await checkins(runtime, enrolment_id)
+    assert (day1.status, day3.status) == ("skipped", "skipped")
+    assert fake_wechat.sent(holder.openid) == []  # no invitation to a deceased patient's family
+    [turn] = await dialogues(runtime, day1.id)
+    assert turn.status == "failed"

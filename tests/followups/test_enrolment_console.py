@@ -110,3 +110,28 @@ async def test_enrolling_with_unknown_patient_plan_or_team_is_422(
     assert (
         await admin_client.post("/api/console/followups/enrolments", json={**good, "anchor_date": "x"})
     ).status_code == 400
+
+
+async def test_enrolling_a_patient_twice_in_one_plan_from_one_date_is_409(
+    app: FastAPI, admin_client: httpx.AsyncClient, runtime: Runtime
+):
+    """A double click (or a second nurse) would ask the patient every question twice a day."""
+    plan = definition(unique_code(), days=(1, 7))
+    await make_plan(runtime, plan)
+    ward = await make_team(runtime)
+    patient_id, _ = await make_patient(runtime)
+    body = {"patient_id": patient_id, "plan_code": plan.code, "anchor_date": "2030-06-01", "team_id": ward}
+    async with staff_client(app, admin_client, "nurse", [ward]) as (_, nurse):
+        first = await nurse.post("/api/console/followups/enrolments", json=body)
+        assert first.status_code == 201, first.text
+        again = await nurse.post("/api/console/followups/enrolments", json=body)
+        assert again.status_code == 409 and str(first.json()["id"]) in again.json()["detail"]
+        # Another anchor date (a second operation) is another enrolment.
+        later = await nurse.post(
+            "/api/console/followups/enrolments", json={**body, "anchor_date": "2030-09-01"}
+        )
+        assert later.status_code == 201
+        # Once the first is stopped (readmitted), the patient may be enrolled again from that date.
+        url = f"/api/console/followups/enrolments/{first.json()['id']}/stop"
+        assert (await nurse.post(url, json={"reason": "readmitted"})).status_code == 200
+        assert (await nurse.post("/api/console/followups/enrolments", json=body)).status_code == 201

@@ -370,3 +370,51 @@ async def test_the_team_is_the_ward_the_his_names_else_nursing(
     assert (await post(his, named)).json()["team_id"] == ward
     assert (await post(his, unknown)).json()["team_id"] == nursing
     assert (await post(his, bundle(id_number=resident_id()))).json()["team_id"] == nursing
+
+
+async def test_hostile_nesting_is_400_not_a_server_error(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """JSON nested deeper than Python's recursion limit (well inside 256 KiB) is refused by name."""
+    deep_json = (
+        b'{"resourceType": "Bundle", "type": "collection", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    )
+    response = await post(his, deep_json)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+    body = bundle(id_number=resident_id())
+    extension: list[dict[str, Any]] = []
+    for _ in range(400):  # valid JSON, but extensions inside extensions past the validator's depth
+        extension = [{"url": "urn:x", "extension": extension}]
+    body["entry"][0]["resource"]["extension"] = extension
+    response = await post(his, body)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert await _enrolments_of(his, body) == 0
+
+
+async def test_a_record_without_a_name_is_never_matched_by_phone(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """A HIS Patient without a name creates a record with only the family's phone; the next discharge
+    with that phone (the parent's, named) must not be attached to it."""
+    phone = new_phone()
+    nameless = bundle(phone=phone)
+    nameless["entry"][0]["resource"]["name"] = []
+    first = await post(his, nameless)
+    assert first.status_code == 201
+    second = await post(his, bundle(phone=phone, name="王建国"))
+    assert second.status_code == 201 and second.json()["patient_id"] != first.json()["patient_id"]
+
+
+async def test_an_encounter_key_too_long_to_store_whole_is_400(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion
+):
+    """Cut to the column's 255 characters, two admissions sharing the first 255 would be one: the
+    second discharge (maybe another patient) would be answered with the first one's enrolment."""
+    prefix = "ZY" + "0" * 260
+    first, second = bundle(id_number=resident_id()), bundle(id_number=resident_id(), name="王建国")
+    first["entry"][1]["resource"]["identifier"][0]["value"] = prefix + "1"
+    second["entry"][1]["resource"]["identifier"][0]["value"] = prefix + "2"
+    for body in (first, second):
+        response = await post(his, body)
+        assert response.status_code == 400 and "Encounter.identifier" in response.json()["detail"]

@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 
 from crm_backend.audit.models import AuditEntry
 from crm_backend.followups import links
-from crm_backend.followups.models import FollowupAnswer, FollowupCall, FollowupCheckin, FollowupSend
+from crm_backend.followups.enrolment import settle_enrolment
+from crm_backend.followups.models import (
+    FollowupAnswer,
+    FollowupCall,
+    FollowupCheckin,
+    FollowupEnrolment,
+    FollowupSend,
+)
 from crm_backend.runtime import Runtime
 from tests.followups.page_support import (  # noqa: F401 (fixtures)
     admin_client,
@@ -279,3 +286,30 @@ async def test_bad_call_answers_are_refused_and_nothing_is_written(
         assert await _calls(runtime, missed.checkin_id) == []
         row = await _row(runtime, missed.checkin_id)
         assert (row.status, row.worst_flag) == ("missed", None)
+
+
+async def test_a_patient_reached_by_phone_is_no_longer_lost_to_follow_up(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+) -> None:
+    """Two missed check-ins made the patient lost (失访); the nurse then reaches them and enters the
+    answers: the report must not count them as followed up and lost at once."""
+    team = await make_team(runtime)
+    missed = await enrol(runtime, team, status="missed")
+    async with runtime.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, missed.enrolment_id)
+        assert enrolment is not None
+        for checkin in await session.scalars(
+            select(FollowupCheckin).where(FollowupCheckin.enrolment_id == enrolment.id)
+        ):
+            checkin.status = "missed"
+        await settle_enrolment(session, enrolment, runtime.settings)
+        assert enrolment.lost_to_followup and enrolment.status == "completed"
+        await session.commit()
+    url = f"{CHECKIN}{missed.checkin_id}/calls"
+    answers = {"pain": 2, "temperature": 36.8, "wound_red": False, "symptoms": []}
+    async with staff_client(app, admin_client, "nurse", [team]) as (_, nurse_client):
+        call = await nurse_client.post(url, json={"reached": True, "answers": answers})
+        assert call.status_code == 200, call.text
+    async with runtime.db.sessions() as session:
+        enrolment = await session.get(FollowupEnrolment, missed.enrolment_id)
+        assert enrolment is not None and not enrolment.lost_to_followup

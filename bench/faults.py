@@ -1094,7 +1094,7 @@ def main() -> None:
         type=int,
         default=None,
         help="check-ins made due in each fault window (twice as many for a kill mid-dispatch; "
-        "default 3; 2 with --short)",
+        "default 3; 1 with --short)",
     )
     parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between one patient's messages")
     parser.add_argument("--settle", type=float, default=240, help="seconds allowed to settle after the load")
@@ -1102,7 +1102,7 @@ def main() -> None:
     args = parser.parse_args()
     args.rasa = args.rasa or (1 if args.short else 2)
     args.patients = args.patients or (8 if args.short else 20)
-    args.checkins = args.checkins if args.checkins is not None else (2 if args.short else 3)
+    args.checkins = args.checkins if args.checkins is not None else (1 if args.short else 3)
     sys.exit(asyncio.run(run(args)))
 
 

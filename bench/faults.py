@@ -83,6 +83,9 @@ WECHAT_PUSH_TRIES = 3
 CHECKIN_PLAN = "lap_cholecystectomy"
 CHECKIN_PROCEDURE = "腹腔镜胆囊切除术"
 FOLLOWUP_TEMPLATE = "tmpl-faults-followup-checkin"
+#: A check-in patient writes this many answers, then falls silent (the day-1 questionnaire has seven
+#: questions: enough for most to finish, while the load stays near the ordinary patients').
+CHECKIN_ANSWERS = 8
 #: A dead worker's claim is taken over this soon (the product's default is a minute).
 CLAIM_TIMEOUT_SECONDS = 5
 
@@ -473,19 +476,22 @@ class Load:
             step += 1
 
     async def checkin_patient(self, openid: str, due: asyncio.Event) -> None:
-        """Silent until their check-in is due; then answers what the bot asked last, as pushes."""
+        """Silent until their check-in is due; then answers what the bot asked last, as pushes,
+        until they have written CHECKIN_ANSWERS of them."""
         stopping = asyncio.create_task(self.stopping.wait())
         made_due = asyncio.create_task(due.wait())
         await asyncio.wait({stopping, made_due}, return_when=asyncio.FIRST_COMPLETED)
         for waiting in (stopping, made_due):
             waiting.cancel()
-        while not self.stopping.is_set():
+        answered = 0
+        while not self.stopping.is_set() and answered < CHECKIN_ANSWERS:
             await self._pause()
             if self.stopping.is_set():
                 return
             received = await asyncio.to_thread(self.rig.fake.texts, openid)
             if received:  # nothing yet: the check-in has not reached them
                 await self.push(openid, checkin_answer(received[-1]))
+                answered += 1
 
     async def agent(self, console: ConsoleClient, conversations: dict[str, int]) -> None:
         """An agent answering each chat staff hold every few seconds."""

@@ -7,9 +7,17 @@ the machine's shared servers are never touched. Patients chat, book and ask for 
 retries pushes it got no answer for and sometimes repeats one it did; an agent answers the chats
 staff hold. Each fault hits one of each kind of process or one outside system, in its own window.
 
+Post-operative check-ins join the load: patients enrolled in a shipped follow-up plan (anchored in
+the future, so nothing is due) have their day-1 check-in made due just as each fault is injected, so
+the workers' dispatcher starts it under the fault; those patients then answer the plan's questions
+in chat as pushes of the load.
+
 Checked at the end, for every push WeChat got "success" for: stored once; answered exactly once,
 or marked with its reason (given up and escalated, held by staff, refused by WeChat); no answer
 for a push never stored; answers in the order of the pushes; every agent reply delivered once.
+For every check-in made due: started exactly once (one dialogue turn under its key, its first
+message at the fake WeChat API once), none lost (due but never started, or its dialogue dropped
+without a reason the books accept), each answer stored once.
 
     .venv/bin/python bench/faults.py            # the full suite (about 10 minutes)
     .venv/bin/python bench/faults.py --short    # the version `make test` runs
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import random
 import sys
@@ -30,7 +39,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fault_rig import OwnRedis, Relay, postgres_address
 from bench.webhook_latency import default_timings
-from channels.outbound.delivery import UNCERTAIN
+from channels.outbound.delivery import TEMPLATE_KEY, UNCERTAIN
+from crm_backend.config import HOSPITAL_TZ
 from crm_backend.database.core import Database
+from crm_backend.followups.dispatch import checkin_id_of_key
+from crm_backend.followups.plan_service import ensure_shipped_plans
 from tests.support.console import ConsoleClient
 from tests.support.postgres import drop_postgres, recreate_postgres
 from tests.support.settle import wait_turn_settled
@@ -67,6 +79,26 @@ REPEAT_SHARE = 0.1
 #: WeChat waits this long for our answer to a push, and tries this many times in all.
 WECHAT_PUSH_TIMEOUT = 5.0
 WECHAT_PUSH_TRIES = 3
+#: The shipped plan the check-in patients are enrolled in (its day-1 check-in is made due).
+CHECKIN_PLAN = "lap_cholecystectomy"
+CHECKIN_PROCEDURE = "腹腔镜胆囊切除术"
+FOLLOWUP_TEMPLATE = "tmpl-faults-followup-checkin"
+#: A check-in patient writes this many answers, then falls silent (the day-1 questionnaire has seven
+#: questions: enough for most to finish, while the load stays near the ordinary patients').
+CHECKIN_ANSWERS = 8
+#: A dead worker's claim is taken over this soon (the product's default is a minute).
+CLAIM_TIMEOUT_SECONDS = 5
+
+
+def checkin_answer(asked: str) -> str:
+    """What a patient who is doing well answers to the plan's question they read last."""
+    if "体温" in asked:
+        return "三十六度八"
+    if "打个分" in asked or "0 分" in asked:
+        return "有点疼，大概3分"
+    if "排气" in asked or "放屁" in asked:
+        return "1"
+    return "没有"
 
 
 @dataclass
@@ -88,6 +120,15 @@ class AgentReply:
 
 
 @dataclass
+class DueCheckin:
+    """A check-in made due in a fault window, and the patient who answers it."""
+
+    checkin_id: int
+    openid: str
+    window: str
+
+
+@dataclass
 class Window:
     name: str
     started: float
@@ -102,6 +143,9 @@ class Books:
     replies: list[AgentReply] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
     to_staff: set[str] = field(default_factory=set)
+    #: Enrolled patients whose day-1 check-in is not due yet: (openid, check-in id).
+    checkin_pool: list[tuple[str, int]] = field(default_factory=list)
+    checkins: list[DueCheckin] = field(default_factory=list)
 
     @property
     def window(self) -> str:
@@ -142,6 +186,7 @@ class Rig:
         self.wechat: FakeWeChat | None = None
         self.database_name = os.environ.get("TEST_POSTGRES_DB", "carebridge_test") + "_faults"
         self.direct_dsn = ""
+        self.direct_url = ""
 
     @property
     def url(self) -> str:
@@ -156,7 +201,7 @@ class Rig:
         self.redis.start()
         self.db_relay.start()
         self.web_relay.start()
-        direct_url = await recreate_postgres(self.database_name)
+        direct_url = self.direct_url = await recreate_postgres(self.database_name)
         self.direct_dsn = direct_url.replace("postgresql+asyncpg", "postgresql")
         host, port = postgres_address()
         relayed_url = direct_url.replace(f"{host}:{port}", f"127.0.0.1:{self.db_relay.port}")
@@ -176,12 +221,25 @@ class Rig:
             "ACTION_SERVER_URLS": ",".join(f"http://127.0.0.1:{r.action_port}" for r in self.rasa),
             # The full suite runs the product's own timings; the short one the test suite's.
             **({} if self.short else default_timings()),
+            # Check-ins start within a second of being due, at any hour the suite runs.
+            "FOLLOWUP_INTERVAL_SECONDS": "1",
+            "FOLLOWUP_SEND_FROM": "00:00",
+            "FOLLOWUP_SEND_UNTIL": "23:59",
+            "FOLLOWUP_TEMPLATE_ID": FOLLOWUP_TEMPLATE,
+            "FOLLOWUP_CLAIM_TIMEOUT_SECONDS": str(CLAIM_TIMEOUT_SECONDS),
         }
         self.stacks = [
             Stack(f"faults-{i}", relayed_url, self.redis.url(0), self.rasa[0], self.fake, port, settings)
             for i, port in enumerate(self.web_ports)
         ]
         self.stacks[0].migrate()
+        database = Database(self.direct_url)
+        try:
+            async with database.sessions() as session:
+                await ensure_shipped_plans(session)
+                await session.commit()
+        finally:
+            await database.dispose()
         for stack in self.stacks:
             stack.start_web()
             stack.start_worker()
@@ -272,6 +330,26 @@ async def _worker_kill_mid_turn(rig: Rig, timing: Timing) -> None:
     await _worker_kill(rig, timing, mid_turn=True)
 
 
+async def _worker_kill_mid_dispatch(rig: Rig, timing: Timing) -> None:
+    """Both workers SIGKILLed the moment one of them holds a check-in claim (a start under way),
+    so the claim belongs to a dead worker and must be taken over."""
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if await conn.fetchval("SELECT count(*) FROM followup_checkins WHERE status = 'claimed'"):
+                break
+            await asyncio.sleep(0.002)
+    finally:
+        await conn.close()
+    for stack in rig.stacks:
+        assert stack.worker is not None
+        stack.worker.kill()
+    await asyncio.sleep(timing.restart_after)
+    for stack in rig.stacks:
+        stack.start_worker()
+
+
 async def _web_kill(rig: Rig, timing: Timing) -> None:
     web = rig.stacks[0].web
     assert web is not None
@@ -326,6 +404,7 @@ FAULTS: dict[str, Inject] = {
     "redis_restart": _redis_restart,
     "worker_kill_between_turns": _worker_kill_between,
     "worker_kill_mid_turn": _worker_kill_mid_turn,
+    "worker_kill_mid_dispatch": _worker_kill_mid_dispatch,
     "web_kill": _web_kill,
     "rasa_down": _rasa_down,
     "action_server_down": _action_server_down,
@@ -339,6 +418,7 @@ SHORT_FAULTS = [
     "none",
     "redis_data_loss",
     "worker_kill_mid_turn",
+    "worker_kill_mid_dispatch",
     "web_kill",
     "action_server_down",
     "wechat_5xx",
@@ -394,6 +474,24 @@ class Load:
                 return
             await self.push(openid, script[step % len(script)])
             step += 1
+
+    async def checkin_patient(self, openid: str, due: asyncio.Event) -> None:
+        """Silent until their check-in is due; then answers what the bot asked last, as pushes,
+        until they have written CHECKIN_ANSWERS of them."""
+        stopping = asyncio.create_task(self.stopping.wait())
+        made_due = asyncio.create_task(due.wait())
+        await asyncio.wait({stopping, made_due}, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in (stopping, made_due):
+            waiting.cancel()
+        answered = 0
+        while not self.stopping.is_set() and answered < CHECKIN_ANSWERS:
+            await self._pause()
+            if self.stopping.is_set():
+                return
+            received = await asyncio.to_thread(self.rig.fake.texts, openid)
+            if received:  # nothing yet: the check-in has not reached them
+                await self.push(openid, checkin_answer(received[-1]))
+                answered += 1
 
     async def agent(self, console: ConsoleClient, conversations: dict[str, int]) -> None:
         """An agent answering each chat staff hold every few seconds."""
@@ -451,6 +549,59 @@ async def hand_to_staff(rig: Rig, openid: str, console: ConsoleClient) -> int:
     return int(found["conversation_id"])
 
 
+async def enrol_for_checkins(rig: Rig, console: ConsoleClient, openids: list[str]) -> list[tuple[str, int]]:
+    """Each patient enrolled in the shipped plan through the console, discharged a month from now
+    (nothing due yet); returns each one's day-1 check-in."""
+    team = await console.post("/api/console/admin/teams", {"name": f"随访组 {new_openid()[-6:]}"})
+    team.raise_for_status()
+    anchor = (datetime.now(HOSPITAL_TZ) + timedelta(days=30)).date().isoformat()
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        patient_of = dict(
+            await conn.fetch(
+                "SELECT openid, patient_id FROM wechat_identities WHERE openid = ANY($1::text[])", openids
+            )
+        )
+    finally:
+        await conn.close()
+    enrolled = []
+    for openid in openids:
+        response = await console.post(
+            "/api/console/followups/enrolments",
+            {
+                "patient_id": patient_of[openid],
+                "plan_code": CHECKIN_PLAN,
+                "anchor_date": anchor,
+                "team_id": team.json()["id"],
+                "procedure": CHECKIN_PROCEDURE,
+            },
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"enrolling {openid}: {response.status_code} {response.text}")
+        first = min(response.json()["checkins"], key=lambda c: c["day"])
+        enrolled.append((openid, int(first["id"])))
+    return enrolled
+
+
+async def make_due(rig: Rig, books: Books, events: dict[str, asyncio.Event], count: int) -> None:
+    """A few check-ins due now, as the fault is injected: the dispatcher starts them under it."""
+    chosen, books.checkin_pool = books.checkin_pool[:count], books.checkin_pool[count:]
+    if not chosen:
+        return
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        await conn.execute(
+            "UPDATE followup_checkins SET due_at = $2 WHERE id = ANY($1::int[])",
+            [checkin_id for _, checkin_id in chosen],
+            datetime.now(UTC),
+        )
+    finally:
+        await conn.close()
+    for openid, checkin_id in chosen:
+        books.checkins.append(DueCheckin(checkin_id, openid, books.window))
+        events[openid].set()
+
+
 #: Joins the row `x` of a conversation to the patient's WeChat identity `w`.
 OF_PATIENT = (
     " JOIN conversations c ON c.id = x.conversation_id JOIN wechat_identities w ON w.id = c.identity_id "
@@ -470,10 +621,23 @@ class Row:
     duplicated: int = 0
     longest: float = 0.0
     problems: list[str] = field(default_factory=list)
+    checkins_due: int = 0
+    checkins_started: int = 0
+    checkins_lost: int = 0
+    checkins_duplicated: int = 0
+    #: Of the check-ins started, those whose claim a dead worker left and another took over.
+    checkins_taken_over: int = 0
+    #: Check-ins with at least one answer stored, and their answers.
+    checkins_answered: int = 0
+    answers: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.lost or self.duplicated or self.checkins_lost or self.checkins_duplicated)
 
 
 async def check(rig: Rig, books: Books) -> list[Row]:
-    openids = sorted({p.openid for p in books.pushes})
+    openids = sorted({p.openid for p in books.pushes} | {c.openid for c in books.checkins})
     conn = await asyncpg.connect(rig.direct_dsn)
     try:
         inbound = await conn.fetch(
@@ -483,7 +647,7 @@ async def check(rig: Rig, books: Books) -> list[Row]:
             openids,
         )
         outbound = await conn.fetch(
-            "SELECT x.id, w.openid, x.conversation_id, x.sender_type, x.msg_type, x.content, "
+            "SELECT x.id, w.openid, x.conversation_id, x.sender_type, x.msg_type, x.content, x.extra, "
             "x.reply_to_inbound_id, x.delivery_status, x.delivery_error FROM messages x"
             + OF_PATIENT
             + "WHERE w.openid = ANY($1::text[]) AND x.direction = 'out' ORDER BY x.id",
@@ -494,6 +658,21 @@ async def check(rig: Rig, books: Books) -> list[Row]:
             + OF_PATIENT
             + "WHERE w.openid = ANY($1::text[])",
             openids,
+        )
+        checkin_ids = [c.checkin_id for c in books.checkins]
+        dialogue_turns = await conn.fetch(
+            "SELECT id, dedupe_key, openid, status, last_error FROM inbound_messages "
+            "WHERE openid = ANY($1::text[]) AND dedupe_key LIKE 'dialogue:followup:checkin:%'",
+            openids,
+        )
+        checkin_rows = await conn.fetch(
+            "SELECT id, status, claims, reason FROM followup_checkins WHERE id = ANY($1::int[])",
+            checkin_ids,
+        )
+        answer_rows = await conn.fetch(
+            "SELECT checkin_id, question, count(*) AS copies FROM followup_answers "
+            "WHERE checkin_id = ANY($1::int[]) GROUP BY checkin_id, question",
+            checkin_ids,
         )
     finally:
         await conn.close()
@@ -618,7 +797,102 @@ async def check(rig: Rig, books: Books) -> list[Row]:
         if not any(e["openid"] == openid for e in escalations):
             rows[books.windows[0].name].lost += 1
             rows[books.windows[0].name].problems.append(f"{openid} asked for a person: no escalation")
+    _check_checkins(
+        books, rows, CheckinRecords(checkin_rows, dialogue_turns, answer_rows), answers, arrivals, escalations
+    )
     return list(rows.values())
+
+
+@dataclass
+class CheckinRecords:
+    """What the database holds about the check-ins made due."""
+
+    checkins: list[asyncpg.Record]
+    dialogue_turns: list[asyncpg.Record]
+    answers: list[asyncpg.Record]
+
+
+def _check_checkins(
+    books: Books,
+    rows: dict[str, Row],
+    records: CheckinRecords,
+    replies_to: dict[int, list[asyncpg.Record]],
+    arrivals: dict[int, list[float]],
+    escalations: list[asyncpg.Record],
+) -> None:
+    """Each check-in made due: started once (one dialogue turn under its first key, its first
+    message at WeChat at most once), not lost (never started, or its dialogue dropped without an
+    accepted reason), its answers stored once."""
+    checkins = {r["id"]: r for r in records.checkins}
+    turns: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for turn in records.dialogue_turns:
+        checkin_id = checkin_id_of_key(turn["dedupe_key"])
+        if checkin_id is not None and turn["dedupe_key"] == f"dialogue:followup:checkin:{checkin_id}":
+            turns[checkin_id].append(turn)  # a start again after 稍后再说 has a key of its own
+    answered: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for answer in records.answers:
+        answered[answer["checkin_id"]].append(answer)
+    for due in books.checkins:
+        row = rows[due.window]
+        row.checkins_due += 1
+        checkin = checkins[due.checkin_id]
+        started = turns.get(due.checkin_id, [])
+        stored = answered.get(due.checkin_id, [])
+        if stored:
+            row.checkins_answered += 1
+            row.answers += len(stored)
+        for answer in stored:
+            if answer["copies"] > 1:
+                row.checkins_duplicated += 1
+                row.problems.append(
+                    f"check-in {due.checkin_id}: answer to {answer['question']} "
+                    f"stored {answer['copies']} times"
+                )
+        if len(started) > 1:
+            row.checkins_duplicated += len(started) - 1
+            row.problems.append(f"check-in {due.checkin_id} started {len(started)} times")
+        if not started or checkin["status"] not in ("started", "answered"):
+            row.checkins_lost += 1
+            row.problems.append(
+                f"check-in {due.checkin_id} made due, not started: {checkin['status']} "
+                f"(claims {checkin['claims']}, {checkin['reason'] or 'no reason'}, "
+                f"{len(started)} dialogue turns)"
+            )
+            continue
+        row.checkins_taken_over += checkin["claims"] > 1
+        turn = started[0]
+        if turn["status"] == "failed":
+            if any(e["openid"] == due.openid and e["reason"] == "bot_unavailable" for e in escalations):
+                row.checkins_started += 1
+                row.marked["check-in dialogue given up, escalated to staff"] += 1
+            else:
+                row.checkins_lost += 1
+                row.problems.append(
+                    f"check-in {due.checkin_id}: dialogue dropped without an escalation "
+                    f"({turn['last_error']})"
+                )
+            continue
+        if turn["status"] != "processed":
+            row.checkins_lost += 1
+            row.problems.append(f"check-in {due.checkin_id}: dialogue still {turn['status']} at the end")
+            continue
+        said = replies_to.get(turn["id"], [])
+        if not said:
+            row.checkins_lost += 1
+            row.problems.append(f"check-in {due.checkin_id}: dialogue processed, nothing said")
+            continue
+        row.checkins_started += 1
+        for message in said:
+            times = len(arrivals.get(message["id"], []))
+            if times > 1:
+                row.checkins_duplicated += 1
+                row.problems.append(
+                    f"check-in {due.checkin_id}: message {message['id']} ({message['content'][:20]}) "
+                    f"arrived {times} times"
+                )
+        if not any(arrivals.get(m["id"]) for m in said):
+            reasons = {_reason(m) for m in said if m["delivery_status"] != "sent"}
+            row.marked["check-in not delivered: " + (", ".join(sorted(reasons)) or "?")] += 1
 
 
 def _match_sends(outbound: list[asyncpg.Record], sends: list[dict[str, Any]]) -> dict[int, list[float]]:
@@ -626,11 +900,11 @@ def _match_sends(outbound: list[asyncpg.Record], sends: list[dict[str, Any]]) ->
     in order; each matched send is tagged with its message."""
     waiting: dict[tuple[str, str], list[asyncpg.Record]] = defaultdict(list)
     for message in outbound:
-        if message["msg_type"] == "text" and _may_have_arrived(message):
-            waiting[(message["openid"], message["content"])].append(message)
+        if message["msg_type"] in ("text", "template") and _may_have_arrived(message):
+            waiting[(message["openid"], _stored_as(message))].append(message)
     arrivals: dict[int, list[float]] = defaultdict(list)
     for send in sorted(sends, key=lambda s: s["seq"]):
-        candidates = waiting.get((send["touser"], send.get("content") or ""), [])
+        candidates = waiting.get((send["touser"], _sent_as(send)), [])
         if not candidates:
             continue
         # The first stored copy not yet seen, one known sent before one that may have been; once
@@ -641,6 +915,23 @@ def _match_sends(outbound: list[asyncpg.Record], sends: list[dict[str, Any]]) ->
         arrivals[message["id"]].append(datetime.fromisoformat(send["at"]).timestamp())
         send["_matched"] = message
     return arrivals
+
+
+def _stored_as(message: asyncpg.Record) -> str:
+    """What WeChat records of a stored message: its text, or a template message's link (unique per
+    check-in invitation and reminder)."""
+    if message["msg_type"] != "template":
+        return str(message["content"])
+    extra = json.loads(message["extra"]) if isinstance(message["extra"], str) else message["extra"] or {}
+    return "template " + str((extra.get(TEMPLATE_KEY) or {}).get("url"))
+
+
+def _sent_as(send: dict[str, Any]) -> str:
+    return (
+        "template " + str(send.get("url"))
+        if send.get("api") == "template_send"
+        else send.get("content") or ""
+    )
 
 
 def _reason(message: asyncpg.Record) -> str:
@@ -678,7 +969,8 @@ async def settle(rig: Rig, books: Books, load: Load, timeout: float) -> None:
     message, and once it is processed with its answers out, so is everything before it (a
     patient's turns are handled in order); those messages are checked like the others."""
     books.windows.append(Window("after the faults", time.time()))
-    patients = sorted({p.openid for p in books.pushes})
+    await checkins_out_of_claims(rig, books, timeout)
+    patients = sorted({p.openid for p in books.pushes} | {c.openid for c in books.checkins})
     markers = await asyncio.gather(*(load.push(openid, "谢谢") for openid in patients))
     database = Database(rig.stacks[0].database_url)
     try:
@@ -693,16 +985,39 @@ async def settle(rig: Rig, books: Books, load: Load, timeout: float) -> None:
     books.windows[-1].ended = time.time()
 
 
+async def checkins_out_of_claims(rig: Rig, books: Books, timeout: float) -> None:
+    """Wait (without failing: the books say what is left) until no check-in made due is still
+    waiting or claimed, so its dialogue is queued before the patient's marker message."""
+    ids = [c.checkin_id for c in books.checkins]
+    deadline = time.monotonic() + timeout
+    conn = await asyncpg.connect(rig.direct_dsn)
+    try:
+        while time.monotonic() < deadline:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM followup_checkins "
+                "WHERE id = ANY($1::int[]) AND status IN ('scheduled', 'claimed')",
+                ids,
+            )
+            if not waiting:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 def report(rows: list[Row]) -> str:
     lines = [
-        "| fault | pushes | answered | marked with a reason | lost | duplicated | longest delay |",
-        "|---|---|---|---|---|---|---|",
+        "| fault | pushes | answered | marked with a reason | lost | duplicated | longest delay "
+        "| check-ins: due / started / lost / duplicated | check-ins answered (answers) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         marked = "; ".join(f"{n} {reason}" for reason, n in sorted(row.marked.items())) or "0"
+        taken_over = f" ({row.checkins_taken_over} taken over)" if row.checkins_taken_over else ""
         lines.append(
             f"| {row.fault} | {row.pushes} | {row.answered} | {marked} | {row.lost} | {row.duplicated} "
-            f"| {row.longest:.1f} s |"
+            f"| {row.longest:.1f} s | {row.checkins_due} / {row.checkins_started} / {row.checkins_lost} "
+            f"/ {row.checkins_duplicated}{taken_over} | {row.checkins_answered} ({row.answers}) |"
         )
     return "\n".join(lines)
 
@@ -722,7 +1037,13 @@ async def run(args: argparse.Namespace) -> int:
         console = ConsoleClient(rig.url)
         await console.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         await console.put("/api/console/me/presence", {"presence": "online"})
-        patients = list(await asyncio.gather(*(consented(rig) for _ in range(args.patients))))
+        wanted = {name: args.checkins * (2 if name == "worker_kill_mid_dispatch" else 1) for name in names}
+        everyone = list(
+            await asyncio.gather(*(consented(rig) for _ in range(args.patients + sum(wanted.values()))))
+        )
+        patients, answering = everyone[: args.patients], everyone[args.patients :]
+        books.checkin_pool = await enrol_for_checkins(rig, console, answering)
+        due_events = {openid: asyncio.Event() for openid in answering}
         staff_held = patients[: args.staff_chats]
         conversations = {}
         for openid in staff_held:
@@ -735,12 +1056,14 @@ async def run(args: argparse.Namespace) -> int:
         books.windows.append(Window("warm-up", time.time()))
         tasks = [asyncio.create_task(load.patient(p, s)) for p, s in zip(patients, scripts, strict=True)]
         tasks.append(asyncio.create_task(load.agent(console, conversations)))
+        tasks += [asyncio.create_task(load.checkin_patient(p, due_events[p])) for p in answering]
         await asyncio.sleep(timing.lead)
         for name in names:
             books.windows[-1].ended = time.time()
             books.windows.append(Window(name, time.time()))
             print(f"[faults] {name}", file=sys.stderr, flush=True)
             await asyncio.sleep(timing.lead)
+            await make_due(rig, books, due_events, wanted[name])
             await FAULTS[name](rig, timing)
             await asyncio.sleep(timing.tail)
         load.stopping.set()
@@ -752,13 +1075,13 @@ async def run(args: argparse.Namespace) -> int:
         await load.http.aclose()
     finally:
         rig.stop()
-    if not any(row.lost or row.duplicated for row in rows):
+    if not any(row.failed for row in rows):
         await drop_postgres(rig.database_name)  # kept otherwise, for a look at what went wrong
     print(report(rows))
     problems = [p for row in rows for p in row.problems]
     for problem in problems[:50]:
         print("  -", problem)
-    return 1 if any(row.lost or row.duplicated for row in rows) else 0
+    return 1 if any(row.failed for row in rows) else 0
 
 
 def main() -> None:
@@ -772,12 +1095,20 @@ def main() -> None:
         "--patients", type=int, default=None, help="patients writing (default 20; 8 with --short)"
     )
     parser.add_argument("--staff-chats", type=int, default=2, help="of them, chats an agent holds")
+    parser.add_argument(
+        "--checkins",
+        type=int,
+        default=None,
+        help="check-ins made due in each fault window (twice as many for a kill mid-dispatch; "
+        "default 3; 1 with --short)",
+    )
     parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between one patient's messages")
     parser.add_argument("--settle", type=float, default=240, help="seconds allowed to settle after the load")
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
     args.rasa = args.rasa or (1 if args.short else 2)
     args.patients = args.patients or (8 if args.short else 20)
+    args.checkins = args.checkins if args.checkins is not None else (1 if args.short else 3)
     sys.exit(asyncio.run(run(args)))
 
 

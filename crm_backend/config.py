@@ -187,6 +187,10 @@ class Settings(BaseSettings):
     )
     #: How often the worker looks for check-ins due, reminders and missed check-ins.
     followup_interval_seconds: float = Field(60.0, alias="FOLLOWUP_INTERVAL_SECONDS", gt=0)
+    #: A check-in claimed this long ago and still not started belongs to a worker that died (a start
+    #: takes well under a second) and is taken over. Taking over a start still under way is safe:
+    #: its dialogue key exists once; each takeover counts towards the tries before the phone list.
+    followup_claim_timeout_seconds: float = Field(60.0, alias="FOLLOWUP_CLAIM_TIMEOUT_SECONDS", gt=0)
     #: WeChat template inviting to a check-in outside the 48-hour window; empty: those check-ins
     #: wait for the patient to write (and are missed if nobody does).
     followup_template_id: str = Field("", alias="FOLLOWUP_TEMPLATE_ID")

@@ -2,9 +2,9 @@
 
 Exactly once, with any number of workers and overlapping runs: a due check-in is claimed in the
 database by a conditional UPDATE (status scheduled → claimed) before anything is sent; of several
-workers only one's update matches. A claim older than `CLAIM_TIMEOUT` belongs to a worker that died
-and is taken over by another conditional UPDATE (again by one worker only). Starting is a dialogue
-the bot starts (conversations/turns.py `start_dialogue`) whose key is unique per check-in start
+workers only one's update matches. A claim older than FOLLOWUP_CLAIM_TIMEOUT_SECONDS belongs to a
+worker that died and is taken over by another conditional UPDATE (again by one worker only). Starting
+is a dialogue the bot starts (conversations/turns.py `start_dialogue`) whose key is unique per check-in start
 (`followup:checkin:<id>`, and `:<n>` for a start again after 稍后再说), so a takeover after a crash
 never queues a second dialogue. The dialogue waits behind the patient's own messages, never
 interrupts staff or a form, and outside WeChat's 48-hour window invites with the template message
@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 
 #: The Rasa intent that starts the check-in dialogue (bot/intents/followup.yml).
 CHECKIN_INTENT = "EXTERNAL_followup_checkin"
-#: A claim older than this belongs to a worker that died (a start takes well under a second).
-CLAIM_TIMEOUT = timedelta(minutes=10)
 #: Claims of one start before the check-in goes to the phone list instead of being tried again.
 MAX_CLAIMS = 3
 #: Check-ins one run starts at once (each start is a few short statements and a queue entry; the
@@ -72,6 +70,11 @@ START_CONCURRENCY = 4
 #: FollowupSend.kind
 START_CHAT, TEMPLATE, REMINDER = "start_chat", "template", "reminder"
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
+
+
+def claim_timeout(settings: Settings) -> timedelta:
+    """How old a claim is before another worker takes it over (FOLLOWUP_CLAIM_TIMEOUT_SECONDS)."""
+    return timedelta(seconds=settings.followup_claim_timeout_seconds)
 
 
 def in_send_hours(settings: Settings, now: datetime) -> bool:
@@ -164,7 +167,7 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
         return +outcomes
     if not in_send_hours(settings, now):
         return +outcomes
-    stale_before = now - CLAIM_TIMEOUT
+    stale_before = now - claim_timeout(settings)
     active = FollowupEnrolment.status == EnrolmentStatus.active
     joined = select(FollowupCheckin.id).join(
         FollowupEnrolment, FollowupEnrolment.id == FollowupCheckin.enrolment_id
@@ -237,9 +240,10 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
     for checkin_id in to_remind:
         if await _remind(outbox, checkin_id, now):
             outcomes["reminded"] += 1
+    outcomes = +outcomes  # "missed: 0" is nothing to log every second
     if outcomes:
         log.info("follow-up run at %s: %s", now.isoformat(), dict(outcomes))
-    return +outcomes
+    return outcomes
 
 
 async def _claim(
@@ -264,7 +268,9 @@ async def _start_safely(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         return await _start(outbox, checkin_id, now)
     except Exception:
         log.exception(
-            "check-in %s failed to start; it will be taken over after %s", checkin_id, CLAIM_TIMEOUT
+            "check-in %s failed to start; it will be taken over after %s",
+            checkin_id,
+            claim_timeout(outbox.runtime.settings),
         )
         return "error"
 
@@ -316,7 +322,7 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         loaded = await _load(session, checkin_id)
         checkin, enrolment = loaded.checkin, loaded.enrolment
         if checkin.status != CheckinStatus.claimed:
-            return checkin.status.value
+            return CheckinStatus(checkin.status).value
         if checkin.claims > 1 and checkin.started_at is None:
             log.warning("check-in %s: taking over a claim left by a worker that stopped", checkin_id)
         again_at = checkin.postponed_until

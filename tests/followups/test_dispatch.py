@@ -27,7 +27,7 @@ from crm_backend.conversations.models import (
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest
 from crm_backend.followups import dispatch
-from crm_backend.followups.dispatch import run_followups
+from crm_backend.followups.dispatch import _start_safely, claim_timeout, run_followups
 from crm_backend.followups.enrolment import stop_enrolment
 from crm_backend.followups.links import PAGE_PATH, read_checkin_token
 from crm_backend.followups.models import FollowupCheckin, FollowupSend, StopReason
@@ -110,13 +110,14 @@ async def test_a_crashed_worker_s_claim_is_taken_over_once(runtime: Runtime, out
     day = fresh_day()
     version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
     now = local(day + timedelta(days=1), 11)
+    timeout = claim_timeout(outbox.runtime.settings)
     patient_a, _ = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
     patient_b, _ = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
     crashed_before = (
         await checkins(runtime, await enrol_patient(runtime, version, patient_a, day, local(day, 15)))
     )[0]
     # A worker claimed A's check-in and died before queuing anything.
-    await _set(runtime, crashed_before.id, status="claimed", claimed_at=now - timedelta(minutes=3), claims=1)
+    await _set(runtime, crashed_before.id, status="claimed", claimed_at=now - timeout / 2, claims=1)
     # Another claimed B's, queued its dialogue and died before recording the start.
     enrolment_b = await enrol_patient(runtime, version, patient_b, day, local(day, 15))
     crashed_after = (await checkins(runtime, enrolment_b))[0]
@@ -127,13 +128,13 @@ async def test_a_crashed_worker_s_claim_is_taken_over_once(runtime: Runtime, out
         await session.execute(sa.delete(FollowupSend).where(FollowupSend.checkin_id == crashed_after.id))
         await session.commit()
 
-    await run_followups(outbox, now + timedelta(minutes=2))  # live workers' claims: left alone
+    await run_followups(outbox, now + timeout / 4)  # live workers' claims: left alone
     assert (await _checkin(runtime, crashed_after.id)).status == "claimed"
     assert (await _checkin(runtime, crashed_before.id)).status == "claimed"
     assert await dialogues(runtime, crashed_before.id) == []
 
     await asyncio.gather(  # stale: each taken over by one of two runs
-        run_followups(outbox, now + timedelta(minutes=11)), run_followups(outbox, now + timedelta(minutes=11))
+        run_followups(outbox, now + timeout * 2), run_followups(outbox, now + timeout * 2)
     )
     for checkin_id in (crashed_before.id, crashed_after.id):
         checkin = await _checkin(runtime, checkin_id)
@@ -141,6 +142,36 @@ async def test_a_crashed_worker_s_claim_is_taken_over_once(runtime: Runtime, out
         assert len(await dialogues(runtime, checkin_id)) == 1
         assert len(await sends(runtime, checkin_id)) == 1
     assert [t.id for t in await dialogues(runtime, crashed_after.id)] == [turn.id]
+
+
+async def test_a_claim_is_taken_over_after_the_configured_seconds_and_a_late_start_adds_nothing(
+    runtime: Runtime, database_url: str, fake_wechat: FakeWeChat
+):
+    """FOLLOWUP_CLAIM_TIMEOUT_SECONDS, not minutes, decides when a dead worker's claim is taken over;
+    the dead-slow worker's start, coming after the takeover, makes no second dialogue or send."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 11)
+    patient_id, _ = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
+    checkin = (
+        await checkins(runtime, await enrol_patient(runtime, version, patient_id, day, local(day, 15)))
+    )[0]
+    async with (
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_CLAIM_TIMEOUT_SECONDS=5) as slow,
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_CLAIM_TIMEOUT_SECONDS=5) as other,
+    ):
+        # The slow worker claimed it at `now`; six seconds on, the other takes it over...
+        await _set(runtime, checkin.id, status="claimed", claimed_at=now, claims=1)
+        await run_followups(other, now + timedelta(seconds=4))
+        assert (await _checkin(runtime, checkin.id)).status == "claimed"
+        await run_followups(other, now + timedelta(seconds=6))
+        assert (await _checkin(runtime, checkin.id)).status == "started"
+        # ... and the slow worker's start, finishing after the takeover, adds nothing.
+        assert await _start_safely(slow, checkin.id, now) == "started"
+    started = await _checkin(runtime, checkin.id)
+    assert (started.status, started.claims) == ("started", 2)
+    assert len(await dialogues(runtime, checkin.id)) == 1
+    assert len(await sends(runtime, checkin.id)) == 1
 
 
 async def _checkin(runtime: Runtime, checkin_id: int) -> FollowupCheckin:

@@ -31,10 +31,16 @@ from channels.outbound.wechat_api import (
 from crm_backend.config import Settings
 from crm_backend.conversations.answers import Answered, Deliver, release_claims
 from crm_backend.conversations.models import Conversation, DeliveryStatus, Direction, Message, SenderType
+from crm_backend.database.outage import unreachable
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+#: How long the outcome of a send that happened is kept trying to be recorded while the database is
+#: out of reach (longer than the webhook's wait: nothing else knows that outcome), and how often.
+RECORD_WAIT_SECONDS = 120.0
+RECORD_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -218,18 +224,34 @@ class Outbox:
     async def _settle(
         self, message_id: int, status: DeliveryStatus, error: str | None, attempts: int
     ) -> None:
-        """How a claimed answer's send ended; only while it is still claimed."""
-        async with self.runtime.db.single_statements.connect() as connection:
-            await connection.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.delivery_status == DeliveryStatus.SENDING)
-                .values(
-                    delivery_status=status,
-                    delivery_error=error,
-                    attempts=Message.attempts + attempts,
-                    sent_at=datetime.now(UTC) if status == DeliveryStatus.SENT else None,
-                )
+        """How a claimed answer's send ended; only while it is still claimed.
+
+        The send has happened: its outcome is known only here, so a database out of reach is
+        waited for (up to RECORD_WAIT_SECONDS) rather than the outcome lost, which would leave the
+        message `sending` until the sweeper's lease hands it out again and WeChat shows it twice."""
+        statement = (
+            update(Message)
+            .where(Message.id == message_id, Message.delivery_status == DeliveryStatus.SENDING)
+            .values(
+                delivery_status=status,
+                delivery_error=error,
+                attempts=Message.attempts + attempts,
+                sent_at=datetime.now(UTC) if status == DeliveryStatus.SENT else None,
             )
+        )
+        deadline = asyncio.get_running_loop().time() + RECORD_WAIT_SECONDS
+        while True:
+            try:
+                async with self.runtime.db.single_statements.connect() as connection:
+                    await connection.execute(statement)
+                return
+            except Exception as failure:
+                if not unreachable(failure) or asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning(
+                    "message %s sent (%s); database out of reach, recording again", message_id, status
+                )
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
 
     async def call_with_token(
         self, send: Callable[[str], Awaitable[dict[str, Any]]], *, max_failures: int | None = None

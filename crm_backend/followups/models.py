@@ -119,10 +119,12 @@ class FollowupCheckin(Base):
     __table_args__ = (
         UniqueConstraint("enrolment_id", "time_point", name="uq_followup_checkin_time_point"),
         Index("ix_followup_checkins_due", "status", "due_at"),
+        # An enrolment's open check-ins (is it finished?), probed per enrolment on every dispatch run.
+        Index("ix_followup_checkins_enrolment_status", "enrolment_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrolment_id: Mapped[int] = mapped_column(ForeignKey("followup_enrolments.id"), index=True)
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("followup_enrolments.id"))
     #: Index into the plan version's time_points.
     time_point: Mapped[int]
     #: Days after the anchor date (copied from the time point, for lists and reports).

@@ -323,6 +323,8 @@ async def test_a_check_in_s_answers_export_as_a_fhir_questionnaire_response_to_i
     answered = await enrol(runtime, team_a)
     await _answer_on_page(client, runtime, answered.checkin_id, RED_ANSWERS)
     silent = await enrol(runtime, team_a)
+    partial = await enrol(runtime, team_a)
+    await _answer_on_page(client, runtime, partial.checkin_id, [("pain", 3)])
     other = await enrol(runtime, team_b)
     await _answer_on_page(client, runtime, other.checkin_id, RED_ANSWERS)
     stored = await _answers(runtime, answered.checkin_id)
@@ -333,7 +335,8 @@ async def test_a_check_in_s_answers_export_as_a_fhir_questionnaire_response_to_i
         assert response.headers["content-type"].startswith("application/fhir+json")
         data = response.json()
         resource = QuestionnaireResponse.model_validate(data)
-        assert resource.subject.reference.startswith("Patient/")
+        assert resource.status == "completed"
+        assert resource.subject.reference == f"Patient/{answered.patient_id}"
         assert data["questionnaire"].split("|")[0].endswith("-day1")
         exported: dict[str, Any] = {}
         for item in data["item"]:
@@ -345,6 +348,11 @@ async def test_a_check_in_s_answers_export_as_a_fhir_questionnaire_response_to_i
         assert exported["symptoms"] == []  # "none of them": an item without answers
         assert await _audited(runtime, nurse["id"], "followup_checkin.export", answered.checkin_id) == 1
 
+        begun = (await nurse_a.get(f"{CHECKIN}{partial.checkin_id}/fhir")).json()
+        assert begun["status"] == "in-progress"
+        assert [(item["linkId"], item["answer"]) for item in begun["item"]] == [
+            ("pain", [{"valueInteger": 3}])
+        ]
         nothing = await nurse_a.get(f"{CHECKIN}{silent.checkin_id}/fhir")
         assert nothing.status_code == 409
         refused = await nurse_a.get(f"{CHECKIN}{other.checkin_id}/fhir")

@@ -1,8 +1,8 @@
 # ruff: noqa: F811 (the `site` fixture imported from test_followup_page is a parameter here)
 """入组 in the 随访工作台, in Chromium against the real web app: a nurse finds a patient with the
 patient search, enrols them in a plan from a date for her team and doctor, sees the enrolment listed,
-stops it as readmitted (the reason is shown), then uploads a CSV with one bad row: that row's problem
-is shown in Chinese by its line and nobody in the file is enrolled."""
+pauses and resumes it, stops it as readmitted (the reason is shown), then uploads a CSV with one bad
+row: that row's problem is shown in Chinese by its line and nobody in the file is enrolled."""
 
 from __future__ import annotations
 
@@ -66,6 +66,10 @@ async def test_a_nurse_enrols_stops_and_uploads_a_csv_with_a_bad_row(
     await expect(row).to_contain_text("王医生")
     await expect(row).to_contain_text("进行中")
 
+    await row.locator("button[data-action=pause]").click()
+    await expect(row.locator(".enrolment-status")).to_have_text("已暂停")
+    await row.locator("button[data-action=resume]").click()
+    await expect(row.locator(".enrolment-status")).to_have_text("进行中")
     await row.locator("button[data-action=stop]").click()
     await page.locator("#enrolment-stop-reason").select_option("readmitted")
     await page.locator("#enrolment-stop-note").fill("因胆漏再次入院")

@@ -41,6 +41,7 @@ from crm_backend.followups.models import (
     FollowupPlanVersion,
     StopReason,
 )
+from crm_backend.followups.page import mask_name
 from crm_backend.patients.models import Patient
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles, runtime_of
 from crm_backend.staff.models import StaffRole, Team
@@ -70,6 +71,8 @@ class CheckinRead(BaseModel):
 class EnrolmentRead(BaseModel):
     id: int
     patient_id: int
+    #: The patient's masked name (张*), filled in by the list for the console; empty elsewhere.
+    patient_name: str = ""
     plan_code: str
     plan_version: int
     anchor_date: date
@@ -350,8 +353,19 @@ async def list_enrolments(
             "patients": patients,
         },
     )
+    names = {
+        patient_id: mask_name(name)
+        for patient_id, name in (
+            await session.execute(select(Patient.id, Patient.display_name).where(Patient.id.in_(patients)))
+            if patients
+            else []
+        )
+    }
     await session.commit()
-    return [_read(enrolment, code, version, checkins[enrolment.id]) for enrolment, code, version in rows]
+    reads = [_read(enrolment, code, version, checkins[enrolment.id]) for enrolment, code, version in rows]
+    for read in reads:
+        read.patient_name = names.get(read.patient_id, "")
+    return reads
 
 
 @router.get("/enrolments/{enrolment_id}")

@@ -11,14 +11,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.database.core import RowId
 from crm_backend.followups import worklists
-from crm_backend.followups.answers import Checkin, CheckinClosed
+from crm_backend.followups.answers import Checkin, CheckinClosed, answers_of
 from crm_backend.followups.enrolment import settle_enrolment
+from crm_backend.followups.fhir import questionnaire_response
+from crm_backend.followups.models import FollowupAnswer, FollowupPlanVersion
 from crm_backend.followups.worklists import (
     CallIn,
     CallOutcomeRead,
@@ -120,6 +123,51 @@ async def checkin_detail(
     )
     await session.commit()
     return detail
+
+
+@router.get("/checkins/{checkin_id}/fhir")
+async def checkin_fhir(
+    checkin_id: RowId, staff: FollowupStaff, request: Request, session: DbSession
+) -> JSONResponse:
+    """The check-in's stored answers as a FHIR R4B QuestionnaireResponse (application/fhir+json) to
+    its time point's Questionnaire, for another system to file. Status `completed` once the check-in
+    is answered, `in-progress` while answers are partial; 409 when it has no answers yet (the
+    check-in exists, there is nothing to export). Same team scoping as the detail. Audited."""
+    checkin = await _checkin(session, staff, checkin_id, "followup_checkin.export")
+    answers = await answers_of(session, checkin_id)
+    if not answers:
+        raise HTTPException(409, "this check-in has no answers yet")
+    version = await session.get(FollowupPlanVersion, checkin.enrolment.plan_version_id)
+    last_answer = await session.scalar(
+        select(func.max(FollowupAnswer.created_at)).where(FollowupAnswer.checkin_id == checkin_id)
+    )
+    authored = checkin.row.answered_at or last_answer or _runtime(request).clock()
+    resource = questionnaire_response(
+        checkin.plan,
+        checkin.row.day,
+        answers,
+        patient_reference=f"Patient/{checkin.patient.id}",
+        authored=authored,
+        version=version.version if version is not None else None,
+    )
+    if checkin.row.answered_at is None:
+        resource["status"] = "in-progress"
+    await audit(
+        session,
+        staff_id=staff.id,
+        action="followup_checkin.export",
+        object_type="followup_checkin",
+        object_id=checkin_id,
+        patient_id=checkin.patient.id,
+        request=request,
+        detail={"format": "fhir", "answers": sorted(answers)},
+    )
+    await session.commit()
+    return JSONResponse(
+        resource,
+        media_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="checkin-{checkin_id}-fhir.json"'},
+    )
 
 
 @router.post("/checkins/{checkin_id}/calls", response_model=CallOutcomeRead)

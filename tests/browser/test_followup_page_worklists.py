@@ -3,10 +3,12 @@
 phone list (not another team's check-in), opens a missed check-in, reveals the number to call,
 records a call whose answers the server checks (an out-of-range temperature is refused under its
 question, nothing saved), then saves it: the check-in is answered by phone, the advice to read out is
-shown and it leaves the phone list."""
+shown and it leaves the phone list; its answers download as a FHIR QuestionnaireResponse."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -97,6 +99,13 @@ async def test_a_nurse_records_a_call_with_answers_from_the_phone_list(
     await expect(page.locator("#followup-advice")).to_have_attribute("data-flag", "red")
     await expect(detail).to_contain_text("患者本人接听")
     await expect(row).to_have_count(0)  # called and answered: off the phone list
+
+    async with page.expect_download() as downloading:  # the answers as a FHIR QuestionnaireResponse
+        await page.locator("#followup-fhir").click()
+    saved = await (await downloading.value).path()
+    exported = json.loads(await asyncio.to_thread(saved.read_text, encoding="utf-8"))
+    assert exported["resourceType"] == "QuestionnaireResponse" and exported["status"] == "completed"
+    assert {item["linkId"]: item.get("answer") for item in exported["item"]}["pain"] == [{"valueInteger": 8}]
 
     async with site.runtime.db.sessions() as session:
         checkin = await session.get(FollowupCheckin, missed.checkin_id)

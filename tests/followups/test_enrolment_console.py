@@ -20,7 +20,7 @@ async def test_nurses_enrol_and_see_their_own_teams_enrolments(
     plan = definition(unique_code(), days=(1, 7))
     await make_plan(runtime, plan)
     ward, other_ward = await make_team(runtime), await make_team(runtime)
-    patient_id, _ = await make_patient(runtime)
+    patient_id, _ = await make_patient(runtime, name="陈建国")
     async with (
         staff_client(app, admin_client, "nurse", [ward]) as (_, nurse),
         staff_client(app, admin_client, "nurse", [other_ward]) as (_, other_nurse),
@@ -54,6 +54,7 @@ async def test_nurses_enrol_and_see_their_own_teams_enrolments(
 
         mine = await nurse.get("/api/console/followups/enrolments", params={"plan_code": plan.code})
         assert [e["id"] for e in mine.json()] == [enrolment["id"]]
+        assert mine.json()[0]["patient_name"] == "陈**"  # masked in the list
 
         paused = await nurse.post(f"{url}/pause")
         assert paused.status_code == 200 and paused.json()["status"] == "paused"

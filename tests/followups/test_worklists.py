@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import func, select
 
 from crm_backend.audit.models import AuditEntry
@@ -313,3 +314,50 @@ async def test_a_patient_reached_by_phone_is_no_longer_lost_to_follow_up(
     async with runtime.db.sessions() as session:
         enrolment = await session.get(FollowupEnrolment, missed.enrolment_id)
         assert enrolment is not None and not enrolment.lost_to_followup
+
+
+async def test_a_check_in_s_answers_export_as_a_fhir_questionnaire_response_to_its_team_only(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    team_a, team_b = await make_team(runtime), await make_team(runtime)
+    answered = await enrol(runtime, team_a)
+    await _answer_on_page(client, runtime, answered.checkin_id, RED_ANSWERS)
+    silent = await enrol(runtime, team_a)
+    partial = await enrol(runtime, team_a)
+    await _answer_on_page(client, runtime, partial.checkin_id, [("pain", 3)])
+    other = await enrol(runtime, team_b)
+    await _answer_on_page(client, runtime, other.checkin_id, RED_ANSWERS)
+    stored = await _answers(runtime, answered.checkin_id)
+
+    async with staff_client(app, admin_client, "nurse", [team_a]) as (nurse, nurse_a):
+        response = await nurse_a.get(f"{CHECKIN}{answered.checkin_id}/fhir")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        data = response.json()
+        resource = QuestionnaireResponse.model_validate(data)
+        assert resource.status == "completed"
+        assert resource.subject.reference == f"Patient/{answered.patient_id}"
+        assert data["questionnaire"].split("|")[0].endswith("-day1")
+        exported: dict[str, Any] = {}
+        for item in data["item"]:
+            values = [next(iter(answer.values())) for answer in item.get("answer", [])]
+            exported[item["linkId"]] = values
+        assert set(exported) == set(stored)
+        assert exported["pain"] == [stored["pain"].value] == [8]
+        assert exported["temperature"] == [37.0] and exported["wound_red"] == [False]
+        assert exported["symptoms"] == []  # "none of them": an item without answers
+        assert await _audited(runtime, nurse["id"], "followup_checkin.export", answered.checkin_id) == 1
+
+        begun = (await nurse_a.get(f"{CHECKIN}{partial.checkin_id}/fhir")).json()
+        assert begun["status"] == "in-progress"
+        assert [(item["linkId"], item["answer"]) for item in begun["item"]] == [
+            ("pain", [{"valueInteger": 3}])
+        ]
+        nothing = await nurse_a.get(f"{CHECKIN}{silent.checkin_id}/fhir")
+        assert nothing.status_code == 409
+        refused = await nurse_a.get(f"{CHECKIN}{other.checkin_id}/fhir")
+        assert refused.status_code == 403 and "item" not in refused.text
+        assert await _audited(runtime, nurse["id"], "followup_checkin.export.denied", other.checkin_id) == 1
+        assert (await nurse_a.get(f"{CHECKIN}2000000/fhir")).status_code == 404
+    async with staff_client(app, admin_client, "agent", [team_b]) as (_, agent):
+        assert (await agent.get(f"{CHECKIN}{other.checkin_id}/fhir")).status_code == 403

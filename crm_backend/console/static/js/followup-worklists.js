@@ -1,11 +1,13 @@
 /* 随访工作台: the follow-up work lists (GET /followups/worklists/{kind}), one check-in's questions,
  * answers, sends and calls (GET /followups/checkins/{id}), and the phone call form
- * (POST /followups/checkins/{id}/calls). The call form is drawn from the question list the server
+ * (POST /followups/checkins/{id}/calls), and its answers as FHIR (GET /followups/checkins/{id}/fhir). Enrolments
+ * are js/followup-enrolments.js. The call form is drawn from the question list the server
  * sends and posts the values typed; the server checks them and decides the outcome. No clinical rule
  * lives here. Nurses, clinicians, supervisors and admins; every read is audited by the server. */
 
 import { api, ApiError, errorText } from "./api.js";
 import { $, el, toast } from "./dom.js";
+import { loadEnrolments, wireEnrolments } from "./followup-enrolments.js";
 import { formatTime, same } from "./format.js";
 import { state } from "./state.js";
 
@@ -93,6 +95,7 @@ export async function loadFollowups() {
     view.items = [];
   }
   renderList();
+  loadEnrolments();
 }
 
 function fact(label, value) {
@@ -335,6 +338,13 @@ function renderDetail(detail, outcome) {
     fact("首次联系", item.first_contact_at ? formatTime(item.first_contact_at) : "尚未联系"),
     fact("计划版本", detail.plan_code + " v" + detail.plan_version),
   );
+  if (detail.questions.some((question) => question.answer)) {
+    const fhir = el("button", "btn small", "导出 FHIR");
+    fhir.type = "button";
+    fhir.id = "followup-fhir";
+    fhir.addEventListener("click", () => exportFhir(item.id));
+    head.append(fhir);
+  }
   if (outcome) {
     const advice = el("div", "followup-advice", "请告知患者：" + outcome.advice);
     advice.id = "followup-advice";
@@ -347,6 +357,25 @@ function renderDetail(detail, outcome) {
   history.append(el("h3", "", "发送与通话"), historyList(detail));
   box.replaceChildren(head, answers, history, callForm(detail));
   head.scrollIntoView({ block: "start" });
+}
+
+/** The answers as a FHIR QuestionnaireResponse file (GET /followups/checkins/{id}/fhir, audited). */
+async function exportFhir(checkinId) {
+  let resource;
+  try {
+    resource = await api("GET", "/followups/checkins/" + encodeURIComponent(checkinId) + "/fhir");
+  } catch (error) {
+    toast("导出失败：" + errorText(error), "error");
+    return;
+  }
+  const blob = new Blob([JSON.stringify(resource, null, 2)], { type: "application/fhir+json" });
+  const link = el("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = "checkin-" + checkinId + "-fhir.json";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 export async function openCheckin(checkinId) {
@@ -371,4 +400,5 @@ export function wireFollowups() {
     tabs.append(tab);
   }
   $("followup-refresh").addEventListener("click", loadFollowups);
+  wireEnrolments();
 }

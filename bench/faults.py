@@ -872,6 +872,11 @@ def _check_checkins(
                     f"({turn['last_error']})"
                 )
             continue
+        if turn["status"] == "received" and _held_by_staff(escalations, due.openid, datetime.now(UTC)):
+            # The patient's chat went to staff before the check-in started (the bot did not
+            # understand them twice): a busy conversation makes the check-in wait, as it should.
+            row.marked["check-in waiting: staff hold the chat"] += 1
+            continue
         if turn["status"] != "processed":
             row.checkins_lost += 1
             row.problems.append(f"check-in {due.checkin_id}: dialogue still {turn['status']} at the end")

@@ -128,8 +128,7 @@ class Outbox:
         retries. With `held_back` (older messages wait for WeChat) the answers go out after them,
         in order. Returns False when messages were left pending for the retry queue."""
         if answered.claimed and held_back:
-            stored = await answered.stored() or []
-            await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
+            await release_claims(self.runtime.db, [o.message_id for o in answered.claimed])
             return await self.deliver_conversation(answered.conversation_id)
         if answered.claimed:
             try:
@@ -139,8 +138,7 @@ class Outbox:
                 # Hand what was not sent back as pending at once, so the retry queue the caller
                 # falls back on can send it (the sweeper would, after CLAIM_LEASE, if this fails too).
                 with contextlib.suppress(Exception):
-                    stored = await answered.stored() or []
-                    await release_claims(self.runtime.db, [o.message_id for o in stored if o.message_id])
+                    await release_claims(self.runtime.db, [o.message_id for o in answered.claimed])
                 raise
         if answered.pending:
             return await self.deliver_conversation(answered.conversation_id)
@@ -177,27 +175,17 @@ class Outbox:
                 await held
 
     async def send_claimed(self, answered: Answered) -> bool:
-        """False when WeChat was out of reach: that answer and the rest are pending again.
-
-        The first answer may go out before its store has committed (Answered.storing); what
-        happened to each send is recorded against its stored row, so that waits for the store."""
-        for index, text in enumerate(o.text for o in answered.claimed):
-            payload = {"touser": answered.openid, "msgtype": "text", "text": {"content": text}}
+        """False when WeChat was out of reach: that answer and the rest are pending again."""
+        for index, outgoing in enumerate(answered.claimed):
+            payload = {"touser": answered.openid, "msgtype": "text", "text": {"content": outgoing.text}}
             call = await self.call_with_token(
                 lambda token, payload=payload: self.api.send_custom_message(token, payload), max_failures=1
             )
-            claimed = await answered.stored()
-            if claimed is None:
-                return True  # someone else processed the push and sends its answers
-            outgoing = claimed[index]
-            assert outgoing.message_id is not None
             if call.unreachable is not None:
                 await self._settle(
                     outgoing.message_id, DeliveryStatus.PENDING, call.unreachable, call.attempts
                 )
-                await release_claims(
-                    self.runtime.db, [o.message_id for o in claimed[index + 1 :] if o.message_id]
-                )
+                await release_claims(self.runtime.db, [o.message_id for o in answered.claimed[index + 1 :]])
                 await self._hold_back(answered.openid)
                 log.warning(
                     "message %s to %s: WeChat out of reach, queued", outgoing.message_id, answered.openid

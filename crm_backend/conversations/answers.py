@@ -11,7 +11,6 @@ one round trip instead of five. Elsewhere (SQLite) it is a short transaction.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,8 +50,7 @@ from crm_backend.database.hot_path import HotPath
 class Outgoing:
     """An answer stored already claimed for sending (status SENDING): its sender needs no lock."""
 
-    #: None while the answer is still being stored (see Answered.storing).
-    message_id: int | None
+    message_id: int
     conversation_id: int
     sender: SenderType
     text: str
@@ -64,32 +62,11 @@ class Answered:
 
     conversation_id: int
     openid: str
-    #: The answers to send now, claimed when they were stored.
+    #: The answers to send now, claimed when they were stored (committed before any send).
     claimed: list[Outgoing]
     #: The conversation also has unclaimed (PENDING) messages from this push, e.g. an escalation's
     #: notice: deliver the conversation the ordinary way after the claimed ones.
     pending: bool = False
-    #: Set when the answers are sent while they are stored: `claimed` has their texts, this their
-    #: ids (None: the push was already processed by someone else). Sending does not wait for the
-    #: store's commit; recording how a send ended does.
-    storing: asyncio.Future[list[Outgoing] | None] | None = None
-
-    @classmethod
-    def while_storing(
-        cls,
-        conversation_id: int,
-        openid: str,
-        sender: SenderType,
-        texts: list[str],
-        storing: asyncio.Future[list[Outgoing] | None],
-    ) -> Answered:
-        """Answers to send now whose store (`storing`) has not committed yet."""
-        claimed = [Outgoing(None, conversation_id, sender, text) for text in texts]
-        return cls(conversation_id, openid, claimed=claimed, storing=storing)
-
-    async def stored(self) -> list[Outgoing] | None:
-        """The claimed answers with their message ids, once they are stored."""
-        return self.claimed if self.storing is None else await self.storing
 
 
 Deliver = Callable[[Answered], Awaitable[None]]

@@ -29,7 +29,7 @@ from crm_backend.conversations import consent_dialogue, rating_dialogue, red_fla
 from crm_backend.conversations.answers import Answered, Deliver, Outgoing, answer_row, store_answers
 from crm_backend.conversations.bot_gateway import BotGateway, BotReply, BotUnavailable, rasa_sender
 from crm_backend.conversations.bot_turn import record_bot_turn
-from crm_backend.conversations.choices import ChoiceMemory, parse_number, render
+from crm_backend.conversations.choices import ChoiceMemory, parse_number
 from crm_backend.conversations.events import DialogueSettled, EscalationRequested, PatientMessageForStaff
 from crm_backend.conversations.models import (
     Conversation,
@@ -155,9 +155,6 @@ class InboundProcessor:
             answered = await self.process_one(push.inbound_id, openid, early, push if early else None)
             if answered is not None:
                 await deliver(answered)
-                if answered.storing is not None and await answered.storing is None:
-                    # Someone else had processed the push (a lost lock): its answer went out twice.
-                    log.warning("inbound %s was processed twice; answer sent again", push.inbound_id)
         if waiting and len(waiting) < len(pending):
             # The patient wrote meanwhile: a dialogue waiting for that (an invitation answered,
             # a form finished) may start now, after the answers to what the patient said.
@@ -182,7 +179,6 @@ class InboundProcessor:
             answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
             if answered is not None:
                 await deliver(answered)
-                await answered.stored()
         await self.runtime.events.publish(DialogueSettled(turn_id))
         return plan.step is not turns.Step.INVITED
 
@@ -279,16 +275,8 @@ class InboundProcessor:
             r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
         ]
         offered = replies if sender == SenderType.BOT else None
-        if shown and not requests:
-            # The answers go out while they are stored: the patient does not wait for the commit.
-            # The push is still marked processed only with its answers, and how each send ended
-            # is recorded once they are stored (delivery.py), so a crash during the store
-            # repeats the turn as a crash during Rasa's answer always could.
-            storing = asyncio.ensure_future(
-                self._store(inbound_id, conversation_id, shown, sender, offered, claim=True)
-            )
-            texts = [render(reply) for reply in shown]
-            return Answered.while_storing(conversation_id, openid, sender, texts, storing)
+        # Nothing goes out before the answers and the push's new status have committed: a
+        # database cut during the store repeats the turn with nothing sent yet, never twice.
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.

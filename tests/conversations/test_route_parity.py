@@ -106,7 +106,6 @@ async def _run(runtime: Runtime, rasa: RasaServers) -> Transcript:
 
     async def deliver(answered: Answered) -> None:
         sent.extend(_shown(outgoing.sender, outgoing.text) for outgoing in answered.claimed)
-        await answered.stored()
 
     start = int(time.time()) - len(STEPS)
     for index, (kind, value, extra) in enumerate(STEPS):

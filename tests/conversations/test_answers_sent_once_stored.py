@@ -1,17 +1,14 @@
-"""A bot turn's answers go out to WeChat while they are being stored; how each send ended is
-recorded against the stored row once the store has committed. Real database, Redis and the fake
-WeChat API; processing's side (Rasa) is covered end to end in tests/e2e."""
+"""A turn's answers go out to WeChat only once they and the push's new status have committed, so a
+database cut during the store repeats the turn with nothing sent (never an answer twice). Real
+database, Redis and the fake WeChat API; Rasa's side is covered end to end in tests/e2e."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
-from asyncpg import ForeignKeyViolationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from channels.outbound.delivery import Outbox
 from crm_backend.conversations.answers import Answered, store_answers
@@ -24,6 +21,7 @@ from crm_backend.conversations.models import (
     Message,
     SenderType,
 )
+from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.database.core import Database
 from crm_backend.runtime import Runtime
 from tests.conversations.conftest import REDIS_URL, new_push
@@ -55,21 +53,13 @@ async def _openid(db: Database, inbound_id: int) -> str:
     return openid
 
 
-def _sending(
-    db: Database, inbound_id: int, conversation_id: int, openid: str, *, store_in: int | None = None
-) -> Answered:
-    """What processing hands to delivery for an ordinary bot turn: the texts now, the ids later."""
-    storing = asyncio.ensure_future(
-        store_answers(
-            db,
-            inbound_id,
-            conversation_id if store_in is None else store_in,
-            [BotReply(text) for text in TEXTS],
-            SenderType.BOT,
-            claim=True,
-        )
+async def _stored(db: Database, inbound_id: int, conversation_id: int, openid: str) -> Answered:
+    """What processing hands to delivery for an ordinary bot turn: answers already stored, claimed."""
+    stored = await store_answers(
+        db, inbound_id, conversation_id, [BotReply(text) for text in TEXTS], SenderType.BOT, claim=True
     )
-    return Answered.while_storing(conversation_id, openid, SenderType.BOT, TEXTS, storing)
+    assert stored is not None
+    return Answered(conversation_id, openid, claimed=stored)
 
 
 async def _answers(db: Database, conversation_id: int) -> list[Message]:
@@ -89,14 +79,14 @@ async def _inbound_status(db: Database, inbound_id: int) -> str:
     return status
 
 
-async def test_answers_sent_while_stored_are_recorded_as_sent_in_order(
+async def test_stored_answers_are_sent_in_order_and_recorded_as_sent(
     outbox: Outbox, fake_wechat: FakeWeChat
 ) -> None:
     db = outbox.runtime.db
     inbound_id, conversation_id = await new_push(db)
     openid = await _openid(db, inbound_id)
 
-    assert await outbox.deliver_answered(_sending(db, inbound_id, conversation_id, openid)) is True
+    assert await outbox.deliver_answered(await _stored(db, inbound_id, conversation_id, openid)) is True
 
     assert fake_wechat.texts(openid) == TEXTS
     answers = await _answers(db, conversation_id)
@@ -106,39 +96,37 @@ async def test_answers_sent_while_stored_are_recorded_as_sent_in_order(
     assert await _inbound_status(db, inbound_id) == InboundStatus.PROCESSED
 
 
-async def test_when_the_push_was_already_answered_no_further_answer_goes_out(
+async def test_processing_hands_answers_to_delivery_only_once_they_are_committed(
     outbox: Outbox, fake_wechat: FakeWeChat
 ) -> None:
-    """Another worker finished the push first (a lock that expired): the first answer was already
-    on its way, the rest are not sent and nothing is stored twice."""
+    """Seen from another connection at the moment delivery gets them: the push is processed and
+    its answers are stored, claimed for sending. Nothing reaches WeChat before that."""
     db = outbox.runtime.db
     inbound_id, conversation_id = await new_push(db)
     openid = await _openid(db, inbound_id)
-    first = await store_answers(
-        db, inbound_id, conversation_id, [BotReply("已回复")], SenderType.BOT, claim=True
-    )
-    assert first is not None
+    processor = InboundProcessor(outbox.runtime)
+    seen: list[tuple[str, list[DeliveryStatus], int]] = []
+    observer = Database(str(db.engine.url.render_as_string(hide_password=False)))
 
-    assert await outbox.deliver_answered(_sending(db, inbound_id, conversation_id, openid)) is True
-
-    assert fake_wechat.texts(openid) == TEXTS[:1]
-    assert [a.content for a in await _answers(db, conversation_id)] == ["已回复"]
-
-
-async def test_a_store_that_fails_after_the_send_leaves_the_push_to_be_processed_again(
-    outbox: Outbox, fake_wechat: FakeWeChat
-) -> None:
-    """The patient already has the first answer; the push stays received, so it is processed again
-    (at least once, as when a worker dies while Rasa answers) rather than lost."""
-    db = outbox.runtime.db
-    inbound_id, conversation_id = await new_push(db)
-    openid = await _openid(db, inbound_id)
-    # Answers stored against a conversation that does not exist: the database refuses them.
-    answered = _sending(db, inbound_id, conversation_id, openid, store_in=conversation_id + 10_000)
-
-    with pytest.raises((IntegrityError, ForeignKeyViolationError)):  # SQLAlchemy's, or asyncpg's
+    async def deliver(answered: Answered) -> None:
+        answers = await _answers(observer, conversation_id)
+        assert [o.message_id for o in answered.claimed] == [a.id for a in answers]
+        seen.append(
+            (
+                await _inbound_status(observer, inbound_id),
+                [a.delivery_status for a in answers],
+                len(fake_wechat.texts(openid)),
+            )
+        )
         await outbox.deliver_answered(answered)
 
-    assert fake_wechat.texts(openid) == TEXTS[:1]
-    assert await _answers(db, conversation_id) == []
-    assert await _inbound_status(db, inbound_id) == InboundStatus.RECEIVED
+    try:
+        await processor.process_patient("wx-test", openid, deliver)
+    finally:
+        await observer.dispose()
+
+    [(status, statuses, sent_before)] = seen
+    assert status == InboundStatus.PROCESSED
+    assert statuses and set(statuses) == {DeliveryStatus.SENDING}
+    assert sent_before == 0
+    assert len(fake_wechat.texts(openid)) == len(statuses)

@@ -44,13 +44,13 @@ from crm_backend.followups.models import (
 from crm_backend.followups.page import mask_name
 from crm_backend.patients.models import Patient
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles, runtime_of
-from crm_backend.staff.models import StaffRole, Team
+from crm_backend.staff.models import CARE_ROLES, Team
 
 router = APIRouter(prefix="/api/console/followups", tags=["console"])
 
 FollowupStaffDep = Annotated[
     CurrentStaff,
-    Depends(require_roles(StaffRole.nurse, StaffRole.clinician, StaffRole.supervisor, StaffRole.admin)),
+    Depends(require_roles(*CARE_ROLES)),
 ]
 MAX_LIMIT = 200
 

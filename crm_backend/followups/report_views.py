@@ -20,12 +20,12 @@ from crm_backend.followups.models import FollowupPlan
 from crm_backend.followups.report import FollowupReport, ReportRangeError, Scope, followup_report
 from crm_backend.followups.report_csv import csv_filename, followup_report_csv
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles, runtime_of
-from crm_backend.staff.models import StaffRole, Team
+from crm_backend.staff.models import CARE_ROLES, Team
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
 #: Who reads the follow-up report (their teams; supervisors and admins every team).
-READERS = (StaffRole.nurse, StaffRole.clinician, StaffRole.supervisor, StaffRole.admin)
+READERS = CARE_ROLES
 ReaderDep = Annotated[CurrentStaff, Depends(require_roles(*READERS))]
 
 #: Without a range: the last 30 hospital days, today included (day-30 check-ins fall inside).

@@ -34,14 +34,14 @@ from crm_backend.followups.worklists import (
 from crm_backend.protection import FieldProtector
 from crm_backend.runtime import Runtime
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
-from crm_backend.staff.models import StaffRole
+from crm_backend.staff.models import CARE_ROLES
 
 router = APIRouter(prefix="/api/console/followups", tags=["console"])
 
 #: Who follows patients up.
 FollowupStaff = Annotated[
     CurrentStaff,
-    Depends(require_roles(StaffRole.nurse, StaffRole.clinician, StaffRole.supervisor, StaffRole.admin)),
+    Depends(require_roles(*CARE_ROLES)),
 ]
 
 

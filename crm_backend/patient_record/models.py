@@ -82,4 +82,5 @@ class Patient360Read(BaseModel):
     conversations: list[ConversationLineRead]
     appointments: list[AppointmentRecordRead]
     #: Post-operative follow-up: enrolments newest first, with check-ins and answers over time.
-    followups: list[FollowupEnrolmentRecordRead]
+    #: None for a reader whose role does not see clinical answers (staff.models.CARE_ROLES).
+    followups: list[FollowupEnrolmentRecordRead] | None

@@ -43,7 +43,7 @@ from crm_backend.patients.records import (
 )
 from crm_backend.protection import AesGcmProtector
 from crm_backend.staff.deps import CurrentStaff, DbSession, StaffDep, runtime_of
-from crm_backend.staff.models import StaffRole
+from crm_backend.staff.models import CARE_ROLES, StaffRole
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
@@ -143,7 +143,7 @@ async def patient_360(
         appointments=[
             AppointmentRecordRead.model_validate(a) for a in await patient_appointments(session, patient_id)
         ],
-        followups=await patient_followups(session, patient_id),
+        followups=await patient_followups(session, patient_id) if staff.role in CARE_ROLES else None,
     )
     actions = [("patient.view", {"view": "360"})]
     if reveal:

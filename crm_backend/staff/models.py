@@ -29,6 +29,10 @@ class Presence(StrEnum):
 #: Roles that see every team's work (queues, SLA breaches, audit log).
 SUPERVISING_ROLES = frozenset({StaffRole.supervisor, StaffRole.admin})
 
+#: Roles that read patients' clinical answers (follow-up check-ins): care staff and their
+#: supervisors; agents, who answer chats about bookings and complaints, do not need them.
+CARE_ROLES = (StaffRole.nurse, StaffRole.clinician, StaffRole.supervisor, StaffRole.admin)
+
 
 def _enum_column(enum: type[StrEnum]) -> Enum:
     # VARCHAR rather than a native PostgreSQL enum, so adding a role later needs no type migration.

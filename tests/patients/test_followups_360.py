@@ -1,6 +1,7 @@
 """The 360 view's follow-up: enrolments with plan, version, status, team and doctor; check-ins by day
 with the worst flag; each question's answers over time (pain by day), read from the version the
-patient was enrolled in; for whoever may open the patient, audited as the 360 view is."""
+patient was enrolled in; for care staff who may open the patient (not agents), audited as the 360
+view is."""
 
 from __future__ import annotations
 
@@ -156,3 +157,16 @@ async def test_the_enrolment_team_opens_a_patient_who_never_chatted(
         assert view.json()["followups"][0]["plan_name"] == "腹腔镜胆囊切除术后随访"
     async with staff_client(app, admin_client, "nurse", [await make_team(runtime)]) as (_, client):
         assert (await client.get(f"/api/console/patients/{patient.id}/360")).status_code == 403
+
+
+async def test_an_agent_who_may_open_the_patient_does_not_see_clinical_answers(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+) -> None:
+    """Least privilege: agents answer chats about bookings and complaints; check-in answers are
+    health data for the care team."""
+    patient_id, team_id, _ = await _followed_patient(runtime)
+    async with staff_client(app, admin_client, "agent", [team_id]) as (_, client):
+        view = await client.get(f"/api/console/patients/{patient_id}/360")
+        assert view.status_code == 200, view.text
+        assert view.json()["followups"] is None
+        assert "腹腔镜" not in view.text and "疼痛" not in view.text

@@ -174,9 +174,12 @@ export function render360(view, currentConversationId, openConversation = () => 
   root.append(section("就诊人", list(dependants, dependantEntry, "暂无就诊人")));
   root.append(section("历史会话", conversationList(view.conversations, currentConversationId, openConversation)));
   root.append(section("预约", list(view.appointments, appointmentEntry, "暂无预约")));
-  const followups = section("术后随访", followupRecord(view.followups));
-  followups.classList.add("p-followup");
-  root.append(followups);
+  // null: this role does not read clinical answers (only care staff do).
+  if (view.followups !== null) {
+    const followups = section("术后随访", followupRecord(view.followups));
+    followups.classList.add("p-followup");
+    root.append(followups);
+  }
   return root;
 }
 

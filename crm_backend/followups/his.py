@@ -282,6 +282,25 @@ async def enrolment_by_encounter(session: AsyncSession, encounter_key: str) -> F
     )
 
 
+async def retry_differences(
+    session: AsyncSession, protector: FieldProtector, enrolled: FollowupEnrolment, discharge: Discharge
+) -> list[str]:
+    """What this Bundle says otherwise than the one that enrolled its Encounter: a retry must be
+    the same request. A HIS that corrects a discharge under the same Encounter identifier is told
+    (409) rather than answered with the old enrolment as if nothing differed."""
+    differences = []
+    if enrolled.discharged_on != discharge.discharged_on:
+        differences.append("Encounter.period.end (discharge date)")
+    if discharge.attending_doctor and enrolled.attending_doctor != discharge.attending_doctor:
+        differences.append("Encounter.participant (attending doctor)")
+    patient = await session.get(Patient, enrolled.patient_id)
+    id_number = discharge.patient.id_number
+    if patient is not None and id_number is not None and patient.id_number_hash is not None:
+        if patient.id_number_hash != protector.lookup_hash(ID_NUMBER, id_number):
+            differences.append("Patient.identifier (resident ID)")
+    return differences
+
+
 async def enrol_discharge(
     session: AsyncSession, protector: FieldProtector, settings: Settings, discharge: Discharge
 ) -> tuple[FollowupEnrolment, PlanDefinition, str]:

@@ -4,8 +4,9 @@ Bearer HIS_API_TOKEN (without the setting the endpoint is off: 404; a wrong or m
 The body is a FHIR R4B Bundle (his.py) as `application/fhir+json` or `application/json`. Answers:
 201 with the new enrolment and its check-ins' due times (ISO 8601, Asia/Shanghai); 200 with the same
 body when the Encounter was enrolled before (a retry; also the loser of two identical requests
-racing); 400 naming what is malformed; 415 for another media type; 422 naming the known procedures
-when no plan covers the ones sent. Audited with the HIS as the actor.
+racing); 409 naming what differs when a request for an enrolled Encounter says otherwise (another
+discharge date, doctor or resident ID); 400 naming what is malformed; 415 for another media type;
+422 naming the known procedures when no plan covers the ones sent. Audited with the HIS as the actor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_backend.audit.service import record as audit
 from crm_backend.followups.enrolment_views import EnrolmentRead, enrolment_read
-from crm_backend.followups.his import DischargeError, enrol_discharge, enrolment_by_encounter, parse_discharge
+from crm_backend.followups.his import (
+    DischargeError,
+    enrol_discharge,
+    enrolment_by_encounter,
+    parse_discharge,
+    retry_differences,
+)
 from crm_backend.staff.deps import runtime_of
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,18 @@ async def receive_discharge(request: Request) -> JSONResponse:
         async with runtime.db.sessions() as session:
             existing = await enrolment_by_encounter(session, discharge.encounter_key)
             if existing is not None:
+                differences = await retry_differences(session, runtime.protector, existing, discharge)
+                if differences:
+                    return JSONResponse(
+                        {
+                            "detail": f"Encounter {discharge.encounter_key} was enrolled before with "
+                            f"other content: {', '.join(differences)}; correct the enrolment in the "
+                            "console or send a new Encounter identifier",
+                            "enrolment_id": existing.id,
+                            "differences": differences,
+                        },
+                        status_code=status.HTTP_409_CONFLICT,
+                    )
                 read = await enrolment_read(session, existing)
                 return _answer(read, created=False)
             try:

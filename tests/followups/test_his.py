@@ -295,6 +295,28 @@ async def test_a_retry_answers_the_same_enrolment_and_creates_nothing(
     assert count == 4
 
 
+async def test_a_retry_that_says_otherwise_is_409_naming_what_differs_and_changes_nothing(
+    his: httpx.AsyncClient, runtime: Runtime, lap_chole: FollowupPlanVersion
+):
+    """Same Encounter identifier, another discharge date and patient: not silently the old answer."""
+    body = bundle(id_number=resident_id(), encounter="ZY-corrected")
+    first = await post(his, body)
+    assert first.status_code == 201, first.text
+    changed = bundle(
+        id_number=resident_id("19700101"), encounter="ZY-corrected", discharged="2026-12-09T10:00:00+08:00"
+    )
+    conflict = await post(his, changed)
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["enrolment_id"] == first.json()["id"]
+    assert conflict.json()["differences"] == [
+        "Encounter.period.end (discharge date)",
+        "Patient.identifier (resident ID)",
+    ]
+    again = await post(his, body)
+    assert again.status_code == 200 and again.json() == {**first.json(), "created": False}
+    assert await _enrolments_of(his, body) == 1
+
+
 async def test_two_identical_requests_racing_create_one_enrolment_and_one_patient(
     app: FastAPI, runtime: Runtime, lap_chole: FollowupPlanVersion
 ):

@@ -614,6 +614,10 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
                 FollowupCheckin.id == checkin_id,
                 FollowupCheckin.status == CheckinStatus.started,
                 FollowupCheckin.reminded_at.is_(None),
+                # Paused or stopped since the run listed it: no reminder.
+                FollowupCheckin.enrolment_id.in_(
+                    select(FollowupEnrolment.id).where(FollowupEnrolment.status == EnrolmentStatus.active)
+                ),
             )
             .values(reminded_at=now)
         )

@@ -28,7 +28,7 @@ from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest
 from crm_backend.followups import dispatch
 from crm_backend.followups.dispatch import _start_safely, claim_timeout, run_followups
-from crm_backend.followups.enrolment import stop_enrolment
+from crm_backend.followups.enrolment import pause_enrolment, stop_enrolment
 from crm_backend.followups.links import PAGE_PATH, read_checkin_token
 from crm_backend.followups.models import FollowupCheckin, FollowupSend, StopReason
 from crm_backend.patients.models import WeChatIdentity
@@ -356,6 +356,29 @@ async def test_on_sqlite_each_check_in_is_claimed_once(tmp_path: Path, fake_wech
             day1 = (await checkins(first.runtime, enrolment_id))[0]
             assert (day1.status, day1.claims) == ("started", 1)
             assert len(await dialogues(first.runtime, day1.id)) == 1
+
+
+async def test_no_reminder_for_an_enrolment_paused_after_the_run_listed_it(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """A nurse pauses the enrolment while a dispatch run is between listing and reminding."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    async with runtime.db.sessions() as session:
+        await pause_enrolment(session, enrolment_id)
+        await session.commit()
+
+    assert await dispatch._remind(outbox, day1.id, started + timedelta(hours=25)) is False
+
+    assert [s.kind for s in await sends(runtime, day1.id)] == ["start_chat"]
+    assert (await checkins(runtime, enrolment_id))[0].reminded_at is None
+    holder = await identity(runtime, identity_id)
+    assert [m["api"] for m in fake_wechat.sent(holder.openid)] == []
 
 
 async def test_no_reminder_while_staff_hold_the_conversation(

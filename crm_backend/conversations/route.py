@@ -208,6 +208,8 @@ class Turn:
     needs_consent: bool = True
     #: How long since the turn arrived.
     waited: timedelta = timedelta(0)
+    #: A dialogue outside the hospital-local hours it may start in (a check-in at night).
+    quiet_hours: bool = False
 
 
 def decide(turn: Turn, state: RouteState, limits: Limits) -> Route:
@@ -224,7 +226,7 @@ def decide(turn: Turn, state: RouteState, limits: Limits) -> Route:
     if turn.msg_type == DIALOGUE:
         consented = state.consent_granted is True or not turn.needs_consent
         free = state.conversation_status != ConversationStatus.ESCALATED and consented
-        return Route.BOT if free else Route.WAIT
+        return Route.BOT if free and not turn.quiet_hours else Route.WAIT
     escalated = state.conversation_status == ConversationStatus.ESCALATED
     if turn.text is not None:
         answer = consent.read_answer(turn.text)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.config import within_local_hours
 from crm_backend.conversations import route
 from crm_backend.conversations.models import (
     Conversation,
@@ -70,6 +71,9 @@ class DialogueRequest:
     template: TemplateInvite | None = None
     #: False for a notice that asks nothing about health (a reminder): it does not wait for consent.
     needs_consent: bool = True
+    #: Hospital-local "HH:MM" hours the dialogue may start in; outside them it waits, however late
+    #: it was freed (a chat staff held until 22:30 does not get its check-in then).
+    send_hours: tuple[str, str] | None = None
 
 
 async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | None:
@@ -87,6 +91,7 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | No
             "expires_at": request.expires_at.astimezone(UTC).isoformat(),
             "template": asdict(request.template) if request.template else None,
             "needs_consent": request.needs_consent,
+            "send_hours": list(request.send_hours) if request.send_hours else None,
         }
         turn_id = await session.scalar(
             insert_for(runtime.db.engine)(InboundMessage)
@@ -168,6 +173,7 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
                 turn.attempts + 1,
                 bool(payload.get("needs_consent", True)),
                 waited=now - turn.received_at,
+                quiet_hours=_quiet(payload, now),
             ),
             state,
             route.Limits.of(settings),
@@ -191,6 +197,11 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             return DialoguePlan(Step.INVITED, conversation.id)
         await session.commit()
         return DialoguePlan(Step.TRIGGER, conversation.id, payload["intent"], payload.get("entities") or {})
+
+
+def _quiet(payload: dict[str, Any], now: datetime) -> bool:
+    hours = payload.get("send_hours")
+    return bool(hours) and not within_local_hours(now, hours[0], hours[1])
 
 
 async def count_attempt(runtime: Runtime, turn_id: int) -> None:

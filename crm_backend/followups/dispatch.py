@@ -382,6 +382,7 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         entities={"checkin_id": checkin_id},
         template=template,
         needs_consent=True,
+        send_hours=(settings.followup_send_from, settings.followup_send_until),
     )
     # The recipient is recorded before the dialogue is queued: a takeover addresses the same person.
     async with runtime.db.sessions() as session:

@@ -24,6 +24,7 @@ from crm_backend.followups.models import (
     FollowupCheckin,
     FollowupEnrolment,
     FollowupPlanVersion,
+    FollowupSend,
     StopReason,
 )
 from crm_backend.followups.plan_service import definition_of
@@ -270,9 +271,9 @@ async def stop_enrolment(
 
 
 async def cancel_dialogues(session: AsyncSession, checkin_ids: list[int], why: str) -> None:
-    """Fail the check-ins' dialogue turns not yet taken up and any invitation stored but not yet
-    sent (WeChat was out of reach), so nothing of these check-ins reaches the patient. The caller
-    commits."""
+    """Fail the check-ins' dialogue turns not yet taken up and any invitation or reminder stored
+    but not yet sent (WeChat was out of reach), so nothing of these check-ins reaches the patient.
+    The caller commits."""
     keys = [f"dialogue:{CHECKIN_DIALOGUE}{checkin_id}" for checkin_id in checkin_ids]
     turns = select(InboundMessage.id).where(
         or_(
@@ -285,9 +286,17 @@ async def cancel_dialogues(session: AsyncSession, checkin_ids: list[int], why: s
         .where(InboundMessage.id.in_(turns), InboundMessage.status == InboundStatus.RECEIVED)
         .values(status=InboundStatus.FAILED, last_error=why[:255])
     )
+    # Invitations stored by a turn, and reminders and invitations the dispatcher stored itself
+    # (their sends name the message).
+    sent_by_dispatch = select(FollowupSend.message_id).where(
+        FollowupSend.checkin_id.in_(checkin_ids), FollowupSend.message_id.is_not(None)
+    )
     await session.execute(
         update(Message)
-        .where(Message.reply_to_inbound_id.in_(turns), Message.delivery_status == DeliveryStatus.PENDING)
+        .where(
+            or_(Message.reply_to_inbound_id.in_(turns), Message.id.in_(sent_by_dispatch)),
+            Message.delivery_status == DeliveryStatus.PENDING,
+        )
         .values(delivery_status=DeliveryStatus.FAILED, delivery_error=why[:255])
     )
 

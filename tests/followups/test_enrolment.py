@@ -193,6 +193,37 @@ async def test_an_invitation_waiting_for_wechat_is_not_sent_after_a_stop(
     assert fake_wechat.sent(holder.openid) == []
 
 
+async def test_a_reminder_waiting_for_wechat_is_not_sent_after_a_stop(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """The dispatcher stores reminders itself (no dialogue turn): a stop fails them too."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    later = started + timedelta(hours=24, minutes=1)
+    async with runtime.db.sessions() as session:  # the patient wrote since: a chat reminder
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        holder.last_inbound_at = later - timedelta(hours=1)
+        await session.commit()
+    fake_wechat.fault(api="custom_send", http_status=502, times=outbox.runtime.settings.delivery_max_attempts)
+    await run_followups(outbox, later)
+    fake_wechat.clear_faults()
+    [reminder] = [m for m in await _messages(runtime, identity_id) if m.content.startswith("【随访提醒】")]
+    assert reminder.delivery_status == "pending"
+
+    async with runtime.db.sessions() as session:
+        await stop_enrolment(session, enrolment_id, StopReason.deceased)
+        await session.commit()
+    await outbox.deliver_conversation(reminder.conversation_id)  # the sweeper's retry
+    [reminder] = [m for m in await _messages(runtime, identity_id) if m.content.startswith("【随访提醒】")]
+    assert (reminder.delivery_status, reminder.delivery_error) == ("failed", "follow-up stopped (deceased)")
+    assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
+
+
 async def _messages(runtime: Runtime, identity_id: int) -> list[Message]:
     async with runtime.db.sessions() as session:
         rows = await session.scalars(

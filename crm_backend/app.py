@@ -116,6 +116,7 @@ def _include_console(app: FastAPI) -> None:
     from crm_backend.followups.report_views import router as followup_report_router
     from crm_backend.followups.worklist_views import router as followup_worklists_router
     from crm_backend.hospital_info.views import router as hospital_info_router
+    from crm_backend.patient_record.enrolment_views import router as enrol_router
     from crm_backend.patient_record.views import router as patients_router
     from crm_backend.realtime.ws import router as ws_router
     from crm_backend.staff.audit_views import router as audit_router
@@ -139,6 +140,7 @@ def _include_console(app: FastAPI) -> None:
         hospital_info_router,
         followup_plans_router,
         followup_worklists_router,
+        enrol_router,
         followup_enrolments_router,
         his_router,
         ws_router,

@@ -30,6 +30,8 @@ def within_local_hours(now: datetime, start: str, end: str) -> bool:
     return parse_hhmm(start) <= local < parse_hhmm(end)
 
 
+#: SECRET_KEY's development default: known to everyone, so only the sandbox may run with it.
+DEV_SECRET_KEY = "dev-only-change-me"
 SANDBOX_APPID = "wx_sandbox_appid"
 SANDBOX_SECRET = "sandbox-secret"
 SANDBOX_TOKEN = "sandbox-token"
@@ -106,8 +108,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     # -- staff console -------------------------------------------------------------------------
-    #: Signs nothing by itself (sessions live in Redis) but seeds CSRF tokens; set it in production.
-    secret_key: str = Field("dev-only-change-me", alias="SECRET_KEY")
+    #: Keys derived from it sign the follow-up questionnaire links and the known-device login
+    #: cookies. Web and worker refuse to start with the default or an empty value when real WeChat
+    #: credentials are configured (Runtime.create).
+    secret_key: str = Field(DEV_SECRET_KEY, alias="SECRET_KEY", repr=False)
     #: The first admin, created at start-up when no admin exists yet.
     admin_username: str = Field("", alias="ADMIN_USERNAME")
     admin_password: str = Field("", alias="ADMIN_PASSWORD")
@@ -212,6 +216,10 @@ class Settings(BaseSettings):
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""
         return self.sandbox_force or self.wechat_oa_appid in ("", SANDBOX_APPID)
+
+    @property
+    def has_real_secret_key(self) -> bool:
+        return self.secret_key.strip() not in ("", DEV_SECRET_KEY)
 
     @property
     def oa_appid(self) -> str:

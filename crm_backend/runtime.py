@@ -37,6 +37,12 @@ class Runtime:
         protector_for(settings)  # fails fast: no process runs without usable patient data keys
         if not settings.bot_api_token:
             raise RuntimeError("INTERNAL_API_TOKEN is required with real WeChat credentials (see README)")
+        if not settings.sandbox_enabled and not settings.has_real_secret_key:
+            raise RuntimeError(
+                "SECRET_KEY must be set to a long random value with real WeChat credentials: it signs the"
+                " follow-up questionnaire links patients open (the default is public). Generate one with"
+                ' `python -c "import secrets;print(secrets.token_urlsafe(48))"` (see README, Configuration)'
+            )
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
         runtime = cls(
             settings=settings,

@@ -14,6 +14,8 @@ from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.staff.models import StaffRole
+
 
 @dataclass(frozen=True)
 class EscalationRequested:
@@ -74,3 +76,5 @@ class StaffWrote:
     #: their own patient here; domains that address 就诊人 match the identity too).
     patient_id: int
     at: datetime
+    #: Who wrote: a nurse's message is a clinical contact, a customer-service agent's is not.
+    staff_role: StaffRole

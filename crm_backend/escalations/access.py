@@ -7,6 +7,7 @@ It reads escalations, conversations and 就诊人 links, all at or below this pa
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -56,3 +57,14 @@ async def may_view(session: AsyncSession, staff: Viewer, patient_id: int) -> boo
         return True
     count = await session.scalar(select(func.count(Patient.id)).where(Patient.id == patient_id, condition))
     return bool(count)
+
+
+async def viewable(session: AsyncSession, staff: Viewer, patient_ids: Collection[int]) -> set[int]:
+    """Which of `patient_ids` exist and `staff` may open (one query, for a file of patients)."""
+    if not patient_ids:
+        return set()
+    statement = select(Patient.id).where(Patient.id.in_(list(patient_ids)))
+    condition = visible_to(staff)
+    if condition is not None:
+        statement = statement.where(condition)
+    return set((await session.scalars(statement)).all())

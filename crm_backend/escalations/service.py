@@ -47,7 +47,7 @@ from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
 from crm_backend.realtime.events import ConsoleEvents
 from crm_backend.runtime import Runtime
-from crm_backend.staff.models import SUPERVISING_ROLES, Presence, Staff, Team, TeamMembership
+from crm_backend.staff.models import SUPERVISING_ROLES, Presence, Staff, StaffRole, Team, TeamMembership
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ class Actor(Protocol):
 
     @property
     def display_name(self) -> str: ...
+
+    @property
+    def role(self) -> StaffRole: ...
 
     @property
     def team_ids(self) -> frozenset[int]: ...
@@ -429,7 +432,7 @@ class Escalations:
             if escalation.first_response_at is None:
                 escalation.first_response_at = self.runtime.clock()
             await session.commit()
-        await self._staff_wrote(conversation, message)
+        await self._staff_wrote(conversation, message, actor)
         # Announce the message before queueing it, so its delivery update always comes after it.
         await self.publish_message(message, team_id=escalation.team_id)
         await self.runtime.outbound.add({"conversation_id": str(conversation_id)})
@@ -503,18 +506,18 @@ class Escalations:
             await session.commit()
         if created:
             await self._set_bot_paused(identity, paused=True)
-        await self._staff_wrote(conversation, message)
+        await self._staff_wrote(conversation, message, actor)
         kind = "escalation.created" if created else "escalation.updated"
         await self.publish_escalation(kind, escalation.id)
         await self.publish_message(message, team_id=escalation.team_id)
         await self.runtime.outbound.add({"conversation_id": str(conversation.id)})
         return message
 
-    async def _staff_wrote(self, conversation: Conversation, message: Message) -> None:
+    async def _staff_wrote(self, conversation: Conversation, message: Message, actor: Actor) -> None:
         """Tell other domains that a person contacted the patient (follow-up's first contact); a
         failure there is logged, never in the way of the message already stored."""
         event = StaffWrote(
-            conversation.id, conversation.identity_id, conversation.patient_id, message.created_at
+            conversation.id, conversation.identity_id, conversation.patient_id, message.created_at, actor.role
         )
         try:
             await self.runtime.events.publish(event)

@@ -58,6 +58,10 @@ class Checkin:
 
     @property
     def is_open(self) -> bool:
+        """Open check-ins of an active enrolment. A pause stops new check-ins from starting, not the
+        one the patient is answering: a started check-in of a paused enrolment carries on."""
+        if self.enrolment.status == EnrolmentStatus.paused:
+            return self.row.status == CheckinStatus.started
         return self.row.status in OPEN_STATUSES and self.enrolment.status == EnrolmentStatus.active
 
     def answerable_by(self, channel: CheckinChannel) -> bool:

@@ -47,6 +47,7 @@ from crm_backend.followups.models import (
     CheckinChannel,
     StopReason,
 )
+from crm_backend.followups.page import lock_checkin
 from crm_backend.followups.plans import Flag, Question, QuestionType
 from crm_backend.followups.understanding import (
     Digression,
@@ -316,7 +317,9 @@ async def start(
 async def answer(
     checkin_id: RowId, body: AnswerBody, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
-    """One message of the patient's while a question is asked."""
+    """One message of the patient's while a question is asked. The check-in is held for the turn
+    (page.lock_checkin), as the page holds it: an answer to the same question from both waits."""
+    await lock_checkin(session, checkin_id)
     checkin = await _checkin_for(session, identity, checkin_id)
     if not checkin.is_open:
         return _closed()
@@ -429,11 +432,13 @@ async def postpone(
 async def opt_out(
     checkin_id: RowId, body: OptOutBody, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
-    """The confirmation of "不想再收到随访": stop the enrolment (opted out, audited), or carry on."""
+    """The confirmation of "不想再收到随访": stop the enrolment (opted out, audited), or carry on.
+    A yes stops the enrolment while it still runs, even if the check-in closed meanwhile (answered
+    on the page, missed): the patient asked to hear no more, not about this check-in only."""
     checkin = await _checkin_for(session, identity, checkin_id)
-    if not checkin.is_open:
-        return _closed()
     confirmed = body.confirmed if body.confirmed is not None else yes_or_no(body.text or "")
+    if not checkin.is_open and not (confirmed and checkin.enrolment.status in opting_out.RUNNING):
+        return _closed()
     if confirmed is None:
         return CheckinTurn(
             step=Step.confirm_opt_out, messages=["请回复“确定”停止随访，或回复“继续”接着回答刚才的问题。"]
@@ -479,6 +484,7 @@ NOTHING_RUNNING_TEXT = (
 )
 KEPT_TEXT = "好的，随访保持不变，我们会按计划继续关心您的恢复情况。"
 ASK_AGAIN_TEXT = "抱歉，我没有看明白。"
+ENDED_TEXT = "这项随访已经结束了，不会再发送随访问题。"
 #: At most this many enrolments named in one confirmation (a family rarely manages more).
 MAX_OPT_OUT_ENROLMENTS = 20
 
@@ -546,10 +552,18 @@ async def opt_out_reply(
     running = await opting_out.running_for(session, identity, body.enrolments)
     running.sort(key=lambda item: body.enrolments.index(item.enrolment_id))
     if not running:
-        return OptOutTurn(step=OptOutStep.none, messages=["这项随访已经结束了，不会再发送随访问题。"])
+        return OptOutTurn(step=OptOutStep.none, messages=[ENDED_TEXT])
     if digression_of(body.text) == Digression.handoff:
         return OptOutTurn(step=OptOutStep.handoff)
-    number = opting_out.chosen_number(body.text, len(running)) if len(running) > 1 else None
+    # A number counts in the list the patient was shown (`enrolments`, in its order), not in what
+    # still runs now: one that ended meanwhile must not shift "2" onto someone else's follow-up.
+    shown = len(body.enrolments)
+    number = opting_out.chosen_number(body.text, shown) if shown > 1 else None
+    if number is not None:
+        picked = [item for item in running if item.enrolment_id == body.enrolments[number - 1]]
+        if not picked:
+            return OptOutTurn(step=OptOutStep.none, messages=[ENDED_TEXT])
+        running = picked
     confirmed = True if number is not None else yes_or_no(body.text)
     if confirmed is None:
         if body.asked_again:
@@ -557,7 +571,7 @@ async def opt_out_reply(
         return _confirm(running, [ASK_AGAIN_TEXT])
     if not confirmed:
         return OptOutTurn(step=OptOutStep.kept, messages=[KEPT_TEXT])
-    chosen = [running[number - 1]] if number is not None else running
+    chosen = running
     now = runtime_of(request).clock()
     for item in chosen:
         who = "本人" if item.relation == PatientRelation.SELF else "家属"

@@ -9,6 +9,7 @@ on those rows; a stop also fails the check-ins' queued dialogue turns, so nothin
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -29,6 +30,7 @@ from crm_backend.followups.models import (
 )
 from crm_backend.followups.plan_service import definition_of
 from crm_backend.followups.plans import PlanDefinition
+from crm_backend.patients.models import Patient
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,19 @@ CHECKIN_DIALOGUE = "followup:checkin:"
 FINAL = (CheckinStatus.answered, CheckinStatus.missed, CheckinStatus.skipped)
 #: Check-in states that may still send something.
 OPEN = (CheckinStatus.scheduled, CheckinStatus.claimed, CheckinStatus.started)
+
+
+#: The dates an enrolment may count from or be discharged on: a year mistyped as 9999 would put the
+#: check-ins past the end of the calendar, and nobody is followed up for a discharge in 1900.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+
+def date_problem(field: str, value: date) -> str | None:
+    """Why `value` cannot be an enrolment's `field` (anchor_date, discharged_on), or None."""
+    if EARLIEST_DATE <= value <= LATEST_DATE:
+        return None
+    return f"{field} {value.isoformat()}: outside {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}"
 
 
 class EnrolmentError(ValueError):
@@ -121,10 +136,29 @@ async def already_enrolled(
     )
 
 
+async def hold_patients(session: AsyncSession, patient_ids: Collection[int]) -> None:
+    """Hold these patients' rows for the transaction, before `already_enrolled` is asked: of two
+    enrolments of one patient at once (a double click, a file uploaded twice) the second waits
+    for the first and then finds it. An UPDATE that changes nothing locks the rows on PostgreSQL
+    and takes SQLite's write lock (as page.lock_checkin does); call it before reading anything."""
+    if patient_ids:
+        # updated_at named too, so its onupdate leaves the record's last change as it was.
+        await session.execute(
+            update(Patient)
+            .where(Patient.id.in_(sorted(patient_ids)))
+            .values(id=Patient.id, updated_at=Patient.updated_at)
+        )
+
+
 async def enrol(
     session: AsyncSession, request: EnrolmentRequest, settings: Settings, now: datetime | None = None
 ) -> FollowupEnrolment:
-    """Add the enrolment and its check-ins to `session` (flushed; the caller commits)."""
+    """Add the enrolment and its check-ins to `session` (flushed; the caller commits). EnrolmentError
+    (422) for a date outside EARLIEST_DATE to LATEST_DATE."""
+    for field, value in (("anchor_date", request.anchor_date), ("discharged_on", request.discharged_on)):
+        problem = date_problem(field, value)
+        if problem is not None:
+            raise EnrolmentError(problem)
     now = now or datetime.now(UTC)
     version = await session.get(FollowupPlanVersion, request.plan_version_id)
     if version is None:

@@ -1,8 +1,10 @@
-"""Console API for enrolments: enrol one patient or a CSV of them, list, pause, resume, stop.
+"""Console API for enrolments: list, view, pause, resume, stop.
 
 Nurses, clinicians, supervisors and admins; everyone but supervisors and admins works within their
 own teams (an enrolment's team gets its flags and phone list). Every read and change is audited.
-URLs in docs/CONSOLE_API.md style: /api/console/followups/enrolments[...].
+URLs in docs/CONSOLE_API.md style: /api/console/followups/enrolments[...]. Enrolling (one patient
+or a CSV file) is `crm_backend/patient_record/enrolment_views.py`: it asks who may open the patient,
+a rule that sits above this package.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,20 +21,14 @@ from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.database.core import RowId
-from crm_backend.followups.csv_enrolment import read_csv
 from crm_backend.followups.enrolment import (
     EnrolmentError,
-    EnrolmentRequest,
-    already_enrolled,
     checkins_of,
-    enrol,
     pause_enrolment,
     resume_enrolment,
     stop_enrolment,
 )
-from crm_backend.followups.matching import current_versions
 from crm_backend.followups.models import (
-    EnrolmentSource,
     EnrolmentStatus,
     FollowupCheckin,
     FollowupEnrolment,
@@ -43,8 +38,8 @@ from crm_backend.followups.models import (
 )
 from crm_backend.followups.page import mask_name
 from crm_backend.patients.models import Patient
-from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles, runtime_of
-from crm_backend.staff.models import CARE_ROLES, Team
+from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles
+from crm_backend.staff.models import CARE_ROLES
 
 router = APIRouter(prefix="/api/console/followups", tags=["console"])
 
@@ -136,17 +131,6 @@ def _read(
 # -- requests ---------------------------------------------------------------------------------------------
 
 
-class EnrolmentCreate(BaseModel):
-    patient_id: RowId
-    plan_code: str = Field(min_length=1, max_length=40)
-    anchor_date: date
-    #: Defaults to the anchor date (a plan counted from discharge).
-    discharged_on: date | None = None
-    team_id: RowId
-    attending_doctor: str = Field(default="", max_length=64)
-    procedure: str = Field(default="", max_length=200)
-
-
 class EnrolmentStop(BaseModel):
     reason: StopReason
     note: str = Field(default="", max_length=300)
@@ -182,119 +166,6 @@ def _error(exc: EnrolmentError) -> HTTPException:
 
 
 # -- endpoints --------------------------------------------------------------------------------------------
-
-
-@router.post("/enrolments", status_code=status.HTTP_201_CREATED)
-async def create_enrolment(
-    body: EnrolmentCreate, staff: FollowupStaffDep, request: Request, session: DbSession
-) -> EnrolmentRead:
-    """Enrol one patient in the newest version of a plan; 422 for an unknown patient, plan or team."""
-    if await session.get(Patient, body.patient_id) is None:
-        raise HTTPException(422, f"no patient {body.patient_id}")
-    if await session.get(Team, body.team_id) is None:
-        raise HTTPException(422, f"no team {body.team_id}")
-    if not _may_work_in(staff, body.team_id):
-        raise AccessRefused(
-            "you may enrol only into your own teams",
-            action="followup_enrolment.create",
-            object_type="team",
-            object_id=body.team_id,
-            patient_id=body.patient_id,
-        )
-    versions = {definition.code: version for version, definition in await current_versions(session)}
-    version = versions.get(body.plan_code)
-    if version is None:
-        raise HTTPException(422, f"no active plan {body.plan_code!r}; known: {sorted(versions)}")
-    earlier = await already_enrolled(session, body.patient_id, version.id, body.anchor_date)
-    if earlier is not None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"the patient is already enrolled in {body.plan_code} from {body.anchor_date} "
-            f"(enrolment {earlier.id}, {earlier.status}): stop it first to enrol again",
-        )
-    try:
-        enrolment = await enrol(
-            session,
-            EnrolmentRequest(
-                patient_id=body.patient_id,
-                plan_version_id=version.id,
-                anchor_date=body.anchor_date,
-                discharged_on=body.discharged_on or body.anchor_date,
-                team_id=body.team_id,
-                source=EnrolmentSource.console,
-                attending_doctor=body.attending_doctor.strip(),
-                procedure=body.procedure.strip(),
-                created_by_staff_id=staff.id,
-            ),
-            runtime_of(request).settings,
-        )
-    except EnrolmentError as exc:
-        raise _error(exc) from None
-    await audit(
-        session,
-        staff_id=staff.id,
-        action="followup_enrolment.create",
-        object_type="followup_enrolment",
-        object_id=enrolment.id,
-        patient_id=body.patient_id,
-        request=request,
-        detail={
-            "plan": body.plan_code,
-            "version": version.version,
-            "team_id": body.team_id,
-            "source": "console",
-        },
-    )
-    read = await enrolment_read(session, enrolment)
-    await session.commit()
-    return read
-
-
-@router.post("/enrolments/csv", status_code=status.HTTP_201_CREATED, response_model=None)
-async def upload_enrolments(staff: FollowupStaffDep, request: Request, session: DbSession) -> Any:
-    """A CSV file (csv_enrolment.py): all enrolled, or 422 listing every bad row and nothing written."""
-    body = await request.body()
-    rows, problems = await read_csv(session, body, lambda team_id: _may_work_in(staff, team_id))
-    if problems:
-        await session.rollback()
-        return JSONResponse(problems.as_detail(), status_code=422)
-    settings = runtime_of(request).settings
-    enrolled: list[FollowupEnrolment] = []
-    for row in rows:
-        enrolled.append(
-            await enrol(
-                session,
-                EnrolmentRequest(
-                    patient_id=row.patient_id,
-                    plan_version_id=row.plan_version_id,
-                    anchor_date=row.anchor_date,
-                    discharged_on=row.discharged_on,
-                    team_id=row.team_id,
-                    source=EnrolmentSource.csv,
-                    attending_doctor=row.attending_doctor,
-                    procedure=row.procedure,
-                    created_by_staff_id=staff.id,
-                ),
-                settings,
-            )
-        )
-    await audit(
-        session,
-        staff_id=staff.id,
-        action="followup_enrolment.csv",
-        object_type="followup_enrolment",
-        object_id="*",
-        request=request,
-        detail={
-            "rows": len(rows),
-            "enrolments": [e.id for e in enrolled],
-            "patients": sorted({e.patient_id for e in enrolled}),
-        },
-    )
-    await session.commit()
-    return {
-        "enrolled": [{"line": row.line, "enrolment_id": e.id} for row, e in zip(rows, enrolled, strict=True)]
-    }
 
 
 @router.get("/enrolments")

@@ -27,7 +27,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import HOSPITAL_TZ, Settings
-from crm_backend.followups.enrolment import EnrolmentRequest, enrol
+from crm_backend.followups.enrolment import (
+    EnrolmentRequest,
+    already_enrolled,
+    date_problem,
+    enrol,
+    hold_patients,
+)
 from crm_backend.followups.matching import PerformedProcedure, current_versions, known_procedures, match_plan
 from crm_backend.followups.models import EnrolmentSource, FollowupEnrolment
 from crm_backend.followups.plans import PlanDefinition
@@ -161,11 +167,22 @@ def _encounter_key(encounter: Encounter) -> str:
     raise DischargeError("Encounter.identifier with a value is required (it makes a retry safe)")
 
 
+def _in_range(moment: datetime, where: str) -> datetime:
+    """`moment` when its date can anchor an enrolment (enrolment.date_problem); a year such as 9999
+    is 400, not an overflow later when the check-ins are counted from it."""
+    problem = date_problem(where, moment.date())
+    if problem is not None:
+        raise DischargeError(problem)
+    return moment
+
+
 def _discharged_at(encounter: Encounter) -> datetime:
     end = encounter.period.end if encounter.period else None
     if not isinstance(end, datetime):
         raise DischargeError("Encounter.period.end (the discharge time, with a time zone) is required")
-    return end if end.tzinfo is not None else end.replace(tzinfo=HOSPITAL_TZ)
+    return _in_range(
+        end if end.tzinfo is not None else end.replace(tzinfo=HOSPITAL_TZ), "Encounter.period.end"
+    )
 
 
 def _attending(encounter: Encounter) -> str:
@@ -190,9 +207,13 @@ def _procedure(index: int, resource: Procedure) -> tuple[PerformedProcedure, dat
     performed = resource.performedDateTime
     if not isinstance(performed, datetime) and resource.performedPeriod is not None:
         performed = resource.performedPeriod.start
-    if isinstance(performed, datetime) and performed.tzinfo is None:
+    if not isinstance(performed, datetime):
+        return PerformedProcedure(text[:200], codes), None
+    if performed.tzinfo is None:
         performed = performed.replace(tzinfo=HOSPITAL_TZ)
-    return PerformedProcedure(text[:200], codes), performed if isinstance(performed, datetime) else None
+    return PerformedProcedure(text[:200], codes), _in_range(
+        performed, f"Procedure {index + 1} performedDateTime"
+    )
 
 
 # -- the patient ------------------------------------------------------------------------------------------
@@ -327,6 +348,18 @@ async def enrol_discharge(
             )
         anchor = performed.astimezone(HOSPITAL_TZ).date()
     patient, found_by = await find_or_create_patient(session, protector, discharge.patient)
+    await hold_patients(session, [patient.id])
+    earlier = await already_enrolled(session, patient.id, matched.version.id, anchor)
+    if earlier is not None:
+        # Another Encounter identifier for the same patient, plan and date: the same discharge
+        # sent again, or two discharges the HIS should tell apart. Asking everything twice is wrong
+        # either way; staff correct it in the console.
+        raise DischargeError(
+            f"the patient is already enrolled in {matched.definition.code} from {anchor} "
+            f"(enrolment {earlier.id}, {earlier.status}) under another Encounter identifier",
+            409,
+            enrolment_id=earlier.id,
+        )
     team = await _team(session, discharge.ward)
     enrolment = await enrol(
         session,

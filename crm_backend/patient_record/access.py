@@ -7,6 +7,6 @@ sit below this package.
 
 from __future__ import annotations
 
-from crm_backend.escalations.access import may_view, visible_to
+from crm_backend.escalations.access import may_view, viewable, visible_to
 
-__all__ = ["may_view", "visible_to"]
+__all__ = ["may_view", "viewable", "visible_to"]

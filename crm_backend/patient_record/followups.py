@@ -8,6 +8,7 @@ patient was asked.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -141,19 +142,24 @@ def _series(
     return sorted(series.values(), key=lambda s: order.index(s.question))
 
 
-async def patient_followups(session: AsyncSession, patient_id: int) -> list[FollowupEnrolmentRecordRead]:
-    """The patient's enrolments, newest first, each with its check-ins and answers."""
-    rows = (
-        await session.execute(
-            select(FollowupEnrolment, FollowupPlanVersion, FollowupPlan, Team)
-            .join(FollowupPlanVersion, FollowupPlanVersion.id == FollowupEnrolment.plan_version_id)
-            .join(FollowupPlan, FollowupPlan.id == FollowupPlanVersion.plan_id)
-            .join(Team, Team.id == FollowupEnrolment.team_id)
-            .where(FollowupEnrolment.patient_id == patient_id)
-            .order_by(FollowupEnrolment.discharged_on.desc(), FollowupEnrolment.id.desc())
-            .limit(MAX_ENROLMENTS)
-        )
-    ).all()
+async def patient_followups(
+    session: AsyncSession, patient_id: int, team_ids: Collection[int] | None
+) -> list[FollowupEnrolmentRecordRead]:
+    """The patient's enrolments of `team_ids` (None: every team's, for supervisors and admins),
+    newest first, each with its check-ins and answers. Another team's answers stay with that team,
+    as its check-in's detail does (worklists: 403)."""
+    query = (
+        select(FollowupEnrolment, FollowupPlanVersion, FollowupPlan, Team)
+        .join(FollowupPlanVersion, FollowupPlanVersion.id == FollowupEnrolment.plan_version_id)
+        .join(FollowupPlan, FollowupPlan.id == FollowupPlanVersion.plan_id)
+        .join(Team, Team.id == FollowupEnrolment.team_id)
+        .where(FollowupEnrolment.patient_id == patient_id)
+        .order_by(FollowupEnrolment.discharged_on.desc(), FollowupEnrolment.id.desc())
+        .limit(MAX_ENROLMENTS)
+    )
+    if team_ids is not None:
+        query = query.where(FollowupEnrolment.team_id.in_(list(team_ids)))
+    rows = (await session.execute(query)).all()
     if not rows:
         return []
     enrolment_ids = [enrolment.id for enrolment, *_ in rows]

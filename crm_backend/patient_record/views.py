@@ -143,7 +143,11 @@ async def patient_360(
         appointments=[
             AppointmentRecordRead.model_validate(a) for a in await patient_appointments(session, patient_id)
         ],
-        followups=await patient_followups(session, patient_id) if staff.role in CARE_ROLES else None,
+        followups=(
+            await patient_followups(session, patient_id, None if staff.sees_all_teams else staff.team_ids)
+            if staff.role in CARE_ROLES
+            else None
+        ),
     )
     actions = [("patient.view", {"view": "360"})]
     if reveal:

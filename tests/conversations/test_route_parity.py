@@ -144,6 +144,7 @@ class _Supervisor:
     display_name: str = "值班护士"
     team_ids: frozenset[int] = frozenset()
     sees_all_teams: bool = True
+    role: StaffRole = StaffRole.supervisor
 
 
 def _held(message: Message) -> str | None:

@@ -24,7 +24,7 @@ from crm_backend.domains import subscribe_listeners
 from crm_backend.escalations.service import Escalations
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
-from crm_backend.staff.models import Staff
+from crm_backend.staff.models import Staff, StaffRole
 from tests.support.api import api_settings
 from tests.support.stack import ADMIN_USERNAME, Stack
 
@@ -116,6 +116,7 @@ class _Admin:
     display_name: str = "admin"
     team_ids: frozenset[int] = frozenset()
     sees_all_teams: bool = True
+    role: StaffRole = StaffRole.admin
 
 
 async def test_a_dialogue_waits_while_staff_hold_the_chat(stack: Stack, runtime: Runtime) -> None:

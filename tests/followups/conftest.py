@@ -18,6 +18,7 @@ from channels.outbound.delivery import Outbox
 from crm_backend.database.core import Database
 from crm_backend.followups.enrolment_views import router as enrolment_router
 from crm_backend.followups.his_views import router as his_router
+from crm_backend.patient_record.enrolment_views import router as enrol_router
 from crm_backend.runtime import Runtime
 from crm_backend.staff.audit_views import router as audit_router
 from crm_backend.staff.views import router as staff_router
@@ -58,7 +59,9 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    return await build_api_app(runtime, staff_router, audit_router, enrolment_router, his_router)
+    return await build_api_app(
+        runtime, staff_router, audit_router, enrol_router, enrolment_router, his_router
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from sqlalchemy import or_, select
 
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.consent.models import ConsentRecord
-from crm_backend.conversations.models import InboundMessage
+from crm_backend.conversations.models import Conversation, InboundMessage
+from crm_backend.escalations.models import Escalation
 from crm_backend.followups.enrolment import EnrolmentRequest, checkins_of, enrol
 from crm_backend.followups.models import (
     EnrolmentSource,
@@ -207,3 +208,29 @@ def fresh_day() -> date:
     """A day far from every other test's, later each time: a dispatch run at one test's time finds
     earlier tests' check-ins already past their windows, never a later test's."""
     return date(2032, 1, 5) + timedelta(days=30 * next(_periods))
+
+
+async def open_to(runtime: Runtime, patient_id: int, team_id: int) -> None:
+    """Make the patient one the team may open, as the console's patient search finds them: a
+    conversation of theirs escalated to the team (escalations/access.py)."""
+    async with runtime.db.sessions() as session:
+        identity = await session.scalar(select(WeChatIdentity).where(WeChatIdentity.patient_id == patient_id))
+        if identity is None:
+            identity = WeChatIdentity(
+                app_id="wx_test", openid=f"openid-fu-{next(_serial):06d}", patient_id=patient_id
+            )
+            session.add(identity)
+            await session.flush()
+        conversation = Conversation(patient_id=patient_id, identity_id=identity.id)
+        session.add(conversation)
+        await session.flush()
+        session.add(
+            Escalation(
+                conversation_id=conversation.id,
+                team_id=team_id,
+                reason="test",
+                sla_due_at=datetime.now(UTC),
+                status="resolved",
+            )
+        )
+        await session.commit()

@@ -3,6 +3,7 @@ free answers understood and re-asked, the outcome by the worst flag, postponing 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,18 +12,27 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
-from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin
+from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin, record_answer
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
 from crm_backend.followups.emergencies import end_checkins_on_emergency
-from crm_backend.followups.models import CheckinChannel, FollowupAnswer, FollowupCheckin, FollowupEnrolment
+from crm_backend.followups.enrolment import pause_enrolment, stop_enrolment
+from crm_backend.followups.models import (
+    CheckinChannel,
+    FollowupAnswer,
+    FollowupCheckin,
+    FollowupEnrolment,
+    StopReason,
+)
+from crm_backend.followups.page import lock_checkin
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.support.api import build_api_app
@@ -557,3 +567,120 @@ async def test_an_emergency_ends_only_the_check_in_under_way_of_a_family_managin
     assert await end_checkins_on_emergency(runtime, emergency) == [family.enrolled.checkin_ids[0]]
     untouched, _ = await _stored(runtime, own_record.checkin_ids[0])
     assert (untouched.status, untouched.worst_flag) == ("started", None)
+
+
+# -- pause, opt-out races, simultaneous answers -------------------------------------------------------
+
+
+async def test_a_paused_enrolments_started_check_in_can_still_be_answered(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """Pausing stops new check-ins, not the one the patient is answering (pause_enrolment's promise)."""
+    started, later = family.enrolled.checkin_ids[:2]
+    assert (await _answer(bot, family.own, started, "2分"))["step"] == "ask"
+    async with runtime.db.sessions() as session:
+        await pause_enrolment(session, family.enrolled.enrolment_id)
+        await session.commit()
+    turn = await _answer(bot, family.own, started, "三十六度八")
+    assert turn["step"] == "ask" and turn["question"]["code"] != "temperature"
+    _, stored = await _stored(runtime, started)
+    assert stored["temperature"][0] == 36.8
+    assert (await _post(bot, family.own, f"/{later}/start"))["step"] == "closed"  # nothing new starts
+    async with runtime.db.sessions() as session:
+        await stop_enrolment(session, family.enrolled.enrolment_id, StopReason.deceased)
+        await session.commit()
+    assert (await _answer(bot, family.own, started, "没有"))["step"] == "closed"  # a stop is final
+
+
+async def test_a_confirmed_opt_out_stops_the_follow_up_though_the_check_in_closed_meanwhile(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """Between "不想再收到随访" and "确定" the check-in was answered on the page: the patient still
+    asked to hear no more."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    assert (await _answer(bot, family.own, checkin_id, "不想再收到随访"))["step"] == "confirm_opt_out"
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            update(FollowupCheckin)
+            .where(FollowupCheckin.id == checkin_id)
+            .values(status="answered", channel="page", worst_flag="green", answered_at=datetime.now(UTC))
+        )
+        await session.commit()
+    stopped = await _post(bot, family.own, f"/{checkin_id}/opt-out", {"text": "确定"})
+    assert stopped["step"] == "stopped", stopped
+    status, reason, statuses = await _enrolment(runtime, family.enrolled.enrolment_id)
+    assert (status, reason) == ("stopped", "opted_out") and "scheduled" not in statuses
+    assert len(await _opted_out_audits(runtime, family.enrolled.enrolment_id)) == 1
+    # "继续" to a closed check-in still only says it has ended.
+    kept = await _post(bot, family.own, f"/{checkin_id}/opt-out", {"text": "继续"})
+    assert kept["step"] == "closed"
+
+
+async def test_a_number_picks_from_the_list_shown_even_if_one_ended_meanwhile(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family, second_patient: Enrolled
+) -> None:
+    """The son was shown 1. his own, 2. his father's, 3. his mother's follow-up; his own ended
+    before he replied "2": his father's stops, not his mother's."""
+    async with runtime.db.sessions() as session:
+        son = await session.scalar(
+            select(WeChatIdentity).where(WeChatIdentity.openid == family.son.split(":", 1)[1])
+        )
+        assert son is not None
+        own = await enrol(session, son.patient_id, plan_code="appendectomy", identity_id=son.id)
+        await session.commit()
+    shown = await _opt_out(bot, family.son)
+    listed = [own.enrolment_id, family.enrolled.enrolment_id, second_patient.enrolment_id]
+    assert shown["enrolments"] == listed
+    async with runtime.db.sessions() as session:
+        await stop_enrolment(session, own.enrolment_id, StopReason.readmitted)
+        await session.commit()
+    stopped = await _opt_out(bot, family.son, {"text": "2", "enrolments": listed})
+    assert stopped["step"] == "stopped" and "张三" in stopped["messages"][0], stopped
+    assert (await _enrolment(runtime, family.enrolled.enrolment_id))[:2] == ("stopped", "opted_out")
+    assert (await _enrolment(runtime, second_patient.enrolment_id))[0] == "active"
+    # "1" names the one that ended: nothing else is stopped in its place.
+    ended = await _opt_out(bot, family.son, {"text": "1", "enrolments": listed})
+    assert ended["step"] == "none" and "已经结束" in ended["messages"][0]
+    assert (await _enrolment(runtime, second_patient.enrolment_id))[0] == "active"
+    assert (await _enrolment(runtime, own.enrolment_id))[1] == "readmitted"
+
+
+async def _waiting_on_a_lock(runtime: Runtime) -> bool:
+    async with runtime.db.sessions() as session:
+        waiting = await session.scalar(
+            sa.text(
+                "select count(*) from pg_stat_activity"
+                " where datname = current_database() and wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_a_chat_answer_to_a_question_the_page_is_answering_waits_instead_of_failing(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The page holds the check-in while it stores the pain answer; the same answer arriving in chat
+    waits for it (no 500 on the unique answer) and then is read against the next question."""
+    if runtime.db.is_sqlite:
+        pytest.skip("row locks and pg_stat_activity: PostgreSQL")
+    checkin_id = family.enrolled.checkin_ids[0]
+    async with runtime.db.sessions() as page:
+        await lock_checkin(page, checkin_id)
+        checkin = await load_checkin(page, checkin_id)
+        await record_answer(page, checkin, "pain", 3, channel=CheckinChannel.page, now=datetime.now(UTC))
+        chat = asyncio.create_task(
+            bot.post(
+                f"/internal/bot/followups/checkins/{checkin_id}/answer",
+                params={"sender": family.own},
+                json={"text": "3分"},
+            )
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await _waiting_on_a_lock(runtime):
+            assert asyncio.get_running_loop().time() < deadline and not chat.done()
+            await asyncio.sleep(0.02)
+        await page.commit()
+    answered = await chat
+    assert answered.status_code == 200, answered.text
+    _, stored = await _stored(runtime, checkin_id)
+    assert stored["pain"][0] == 3 and stored["pain"][2] == ""  # the page's answer stands

@@ -14,7 +14,7 @@ from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import Escalation
 from crm_backend.followups import links
 from crm_backend.followups.models import FollowupCheckin
-from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.models import Patient, PatientLink, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.followups.page_support import (  # noqa: F401 (fixtures)
     admin_client,
@@ -74,3 +74,88 @@ async def test_the_nurses_reply_to_the_escalation_is_the_first_contact(
         )
         assert again.status_code == 201
     assert (await _checkin(runtime, enrolled.checkin_id)).first_contact_at == first  # the first one stays
+
+
+async def _escalated_chat(runtime: Runtime, identity_id: int, team_id: int) -> int:
+    """The account's conversation, escalated to the team and inside WeChat's reply window."""
+    now = datetime.now(UTC)
+    async with runtime.db.sessions() as session:
+        identity = await session.get(WeChatIdentity, identity_id)
+        assert identity is not None
+        identity.last_inbound_at = now - timedelta(minutes=30)
+        conversation = Conversation(
+            patient_id=identity.patient_id, identity_id=identity_id, status="escalated"
+        )
+        session.add(conversation)
+        await session.flush()
+        session.add(
+            Escalation(conversation_id=conversation.id, team_id=team_id, reason="test", sla_due_at=now)
+        )
+        await session.commit()
+        return conversation.id
+
+
+def _flagged(flag: str) -> dict[str, object]:
+    answered = datetime.now(UTC) - timedelta(minutes=10)
+    return {"status": "answered", "worst_flag": flag, "answered_at": answered, "channel": "page"}
+
+
+async def test_a_customer_service_agents_reply_is_not_a_first_contact(
+    runtime: Runtime, app: FastAPI, admin_client: httpx.AsyncClient
+) -> None:
+    """An agent answering the account's booking question has not looked at the worrying answer:
+    the check-in stays on the nurses' flagged list (StaffWrote is handled before the reply is
+    answered, so the check-in read after it shows what the listener did)."""
+    team_id = await make_team(runtime)
+    enrolled = await enrol(runtime, team_id, **_flagged("red"))
+    assert enrolled.identity_id is not None
+    conversation_id = await _escalated_chat(runtime, enrolled.identity_id, team_id)
+    url = f"/api/console/conversations/{conversation_id}/messages"
+    async with staff_client(app, admin_client, "agent", [team_id]) as (_, agent):
+        reply = await agent.post(url, json={"text": "您好，预约的事情已经为您改到周三上午。"})
+        assert reply.status_code == 201, reply.text
+    assert (await _checkin(runtime, enrolled.checkin_id)).first_contact_at is None
+
+
+async def test_a_message_to_a_family_managing_two_flagged_patients_marks_neither(
+    runtime: Runtime, app: FastAPI, admin_client: httpx.AsyncClient
+) -> None:
+    """A daughter answers for both parents: a nurse's message to her cannot say which parent it is
+    about, so both stay flagged; once one is contacted otherwise, a message is about the other."""
+    team_id = await make_team(runtime)
+    father = await enrol(runtime, team_id, name="张建国", **_flagged("red"))
+    mother = await enrol(runtime, team_id, name="李秀英", **_flagged("amber"))
+    async with runtime.db.sessions() as session:
+        daughter = Patient(display_name="张小红")
+        session.add(daughter)
+        await session.flush()
+        account = WeChatIdentity(
+            app_id="wx_test", openid=f"openid-daughter-{daughter.id}", patient_id=daughter.id
+        )
+        session.add(account)
+        await session.flush()
+        for parent in (father, mother):
+            session.add(
+                PatientLink(identity_id=account.id, patient_id=parent.patient_id, relationship="parent")
+            )
+            await session.execute(
+                update(FollowupCheckin)
+                .where(FollowupCheckin.id == parent.checkin_id)
+                .values(identity_id=account.id)
+            )
+        await session.commit()
+        account_id = account.id
+    url = f"/api/console/conversations/{await _escalated_chat(runtime, account_id, team_id)}/messages"
+    async with staff_client(app, admin_client, "nurse", [team_id]) as (_, nurse):
+        assert (await nurse.post(url, json={"text": "您好，我是护士。"})).status_code == 201
+        for parent in (father, mother):
+            assert (await _checkin(runtime, parent.checkin_id)).first_contact_at is None
+        async with runtime.db.sessions() as session:  # the mother was reached by phone meanwhile
+            await session.execute(
+                update(FollowupCheckin)
+                .where(FollowupCheckin.id == mother.checkin_id)
+                .values(first_contact_at=datetime.now(UTC))
+            )
+            await session.commit()
+        assert (await nurse.post(url, json={"text": "您父亲的伤口现在怎么样？"})).status_code == 201
+    assert (await _checkin(runtime, father.checkin_id)).first_contact_at is not None

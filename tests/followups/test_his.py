@@ -440,3 +440,44 @@ async def test_an_encounter_key_too_long_to_store_whole_is_400(
     for body in (first, second):
         response = await post(his, body)
         assert response.status_code == 400 and "Encounter.identifier" in response.json()["detail"]
+
+
+async def test_the_same_discharge_under_a_new_encounter_identifier_is_409_naming_the_enrolment(
+    his: httpx.AsyncClient, runtime: Runtime, lap_chole: FollowupPlanVersion
+):
+    """A re-send under another Encounter identifier must not ask the patient everything twice."""
+    id_number = resident_id()
+    first = await post(his, bundle(id_number=id_number, encounter=f"ENC-A-{next(_serial)}"))
+    assert first.status_code == 201, first.text
+    again = await post(his, bundle(id_number=id_number, encounter=f"ENC-B-{next(_serial)}"))
+    assert again.status_code == 409, again.text
+    assert again.json()["enrolment_id"] == first.json()["id"]
+    assert f"enrolment {first.json()['id']}" in again.json()["detail"]
+    async with runtime.db.sessions() as session:
+        count = await session.scalar(
+            sa.select(sa.func.count()).where(FollowupEnrolment.patient_id == first.json()["patient_id"])
+        )
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("discharged", "performed", "named"),
+    [
+        ("9999-12-31T23:00:00-10:00", None, "Encounter.period.end 9999-12-31"),
+        (
+            "2026-12-07T16:20:00+08:00",
+            "9999-12-31T10:00:00+08:00",
+            "Procedure 1 performedDateTime 9999-12-31",
+        ),
+        ("1900-01-01T10:00:00+08:00", None, "Encounter.period.end 1900-01-01"),
+    ],
+)
+async def test_a_date_outside_the_calendar_we_follow_is_400_not_a_server_error(
+    his: httpx.AsyncClient, lap_chole: FollowupPlanVersion, discharged: str, performed: str | None, named: str
+):
+    procedure: dict[str, Any] = {"code": {"text": LAP_CHOLE}}
+    if performed:
+        procedure["performedDateTime"] = performed
+    response = await post(his, bundle(id_number=resident_id(), discharged=discharged, procedures=[procedure]))
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == f"{named}: outside 2000-01-01 to 2100-12-31"

@@ -170,3 +170,32 @@ async def test_an_agent_who_may_open_the_patient_does_not_see_clinical_answers(
         assert view.status_code == 200, view.text
         assert view.json()["followups"] is None
         assert "腹腔镜" not in view.text and "疼痛" not in view.text
+
+
+async def test_a_nurse_sees_only_her_teams_follow_ups_of_a_patient_she_may_open(
+    app: FastAPI, runtime: Runtime, admin_client: httpx.AsyncClient
+) -> None:
+    """Another team's check-in answers are refused in its detail (403): the 360 view must not show
+    them either. Supervisors see every team's."""
+    patient_id, _, _ = await _followed_patient(runtime)
+    ward = await make_team(runtime)
+    async with runtime.db.sessions() as s:
+        version = await make_plan(s, f"ward{patient_id}", "全髋关节置换术后随访")
+        theirs = await enrol(s, version, patient_id=patient_id, team_id=ward, discharged_on=date(2026, 11, 2))
+        day_one = await checkin(
+            s, theirs, 0, due_at=shanghai(date(2026, 11, 3), 10), status="answered", started_via="chat",
+            channel="chat", answered_at=shanghai(date(2026, 11, 3), 11), worst_flag="amber",
+        )  # fmt: skip
+        await answer(s, day_one, "pain", 6, "amber", channel="chat")
+        await s.commit()
+    async with staff_client(app, admin_client, "nurse", [ward]) as (_, nurse):
+        view = await nurse.get(f"/api/console/patients/{patient_id}/360")
+        assert view.status_code == 200, view.text  # the patient is enrolled with her ward
+        assert [e["plan_name"] for e in view.json()["followups"]] == ["全髋关节置换术后随访"]
+        assert "腹腔镜" not in view.text and "阑尾" not in view.text
+    async with staff_client(app, admin_client, "supervisor", []) as (_, supervisor):
+        names = [
+            e["plan_name"]
+            for e in (await supervisor.get(f"/api/console/patients/{patient_id}/360")).json()["followups"]
+        ]
+        assert sorted(names) == sorted(["全髋关节置换术后随访", "腹腔镜胆囊切除术后随访", "阑尾切除术后随访"])

@@ -213,7 +213,10 @@ async function submitEnrol(event) {
       attending_doctor: $("enrol-doctor").value.trim(),
     });
   } catch (error) {
-    msg.textContent = "未入组：" + (error.status === 409 ? "该患者已在此计划中（同一日期），如需重新入组请先停止原来的" : errorText(error));
+    const said = error.status === 409 ? "该患者已在此计划中（同一日期），如需重新入组请先停止原来的"
+      : (error.status === 403 || error.status === 422) && typeof error.detail === "string" ? problemText(error.detail)
+      : errorText(error);
+    msg.textContent = "未入组：" + said;
     return;
   }
   msg.className = "form-msg ok";
@@ -237,6 +240,12 @@ const PROBLEMS = [
   [/^the same patient, plan and anchor_date as line (\d+)$/, (m) => "与第 " + m[1] + " 行的患者、计划和日期重复"],
   [/^patient (\d+) is already enrolled in (\S+) from (\S+) \(enrolment (\d+)\)$/,
     (m) => "患者 " + m[1] + " 已于 " + m[3] + " 入组 " + m[2] + "（入组 " + m[4] + "）"],
+  [/^(?:anchor_date|discharged_on) (\S+): outside (\S+) to (\S+)$/,
+    (m) => "日期 " + m[1] + " 超出可随访的范围（" + m[2] + " 至 " + m[3] + "）"],
+  [/^not readable as CSV/, () => "这一行无法按 CSV 读取（字段过长、含有空字符或引号不配对）"],
+  [/^lines? ([\d, ]+): you may enrol only patients you may open; nothing was enrolled$/,
+    (m) => "第 " + m[1].split(", ").join("、") + " 行的患者不在您可查看的范围内（或不存在），不能入组；没有入组任何患者"],
+  [/^you may enrol only patients you may open$/, () => "该患者不在您可查看的范围内，不能入组"],
   [/^the file is not UTF-8 text$/, () => "文件不是 UTF-8 编码的文本"],
   [/^missing columns: (.*)$/, (m) => "缺少列：" + m[1]],
   [/^unknown columns: (.*)$/, (m) => "无法识别的列：" + m[1]],
@@ -290,7 +299,7 @@ async function uploadCsv(event) {
     box.replaceChildren(el("p", "form-msg error", "没有入组任何患者：请修改下列问题后重新上传整个文件"), list);
     return;
   }
-  const detail = data && typeof data.detail === "string" ? "：" + data.detail : "";
+  const detail = data && typeof data.detail === "string" ? "：" + problemText(data.detail) : "";
   box.replaceChildren(el("p", "form-msg error", "上传失败（" + response.status + "）" + detail));
 }
 

@@ -441,6 +441,9 @@ async def transition(
     if to is CaseStatus.answered:
         # A new answer (the first, or after a reopening) waits for its own reply.
         complaint.answered_at = now
+        if complaint.first_answered_at is None:
+            complaint.first_answered_at = now
+            complaint.answered_on_time = now <= complaint.due_at
         complaint.replied_at = None
         complaint.accepted = None
     if to is CaseStatus.closed:

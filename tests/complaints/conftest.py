@@ -13,6 +13,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 
+from crm_backend.complaints.report_views import router as complaints_report_router
 from crm_backend.complaints.views import router as complaints_router
 from crm_backend.runtime import Runtime
 from crm_backend.staff.audit_views import router as audit_router
@@ -53,7 +54,9 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
 
 @pytest.fixture(scope="session")
 async def app(runtime: Runtime) -> FastAPI:
-    return await build_api_app(runtime, staff_router, audit_router, complaints_router)
+    return await build_api_app(
+        runtime, staff_router, audit_router, complaints_router, complaints_report_router
+    )
 
 
 @pytest.fixture

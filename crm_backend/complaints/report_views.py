@@ -6,7 +6,7 @@ liaison reads their departments'; anyone else is refused.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.service import record as audit
 from crm_backend.complaints.access import scope_of
-from crm_backend.complaints.report import ComplaintReport, ReportRangeError, complaint_report
+from crm_backend.complaints.report import ComplaintReport, complaint_report
 from crm_backend.complaints.report_csv import complaint_report_csv, csv_filename
-from crm_backend.config import HOSPITAL_TZ
+from crm_backend.followups.report import ReportRangeError, report_range
 from crm_backend.staff.deps import CurrentStaff, DbSession, current_staff, runtime_of
 
 router = APIRouter(prefix="/api/console", tags=["console"])
@@ -24,8 +24,6 @@ router = APIRouter(prefix="/api/console", tags=["console"])
 Caller = Annotated[CurrentStaff, Depends(current_staff)]
 #: Without a range: the last 90 hospital days, today included.
 DEFAULT_DAYS = 90
-#: Years a report may name; beyond them date arithmetic overflows (9999-12-31 + 1 day).
-EARLIEST, LATEST = 2000, 2100
 DateFrom = Annotated[date | None, Query(alias="from")]
 DateTo = Annotated[date | None, Query(alias="to")]
 
@@ -42,14 +40,11 @@ async def _report(
     if not scope.office and not scope.departments:
         raise HTTPException(403, "the complaints report is for the complaints office and department liaisons")
     now = runtime_of(request).clock()
-    date_to = date_to or now.astimezone(HOSPITAL_TZ).date()
-    date_from = date_from or date_to - timedelta(days=DEFAULT_DAYS - 1)
-    if not (EARLIEST <= date_from.year and date_to.year <= LATEST):
-        raise HTTPException(400, f"dates must lie in the years {EARLIEST}–{LATEST}")
     try:
-        report = await complaint_report(session, scope, date_from, date_to, now)
+        date_from, date_to = report_range(now, date_from, date_to, DEFAULT_DAYS)
     except ReportRangeError as exc:
         raise HTTPException(400, str(exc)) from exc
+    report = await complaint_report(session, scope, date_from, date_to, now)
     await audit(
         session,
         staff_id=staff.id,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.appointments.models import Department
 from crm_backend.complaints.access import CaseScope
+from crm_backend.complaints.deadlines import working_days_left
 from crm_backend.complaints.models import CaseKind, CaseStatus, Complaint, ComplaintTimelineEntry
 from crm_backend.complaints.service import OPEN_STATUSES, TRANSITIONS
 from crm_backend.complaints.views_model import (
@@ -90,6 +91,9 @@ class _Names:
             due_on=complaint.due_on,
             due_at=complaint.due_at,
             flag=flag_of(complaint, now),
+            working_days_left=working_days_left(now, complaint.due_on)
+            if complaint.status in OPEN_STATUSES
+            else None,
         )
 
 

@@ -88,6 +88,9 @@ class CaseItemRead(BaseModel):
     due_at: datetime
     #: "nearing" (one working day left) or "overdue", while the case is still open; else None.
     flag: Literal["nearing", "overdue"] | None
+    #: Working days after today up to the due day (official calendar), 0 on the due day and after
+    #: it, while the case is still open; else None.
+    working_days_left: int | None
 
 
 class TimelineEntryRead(BaseModel):

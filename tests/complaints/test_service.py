@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from crm_backend.complaints import service
+from crm_backend.complaints.deadlines import working_days_left
 from crm_backend.complaints.models import CaseStatus, ComplaintTimelineEntry
 from crm_backend.complaints.service import (
     CaseClosed,
@@ -37,6 +38,9 @@ async def test_a_case_registered_before_national_day_is_due_after_the_holiday(ru
     # One working day left from the start of Thursday 10-08.
     assert case.nearing_at == local(date(2026, 10, 8), 0)
     assert case.due_at == local(date(2026, 10, 10), 0)
+    # What the workspace shows as days left: on 9-30 only 10-08 and 10-09 remain; 0 on the day.
+    assert working_days_left(local(date(2026, 9, 30), 10), case.due_on) == 2
+    assert working_days_left(local(date(2026, 10, 9), 10), case.due_on) == 0
 
     # On the last day before it: 10-08, 10-09, Saturday 10-10 (worked), 10-12 and 10-13.
     eve = await registered(runtime, who, at=local(date(2026, 9, 30), 9))

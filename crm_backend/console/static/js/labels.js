@@ -30,3 +30,16 @@ const REASONS = {
 export function reasonText(reason) {
   return REASONS[reason] || reason;
 }
+
+/* Complaints (docs/CONSOLE_API.md, "Complaints"). */
+export const CASE_KIND = { complaint: "投诉", praise: "表扬" };
+export const CASE_STATUS = {
+  registered: "已登记", assigned: "已分派", investigating: "调查中", answered: "已答复",
+  closed: "已办结", reopened: "重新处理", referred: "已转出",
+};
+export const CASE_CATEGORY = {
+  attitude: "服务态度", care_quality: "医疗护理质量", waiting: "等候时间", cost: "费用",
+  communication: "沟通解释", environment: "环境设施", safety: "医疗安全", other: "其他",
+};
+export const REFERRAL = { mediation: "医疗纠纷人民调解", appraisal: "医疗损害鉴定", lawsuit: "诉讼" };
+export const CASE_FLAG = { nearing: "临近期限", overdue: "已逾期" };

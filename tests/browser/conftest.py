@@ -3,7 +3,8 @@
 `browser` is one Chromium for the whole session; `page` is a fresh context (cookies, storage) per
 test at the console's design size, 1366x768. `page_problems` collects what must never happen on our
 pages: uncaught errors and Content-Security-Policy violations. `console_only_server` serves the
-console page alone (no database, no API) for tests of the page itself.
+console page alone (no database, no API) for tests of the page itself; `serving` runs any app
+(the whole web app on a test database, say) for the length of a block.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from crm_backend.console.views import router as console_router
+from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME
 from tests.support.stack import free_port
 
 #: Debian's package; `playwright install` cannot download browsers here, and needs not.
@@ -90,20 +94,67 @@ class _ThreadedServer(uvicorn.Server):
         pass
 
 
+@contextmanager
+def serving(app: FastAPI, name: str) -> Iterator[str]:
+    """`app` on a free port, in a thread of its own, until the block ends; yields its base URL."""
+    port = free_port()
+    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture(scope="session")
 def console_only_server() -> Iterator[str]:
     """The console router alone in a FastAPI app on a free port; yields its base URL."""
     app = FastAPI()
     app.include_router(console_router)
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="console-only-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console-only server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app, "console-only-server") as url:
+        yield url
+
+
+# -- the real console: staff and signing in ------------------------------------------------------------
+
+#: The password of every staff member the browser tests create.
+STAFF_PASSWORD = "staff-password-123"
+
+
+@asynccontextmanager
+async def admin_api(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The console API as the first admin (signed in, CSRF header set)."""
+    async with httpx.AsyncClient(base_url=url) as admin:
+        me = await admin.post(
+            "/api/console/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        )
+        me.raise_for_status()
+        admin.headers["X-CSRF-Token"] = me.json()["csrf_token"]
+        yield admin
+
+
+async def add_staff(admin: httpx.AsyncClient, username: str, name: str, role: str, teams: list[int]) -> int:
+    """A staff member with STAFF_PASSWORD; answers their id."""
+    created = await admin.post(
+        "/api/console/admin/staff",
+        json={"username": username, "display_name": name, "password": STAFF_PASSWORD, "role": role,
+              "capacity": 5, "team_ids": teams},
+    )  # fmt: skip
+    created.raise_for_status()
+    return created.json()["id"]
+
+
+async def log_in(page: Page, url: str, username: str, name: str) -> None:
+    """Signs in on the console page as a staff member made by add_staff; waits for their name."""
+    await page.goto(f"{url}/console")
+    await page.locator("#login-form").get_by_label("用户名").fill(username)
+    await page.locator("#login-form").get_by_label("密码").fill(STAFF_PASSWORD)
+    await page.locator("#login-submit").click()
+    await expect(page.locator("#me-name")).to_have_text(name)

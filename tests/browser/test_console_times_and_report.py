@@ -4,22 +4,19 @@ The API is played by browser-side routes, as in test_console_page.py."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Query, Response
 from playwright.async_api import Browser, Page, Request, Route, expect
 
 from crm_backend.console.views import router as console_router
 from crm_backend.escalations.report import ServiceReport
 from crm_backend.escalations.report_csv import csv_filename, service_report_csv
-from tests.browser.conftest import VIEWPORT, PageProblems, _ThreadedServer
-from tests.support.stack import free_port
+from tests.browser.conftest import VIEWPORT, PageProblems, serving
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ME = {
@@ -228,16 +225,8 @@ def report_server() -> Iterator[str]:
             headers={"Content-Disposition": f'attachment; filename="{csv_filename(report)}"'},
         )
 
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="report-server", daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the report server did not start"
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app, "report-server") as url:
+        yield url
 
 
 async def test_supervisor_sees_the_report_table_and_downloads_the_csv(

@@ -4,18 +4,13 @@ pain by day (table and sparkline) in the 360 view."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
-import httpx
 import pytest
 import redis
-import uvicorn
 from playwright.async_api import Page, expect
 
 from crm_backend.app import create_app
@@ -23,21 +18,15 @@ from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.patients.records import add_managed_patient
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
-from tests.browser.conftest import PageProblems
+from tests.browser.conftest import PageProblems, add_staff, admin_api, log_in, serving
 from tests.conftest import POSTGRES_TEST_DB, REDIS_BASE
 from tests.followups.report_seed import answer, checkin, enrol, make_plan, shanghai
-from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings
+from tests.support.api import api_settings
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 from tests.support.stack import free_port
 
 DB_NAME = f"{POSTGRES_TEST_DB}_console_followups"
 REDIS_URL = f"{REDIS_BASE}/7"
-PASSWORD = "staff-password-123"
-
-
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
 
 
 @dataclass
@@ -93,62 +82,22 @@ async def console() -> AsyncIterator[Console]:
     alembic(database, "upgrade", "head")
     redis.Redis.from_url(REDIS_URL).flushdb()
     settings = api_settings(database, REDIS_URL, RASA_PORT=str(free_port()))
-    port = free_port()
-    server = _ThreadedServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="followup-console", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web app did not start")
-        await asyncio.sleep(0.05)
     runtime = Runtime.create(settings)
     patient_id, team_id = await _seed(runtime)
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as admin:
-        me = await admin.post(
-            "/api/console/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-        )
-        me.raise_for_status()
-        for username, name, role, teams in (
-            ("supervisor_zhao", "赵主管", "supervisor", []),
-            ("nurse_sun", "孙护士", "nurse", [team_id]),
-            ("agent_zhou", "周客服", "agent", [team_id]),
-        ):
-            created = await admin.post(
-                "/api/console/admin/staff",
-                headers={"X-CSRF-Token": me.json()["csrf_token"]},
-                json={
-                    "username": username,
-                    "display_name": name,
-                    "password": PASSWORD,
-                    "role": role,
-                    "capacity": 5,
-                    "team_ids": teams,
-                },
-            )
-            created.raise_for_status()
-    yield Console(base, runtime, patient_id)
+    with serving(create_app(settings), "followup-console") as base:
+        async with admin_api(base) as admin:
+            await add_staff(admin, "supervisor_zhao", "赵主管", "supervisor", [])
+            await add_staff(admin, "nurse_sun", "孙护士", "nurse", [team_id])
+            await add_staff(admin, "agent_zhou", "周客服", "agent", [team_id])
+        yield Console(base, runtime, patient_id)
     await runtime.close()
-    server.should_exit = True
-    thread.join(10)
     await drop_postgres(DB_NAME)
-
-
-async def _log_in(page: Page, console: Console, username: str, name: str) -> None:
-    await page.goto(f"{console.url}/console")
-    await page.locator("#login-form").get_by_label("用户名").fill(username)
-    await page.locator("#login-form").get_by_label("密码").fill(PASSWORD)
-    await page.locator("#login-submit").click()
-    await expect(page.locator("#me-name")).to_have_text(name)
 
 
 async def test_a_supervisor_sees_the_coverage_and_a_patients_pain_by_day(
     page: Page, page_problems: PageProblems, console: Console
 ) -> None:
-    await _log_in(page, console, "supervisor_zhao", "赵主管")
+    await log_in(page, console.url, "supervisor_zhao", "赵主管")
 
     await page.locator("#tab-followup-report").click()
     form = page.locator("#followup-report-form")
@@ -186,7 +135,7 @@ async def test_a_supervisor_sees_the_coverage_and_a_patients_pain_by_day(
 async def test_a_nurse_reads_her_teams_report_and_an_agent_has_none(
     page: Page, page_problems: PageProblems, console: Console
 ) -> None:
-    await _log_in(page, console, "nurse_sun", "孙护士")
+    await log_in(page, console.url, "nurse_sun", "孙护士")
     await page.locator("#tab-followup-report").click()
     await expect(page.locator("#fr-team option")).to_have_text(["我的全部团队", "普外科护理组"])
     form = page.locator("#followup-report-form")
@@ -199,7 +148,7 @@ async def test_a_nurse_reads_her_teams_report_and_an_agent_has_none(
     await expect(page.locator("#followup-report-csv")).to_have_attribute("href", re.compile(r"&team_id=\d+$"))
 
     await page.locator("#logout").click()
-    await _log_in(page, console, "agent_zhou", "周客服")
+    await log_in(page, console.url, "agent_zhou", "周客服")
     await expect(page.locator("#tab-followup-report")).to_be_hidden()
     await page.evaluate("document.querySelector('#tab-followup-report').click()")  # even forced
     await expect(page.locator("#followup-report-view")).to_be_hidden()

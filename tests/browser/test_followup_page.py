@@ -6,15 +6,12 @@ as an urgent escalation, and forged or expired links are refused."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 import redis
-import uvicorn
 from itsdangerous import TimestampSigner
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
@@ -25,7 +22,7 @@ from crm_backend.escalations.models import Escalation
 from crm_backend.followups import links
 from crm_backend.followups.models import FollowupPlan, FollowupPlanVersion
 from crm_backend.runtime import Runtime
-from tests.browser.conftest import _WATCH_CSP, PageProblems
+from tests.browser.conftest import _WATCH_CSP, PageProblems, serving
 from tests.conftest import POSTGRES_TEST_DB, REDIS_BASE
 from tests.followups.page_support import PLAN, enrol, make_team
 from tests.support.api import api_settings
@@ -36,11 +33,6 @@ DB_NAME = f"{POSTGRES_TEST_DB}_followup_page_browser"
 REDIS_URL = f"{REDIS_BASE}/6"
 #: A common phone's CSS viewport.
 PHONE = {"width": 390, "height": 844}
-
-
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
 
 
 @dataclass
@@ -55,17 +47,6 @@ async def site() -> AsyncIterator[Site]:
     alembic(database, "upgrade", "head")
     redis.Redis.from_url(REDIS_URL).flushdb()
     settings = api_settings(database, REDIS_URL, RASA_PORT=str(free_port()))
-    port = free_port()
-    server = _ThreadedServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="followup-page", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web app did not start")
-        await asyncio.sleep(0.05)
     runtime = Runtime.create(settings)
     async with runtime.db.sessions() as session:
         plan = FollowupPlan(code=PLAN["code"], name=PLAN["name"])
@@ -73,10 +54,9 @@ async def site() -> AsyncIterator[Site]:
         await session.flush()
         session.add(FollowupPlanVersion(plan_id=plan.id, version=1, definition=PLAN))
         await session.commit()
-    yield Site(f"http://127.0.0.1:{port}", runtime)
+    with serving(create_app(settings), "followup-page") as url:
+        yield Site(url, runtime)
     await runtime.close()
-    server.should_exit = True
-    thread.join(10)
     await drop_postgres(DB_NAME)
 
 

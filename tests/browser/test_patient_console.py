@@ -5,20 +5,15 @@ and how many messages are left, start a message, and be told in Chinese why a me
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import redis
 import sqlalchemy as sa
-import uvicorn
 from playwright.async_api import Page, expect
 
 from crm_backend.app import create_app
@@ -30,9 +25,9 @@ from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.patients.records import add_managed_patient
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
-from tests.browser.conftest import PageProblems
+from tests.browser.conftest import PageProblems, add_staff, admin_api, log_in, serving
 from tests.conftest import POSTGRES_TEST_DB, REDIS_BASE
-from tests.support.api import ADMIN_PASSWORD, ADMIN_USERNAME, api_settings
+from tests.support.api import api_settings
 from tests.support.postgres import alembic, drop_postgres, recreate_postgres
 from tests.support.stack import free_port
 
@@ -40,13 +35,7 @@ DB_NAME = f"{POSTGRES_TEST_DB}_console_patients"
 REDIS_URL = f"{REDIS_BASE}/9"
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the browser's time zone (conftest)
 WEEKDAYS = "一二三四五六日"
-NURSE_PASSWORD = "nurse-password-123"
 PHONE = "13900001111"
-
-
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
 
 
 @dataclass
@@ -68,46 +57,17 @@ async def _database() -> AsyncIterator[str]:
 async def console(_database: str) -> AsyncIterator[Console]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     settings = api_settings(_database, REDIS_URL, RASA_PORT=str(free_port()), STAFFED_HOURS="00:00-23:59:59")
-    port = free_port()
-    server = _ThreadedServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="patient-console", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web app did not start")
-        await asyncio.sleep(0.05)
     runtime = Runtime.create(settings)
     async with runtime.db.sessions() as session:
         team = Team(name="护理一组")
         session.add(team)
         await session.commit()
         team_id = team.id
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base) as admin:
-        me = await admin.post(
-            "/api/console/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-        )
-        me.raise_for_status()
-        created = await admin.post(
-            "/api/console/admin/staff",
-            headers={"X-CSRF-Token": me.json()["csrf_token"]},
-            json={
-                "username": "nurse_wang",
-                "display_name": "王护士",
-                "password": NURSE_PASSWORD,
-                "role": "nurse",
-                "capacity": 5,
-                "team_ids": [team_id],
-            },
-        )
-        created.raise_for_status()
-    yield Console(base, runtime, team_id)
+    with serving(create_app(settings), "patient-console") as base:
+        async with admin_api(base) as admin:
+            await add_staff(admin, "nurse_wang", "王护士", "nurse", [team_id])
+        yield Console(base, runtime, team_id)
     await runtime.close()
-    server.should_exit = True
-    thread.join(10)
 
 
 _openids = iter(range(1, 10_000))
@@ -202,11 +162,7 @@ def _one_of(texts: list[str], template: str = "{}") -> re.Pattern[str]:
 
 
 async def _log_in(page: Page, console: Console) -> None:
-    await page.goto(f"{console.url}/console")
-    await page.locator("#login-form").get_by_label("用户名").fill("nurse_wang")
-    await page.locator("#login-form").get_by_label("密码").fill(NURSE_PASSWORD)
-    await page.locator("#login-submit").click()
-    await expect(page.locator("#me-name")).to_have_text("王护士")
+    await log_in(page, console.url, "nurse_wang", "王护士")
 
 
 async def _find(page: Page, query: str, patient_id: int) -> None:

@@ -2,7 +2,7 @@
 
 export const PRIORITY = { urgent: "紧急", high: "高", normal: "普通" };
 export const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2 };
-export const ROLE = { agent: "客服", nurse: "护士", clinician: "临床医生", supervisor: "主管", admin: "管理员" };
+export const ROLE = { agent: "客服", nurse: "护士", clinician: "临床医生", complaints_office: "投诉办", supervisor: "主管", admin: "管理员" };
 export const PRESENCE = { online: "在线", away: "离开", offline: "离线" };
 export const ESCALATION_STATUS = { queued: "排队中", assigned: "处理中", resolved: "已解决" };
 export const CONVERSATION_STATUS = { bot: "机器人服务", escalated: "人工处理", closed: "已结束" };
@@ -24,8 +24,22 @@ const REASONS = {
   bot_unavailable: "系统繁忙，机器人未能回复",
   consent_declined: "未同意健康信息授权，需人工帮助",
   emergency: "危急征象：已建议拨打120", // the red-flag screen (conversations/route.py EMERGENCY)
+  complaint_safety: "投诉涉及安全风险", // complaints/service.py SAFETY_REASON
 };
 
 export function reasonText(reason) {
   return REASONS[reason] || reason;
 }
+
+/* Complaints (docs/CONSOLE_API.md, "Complaints"). */
+export const CASE_KIND = { complaint: "投诉", praise: "表扬" };
+export const CASE_STATUS = {
+  registered: "已登记", assigned: "已分派", investigating: "调查中", answered: "已答复",
+  closed: "已办结", reopened: "重新处理", referred: "已转出",
+};
+export const CASE_CATEGORY = {
+  attitude: "服务态度", care_quality: "医疗护理质量", waiting: "等候时间", cost: "费用",
+  communication: "沟通解释", environment: "环境设施", safety: "医疗安全", other: "其他",
+};
+export const REFERRAL = { mediation: "医疗纠纷人民调解", appraisal: "医疗损害鉴定", lawsuit: "诉讼" };
+export const CASE_FLAG = { nearing: "临近期限", overdue: "已逾期" };

@@ -208,6 +208,16 @@ class Settings(BaseSettings):
     #: Bearer token of the HIS calling POST /api/his/discharges; empty: that endpoint is off (404).
     his_api_token: str = Field("", alias="HIS_API_TOKEN", repr=False)
 
+    # -- complaints --------------------------------------------------------------------------------
+    #: Days after the answer in which a patient who does not accept it reopens the case; after them
+    #: an answered case with no reply is closed, and a late disagreement is recorded on the timeline.
+    complaint_reopen_days: int = Field(7, alias="COMPLAINT_REOPEN_DAYS", ge=1)
+    #: How often the worker flags cases nearing or past their deadline.
+    complaint_interval_seconds: float = Field(300.0, alias="COMPLAINT_INTERVAL_SECONDS", gt=0)
+    #: WeChat template carrying a case's answer outside the 48-hour window; empty: the answer waits
+    #: for the patient's next message.
+    complaint_template_id: str = Field("", alias="COMPLAINT_TEMPLATE_ID")
+
     @property
     def sandbox_enabled(self) -> bool:
         """The sandbox runs only when no real account is configured."""

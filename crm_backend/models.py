@@ -2,6 +2,7 @@
 
 from crm_backend.appointments.models import Appointment, Department, Doctor, Schedule
 from crm_backend.audit.models import AuditChainHead, AuditEntry
+from crm_backend.complaints.models import Complaint, ComplaintTimelineEntry, DepartmentLiaison
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage, Message
 from crm_backend.database.core import Base
@@ -27,11 +28,14 @@ __all__ = [
     "AuditEntry",
     "Base",
     "CannedReply",
+    "Complaint",
+    "ComplaintTimelineEntry",
     "ConsentRecord",
     "Conversation",
     "ConversationLabel",
     "ConversationNote",
     "Department",
+    "DepartmentLiaison",
     "Doctor",
     "Escalation",
     "FollowupAnswer",

@@ -16,6 +16,8 @@ class StaffRole(StrEnum):
     nurse = "nurse"
     #: Defines follow-up plans and reads their results.
     clinician = "clinician"
+    #: The complaints office (投诉管理部门): sees and assigns every complaint and praise case.
+    complaints_office = "complaints_office"
     supervisor = "supervisor"
     admin = "admin"
 
@@ -30,9 +32,10 @@ class Presence(StrEnum):
 SUPERVISING_ROLES = frozenset({StaffRole.supervisor, StaffRole.admin})
 
 
-def _enum_column(enum: type[StrEnum]) -> Enum:
-    # VARCHAR rather than a native PostgreSQL enum, so adding a role later needs no type migration.
-    return Enum(enum, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+def _enum_column(enum: type[StrEnum], length: int = 16) -> Enum:
+    # VARCHAR rather than a native PostgreSQL enum, so adding a role later needs no type migration
+    # (only a longer name needs the column widened: 0015 for complaints_office).
+    return Enum(enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class TeamMembership(Base):
@@ -51,7 +54,7 @@ class Staff(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[StaffRole] = mapped_column(_enum_column(StaffRole))
+    role: Mapped[StaffRole] = mapped_column(_enum_column(StaffRole, 32))
     active: Mapped[bool] = mapped_column(default=True)
     #: Most escalated chats this person handles at once; round-robin skips them when full.
     capacity: Mapped[int] = mapped_column(default=3)

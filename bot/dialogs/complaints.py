@@ -68,7 +68,9 @@ KIND_LABEL = {COMPLAINT: "投诉", PRAISE: "表扬"}
 NOT_GIVEN = "（未提供）"
 CONFIRM_HINT = "内容无误请回复“确认”提交；需要修改请回复“改一下”。"
 STOPPED = "好的，已取消这次登记，没有提交任何内容。如需再反映，随时发消息给我。"
-CRM_DOWN = "抱歉，系统暂时无法登记，您的内容还没有提交。请稍后回复“确认”再试，或回复“人工”由工作人员为您登记。"
+CRM_DOWN = (
+    "抱歉，系统暂时无法登记，您的内容还没有提交。请稍后回复“确认”再试，或回复“人工”由工作人员为您登记。"
+)
 REFUSED = "抱歉，这次登记没有成功。请回复“人工”，由工作人员为您登记。"
 
 
@@ -92,7 +94,7 @@ def next_part(slots: dict[str, Any]) -> str:
 
 
 def deadline_text(day: str | None) -> str:
-    """"12月14日" from the CRM's ISO date (the year only when it is not this year's)."""
+    """ "12月14日" from the CRM's ISO date (the year only when it is not this year's)."""
     if not day:
         return ""
     when = date.fromisoformat(day)
@@ -122,7 +124,9 @@ def registered_text(kind: str, case: dict[str, Any]) -> str:
     due = deadline_text(case.get("deadline"))
     when = f"{days}个工作日内（{due}前）" if days and due else "尽快"
     if kind == PRAISE:
-        lines = [f"您的表扬已登记，编号：{number}。我们会转达给相关科室和工作人员，并在{when}告诉您。谢谢您！"]
+        lines = [
+            f"您的表扬已登记，编号：{number}。我们会转达给相关科室和工作人员，并在{when}告诉您。谢谢您！"
+        ]
     else:
         lines = [f"您的投诉已登记，编号：{number}。我们会在{when}给您答复。"]
     if case.get("safety_risk"):
@@ -247,6 +251,10 @@ class ValidateComplaintForm(Action):
             dispatcher.utter_message(text=REFUSED)
             return _ended("error")
         dispatcher.utter_message(text=registered_text(kind, answer.body))
+        escalation = answer.body.get("escalate")
+        if isinstance(escalation, dict) and escalation.get("reason"):
+            # A safety risk: the worker raises it right after this turn (urgent, complaints office).
+            dispatcher.utter_message(json_message={"escalate": escalation})
         return _ended("registered")
 
 

@@ -30,35 +30,28 @@ CHOICES = "complaint_add_choices"
 MEDIA_AFTER = "complaint_media_after"
 SLOTS = (CASE, TEXT, CHOICES, MEDIA_AFTER)
 
-#: What each state of a case means to the patient (crm_backend/complaints: the case's states).
-STATUS_LABELS = {
-    "registered": "已登记，等待分派",
-    "assigned": "已分派到相关部门",
-    "investigating": "正在调查核实",
-    "answered": "已答复",
-    "closed": "已办结",
-    "reopened": "已重新处理",
-    "referred": "已转调解或其他途径处理",
-}
-#: States in which a case takes no more additions.
-FINISHED = frozenset({"closed", "referred"})
 NO_CASES = "您目前没有投诉或表扬的记录。如需反映问题，直接告诉我发生了什么就可以。"
 NO_OPEN_CASE = "您目前没有正在处理中的投诉。如需反映新的问题，直接告诉我发生了什么就可以。"
 CRM_DOWN = "抱歉，系统暂时无法查询，请稍后再试，或回复“人工”由工作人员为您查询。"
 ADD_FAILED = "抱歉，这次补充没有成功。请稍后再发一次，或回复“人工”由工作人员为您补充。"
 STOPPED = "好的，这次没有补充任何内容。"
-_CASE_NUMBER = re.compile(r"[A-Za-z]*\d{6,}[-\d]*")
+#: TS-20261205-0007 (投诉) or BY-20261205-0002 (表扬), as crm_backend/complaints numbers cases.
+_CASE_NUMBER = re.compile(r"[A-Z]{2}-?\d{8}-?\d{4}")
+
+
+def is_open(case: dict[str, Any]) -> bool:
+    """The CRM says whether the case still takes additions (answered, closed and referred do not)."""
+    return bool(case.get("open"))
 
 
 def case_line(index: int, case: dict[str, Any]) -> str:
+    """One case as the patient reads it: kind, number (it holds the day of receipt), state in the
+    CRM's words and, while it is worked on, the day they hear back by."""
     kind = KIND_LABEL.get(str(case.get("kind")), "投诉")
-    status = str(case.get("status") or "")
     line = f"{index}. {kind} {case.get('case_number', '')}"
-    if case.get("summary"):
-        line += f"（{case['summary']}）"
-    line += f"：{STATUS_LABELS.get(status, status)}"
-    due = deadline_text(case.get("deadline"))
-    if due and status not in ("answered", *FINISHED):
+    line += f"：{case.get('status_text') or case.get('status') or ''}"
+    due = deadline_text(case.get("due_on"))
+    if due and is_open(case):
         line += f"，预计{due}前答复"
     return line
 
@@ -68,7 +61,7 @@ def status_text(cases: list[dict[str, Any]]) -> str:
         return NO_CASES
     lines = [f"您有{len(cases)}件记录："]
     lines += [case_line(i, case) for i, case in enumerate(cases, 1)]
-    if any(str(case.get("status")) not in FINISHED for case in cases):
+    if any(is_open(case) for case in cases):
         lines.append("还有补充的话，发“补充投诉”，文字和图片都可以。")
     return "\n".join(lines)
 
@@ -95,7 +88,7 @@ async def _cases(tracker: Tracker) -> list[dict[str, Any]]:
 
 
 class ActionComplaintStatus(Action):
-    """"我的投诉怎么样了": each of the account's cases with its state and deadline."""
+    """ "我的投诉怎么样了": each of the account's cases with its state and deadline."""
 
     def name(self) -> str:
         return "action_complaint_status"
@@ -114,7 +107,7 @@ class ActionComplaintStatus(Action):
 
 
 class ActionComplaintAddStart(Action):
-    """"补充投诉": the open cases (none: said so and done) and the media mark."""
+    """ "补充投诉": the open cases (none: said so and done) and the media mark."""
 
     def name(self) -> str:
         return "action_complaint_add_start"
@@ -124,7 +117,7 @@ class ActionComplaintAddStart(Action):
     ) -> list[dict[str, Any]]:
         crm = CRM(tracker.sender_id)
         try:
-            open_cases = [case for case in await _cases(tracker) if str(case.get("status")) not in FINISHED]
+            open_cases = [case for case in await _cases(tracker) if is_open(case)]
             mark = await crm.complaint_intake() if open_cases else None
         except CRMUnavailable:
             log.exception("complaint addition: CRM unavailable")
@@ -175,7 +168,9 @@ class ValidateComplaintAddForm(Action):
                 return [SlotSet("requested_slot", CASE)]
             return [SlotSet(CASE, chosen), SlotSet("requested_slot", TEXT)]
         try:
-            answer = await CRM(tracker.sender_id).complaint_add(str(case), text, tracker.get_slot(MEDIA_AFTER))
+            answer = await CRM(tracker.sender_id).complaint_add(
+                str(case), text, tracker.get_slot(MEDIA_AFTER)
+            )
         except CRMUnavailable:
             log.exception("complaint addition: CRM unavailable")
             dispatcher.utter_message(text=ADD_FAILED)

@@ -48,8 +48,21 @@ PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("complaint_wish", "诉求", ("诉求", "要求", "希望", "想要")),
 )
 
+_UNSURE = re.compile(r"说不好|不好说|不知道|不确定|考虑|想想|再看|看看")
+_REFUSE = re.compile(
+    r"不太?(?:接受|满意|同意|认可|行|服|可以|能接受)|没法接受|无法接受|拒绝|有异议|还要投诉|继续投诉"
+)
+_ACCEPT = re.compile(r"接受|满意|同意|认可|可以|没问题|^(?:好|好的|行|是|是的|嗯|ok)$")
 _CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
-_SCORE = re.compile(r"([1-5一二两三四五])\s*(?:分|星|颗星)?")
+#: A score in words needs its unit ("四分", "三星"): a bare 一 is also the 一 of 一般.
+_SPOKEN_SCORE = re.compile(r"([一二两三四五])(?:分|星|颗星)")
+_SCORE_WORDS = (
+    (re.compile(r"非常不满意|很不满意|太差|极差"), 1),
+    (re.compile(r"不满意"), 2),
+    (re.compile(r"非常满意|很满意|特别满意"), 5),
+    (re.compile(r"满意"), 4),
+    (re.compile(r"一般|还行|凑合"), 3),
+)
 
 
 def plain(text: str) -> str:
@@ -108,13 +121,14 @@ def part_label(slot: str) -> str:
 
 
 def read_acceptance(text: str) -> bool | None:
-    """接受 / 不接受 the outcome (None: unclear). A negation decides first: 不满意 is not accepting."""
+    """接受 / 不接受 the outcome (None: unclear). Doubt and negation decide first: 说不好 is unclear,
+    不太满意 is not accepting."""
     words = plain(text)
-    if re.search(r"不太?(?:接受|满意|同意|认可|行|服|可以|能接受)|没法接受|拒绝|有异议|还要投诉", words):
+    if _UNSURE.search(words):
+        return None
+    if _REFUSE.search(words) or words in ("不", "否", "no"):
         return False
-    if words in ("不", "否", "no"):
-        return False
-    if re.search(r"接受|满意|同意|认可|可以|没问题|行|好|是|ok|嗯", words):
+    if _ACCEPT.search(words):
         return True
     return None
 
@@ -122,18 +136,16 @@ def read_acceptance(text: str) -> bool | None:
 def read_satisfaction(text: str) -> int | None:
     """A score from 1 to 5 ("4", "四分", "5星", "非常满意" 5, "很不满意" 1); None when unclear."""
     words = plain(text)
-    scores = [m.group(1) for m in _SCORE.finditer(words)]
-    if len(set(scores)) == 1 and not re.search(r"\d{2,}", words):
-        found = scores[0]
-        return int(found) if found.isdigit() else _CHINESE_DIGITS[found]
-    if re.search(r"非常不满意|很不满意|太差|极差", words):
-        return 1
-    if "不满意" in words:
-        return 2
-    if re.search(r"非常满意|很满意|特别满意", words):
-        return 5
-    if "满意" in words:
-        return 4
-    if re.search(r"一般|还行|凑合", words):
-        return 3
+    numbers = set(re.findall(r"\d+", words))
+    if numbers:
+        only = numbers.pop() if len(numbers) == 1 else ""
+        return int(only) if only in ("1", "2", "3", "4", "5") else None
+    spoken = set(_SPOKEN_SCORE.findall(words)) or ({words} if words in _CHINESE_DIGITS else set())
+    if len(spoken) == 1:
+        return _CHINESE_DIGITS[spoken.pop()]
+    if spoken:
+        return None
+    for pattern, score in _SCORE_WORDS:
+        if pattern.search(words):
+            return score
     return None

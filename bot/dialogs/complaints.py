@@ -130,7 +130,7 @@ def registered_text(kind: str, case: dict[str, Any]) -> str:
     else:
         lines = [f"您的投诉已登记，编号：{number}。我们会在{when}给您答复。"]
     if case.get("safety_risk"):
-        lines.append("您反映的情况涉及患者安全，已同时通知值班负责人立即处理。")
+        lines.append("您反映的情况涉及患者安全，已同时紧急转交投诉办公室处理，工作人员会尽快与您联系。")
     if case.get("media"):
         lines.append(f"您发来的{case['media']}张图片已附在这件{KIND_LABEL[kind]}里。")
     lines.append("想了解进度，随时发“我的投诉怎么样了”；还有补充，发“补充投诉”即可。")
@@ -166,7 +166,7 @@ class ActionComplaintStart(Action):
             answer = await CRM(tracker.sender_id).complaint_intake()
             media_after = answer.body.get("media_after") if answer.ok else None
         except CRMUnavailable:
-            # The intake goes on; the CRM is asked again when the record is registered.
+            # The intake goes on; without the mark no image is attached (the patient may add them).
             log.exception("complaint intake start: CRM unavailable")
         dispatcher.utter_message(text=INTRO[kind])
         return [

@@ -104,6 +104,8 @@ def _include_api_docs(app: FastAPI) -> None:
 
 def _include_console(app: FastAPI) -> None:
     from crm_backend.appointments.views import router as appointments_router
+    from crm_backend.complaints.report_views import router as complaints_report_router
+    from crm_backend.complaints.views import router as complaints_router
     from crm_backend.console.views import router as console_page_router
     from crm_backend.escalations.label_views import router as labels_router
     from crm_backend.escalations.message_views import router as patient_messages_router
@@ -140,6 +142,8 @@ def _include_console(app: FastAPI) -> None:
         followup_plans_router,
         followup_worklists_router,
         followup_enrolments_router,
+        complaints_router,
+        complaints_report_router,
         his_router,
         ws_router,
         console_page_router,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from channels.outbound import scheduled as outbound_jobs
 from crm_backend.appointments import listeners as appointment_listeners
 from crm_backend.appointments import scheduled as appointment_jobs
+from crm_backend.complaints import scheduled as complaint_jobs
 from crm_backend.conversations import scheduled as conversation_jobs
 from crm_backend.escalations import listeners as escalation_listeners
 from crm_backend.escalations import scheduled as escalation_jobs
@@ -35,6 +36,7 @@ SCHEDULED: list[list[Job]] = [
     escalation_jobs.JOBS,
     appointment_jobs.JOBS,
     followup_jobs.JOBS,
+    complaint_jobs.JOBS,
 ]
 
 

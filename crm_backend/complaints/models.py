@@ -128,7 +128,12 @@ class Complaint(Base):
     # -- the answer and the patient's reply --
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answer: Mapped[str | None] = mapped_column(Text)
+    #: The latest answer (a reopened case is answered again).
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The first answer, and whether it came by the deadline then in force (the on-time rate; a
+    #: reopening sets a new deadline for the next answer).
+    first_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_on_time: Mapped[bool | None]
     accepted: Mapped[bool | None]
     satisfaction: Mapped[int | None]
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -369,6 +369,23 @@ async def escalate_safety(runtime: Runtime, complaint_id: int) -> bool:
     return True
 
 
+def set_deadline(complaint: Complaint, start: datetime) -> None:
+    """(Re)compute the case's deadline from `start` (receipt, or a reopening) and clear its flags."""
+    deadline = deadline_for(start, complaint.several_departments)
+    if not deadline.official_calendar:
+        log.warning(
+            "case %s: deadline %s counted without the official calendar",
+            complaint.case_number,
+            deadline.due_on,
+        )
+    complaint.due_on = deadline.due_on
+    complaint.due_at = deadline.due_at
+    complaint.nearing_at = deadline.nearing_at
+    complaint.official_calendar = deadline.official_calendar
+    complaint.nearing_flagged_at = None
+    complaint.overdue_flagged_at = None
+
+
 # -- reading and changing a case --------------------------------------------------------------------
 
 
@@ -424,6 +441,9 @@ async def transition(
     if to is CaseStatus.answered:
         # A new answer (the first, or after a reopening) waits for its own reply.
         complaint.answered_at = now
+        if complaint.first_answered_at is None:
+            complaint.first_answered_at = now
+            complaint.answered_on_time = now <= complaint.due_at
         complaint.replied_at = None
         complaint.accepted = None
     if to is CaseStatus.closed:
@@ -527,6 +547,8 @@ async def record_outcome_reply(
         outcome = "closed"
     elif status is CaseStatus.answered and within:
         await transition(session, complaint, CaseStatus.reopened, "patient", text=text, data=reply, now=now)
+        # Worked on again: a new deadline from today, flagged afresh.
+        set_deadline(complaint, now)
         outcome = "reopened"
     elif status in (CaseStatus.answered, CaseStatus.closed):
         # Closed after the window (no reply in time), or a late disagreement: kept for the office.

@@ -73,6 +73,23 @@ def check_range(date_from: date, date_to: date) -> None:
         raise ReportRangeError(f"a report covers at most {MAX_REPORT_DAYS} days")
 
 
+#: Years a report may name; beyond them date arithmetic overflows (9999-12-31 + 1 day).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+
+
+def report_range(
+    now: datetime, date_from: date | None, date_to: date | None, default_days: int
+) -> tuple[date, date]:
+    """The hospital days a report covers: up to today and `default_days` back unless named;
+    `ReportRangeError` for years outside EARLIEST_YEAR–LATEST_YEAR, a reversed or too long range."""
+    date_to = date_to or now.astimezone(HOSPITAL_TZ).date()
+    date_from = date_from or date_to - timedelta(days=default_days - 1)
+    if not (EARLIEST_YEAR <= date_from.year and date_to.year <= LATEST_YEAR):
+        raise ReportRangeError(f"dates must lie in the years {EARLIEST_YEAR}–{LATEST_YEAR}")
+    check_range(date_from, date_to)
+    return date_from, date_to
+
+
 def local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=HOSPITAL_TZ).astimezone(UTC)
 

@@ -6,7 +6,7 @@ refused. A team filter naming another team is refused (and audited) rather than 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -14,10 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
-from crm_backend.config import HOSPITAL_TZ
 from crm_backend.database.core import RowId
 from crm_backend.followups.models import FollowupPlan
-from crm_backend.followups.report import FollowupReport, ReportRangeError, Scope, followup_report
+from crm_backend.followups.report import (
+    FollowupReport,
+    ReportRangeError,
+    Scope,
+    followup_report,
+    report_range,
+)
 from crm_backend.followups.report_csv import csv_filename, followup_report_csv
 from crm_backend.staff.deps import CurrentStaff, DbSession, require_roles, runtime_of
 from crm_backend.staff.models import StaffRole, Team
@@ -30,8 +35,6 @@ ReaderDep = Annotated[CurrentStaff, Depends(require_roles(*READERS))]
 
 #: Without a range: the last 30 hospital days, today included (day-30 check-ins fall inside).
 DEFAULT_DAYS = 30
-#: Years a report may name; beyond them date arithmetic overflows (9999-12-31 + 1 day).
-EARLIEST, LATEST = 2000, 2100
 DateFrom = Annotated[date | None, Query(alias="from")]
 DateTo = Annotated[date | None, Query(alias="to")]
 TeamFilter = Annotated[RowId | None, Query(alias="team_id")]
@@ -69,15 +72,12 @@ async def _report(
     form: Literal["json", "csv"],
 ) -> FollowupReport:
     now = runtime_of(request).clock()
-    date_to = date_to or now.astimezone(HOSPITAL_TZ).date()
-    date_from = date_from or date_to - timedelta(days=DEFAULT_DAYS - 1)
-    if not (EARLIEST <= date_from.year and date_to.year <= LATEST):
-        raise HTTPException(400, f"dates must lie in the years {EARLIEST}–{LATEST}")
-    scope = await _scope(session, staff, team_id, plan_id)
     try:
-        report = await followup_report(session, scope, date_from, date_to, now)
+        date_from, date_to = report_range(now, date_from, date_to, DEFAULT_DAYS)
     except ReportRangeError as exc:
         raise HTTPException(400, str(exc)) from exc
+    scope = await _scope(session, staff, team_id, plan_id)
+    report = await followup_report(session, scope, date_from, date_to, now)
     # Aggregates only, but read from patients' answers: who looked at which figures is kept.
     await audit(
         session,

@@ -7,21 +7,22 @@ patient's reply to the hospital's answer (accepted and rated; not accepted, reop
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from crm_backend.complaints.deadlines import deadline_for
 from crm_backend.complaints.models import CaseStatus, Complaint, ComplaintTimelineEntry, TimelineKind
+from crm_backend.complaints.replies import write_to_patient
 from crm_backend.complaints.service import ComplaintIntake, register_case, transition
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, Message
-from crm_backend.conversations.turns import DialogueRequest, start_dialogue
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
+from crm_backend.staff.models import Staff
 from tests.e2e.test_followup_checkin import _escalations
 from tests.support.settle import send_marker_and_wait, wait_turn_settled
-from tests.support.stack import Stack
+from tests.support.stack import ADMIN_USERNAME, Stack
 
 WHAT_QUESTION = "请您具体说说发生了什么事"
 WHEN_QUESTION = "大概是什么时候发生的"
@@ -183,34 +184,28 @@ async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: 
         assert image is not None and image.msg_type == "image"
 
 
-async def _answered(stack: Stack, crm: Runtime, openid: str) -> tuple[Complaint, list[str]]:
-    """A registered case answered by staff, then the outcome dialogue started as the CRM starts it;
-    returns once the patient was asked whether they accept."""
+async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
+    """A registered case answered by the office as the console answers it (the answer sent in the
+    chat, then the outcome dialogue started); returns once the patient was asked whether they accept."""
     case = await _registered(crm, openid, "护工对我奶奶说话很粗鲁")
+    answer = "经核实，已对该护工进行批评教育并调整岗位。"
     async with crm.db.sessions() as session:
         row = await session.get(Complaint, case.id)
-        assert row is not None
-        row.answer = "经核实，已对该护工进行批评教育并调整岗位。"
-        await transition(session, row, CaseStatus.answered, "office")
+        staff_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
+        assert row is not None and staff_id is not None
+        await transition(session, row, CaseStatus.answered, ADMIN_USERNAME, staff_id=staff_id)
+        row.answer = answer
         await session.commit()
-    identity = await _identity(crm, openid)
     before = len(stack.wechat.texts(openid))
-    started = await start_dialogue(
-        crm,
-        DialogueRequest(
-            key=f"complaint:outcome:{case.case_number}",
-            identity_id=identity.id,
-            patient_id=identity.patient_id,
-            intent="complaint_outcome",
-            reason="complaint_outcome",
-            expires_at=datetime.now(UTC) + timedelta(days=7),
-            entities={"case_number": case.case_number},
-        ),
+    delivery = await write_to_patient(
+        crm, case.id, answer, staff_id=staff_id, actor=ADMIN_USERNAME, answer=True
     )
-    assert started is not None
-    texts = (await stack.wait_answers(openid, before + 2))[before:]
-    assert case.case_number in texts[0] and "是否接受这个处理结果" in texts[-1], texts
-    return case, texts
+    assert delivery == "chat"
+    texts = (await stack.wait_answers(openid, before + 3))[before:]
+    assert any(answer in text and case.case_number in text for text in texts), texts
+    assert any(f"编号 {case.case_number}）" in text and "已经给您答复" in text for text in texts), texts
+    assert "是否接受这个处理结果" in texts[-1], texts
+    return case
 
 
 async def _case(crm: Runtime, case_id: int) -> Complaint:
@@ -222,7 +217,7 @@ async def _case(crm: Runtime, case_id: int) -> Complaint:
 
 async def test_the_patient_accepts_the_outcome_and_rates_it(stack: Stack, crm: Runtime) -> None:
     openid = await stack.consented_patient()
-    case, _ = await _answered(stack, crm, openid)
+    case = await _answered(stack, crm, openid)
     assert "1 到 5" in (await stack.converse(openid, "可以，接受"))[-1]
     closing = (await stack.converse(openid, "5分"))[-1]
     assert "就此办结" in closing, closing
@@ -232,7 +227,7 @@ async def test_the_patient_accepts_the_outcome_and_rates_it(stack: Stack, crm: R
 
 async def test_a_patient_who_does_not_accept_the_outcome_reopens_the_case(stack: Stack, crm: Runtime) -> None:
     openid = await stack.consented_patient()
-    case, _ = await _answered(stack, crm, openid)
+    case = await _answered(stack, crm, openid)
     assert "1 到 5" in (await stack.converse(openid, "不太满意，不接受"))[-1]
     assert "1 到 5" in (await stack.converse(openid, "说不好"))[-1]  # unclear: asked again
     closing = (await stack.converse(openid, "2"))[-1]

@@ -19,6 +19,7 @@ def _settings() -> Settings:
         CONSOLE_GONE_AFTER_SECONDS=40,
         REMINDER_INTERVAL_SECONDS=120,
         FOLLOWUP_INTERVAL_SECONDS=45,
+        COMPLAINT_INTERVAL_SECONDS=240,
     )
 
 
@@ -32,6 +33,7 @@ def test_jobs_keep_their_ids_and_intervals() -> None:
         "auto-assign": 5,
         "appointment-reminders": 120,
         "followup-dispatch": 45,
+        "complaint-deadlines": 240,
     }
     assert [job_id for job_id, job in jobs.items() if job.at_start] == ["token-refresher"]
     # Presence is checked at least every 30 s, however long the grace period.

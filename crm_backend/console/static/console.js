@@ -20,6 +20,7 @@ import { formatDuration } from "./js/format.js";
 import {
   loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
 } from "./js/followup-report.js";
+import { loadComplaintsReport, mayReadComplaintsReport, wireComplaintsReport } from "./js/complaints-report.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
 import { connect, disconnect, handleEvent } from "./js/live.js";
@@ -42,6 +43,7 @@ function showView(view) {
   }
   if (view === "plans" && !mayReadPlans()) view = "workspace";
   if (view === "followup-report" && !mayReadFollowupReport()) view = "workspace";
+  if (view === "complaints-report" && !mayReadComplaintsReport()) view = "workspace";
   if (view === "followups" && !mayFollowUp()) view = "workspace";
   state.view = view;
   $("workspace").hidden = view !== "workspace";
@@ -51,6 +53,7 @@ function showView(view) {
   $("hospital-view").hidden = view !== "hospital";
   $("plans-view").hidden = view !== "plans";
   $("followup-report-view").hidden = view !== "followup-report";
+  $("complaints-report-view").hidden = view !== "complaints-report";
   $("followup-view").hidden = view !== "followups";
   for (const tab of document.querySelectorAll(".view-tab")) tab.classList.toggle("active", tab.dataset.view === view);
   if (view === "staff") loadStaff();
@@ -59,6 +62,7 @@ function showView(view) {
   if (view === "hospital") loadHospitalData();
   if (view === "plans") loadPlans();
   if (view === "followup-report") loadFollowupReport();
+  if (view === "complaints-report") loadComplaintsReport();
   if (view === "followups") loadFollowups();
 }
 
@@ -175,6 +179,7 @@ function wire() {
   $("audit-verify").addEventListener("click", verifyAudit);
   wireReport();
   wireFollowupReport();
+  wireComplaintsReport();
   wireHospitalData();
   wireFollowupPlans();
   wireFollowups();

@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("first_response_at", crm_backend.database.core.UTCDateTime(timezone=True), nullable=True),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("answered_at", crm_backend.database.core.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_answered_at", crm_backend.database.core.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_on_time", sa.Boolean(), nullable=True),
         sa.Column("accepted", sa.Boolean(), nullable=True),
         sa.Column("satisfaction", sa.Integer(), nullable=True),
         sa.Column("replied_at", crm_backend.database.core.UTCDateTime(timezone=True), nullable=True),

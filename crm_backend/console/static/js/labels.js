@@ -2,7 +2,7 @@
 
 export const PRIORITY = { urgent: "紧急", high: "高", normal: "普通" };
 export const PRIORITY_RANK = { urgent: 0, high: 1, normal: 2 };
-export const ROLE = { agent: "客服", nurse: "护士", clinician: "临床医生", supervisor: "主管", admin: "管理员" };
+export const ROLE = { agent: "客服", nurse: "护士", clinician: "临床医生", complaints_office: "投诉办", supervisor: "主管", admin: "管理员" };
 export const PRESENCE = { online: "在线", away: "离开", offline: "离线" };
 export const ESCALATION_STATUS = { queued: "排队中", assigned: "处理中", resolved: "已解决" };
 export const CONVERSATION_STATUS = { bot: "机器人服务", escalated: "人工处理", closed: "已结束" };
@@ -24,6 +24,7 @@ const REASONS = {
   bot_unavailable: "系统繁忙，机器人未能回复",
   consent_declined: "未同意健康信息授权，需人工帮助",
   emergency: "危急征象：已建议拨打120", // the red-flag screen (conversations/route.py EMERGENCY)
+  complaint_safety: "投诉涉及安全风险", // complaints/service.py SAFETY_REASON
 };
 
 export function reasonText(reason) {

@@ -3,6 +3,7 @@
 import { api, errorText } from "./api.js";
 import { $, toast } from "./dom.js";
 import { mayReadPlans } from "./followup-plans.js";
+import { mayReadComplaintsReport } from "./complaints-report.js";
 import { mayReadFollowupReport } from "./followup-report.js";
 import { PRESENCE, ROLE } from "./labels.js";
 import { isAdmin, isSupervisor, state } from "./state.js";
@@ -73,6 +74,7 @@ export function setMe(me) {
   $("tab-audit").hidden = !isSupervisor();
   $("tab-report").hidden = !isSupervisor();
   $("tab-followup-report").hidden = !mayReadFollowupReport();
+  $("tab-complaints-report").hidden = !mayReadComplaintsReport();
   $("tab-hospital").hidden = !isSupervisor();
   $("tab-plans").hidden = !mayReadPlans();
   $("tab-followups").hidden = !["nurse", "clinician", "supervisor", "admin"].includes(me.role);

@@ -164,6 +164,7 @@ def _include_bot_api(app: FastAPI) -> None:
     """What the Rasa action server calls (token-protected): patient records, booking, triage and
     hospital information."""
     from crm_backend.appointments.bot_views import router as booking_router
+    from crm_backend.complaints.bot_views import router as complaints_router
     from crm_backend.followups.bot_views import router as followups_router
     from crm_backend.hospital_info.bot_views import router as hospital_info_router
     from crm_backend.patients.bot_views import router as patients_router
@@ -174,6 +175,7 @@ def _include_bot_api(app: FastAPI) -> None:
     app.include_router(triage_router)
     app.include_router(hospital_info_router)
     app.include_router(followups_router)
+    app.include_router(complaints_router)
 
 
 def add_error_answers(app: FastAPI) -> None:

@@ -25,6 +25,8 @@ TRIAGE_TEXT_CHARS = 1000
 CLARIFICATION_CHARS = 300
 HOSPITAL_QUESTION_CHARS = 500
 FOLLOWUP_TEXT_CHARS = 1000
+#: The longest part of a complaint the bot API takes (crm_backend/complaints/bot_views.py).
+COMPLAINT_TEXT_CHARS = 2000
 
 
 class CRMUnavailable(Exception):
@@ -140,3 +142,30 @@ class CRM:
         """The reply to that confirmation, with the enrolments it named."""
         body = {"text": text[:FOLLOWUP_TEXT_CHARS], "enrolments": enrolments, "asked_again": asked_again}
         return await self._call("POST", "/followups/opt-out/confirm", body)
+
+    # -- complaints and praise (crm_backend/complaints/bot_views.py) -------------------------------
+
+    async def complaint_intake(self) -> Answer:
+        """An intake starts: the CRM's mark after which the patient's images belong to it."""
+        return await self._call("POST", "/complaints/intake")
+
+    async def complaint_register(self, record: dict[str, Any]) -> Answer:
+        """The confirmed record: the CRM registers the case and answers its number and deadline."""
+        return await self._call("POST", "/complaints", record)
+
+    async def complaints(self) -> Answer:
+        """The cases this account registered, newest first, with their status and deadline."""
+        return await self._call("GET", "/complaints")
+
+    async def complaint_case(self, case_number: str) -> Answer:
+        return await self._call("GET", f"/complaints/{case_number}")
+
+    async def complaint_add(self, case_number: str, text: str, media_after: int | None) -> Answer:
+        """Text (and the images stored after `media_after`) added to an open case."""
+        body = {"text": text[:COMPLAINT_TEXT_CHARS], "media_after": media_after}
+        return await self._call("POST", f"/complaints/{case_number}/additions", body)
+
+    async def complaint_outcome(self, case_number: str, accepts: bool, satisfaction: int) -> Answer:
+        """The patient's reply to the hospital's answer; not accepting reopens the case."""
+        body = {"accepts": accepts, "satisfaction": satisfaction}
+        return await self._call("POST", f"/complaints/{case_number}/outcome", body)

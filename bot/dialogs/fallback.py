@@ -42,6 +42,10 @@ INTENT_LABELS: dict[str, str] = {
     "hospital_info": "了解医院的时间、地址或停车等信息",
     "followup_postpone": "稍后再回答随访问题",
     "followup_opt_out": "停止接收术后随访",
+    "complaint": "投诉或反映问题",
+    "praise": "表扬医护人员",
+    "complaint_status": "查询投诉的处理进度",
+    "complaint_add": "给投诉补充内容",
 }
 GENERIC_LABEL = "咨询其他事情"
 DENY_TITLE = "都不是"

@@ -9,19 +9,16 @@ none open."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from channels.outbound.delivery import Outbox
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, InboundMessage
 from crm_backend.conversations.turns import DialogueRequest, start_dialogue
-from crm_backend.domains import subscribe_listeners
 from crm_backend.escalations.models import Escalation
 from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
@@ -29,7 +26,6 @@ from crm_backend.patients.models import Patient, PatientLink, PatientRelation, W
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Team
 from tests.e2e.test_emergency import _tracker
-from tests.support.api import api_settings
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
 from tests.support.stack import Stack
@@ -38,21 +34,6 @@ GREETING = "随访服务，想了解一下"
 PAIN_QUESTION = "疼得厉害吗"
 #: Day-1 answers of the shipped laparoscopic cholecystectomy plan, in the patient's own words.
 GREEN = ["不疼", "三十六度八", "没有", "没有", "排气了也大便了", "都没有", "没有"]
-
-
-@pytest.fixture
-async def crm(stack: Stack) -> AsyncIterator[Runtime]:
-    """The CRM as the dispatcher uses it, on the stack's database and Redis."""
-    settings = api_settings(
-        stack.database_url,
-        stack.redis_url,
-        RASA_PORT=str(stack.rasa.rasa_port),
-        WECHAT_API_BASE=stack.wechat.base,
-    )
-    runtime = Runtime.create(settings)
-    subscribe_listeners(runtime)
-    yield runtime
-    await runtime.close()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 
 from crm_backend.app import add_error_answers
-from crm_backend.config import Settings
+from crm_backend.config import SANDBOX_INTERNAL_TOKEN, Settings
 from crm_backend.runtime import Runtime
 from crm_backend.staff.service import ensure_first_admin
 
@@ -53,6 +53,14 @@ async def build_api_app(runtime: Runtime, *routers: APIRouter) -> FastAPI:
 def new_address() -> str:
     n = next(_addresses)
     return f"10.0.{n // 250}.{n % 250 + 1}"
+
+
+def bot_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client of the bot API (/internal/bot/...) as the action server calls it in the sandbox."""
+    headers = {"Authorization": f"Bearer {SANDBOX_INTERNAL_TOKEN}"}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
 
 
 def new_client(app: FastAPI, address: str | None = None) -> httpx.AsyncClient:

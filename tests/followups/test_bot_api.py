@@ -20,6 +20,7 @@ from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
+from crm_backend.followups import emergencies
 from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin, record_answer
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
@@ -333,9 +334,8 @@ async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> N
         assert response.status_code in (400, 422), body
 
 
-async def test_an_emergency_the_route_screened_ends_the_open_check_in(
-    runtime: Runtime, family: Family
-) -> None:
+async def _own_conversation(runtime: Runtime, family: Family) -> int:
+    """A conversation of the patient's own account, as the route's emergency names it."""
     async with runtime.db.sessions() as session:
         own = await session.scalar(
             select(WeChatIdentity).where(WeChatIdentity.patient_id == family.patient_id)
@@ -344,7 +344,13 @@ async def test_an_emergency_the_route_screened_ends_the_open_check_in(
         conversation = Conversation(patient_id=family.patient_id, identity_id=own.id)
         session.add(conversation)
         await session.commit()
-        conversation_id = conversation.id
+        return conversation.id
+
+
+async def test_an_emergency_the_route_screened_ends_the_open_check_in(
+    runtime: Runtime, family: Family
+) -> None:
+    conversation_id = await _own_conversation(runtime, family)
     other = EscalationRequested(conversation_id, reason="patient_request")
     assert await end_checkins_on_emergency(runtime, other) == []
     emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
@@ -540,6 +546,32 @@ async def test_a_check_in_is_completed_once_when_chat_and_the_page_finish_togeth
         await page_session.rollback()
     checkin, _ = await _stored(runtime, checkin_id)
     assert (checkin.status, checkin.channel) == ("answered", "chat")
+
+
+async def test_an_emergency_the_route_screened_leaves_a_check_in_the_page_completed_meanwhile(
+    runtime: Runtime, family: Family, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener read the started check-in, then the page completed it (green) before the
+    listener wrote: the page's outcome stands, nothing is overwritten."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    conversation_id = await _own_conversation(runtime, family)
+    read_started = emergencies._under_way
+
+    async def page_completes_meanwhile(session: Any, started: list[FollowupCheckin]) -> list[FollowupCheckin]:
+        rows = await read_started(session, started)
+        async with runtime.db.sessions() as page_session:
+            checkin = await load_checkin(page_session, checkin_id)
+            await complete_checkin(page_session, checkin, channel=CheckinChannel.page, now=datetime.now(UTC))
+            await page_session.commit()
+        return rows
+
+    monkeypatch.setattr(emergencies, "_under_way", page_completes_meanwhile)
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+
+    assert await end_checkins_on_emergency(runtime, emergency) == []
+
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.channel, checkin.worst_flag) == ("answered", "page", "green")
 
 
 async def test_an_emergency_ends_only_the_check_in_under_way_of_a_family_managing_two(

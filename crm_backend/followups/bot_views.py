@@ -40,6 +40,7 @@ from crm_backend.followups.answers import (
     complete_checkin,
     load_checkin,
     record_answer,
+    stored_flag,
 )
 from crm_backend.followups.care_answers import answer_for
 from crm_backend.followups.enrolment import stop_enrolment, stop_for_checkin
@@ -237,13 +238,21 @@ async def _finish(
     notes: list[str],
     messages: list[str],
     now: datetime,
+    escalated: Flag | None = None,
 ) -> CheckinTurn:
     """Complete the check-in: summary and advice by the worst flag; red and emergency escalate at
-    once (urgent, the enrolment's team); questions no care answer matched go to the nurse too."""
+    once (urgent, the enrolment's team) unless nurses were told already (`escalated`: the flag
+    before the answer just recorded; by default the check-in's stored one); questions no care
+    answer matched go to the nurse too."""
     conversation_id = await _conversation_id(session, identity)
     try:
         outcome = await complete_checkin(
-            session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
+            session,
+            checkin,
+            channel=CheckinChannel.chat,
+            now=now,
+            conversation_id=conversation_id,
+            escalated=stored_flag(checkin.row) if escalated is None else escalated,
         )
     except CheckinClosed:  # finished on the page (or stopped) a moment ago: its outcome stands
         await session.rollback()
@@ -346,7 +355,7 @@ async def answer(
     understood = read_answer(question, body.text)
     if understood.reading is not Reading.answer:
         return _not_an_answer(question, body.text, understood.hint)
-    finding = await record_answer(
+    recorded = await record_answer(
         session,
         checkin,
         question.code,
@@ -364,11 +373,13 @@ async def answer(
             said.append(care_text(found.answer))
         else:
             notes.append(body.text[:200])
-    if finding.flag == Flag.emergency:
-        return await _finish(session, checkin, identity, notes, said, now)  # 120 now, no more questions
+    if recorded.finding.flag.rank >= Flag.red.rank:
+        # What to do now and the nurse told now: the escalation hands the chat to the team, whose
+        # nurse asks the rest (an emergency: 120 first, no more questions).
+        return await _finish(session, checkin, identity, notes, said, now, recorded.before)
     turn = await _next_turn(session, checkin, said)
     if turn is None:
-        return await _finish(session, checkin, identity, notes, said, now)
+        return await _finish(session, checkin, identity, notes, said, now, recorded.before)
     await session.commit()
     return turn
 

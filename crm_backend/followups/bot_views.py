@@ -73,6 +73,8 @@ POSTPONE_BY = timedelta(hours=2)
 POSTPONE_MARGIN = timedelta(minutes=30)
 #: What the patient may have noted for the nurse (questions no care answer matched).
 MAX_NOTES = 5
+#: How long a turn is kept for the same message sent again (the bot's retry comes within seconds).
+REPEATED_TURN_SECONDS = 600
 
 CLOSED_TEXT = "这次随访已经结束了，感谢您的配合。如有不适，请及时就医；需要帮助时，回复“人工”联系工作人员。"
 CONTINUE_TEXT = "好的，我们接着刚才的问题。"
@@ -124,6 +126,7 @@ class CheckinTurn(BaseModel):
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class AnswerBody(BaseModel):
@@ -132,6 +135,9 @@ class AnswerBody(BaseModel):
     text: Text
     #: Questions noted for the nurse earlier in this check-in (the bot keeps them in a slot).
     noted: list[Note] = Field(default_factory=list, max_length=MAX_NOTES)
+    #: Rasa's id of the patient's message: the same message sent again (its answer was lost on the
+    #: way back to the bot) gets the same turn instead of being read as the next answer.
+    message: MessageId | None = None
 
 
 class OptOutBody(BaseModel):
@@ -327,9 +333,33 @@ async def answer(
     checkin_id: RowId, body: AnswerBody, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
     """One message of the patient's while a question is asked. The check-in is held for the turn
-    (page.lock_checkin), as the page holds it: an answer to the same question from both waits."""
+    (page.lock_checkin), as the page holds it: an answer to the same question from both waits.
+    The same message (by Rasa's id) sent again gets the turn the first one got, once that one is
+    done: the bot asks again when the answer to its first call was lost, and the advice and
+    escalation of a check-in the first call completed must not turn into `closed`."""
     await lock_checkin(session, checkin_id)
-    checkin = await _checkin_for(session, identity, checkin_id)
+    if body.message is None:
+        return await _answer(
+            await _checkin_for(session, identity, checkin_id), body, request, session, identity
+        )
+    runtime = runtime_of(request)
+    seen = runtime.settings.key("followup", "turn", checkin_id, body.message)
+    # Read under the lock: a first call still at work has committed when the second reads.
+    async with runtime.redis.lock(
+        runtime.settings.key("lock", "followup-answer", checkin_id), timeout=30, blocking_timeout=10
+    ):
+        checkin = await _checkin_for(session, identity, checkin_id)
+        if (earlier := await runtime.redis.get(seen)) is not None:
+            log.info("check-in %s: message %s again, its turn repeated", checkin_id, body.message)
+            return CheckinTurn.model_validate_json(earlier)
+        turn = await _answer(checkin, body, request, session, identity)
+        await runtime.redis.set(seen, turn.model_dump_json(), ex=REPEATED_TURN_SECONDS)
+    return turn
+
+
+async def _answer(
+    checkin: Checkin, body: AnswerBody, request: Request, session: AsyncSession, identity: WeChatIdentity
+) -> CheckinTurn:
     if not checkin.is_open:
         return _closed()
     digression = digression_of(body.text)

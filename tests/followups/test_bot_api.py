@@ -244,6 +244,32 @@ async def test_an_emergency_answer_ends_the_check_in_with_120_at_once(
     assert again["step"] == "closed" and "已经结束" in again["messages"][0]
 
 
+async def test_the_same_message_sent_again_gets_the_same_turn(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The bot asks again when the answer to its call was lost (a timeout): the message is not read
+    as the next answer, and a check-in it completed repeats its advice and escalation, not
+    `closed`; another message to the completed check-in is `closed`."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    path = f"/{checkin_id}/answer"
+    first = await _post(bot, family.own, path, {"text": "3", "message": "msg-pain"})
+    assert first["question"]["code"] == "temperature"
+    assert await _post(bot, family.own, path, {"text": "3", "message": "msg-pain"}) == first
+    for number, text in enumerate(["36.5", "没有", "没有", "1"]):
+        await _post(bot, family.own, path, {"text": text, "message": f"msg-{number}"})
+    emergency = await _post(bot, family.own, path, {"text": "1", "message": "msg-danger"})
+    assert emergency["step"] == "finished" and "120" in emergency["messages"][0]
+    assert emergency["escalate"]["priority"] == "urgent"
+
+    repeated = await _post(bot, family.own, path, {"text": "1", "message": "msg-danger"})
+
+    assert repeated == emergency
+    _, answers = await _stored(runtime, checkin_id)
+    assert answers["pain"][0] == 3 and answers["temperature"][0] == 36.5
+    other = await _post(bot, family.own, path, {"text": "1", "message": "msg-later"})
+    assert other["step"] == "closed"
+
+
 async def test_a_question_mid_form_is_answered_and_the_same_question_asked_again(
     bot: httpx.AsyncClient, family: Family
 ) -> None:

@@ -269,7 +269,7 @@ async def next_due_at(session: AsyncSession, row: FollowupCheckin) -> datetime |
 
 async def answered_outcome(session: AsyncSession, checkin: Checkin) -> tuple[Flag, str]:
     """An answered check-in's outcome again (its stored worst flag and closing text), for a page
-    opened again and for a chat answer whose reply was lost on the way."""
+    opened again."""
     assessment = scoring.assess(checkin.questionnaire, await answers_of(session, checkin.row.id))
     flag = Flag(checkin.row.worst_flag) if checkin.row.worst_flag else assessment.flag
     return flag, outcome_text(flag, assessment, await next_due_at(session, checkin.row))

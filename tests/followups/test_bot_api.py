@@ -4,15 +4,18 @@ free answers understood and re-asked, the outcome by the worst flag, postponing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -38,8 +41,10 @@ from crm_backend.patients.models import Patient, PatientLink, PatientRelation, W
 from crm_backend.runtime import Runtime
 from tests.support.api import build_api_app
 from tests.support.followup_rows import Enrolled, enrol
+from tests.support.stack import free_port
 
 _openids = itertools.count(1)
+BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 #: Answers to the day-1 questions of the shipped laparoscopic cholecystectomy plan that raise nothing.
 GREEN_DAY_1 = ["2分", "三十六度八", "没有", "没有", "1", "没有", "没有"]
 
@@ -743,3 +748,64 @@ async def test_a_chat_answer_to_a_question_the_page_is_answering_waits_instead_o
     assert answered.status_code == 200, answered.text
     _, stored = await _stored(runtime, checkin_id)
     assert stored["pain"][0] == 3 and stored["pain"][2] == ""  # the page's answer stands
+
+
+# -- a reply lost on its way back to the action server ---------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _losing_first_reply(crm: FastAPI) -> AsyncIterator[tuple[str, list[str]]]:
+    """The bot API on a real port, as the action server reaches it, losing the first answer's reply:
+    the CRM has done the work and the connection drops before the action server hears of it."""
+    seen: list[str] = []
+    transport = httpx.ASGITransport(app=crm)
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        async with httpx.AsyncClient(transport=transport, base_url="http://crm") as http:
+            reply = await http.request(
+                request.method, request.path_qs, content=await request.read(), headers=dict(request.headers)
+            )
+        if request.path.endswith("/answer") and seen.count(request.path) == 1:
+            assert request.transport is not None
+            request.transport.close()  # the reply is lost
+        return web.Response(body=reply.content, status=reply.status_code, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_lost_reply_to_the_emergency_answer_is_asked_again_and_gets_the_advice(
+    bot: httpx.AsyncClient,
+    bot_app: FastAPI,
+    runtime: Runtime,
+    family: Family,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The action server's client (bot/dialogs/crm.py) asks again with the same message id: the
+    patient gets 120 and the team the escalation, though the first reply never arrived."""
+    monkeypatch.syspath_prepend(str(BOT_DIR))
+    from dialogs.crm import CRM  # the action server's own client, as it runs there
+
+    checkin_id = family.enrolled.checkin_ids[0]
+    for text in ["3", "36.5", "没有", "没有", "1"]:
+        await _answer(bot, family.own, checkin_id, text)
+    async with _losing_first_reply(bot_app) as (proxy_url, seen):
+        monkeypatch.setenv("CRM_API_URL", proxy_url)
+        answer = await CRM(family.own).followup_answer(checkin_id, "1", [], "rasa-message-1")
+
+    assert seen.count(f"/internal/bot/followups/checkins/{checkin_id}/answer") == 2
+    turn = answer.body
+    assert turn["step"] == "finished" and turn["flag"] == "emergency" and "120" in turn["messages"][0]
+    assert turn["escalate"]["priority"] == "urgent" and "急症" in turn["escalate"]["reason"]
+    checkin, answers = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.worst_flag) == ("answered", "emergency")
+    assert answers["danger_signs"][0] == ["breathless"]

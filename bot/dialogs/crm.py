@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 #: Without real WeChat credentials the CRM accepts this token (crm_backend/config.py says the same).
 SANDBOX_TOKEN = "sandbox-internal-token"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+#: A check-in answer is asked twice at most within the CRM's wait for Rasa (RASA_TIMEOUT_SECONDS).
+FOLLOWUP_ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=6)
 
 #: The longest texts the bot APIs take (crm_backend/triage/bot_views.py, hospital_info/bot_views.py).
 TRIAGE_TEXT_CHARS = 1000
@@ -59,10 +61,16 @@ class CRM:
     def __init__(self, sender_id: str) -> None:
         self.sender = sender_id
 
-    async def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> Answer:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None = None,
+        timeout: aiohttp.ClientTimeout = TIMEOUT,
+    ) -> Answer:
         url = f"{_base_url()}/internal/bot{path}"
         try:
-            async with aiohttp.ClientSession(timeout=TIMEOUT, headers=_headers()) as http:
+            async with aiohttp.ClientSession(timeout=timeout, headers=_headers()) as http:
                 async with http.request(method, url, params={"sender": self.sender}, json=json) as response:
                     body = await response.json(content_type=None)
                     answer = Answer(
@@ -124,10 +132,24 @@ class CRM:
         """The greeting and the first open question of a check-in (crm_backend/followups/bot_views.py)."""
         return await self._call("POST", f"/followups/checkins/{checkin_id}/start")
 
-    async def followup_answer(self, checkin_id: int, text: str, noted: list[str]) -> Answer:
-        """One message of the patient's to the current question; `noted`: questions kept for the nurse."""
-        body = {"text": text[:FOLLOWUP_TEXT_CHARS], "noted": [n[:200] for n in noted][-5:]}
-        return await self._call("POST", f"/followups/checkins/{checkin_id}/answer", body)
+    async def followup_answer(
+        self, checkin_id: int, text: str, noted: list[str], message: str | None = None
+    ) -> Answer:
+        """One message of the patient's to the current question; `noted`: questions kept for the nurse.
+        With Rasa's `message` id the call may be repeated: the CRM answers the same message with the
+        same turn, so it is asked once more when the first answer is lost (a timeout, a dropped
+        connection), instead of losing the advice and the escalation of a completed check-in."""
+        body: dict[str, Any] = {"text": text[:FOLLOWUP_TEXT_CHARS], "noted": [n[:200] for n in noted][-5:]}
+        if message:
+            body["message"] = message
+        path = f"/followups/checkins/{checkin_id}/answer"
+        try:
+            return await self._call("POST", path, body, FOLLOWUP_ANSWER_TIMEOUT)
+        except CRMUnavailable:
+            if not message:
+                raise
+            log.warning("follow-up check-in %s: answer lost, asked again", checkin_id, exc_info=True)
+            return await self._call("POST", path, body, FOLLOWUP_ANSWER_TIMEOUT)
 
     async def followup_opt_out(self, checkin_id: int, text: str) -> Answer:
         """The reply to "stop follow-up?": the CRM reads yes or no and stops the enrolment on yes."""

@@ -9,6 +9,8 @@ which understands it, records it and answers with what to say and the next quest
 `followup_prompt`, asked by `action_ask_followup_answer`). When the check-in ends (complete,
 postponed, stopped, handed over, closed) the slot gets that outcome and the form is done. A red or
 emergency outcome carries an escalation, sent as the {"escalate": ...} instruction handoff uses.
+An answer whose reply is lost is asked again with the same message id (the CRM repeats the turn);
+when the CRM cannot be reached at all, a nurse is asked to look at the chat.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs.crm import CRM, CRMUnavailable
-from dialogs.handoff import request_for
+from dialogs.handoff import escalation_request, request_for
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ NOTED = "followup_noted"
 SLOTS = (ANSWER, CHECKIN, PROMPT, STATE, NOTED)
 
 CRM_DOWN = "抱歉，随访系统暂时无法记录您的回答，我们稍后再来问您。如有不适，请及时就医或回复“人工”。"
+#: The CRM did not confirm an answer twice: it may have recorded a worrying one whose escalation
+#: never reached the bot, so a nurse looks at the chat (over-triage: never a lost red flag).
+CRM_DOWN_ESCALATION = escalation_request(
+    "随访回答未能确认记录（随访系统无响应），请护士查看对话", team="nursing", priority="high"
+)
 #: Steps of the bot API after which the check-in dialogue is over.
 ENDING_STEPS = frozenset({"finished", "postponed", "stopped", "closed"})
 
@@ -146,10 +153,12 @@ class ValidateFollowupForm(Action):
             if tracker.get_slot(STATE) == "confirm_opt_out":
                 answer = await crm.followup_opt_out(int(checkin_id), text)
             else:
-                answer = await crm.followup_answer(int(checkin_id), text, noted)
+                message = tracker.latest_message.get("message_id")
+                answer = await crm.followup_answer(int(checkin_id), text, noted, message)
         except CRMUnavailable:
             log.exception("follow-up answer: CRM unavailable")
             dispatcher.utter_message(text=CRM_DOWN)
+            dispatcher.utter_message(json_message=CRM_DOWN_ESCALATION)
             return _ended("error")
         if not answer.ok:
             log.error("follow-up check-in %s refused for %s: %s", checkin_id, tracker.sender_id, answer.body)

@@ -6,6 +6,11 @@ returns what the patient is told and whether nurses must act: amber waits on the
 list (contact within 24 hours), red and emergency are escalated to the enrolment's team at once,
 priority urgent, with the worrying answers in the escalation's reason. The caller commits and then
 publishes `escalation` (an event after the commit, so staff never see a check-in that rolled back).
+
+A check-in keeps its worst flag so far while it is open (`record_answer` stores it with every
+answer), so a worrying answer counts even when the rest are never given: it stands on the team's
+flagged list at once, and a missed check-in keeps it. An answer that raises the check-in to red or
+emergency is escalated when it is recorded (`Recorded.escalates`), not only at the end.
 """
 
 from __future__ import annotations
@@ -95,6 +100,24 @@ async def answers_of(session: AsyncSession, checkin_id: int) -> scoring.Answers:
     return {row.question: row.value for row in rows}
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One answer stored: the flag it raised, and the check-in's worst flag before and after it."""
+
+    finding: scoring.Finding
+    before: Flag
+    flag: Flag
+
+    @property
+    def escalates(self) -> bool:
+        """This answer raised the check-in to red or emergency: nurses must hear of it now."""
+        return self.flag.rank >= Flag.red.rank and self.flag.rank > self.before.rank
+
+
+def stored_flag(row: FollowupCheckin) -> Flag:
+    return Flag(row.worst_flag) if row.worst_flag else Flag.green
+
+
 async def record_answer(
     session: AsyncSession,
     checkin: Checkin,
@@ -106,8 +129,9 @@ async def record_answer(
     identity_id: int | None = None,
     staff_id: int | None = None,
     now: datetime,
-) -> scoring.Finding:
-    """Store one answer (replacing an earlier one to the same question); AnswerRefused if not allowed."""
+) -> Recorded:
+    """Store one answer (replacing an earlier one to the same question) and the check-in's worst
+    flag so far; AnswerRefused if not allowed."""
     try:
         question = checkin.questionnaire.question(question_code)
     except KeyError as error:
@@ -130,7 +154,12 @@ async def record_answer(
     if existing is None:
         session.add(row)
     await session.flush()
-    return finding
+    before = stored_flag(checkin.row)
+    flag = scoring.assess(checkin.questionnaire, await answers_of(session, checkin.row.id)).flag
+    if checkin.row.status != CheckinStatus.answered:  # an answered check-in's flag is its outcome's
+        checkin.row.worst_flag = flag.value
+        await session.flush()
+    return Recorded(finding, before, flag)
 
 
 def answer_label(question: Question, value: Any) -> str:
@@ -190,9 +219,11 @@ async def complete_checkin(
     channel: CheckinChannel,
     now: datetime,
     conversation_id: int | None = None,
+    escalated: Flag = Flag.green,
 ) -> Outcome:
     """Mark the check-in answered with its worst flag; the escalation (red, emergency) is returned for
-    the caller to publish after its commit. Raises CheckinClosed when it is no longer open."""
+    the caller to publish after its commit, unless `escalated` (the flag nurses were already told of
+    when an answer was recorded) is as worrying. Raises CheckinClosed when it is no longer open."""
     if not checkin.answerable_by(channel):
         raise CheckinClosed(f"check-in {checkin.row.id} is {checkin.row.status}")
     answers = await answers_of(session, checkin.row.id)
@@ -214,7 +245,17 @@ async def complete_checkin(
     row.answered_at = now
     row.channel = channel
     row.worst_flag = flag.value
-    next_due = await session.scalar(
+    next_due = await next_due_at(session, row)
+    escalation = None
+    if flag.rank > max(escalated.rank, Flag.amber.rank) and conversation_id is not None:
+        escalation = await urgent_escalation(session, checkin, answers, flag, conversation_id)
+    await session.flush()
+    return Outcome(flag, outcome_text(flag, assessment, next_due), escalation, next_due)
+
+
+async def next_due_at(session: AsyncSession, row: FollowupCheckin) -> datetime | None:
+    """When the enrolment's next check-in is due (the green outcome names its date)."""
+    return await session.scalar(
         select(FollowupCheckin.due_at)
         .where(
             FollowupCheckin.enrolment_id == row.enrolment_id,
@@ -224,17 +265,27 @@ async def complete_checkin(
         .order_by(FollowupCheckin.time_point)
         .limit(1)
     )
-    escalation = None
-    if flag.rank >= Flag.red.rank and conversation_id is not None:
-        team = await session.get(Team, checkin.enrolment.team_id)
-        escalation = EscalationRequested(
-            conversation_id=conversation_id,
-            reason=escalation_reason(checkin, answers, flag),
-            priority="urgent",
-            team=team.name if team is not None else "nursing",
-        )
-    await session.flush()
-    return Outcome(flag, outcome_text(flag, assessment, next_due), escalation, next_due)
+
+
+async def answered_outcome(session: AsyncSession, checkin: Checkin) -> tuple[Flag, str]:
+    """An answered check-in's outcome again (its stored worst flag and closing text), for a page
+    opened again."""
+    assessment = scoring.assess(checkin.questionnaire, await answers_of(session, checkin.row.id))
+    flag = Flag(checkin.row.worst_flag) if checkin.row.worst_flag else assessment.flag
+    return flag, outcome_text(flag, assessment, await next_due_at(session, checkin.row))
+
+
+async def urgent_escalation(
+    session: AsyncSession, checkin: Checkin, answers: scoring.Answers, flag: Flag, conversation_id: int
+) -> EscalationRequested:
+    """Red or emergency: urgent, to the enrolment's team, the worrying answers in the reason."""
+    team = await session.get(Team, checkin.enrolment.team_id)
+    return EscalationRequested(
+        conversation_id=conversation_id,
+        reason=escalation_reason(checkin, answers, flag),
+        priority="urgent",
+        team=team.name if team is not None else "nursing",
+    )
 
 
 def escalation_reason(checkin: Checkin, answers: scoring.Answers, flag: Flag) -> str:

@@ -40,6 +40,7 @@ from crm_backend.followups.answers import (
     complete_checkin,
     load_checkin,
     record_answer,
+    stored_flag,
 )
 from crm_backend.followups.care_answers import answer_for
 from crm_backend.followups.enrolment import stop_enrolment, stop_for_checkin
@@ -72,6 +73,8 @@ POSTPONE_BY = timedelta(hours=2)
 POSTPONE_MARGIN = timedelta(minutes=30)
 #: What the patient may have noted for the nurse (questions no care answer matched).
 MAX_NOTES = 5
+#: How long a turn is kept for the same message sent again (the bot's retry comes within seconds).
+REPEATED_TURN_SECONDS = 600
 
 CLOSED_TEXT = "这次随访已经结束了，感谢您的配合。如有不适，请及时就医；需要帮助时，回复“人工”联系工作人员。"
 CONTINUE_TEXT = "好的，我们接着刚才的问题。"
@@ -123,6 +126,7 @@ class CheckinTurn(BaseModel):
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MessageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class AnswerBody(BaseModel):
@@ -131,6 +135,9 @@ class AnswerBody(BaseModel):
     text: Text
     #: Questions noted for the nurse earlier in this check-in (the bot keeps them in a slot).
     noted: list[Note] = Field(default_factory=list, max_length=MAX_NOTES)
+    #: Rasa's id of the patient's message: the same message sent again (its answer was lost on the
+    #: way back to the bot) gets the same turn instead of being read as the next answer.
+    message: MessageId | None = None
 
 
 class OptOutBody(BaseModel):
@@ -237,13 +244,21 @@ async def _finish(
     notes: list[str],
     messages: list[str],
     now: datetime,
+    escalated: Flag | None = None,
 ) -> CheckinTurn:
     """Complete the check-in: summary and advice by the worst flag; red and emergency escalate at
-    once (urgent, the enrolment's team); questions no care answer matched go to the nurse too."""
+    once (urgent, the enrolment's team) unless nurses were told already (`escalated`: the flag
+    before the answer just recorded; by default the check-in's stored one); questions no care
+    answer matched go to the nurse too."""
     conversation_id = await _conversation_id(session, identity)
     try:
         outcome = await complete_checkin(
-            session, checkin, channel=CheckinChannel.chat, now=now, conversation_id=conversation_id
+            session,
+            checkin,
+            channel=CheckinChannel.chat,
+            now=now,
+            conversation_id=conversation_id,
+            escalated=stored_flag(checkin.row) if escalated is None else escalated,
         )
     except CheckinClosed:  # finished on the page (or stopped) a moment ago: its outcome stands
         await session.rollback()
@@ -318,9 +333,33 @@ async def answer(
     checkin_id: RowId, body: AnswerBody, request: Request, session: DbSession, identity: SenderIdentity
 ) -> CheckinTurn:
     """One message of the patient's while a question is asked. The check-in is held for the turn
-    (page.lock_checkin), as the page holds it: an answer to the same question from both waits."""
+    (page.lock_checkin), as the page holds it: an answer to the same question from both waits.
+    The same message (by Rasa's id) sent again gets the turn the first one got, once that one is
+    done: the bot asks again when the answer to its first call was lost, and the advice and
+    escalation of a check-in the first call completed must not turn into `closed`."""
     await lock_checkin(session, checkin_id)
-    checkin = await _checkin_for(session, identity, checkin_id)
+    if body.message is None:
+        return await _answer(
+            await _checkin_for(session, identity, checkin_id), body, request, session, identity
+        )
+    runtime = runtime_of(request)
+    seen = runtime.settings.key("followup", "turn", checkin_id, body.message)
+    # Read under the lock: a first call still at work has committed when the second reads.
+    async with runtime.redis.lock(
+        runtime.settings.key("lock", "followup-answer", checkin_id), timeout=30, blocking_timeout=10
+    ):
+        checkin = await _checkin_for(session, identity, checkin_id)
+        if (earlier := await runtime.redis.get(seen)) is not None:
+            log.info("check-in %s: message %s again, its turn repeated", checkin_id, body.message)
+            return CheckinTurn.model_validate_json(earlier)
+        turn = await _answer(checkin, body, request, session, identity)
+        await runtime.redis.set(seen, turn.model_dump_json(), ex=REPEATED_TURN_SECONDS)
+    return turn
+
+
+async def _answer(
+    checkin: Checkin, body: AnswerBody, request: Request, session: AsyncSession, identity: WeChatIdentity
+) -> CheckinTurn:
     if not checkin.is_open:
         return _closed()
     digression = digression_of(body.text)
@@ -346,7 +385,7 @@ async def answer(
     understood = read_answer(question, body.text)
     if understood.reading is not Reading.answer:
         return _not_an_answer(question, body.text, understood.hint)
-    finding = await record_answer(
+    recorded = await record_answer(
         session,
         checkin,
         question.code,
@@ -364,11 +403,13 @@ async def answer(
             said.append(care_text(found.answer))
         else:
             notes.append(body.text[:200])
-    if finding.flag == Flag.emergency:
-        return await _finish(session, checkin, identity, notes, said, now)  # 120 now, no more questions
+    if recorded.finding.flag.rank >= Flag.red.rank:
+        # What to do now and the nurse told now: the escalation hands the chat to the team, whose
+        # nurse asks the rest (an emergency: 120 first, no more questions).
+        return await _finish(session, checkin, identity, notes, said, now, recorded.before)
     turn = await _next_turn(session, checkin, said)
     if turn is None:
-        return await _finish(session, checkin, identity, notes, said, now)
+        return await _finish(session, checkin, identity, notes, said, now, recorded.before)
     await session.commit()
     return turn
 

@@ -13,11 +13,13 @@ none is marked and each stays on the flagged list until a call or a message that
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 
 from crm_backend.conversations.events import StaffWrote
-from crm_backend.followups.models import FollowupCheckin, FollowupEnrolment
+from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.followups.plans import Flag
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import CARE_ROLES
@@ -27,9 +29,22 @@ log = logging.getLogger(__name__)
 FLAGGED = [Flag.amber.value, Flag.red.value, Flag.emergency.value]
 
 
+def _flagged_in_part_before(moment: datetime) -> Any:
+    """Not answered, but a worrying answer was recorded before `moment` (then silence)."""
+    return and_(
+        FollowupCheckin.answered_at.is_(None),
+        exists().where(
+            FollowupAnswer.checkin_id == FollowupCheckin.id,
+            FollowupAnswer.flag.in_(FLAGGED),
+            FollowupAnswer.created_at <= moment,
+        ),
+    )
+
+
 async def record_first_contact(runtime: Runtime, event: StaffWrote) -> int:
-    """Mark the flagged, answered, uncontacted check-ins the message is about as contacted (once:
-    an earlier contact is kept). Returns how many were marked."""
+    """Mark the flagged, uncontacted check-ins the message is about as contacted (once: an
+    earlier contact is kept): answered before the message, or flagged by an answer given before it
+    (then silence). Returns how many were marked."""
     if event.staff_role not in CARE_ROLES:
         return 0
     async with runtime.db.sessions() as session:
@@ -40,7 +55,7 @@ async def record_first_contact(runtime: Runtime, event: StaffWrote) -> int:
                 .where(
                     FollowupCheckin.first_contact_at.is_(None),
                     FollowupCheckin.worst_flag.in_(FLAGGED),
-                    FollowupCheckin.answered_at <= event.at,
+                    or_(FollowupCheckin.answered_at <= event.at, _flagged_in_part_before(event.at)),
                     or_(
                         FollowupCheckin.identity_id == event.identity_id,
                         FollowupEnrolment.patient_id == event.patient_id,

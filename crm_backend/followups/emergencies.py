@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations.events import EscalationRequested
@@ -47,18 +47,29 @@ async def end_checkins_on_emergency(runtime: Runtime, event: EscalationRequested
                 )
             )
         )
-        rows = await _under_way(session, started)
-        for row in rows:
-            row.status = CheckinStatus.answered
-            row.answered_at = now
-            row.channel = CheckinChannel.chat
-            row.worst_flag = Flag.emergency.value
-            row.postponed_until = None
-            row.reason = REASON
+        closed: list[int] = []
+        for row in await _under_way(session, started):
+            # Only if still started: the page (or a nurse's call) may have completed it since it was
+            # read, and its outcome stands.
+            done = await session.execute(
+                update(FollowupCheckin)
+                .where(FollowupCheckin.id == row.id, FollowupCheckin.status == CheckinStatus.started)
+                .values(
+                    status=CheckinStatus.answered,
+                    answered_at=now,
+                    channel=CheckinChannel.chat,
+                    worst_flag=Flag.emergency.value,
+                    postponed_until=None,
+                    reason=REASON,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                closed.append(row.id)
         await session.commit()
-    for row in rows:
-        log.warning("check-in %s ended on an emergency in conversation %s", row.id, event.conversation_id)
-    return [row.id for row in rows]
+    for checkin_id in closed:
+        log.warning("check-in %s ended on an emergency in conversation %s", checkin_id, event.conversation_id)
+    return closed
 
 
 async def _under_way(session: AsyncSession, started: list[FollowupCheckin]) -> list[FollowupCheckin]:

@@ -4,8 +4,10 @@ The page opened from a template message's link answers one check-in. The server 
 which question comes next (scoring.next_question, so a conditional question appears only when its
 condition is met), whether an answer is allowed (answers.record_answer) and the outcome
 (answers.complete_checkin, channel `page`). The browser only renders the question it is given and
-posts what the patient chose; no rule lives in JavaScript. A red or emergency outcome is escalated
-to the enrolment's team through the recipient's current conversation, published after the commit.
+posts what the patient chose; no rule lives in JavaScript. An emergency answer completes the check-in
+at once (the 120 advice shows now, not after the remaining questions); a red answer is escalated
+when it is recorded. Escalations go to the enrolment's team through the recipient's current
+conversation, published after the commit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.conversations.events import EscalationRequested
@@ -24,11 +26,12 @@ from crm_backend.followups import scoring
 from crm_backend.followups.answers import (
     Checkin,
     CheckinClosed,
+    answered_outcome,
     answers_of,
     complete_checkin,
     load_checkin,
-    outcome_text,
     record_answer,
+    urgent_escalation,
 )
 from crm_backend.followups.models import CheckinChannel, CheckinStatus, EnrolmentStatus, FollowupCheckin
 from crm_backend.followups.plans import Flag, Question, QuestionType
@@ -180,23 +183,12 @@ async def _closed_state(session: AsyncSession, checkin: Checkin) -> PageStateRea
     row = checkin.row
     if row.status == CheckinStatus.answered:
         answers = await answers_of(session, row.id)
-        assessment = scoring.assess(checkin.questionnaire, answers)
-        flag = Flag(row.worst_flag) if row.worst_flag else assessment.flag
-        next_due = await session.scalar(
-            select(FollowupCheckin.due_at)
-            .where(
-                FollowupCheckin.enrolment_id == row.enrolment_id,
-                FollowupCheckin.time_point > row.time_point,
-                FollowupCheckin.status == CheckinStatus.scheduled,
-            )
-            .order_by(FollowupCheckin.time_point)
-            .limit(1)
-        )
+        flag, text = await answered_outcome(session, checkin)
         return PageStateRead(
             **_heading(checkin),
             status="answered",
             answered=len(scoring.relevant_answers(checkin.questionnaire, answers)),
-            outcome=OutcomeRead(flag=flag, text=outcome_text(flag, assessment, next_due)),
+            outcome=OutcomeRead(flag=flag, text=text),
             message=CLOSED_TEXT[CheckinStatus.answered],
         )
     if checkin.enrolment.status == EnrolmentStatus.paused:
@@ -275,7 +267,8 @@ async def _conversation_for(session: AsyncSession, checkin: Checkin, now: dateti
 
 
 async def submit(runtime: Runtime, checkin_id: int, body: AnswerIn) -> PageStateRead:
-    """Record one answer from the page; complete the check-in after its last question.
+    """Record one answer from the page; complete the check-in after its last question or at an
+    emergency answer; a red answer is escalated when it is recorded.
 
     AnswerNotAllowed (nothing stored) for a value or question the check-in does not allow;
     PageClosed when it can no longer be answered; CheckinClosed when it does not exist.
@@ -296,7 +289,7 @@ async def submit(runtime: Runtime, checkin_id: int, body: AnswerIn) -> PageState
         if not scoring.is_enabled(question, answers):
             raise AnswerNotAllowed("这个问题暂时不需要回答，请刷新页面", body.question)
         try:
-            await record_answer(
+            recorded = await record_answer(
                 session,
                 checkin,
                 question.code,
@@ -310,24 +303,32 @@ async def submit(runtime: Runtime, checkin_id: int, body: AnswerIn) -> PageState
             await session.rollback()
             raise AnswerNotAllowed(hint_for(question), question.code) from None
         answers = await answers_of(session, checkin_id)
-        if scoring.next_question(questionnaire, answers) is not None:
-            await session.commit()
-            return await state(session, checkin_id)
-        flag = scoring.assess(questionnaire, answers).flag
         conversation_id = (
-            await _conversation_for(session, checkin, now) if flag.rank >= Flag.red.rank else None
+            await _conversation_for(session, checkin, now) if recorded.flag.rank >= Flag.red.rank else None
         )
-        outcome = await complete_checkin(
-            session, checkin, channel=CheckinChannel.page, now=now, conversation_id=conversation_id
-        )
-        escalation = outcome.escalation
+        # An emergency ends the check-in at once (120 on the page now), as in chat; otherwise the
+        # last answer does.
+        if recorded.finding.flag == Flag.emergency or scoring.next_question(questionnaire, answers) is None:
+            outcome = await complete_checkin(
+                session,
+                checkin,
+                channel=CheckinChannel.page,
+                now=now,
+                conversation_id=conversation_id,
+                escalated=recorded.before,
+            )
+            escalation = outcome.escalation
+            log.info("follow-up check-in %s answered on the page: %s", checkin_id, outcome.flag.value)
+        elif recorded.escalates and conversation_id is not None:
+            # A red answer reaches the nurses now, even if the patient closes the page here.
+            escalation = await urgent_escalation(session, checkin, answers, recorded.flag, conversation_id)
+            log.info("follow-up check-in %s flagged %s on the page", checkin_id, recorded.flag.value)
         await session.commit()
         result = await state(session, checkin_id)
-    log.info("follow-up check-in %s answered on the page: %s", checkin_id, outcome.flag.value)
     if escalation is not None:
         try:
             await runtime.events.publish(escalation)
-        except Exception:  # the answered, flagged check-in waits on the team's flagged list
+        except Exception:  # the flagged check-in waits on the team's flagged list
             log.exception(
                 "follow-up check-in %s: escalation failed; it stays on the flagged list", checkin_id
             )

@@ -17,7 +17,10 @@ from crm_backend.followups.plans import (
     QuestionType,
     worst,
 )
-from crm_backend.triage.red_flags import ScreenContext, screen
+from crm_backend.triage.departments import URGENT_ADVICE
+from crm_backend.triage.red_flags import ScreenContext, Status
+from crm_backend.triage.service import TriageLevel, emergency_text
+from crm_backend.triage.service import assess as triage
 
 #: Answers by question code: int (scale), bool (yes/no), float (number), str (single choice code or
 #: free text), list[str] (multiple choice codes).
@@ -81,16 +84,31 @@ class Finding:
     red_flags: tuple[str, ...] = ()
 
 
+#: Red-flag words that did not make an emergency because they have passed ("刚才胸痛，现在好了"):
+#: after an operation still worth a nurse's call.
+_PASSED = (Status.RESOLVED, Status.PAST)
+
+
+def _free_text_finding(question: Question, text: str) -> Finding:
+    """Triage's reading of a free-text answer, after an operation: an emergency (the red-flag
+    screen) is emergency; words triage sends to a doctor today ("高烧", "越来越疼") are red with
+    that advice; a red-flag symptom that has passed is amber. Over-triage: words never stay green
+    when triage hears something worrying in them."""
+    triaged = triage(text, context=ScreenContext(post_op=True))
+    result = triaged.screen
+    if result.emergency:
+        return Finding(question.code, Flag.emergency, emergency_text(result), result.rule_ids)
+    if triaged.answer.level == TriageLevel.URGENT:
+        return Finding(question.code, Flag.red, URGENT_ADVICE)
+    if any(mention.status in _PASSED for mention in result.set_aside):
+        return Finding(question.code, Flag.amber)
+    return Finding(question.code, Flag.green)
+
+
 def assess_answer(question: Question, value: Any) -> Finding:
-    """The most worrying flag the answer raises; free text is read by triage's red-flag screen."""
+    """The most worrying flag the answer raises; free text is read by triage (_free_text_finding)."""
     if question.type == QuestionType.free_text:
-        result = screen(str(value), context=ScreenContext(post_op=True))
-        if result.emergency:
-            advice = "\n".join(
-                dict.fromkeys([result.call_to_action, *(f.advice for f in result.flags if f.advice)])
-            )
-            return Finding(question.code, Flag.emergency, advice, result.rule_ids)
-        return Finding(question.code, Flag.green)
+        return _free_text_finding(question, str(value))
     matching = [rule for rule in question.flags if _rule_matches(rule, value)]
     if not matching:
         return Finding(question.code, Flag.green)

@@ -118,6 +118,11 @@ _NOT_A_NUMBER = re.compile(
     r"^(?:点(?![0-9零〇一二三四五六七八九])|些|下|直|样|般|起|会|共|定|旦|边|侧|阵|身|切|整|向|天天|十分)"
 )
 _RANGE_JOIN = re.compile(r"^\s*(?:到|至|~|-|—|或|或者|、|/)\s*$")
+#: "38度多", "38多度", "38度几", "4分多": more than a whole number, by how much unsaid.
+_AND_SOME = re.compile(r"^(?:度|点|分)?(?:多|几)")
+#: What "N度多" is read as: N.5, the middle of the unsaid part, which meets a threshold at N.5 (a
+#: temperature of "38度多" is red at ≥ 38.5): over-triage rather than asking again.
+AND_SOME = 0.5
 
 
 def _cn_integer(text: str) -> int | None:
@@ -184,6 +189,8 @@ def numbers_in(text: str) -> list[float]:
         if _OTHER_UNIT.match(after):
             continue
         value = _value_of(whole, frac)
+        if value is not None and frac is None and value % 10 and _AND_SOME.match(after):
+            value += AND_SOME  # "38度多"; not "三十多", which is no reading at all
         if value is not None:
             found.append(_Found(value, match.start(), match.end()))
     values: list[float] = []
@@ -329,6 +336,14 @@ def _choice_numbers(text: str, count: int) -> list[int] | None:
     return picked or None
 
 
+#: Everyday words for one symptom, any of which names a choice that uses one of them: a danger-sign
+#: question's breathlessness choice is named by "有点喘" or "憋得慌" whatever its own words are
+#: (over-triage: breathlessness after an operation is never left unread).
+_SYMPTOM_WORDS = (("喘", "气短", "气急", "憋", "呼吸困难", "上不来气", "透不过气", "喘不过气"),)
+#: Clauses that say nothing about the question: courtesy, not an unread symptom.
+_COURTESY = re.compile(r"^(?:谢谢|谢了|谢谢医生|谢谢护士|辛苦了|好的|好|嗯+|哦+|放心吧)(?:啊|了|呀)?$")
+
+
 def _phrases(choice: Choice) -> list[str]:
     parts = [p for p in re.split(r"[，,、；;（）()]|或者|，但", choice.text) if len(p) >= 2]
     return [choice.text, *choice.synonyms, *parts]
@@ -375,6 +390,7 @@ def _matches_in(clause: str, question: Question) -> list[_Match]:
                 rest = phrase.replace(clause, "", 1)
                 if not any(mark in rest for mark in _NEGATORS):  # "恶心" is not "不恶心"
                     every.append(_Match(choice, len(clause), _negated_at(clause, 0), 0, len(clause)))
+    every += _symptom_matches(clause, question)
     kept = [m for m in every if not any(m.inside(other) for other in every)]
     best: dict[str, _Match] = {}
     for match in kept:
@@ -383,14 +399,36 @@ def _matches_in(clause: str, question: Question) -> list[_Match]:
     return list(best.values())
 
 
-def _worst(question: Question, codes: list[str]) -> str:
-    """Of several choices for one, the most worrying (over-triage); ties keep the first named."""
+def _symptom_matches(clause: str, question: Question) -> list[_Match]:
+    """Choices named through a symptom's everyday words (_SYMPTOM_WORDS)."""
+    found: list[_Match] = []
+    for words in _SYMPTOM_WORDS:
+        said = [(clause.find(word), word) for word in words if word in clause]
+        if not said:
+            continue
+        start, word = min(said)
+        for choice in question.choices:
+            if any(w in phrase for phrase in _phrases(choice) for w in words):
+                found.append(_Match(choice, len(word), _negated_at(clause, start), start, start + len(word)))
+    return found
 
-    def rank(code: str) -> int:
+
+def _says_none(choice: Choice) -> bool:
+    """A choice that answers "nothing of the kind" ("没有", "没吐")."""
+    return bool(_NONE_OF_THEM.match(_plain(choice.text))) or choice.text.startswith(tuple(_NEGATORS))
+
+
+def _worst(question: Question, codes: list[str]) -> str:
+    """Of several choices for one, the most worrying (over-triage); of equally worrying ones, a
+    symptom before "nothing" ("没吐，就是有点恶心" is nausea), then the first named."""
+    choices = {choice.code: choice for choice in question.choices}
+
+    def rank(code: str) -> tuple[int, bool]:
         try:
-            return assess_answer(question, code).flag.rank
+            flag = assess_answer(question, code).flag.rank
         except (AnswerRefused, TypeError):
-            return Flag.green.rank
+            flag = Flag.green.rank
+        return flag, not _says_none(choices[code])
 
     return max(codes, key=rank)
 
@@ -411,7 +449,8 @@ def _read_choices(question: Question, text: str) -> Understood:
     if _UNSURE.search(plain):
         return _unclear(question, "没关系，")
     positive: list[str] = []
-    negative: list[str] = []
+    unread: list[str] = []
+    said_none = False
     for clause in _clauses(normalised) or [plain]:
         matches = _matches_in(clause, question)
         kept = [m for m in matches if not m.negated]
@@ -419,16 +458,20 @@ def _read_choices(question: Question, text: str) -> Understood:
             longest = max(m.length for m in kept)
             chosen = [m.choice.code for m in kept if multiple or m.length == longest]
             positive += chosen
-        negative += [m.choice.code for m in matches if m.negated]
+        elif matches or _NONE_OF_THEM.match(_plain(clause)):
+            said_none = True
+        elif not _COURTESY.match(clause):
+            unread.append(clause)
     positive = list(dict.fromkeys(positive))
-    if multiple:
-        if positive:
-            return Understood(Reading.answer, positive)
-        if _NONE_OF_THEM.match(plain) or (negative and not positive):
-            return Understood(Reading.answer, [])
-        return _unclear(question)
     if positive:
-        return Understood(Reading.answer, _worst(question, positive))
+        return Understood(Reading.answer, positive if multiple else _worst(question, positive))
+    if unread:
+        # "都没有，就是有点头晕": "none" only when every statement is one of the choices, negated,
+        # or "none"; something else was said, so ask again naming it.
+        said = "，".join(unread)[:20]
+        return _unclear(question, f"您提到“{said}”，想确认一下是否属于下面的情况。")
+    if multiple and said_none:
+        return Understood(Reading.answer, [])
     return _unclear(question)
 
 

@@ -2,8 +2,9 @@
 
 Lists (each for the caller's teams; supervisors and admins see every team; stopped enrolments are
 left out): due today (hospital-local day), overdue (started, unanswered past the reminder delay),
-missed, flagged (amber, red or emergency without a first contact, with the time nurses must have
-called by: answers.reply_by) and the phone list (flagged, then missed check-ins no call has reached).
+missed, flagged (amber, red or emergency without a first contact, answered or only partly: a
+worrying answer counts when it is recorded; with the time nurses must have called by:
+answers.reply_by) and the phone list (flagged, then missed check-ins no call has reached).
 
 A call's answers are recorded like every channel's (answers.record_answer, channel `phone`) and
 complete the check-in when the questionnaire is complete (answers.complete_checkin): a missed
@@ -21,7 +22,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy import Select, case, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import HOSPITAL_TZ, Settings
@@ -218,15 +219,25 @@ def _flag_rank() -> Any:
     )
 
 
+def _awaiting_contact() -> Any:
+    """Flagged and nobody has contacted the patient yet: answered, or only partly (a worrying
+    answer, then silence; the check-in may still be open or missed since)."""
+    return and_(
+        FollowupCheckin.status != CheckinStatus.skipped,
+        func.coalesce(FollowupCheckin.worst_flag, Flag.green.value).in_(FLAGGED),
+        FollowupCheckin.first_contact_at.is_(None),
+    )
+
+
 def _flagged(scope: Scope) -> Select[Any]:
     return (
         _query(scope)
-        .where(
-            FollowupCheckin.status == CheckinStatus.answered,
-            FollowupCheckin.worst_flag.in_(FLAGGED),
-            FollowupCheckin.first_contact_at.is_(None),
+        .where(_awaiting_contact())
+        .order_by(
+            _flag_rank().desc(),
+            func.coalesce(FollowupCheckin.answered_at, FollowupCheckin.started_at, FollowupCheckin.due_at),
+            FollowupCheckin.id,
         )
-        .order_by(_flag_rank().desc(), FollowupCheckin.answered_at, FollowupCheckin.id)
     )
 
 
@@ -274,7 +285,9 @@ async def list_checkins(
     else:
         flagged = await _items(session, protector, _flagged(scope).limit(limit))
         to_call = (
-            _missed(scope).where(~_reached()).order_by(FollowupCheckin.window_ends_at, FollowupCheckin.id)
+            _missed(scope)
+            .where(~_reached(), ~_awaiting_contact())  # a flagged one is listed first already
+            .order_by(FollowupCheckin.window_ends_at, FollowupCheckin.id)
         )
         return flagged + await _items(session, protector, to_call.limit(max(limit - len(flagged), 0)))
     return await _items(session, protector, query.limit(limit))
@@ -297,6 +310,7 @@ async def _items(
             )
         ).all()
     }
+    flagged_at = await _flagged_at(session, [row[0] for row in rows])
     last_calls = {
         call.id: call
         for call in await session.scalars(
@@ -319,9 +333,28 @@ async def _items(
                 protector,
                 count,
                 last_calls.get(last_id),
+                flagged_at.get(checkin.id),
             )
         )
     return items
+
+
+async def _flagged_at(session: AsyncSession, checkins: list[FollowupCheckin]) -> dict[int, datetime]:
+    """When each flagged check-in reached its worst flag: its answer, or for one answered only in
+    part, the first answer that raised that flag (nurses reply by then + the flag's delay)."""
+    partial = [c for c in checkins if c.answered_at is None and c.worst_flag in FLAGGED]
+    found = {c.id: c.answered_at for c in checkins if c.answered_at is not None}
+    if partial:
+        rows = await session.execute(
+            select(FollowupAnswer.checkin_id, FollowupAnswer.flag, func.min(FollowupAnswer.created_at))
+            .where(FollowupAnswer.checkin_id.in_([c.id for c in partial]))
+            .group_by(FollowupAnswer.checkin_id, FollowupAnswer.flag)
+        )
+        worst = {c.id: c.worst_flag for c in partial}
+        for checkin_id, flag, first in rows.all():
+            if flag == worst[checkin_id]:
+                found[checkin_id] = first
+    return found
 
 
 def _item(
@@ -333,12 +366,11 @@ def _item(
     protector: FieldProtector,
     calls: int,
     last_call: FollowupCall | None,
+    flagged_at: datetime | None,
 ) -> CheckinItemRead:
     summary = patient_summary(patient, protector, MASKED)
     flag = Flag(checkin.worst_flag) if checkin.worst_flag else None
-    due = (
-        reply_by(checkin.answered_at, flag) if flag is not None and checkin.answered_at is not None else None
-    )
+    due = reply_by(flagged_at, flag) if flag is not None and flagged_at is not None else None
     return CheckinItemRead(
         id=checkin.id,
         enrolment_id=enrolment.id,
@@ -412,6 +444,7 @@ async def checkin_detail(
         protector,
         len(calls),
         calls[-1][0] if calls else None,
+        (await _flagged_at(session, [row])).get(row.id),
     )
     answer_rows = {
         a.question: a

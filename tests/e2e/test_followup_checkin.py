@@ -175,11 +175,13 @@ async def test_a_family_member_answers_for_a_parent_and_a_red_answer_reaches_the
     started = await _start(stack, crm, parent="张建国")
     greeting = stack.wechat.texts(started.openid)[started.before]
     assert "想了解一下您的家人张建国术后的恢复情况" in greeting
-    closing = await _answer_all(stack, started.openid, ["3分", "38度6", "没有", "没有", "1", "没有", "没有"])
+    # Red ends the chat's questions at once: what to do now, and the team's nurse asks the rest.
+    closing = await _answer_all(stack, started.openid, ["3分", "38度6"])
     joined = "\n".join(closing)
     assert "需要尽快处理" in joined and "38.5" in joined and "护士" in joined
     checkin, answers = await _checkin(crm, started.checkin_id)
-    assert checkin.worst_flag == "red" and answers["temperature"] == (38.6, "red")
+    assert (checkin.status, checkin.worst_flag) == ("answered", "red")
+    assert answers["temperature"] == (38.6, "red") and set(answers) == {"pain", "temperature"}
     async with crm.db.sessions() as session:
         identity = await _identity(crm, started.openid)
         answered_by = await session.scalar(

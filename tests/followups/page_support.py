@@ -119,6 +119,24 @@ PLAN: dict[str, Any] = {
     ],
 }
 PLAN_DEFINITION = PlanDefinition.model_validate(PLAN)
+#: The same day-1 questions with a free-text question last, as the shipped plans have: the symptoms'
+#: emergency is no longer the last question.
+PLAN_WITH_CONCERNS: dict[str, Any] = {
+    **PLAN,
+    "code": "test_lc_concerns",
+    "time_points": [
+        {
+            **PLAN["time_points"][0],
+            "questionnaire": {
+                "questions": [
+                    *PLAN["time_points"][0]["questionnaire"]["questions"],
+                    {"code": "concerns", "text": "还有什么想告诉护士的吗？", "type": "free_text"},
+                ]
+            },
+        },
+        PLAN["time_points"][1],
+    ],
+}
 
 _serial = itertools.count(1)
 
@@ -140,10 +158,11 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     runtime = Runtime.create(settings)
     domains.subscribe_listeners(runtime)
     async with runtime.db.sessions() as session:
-        plan = FollowupPlan(code=PLAN["code"], name=PLAN["name"])
-        session.add(plan)
-        await session.flush()
-        session.add(FollowupPlanVersion(plan_id=plan.id, version=1, definition=PLAN))
+        for definition in (PLAN, PLAN_WITH_CONCERNS):
+            plan = FollowupPlan(code=definition["code"], name=definition["name"])
+            session.add(plan)
+            await session.flush()
+            session.add(FollowupPlanVersion(plan_id=plan.id, version=1, definition=definition))
         await session.commit()
     yield runtime
     await runtime.close()
@@ -198,15 +217,20 @@ async def enrol(
     due_at: datetime | None = None,
     started_at: datetime | None = None,
     with_identity: bool = True,
+    plan_code: str = PLAN["code"],
     **checkin: Any,
 ) -> Enrolled:
-    """A discharged patient enrolled in the test plan with its day-1 check-in (in `status`) and a
-    scheduled day-7 one; extra keyword arguments set the day-1 check-in's columns."""
+    """A discharged patient enrolled in the test plan (or `plan_code`'s) with its day-1 check-in (in
+    `status`) and a scheduled day-7 one; extra keyword arguments set the day-1 check-in's columns."""
     now = datetime.now(UTC)
     n = next(_serial)
     async with runtime.db.sessions() as session:
         version_id = await session.scalar(
-            select(FollowupPlanVersion.id).order_by(FollowupPlanVersion.id).limit(1)
+            select(FollowupPlanVersion.id)
+            .join(FollowupPlan, FollowupPlan.id == FollowupPlanVersion.plan_id)
+            .where(FollowupPlan.code == plan_code)
+            .order_by(FollowupPlanVersion.id)
+            .limit(1)
         )
         patient = Patient(display_name=name)
         session.add(patient)

@@ -4,15 +4,18 @@ free answers understood and re-asked, the outcome by the worst flag, postponing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -20,6 +23,7 @@ from crm_backend.audit.models import AuditEntry
 from crm_backend.config import HOSPITAL_TZ, SANDBOX_INTERNAL_TOKEN
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
+from crm_backend.followups import emergencies
 from crm_backend.followups.answers import CheckinClosed, complete_checkin, load_checkin, record_answer
 from crm_backend.followups.bot_views import postpone_until
 from crm_backend.followups.bot_views import router as followup_bot_router
@@ -37,8 +41,10 @@ from crm_backend.patients.models import Patient, PatientLink, PatientRelation, W
 from crm_backend.runtime import Runtime
 from tests.support.api import build_api_app
 from tests.support.followup_rows import Enrolled, enrol
+from tests.support.stack import free_port
 
 _openids = itertools.count(1)
+BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 #: Answers to the day-1 questions of the shipped laparoscopic cholecystectomy plan that raise nothing.
 GREEN_DAY_1 = ["2分", "三十六度八", "没有", "没有", "1", "没有", "没有"]
 
@@ -212,18 +218,19 @@ async def test_unclear_and_out_of_range_answers_are_asked_again_and_not_stored(
 async def test_a_red_answer_escalates_urgently_to_the_enrolments_team_with_the_answers(
     bot: httpx.AsyncClient, runtime: Runtime, family: Family
 ) -> None:
+    """At once: the escalation hands the chat to the team's nurse, who asks the rest, instead of
+    waiting for the remaining questions (which a patient may never answer)."""
     checkin_id = family.enrolled.checkin_ids[0]
-    answers = ["3", "38度6", "没有", "没有", "1", "没有", "没有"]
-    turn: dict[str, Any] = {}
-    for text in answers:
-        turn = await _answer(bot, family.own, checkin_id, text)
+    assert (await _answer(bot, family.own, checkin_id, "3"))["step"] == "ask"
+    turn = await _answer(bot, family.own, checkin_id, "38度6")
     assert turn["step"] == "finished" and turn["flag"] == "red"
     assert turn["escalate"]["priority"] == "urgent"
     assert turn["escalate"]["team"] == family.enrolled.team_name
     assert "体温" in turn["escalate"]["reason"] and "38.6" in turn["escalate"]["reason"]
     assert "38.5" in turn["messages"][-1] and "护士" in turn["messages"][-1]
-    checkin, _ = await _stored(runtime, checkin_id)
-    assert checkin.worst_flag == "red"
+    checkin, answers = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.worst_flag) == ("answered", "red")
+    assert set(answers) == {"pain", "temperature"}
 
 
 async def test_an_emergency_answer_ends_the_check_in_with_120_at_once(
@@ -240,6 +247,32 @@ async def test_an_emergency_answer_ends_the_check_in_with_120_at_once(
     assert checkin.status == "answered" and "concerns" not in answers
     again = await _answer(bot, family.own, checkin_id, "没有")
     assert again["step"] == "closed" and "已经结束" in again["messages"][0]
+
+
+async def test_the_same_message_sent_again_gets_the_same_turn(
+    bot: httpx.AsyncClient, runtime: Runtime, family: Family
+) -> None:
+    """The bot asks again when the answer to its call was lost (a timeout): the message is not read
+    as the next answer, and a check-in it completed repeats its advice and escalation, not
+    `closed`; another message to the completed check-in is `closed`."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    path = f"/{checkin_id}/answer"
+    first = await _post(bot, family.own, path, {"text": "3", "message": "msg-pain"})
+    assert first["question"]["code"] == "temperature"
+    assert await _post(bot, family.own, path, {"text": "3", "message": "msg-pain"}) == first
+    for number, text in enumerate(["36.5", "没有", "没有", "1"]):
+        await _post(bot, family.own, path, {"text": text, "message": f"msg-{number}"})
+    emergency = await _post(bot, family.own, path, {"text": "1", "message": "msg-danger"})
+    assert emergency["step"] == "finished" and "120" in emergency["messages"][0]
+    assert emergency["escalate"]["priority"] == "urgent"
+
+    repeated = await _post(bot, family.own, path, {"text": "1", "message": "msg-danger"})
+
+    assert repeated == emergency
+    _, answers = await _stored(runtime, checkin_id)
+    assert answers["pain"][0] == 3 and answers["temperature"][0] == 36.5
+    other = await _post(bot, family.own, path, {"text": "1", "message": "msg-later"})
+    assert other["step"] == "closed"
 
 
 async def test_a_question_mid_form_is_answered_and_the_same_question_asked_again(
@@ -333,9 +366,8 @@ async def test_bad_input_is_refused(bot: httpx.AsyncClient, family: Family) -> N
         assert response.status_code in (400, 422), body
 
 
-async def test_an_emergency_the_route_screened_ends_the_open_check_in(
-    runtime: Runtime, family: Family
-) -> None:
+async def _own_conversation(runtime: Runtime, family: Family) -> int:
+    """A conversation of the patient's own account, as the route's emergency names it."""
     async with runtime.db.sessions() as session:
         own = await session.scalar(
             select(WeChatIdentity).where(WeChatIdentity.patient_id == family.patient_id)
@@ -344,7 +376,13 @@ async def test_an_emergency_the_route_screened_ends_the_open_check_in(
         conversation = Conversation(patient_id=family.patient_id, identity_id=own.id)
         session.add(conversation)
         await session.commit()
-        conversation_id = conversation.id
+        return conversation.id
+
+
+async def test_an_emergency_the_route_screened_ends_the_open_check_in(
+    runtime: Runtime, family: Family
+) -> None:
+    conversation_id = await _own_conversation(runtime, family)
     other = EscalationRequested(conversation_id, reason="patient_request")
     assert await end_checkins_on_emergency(runtime, other) == []
     emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
@@ -542,6 +580,32 @@ async def test_a_check_in_is_completed_once_when_chat_and_the_page_finish_togeth
     assert (checkin.status, checkin.channel) == ("answered", "chat")
 
 
+async def test_an_emergency_the_route_screened_leaves_a_check_in_the_page_completed_meanwhile(
+    runtime: Runtime, family: Family, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener read the started check-in, then the page completed it (green) before the
+    listener wrote: the page's outcome stands, nothing is overwritten."""
+    checkin_id = family.enrolled.checkin_ids[0]
+    conversation_id = await _own_conversation(runtime, family)
+    read_started = emergencies._under_way
+
+    async def page_completes_meanwhile(session: Any, started: list[FollowupCheckin]) -> list[FollowupCheckin]:
+        rows = await read_started(session, started)
+        async with runtime.db.sessions() as page_session:
+            checkin = await load_checkin(page_session, checkin_id)
+            await complete_checkin(page_session, checkin, channel=CheckinChannel.page, now=datetime.now(UTC))
+            await page_session.commit()
+        return rows
+
+    monkeypatch.setattr(emergencies, "_under_way", page_completes_meanwhile)
+    emergency = EscalationRequested(conversation_id, reason="emergency", priority="urgent", team="nursing")
+
+    assert await end_checkins_on_emergency(runtime, emergency) == []
+
+    checkin, _ = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.channel, checkin.worst_flag) == ("answered", "page", "green")
+
+
 async def test_an_emergency_ends_only_the_check_in_under_way_of_a_family_managing_two(
     bot: httpx.AsyncClient, runtime: Runtime, family: Family
 ) -> None:
@@ -684,3 +748,64 @@ async def test_a_chat_answer_to_a_question_the_page_is_answering_waits_instead_o
     assert answered.status_code == 200, answered.text
     _, stored = await _stored(runtime, checkin_id)
     assert stored["pain"][0] == 3 and stored["pain"][2] == ""  # the page's answer stands
+
+
+# -- a reply lost on its way back to the action server ---------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _losing_first_reply(crm: FastAPI) -> AsyncIterator[tuple[str, list[str]]]:
+    """The bot API on a real port, as the action server reaches it, losing the first answer's reply:
+    the CRM has done the work and the connection drops before the action server hears of it."""
+    seen: list[str] = []
+    transport = httpx.ASGITransport(app=crm)
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        async with httpx.AsyncClient(transport=transport, base_url="http://crm") as http:
+            reply = await http.request(
+                request.method, request.path_qs, content=await request.read(), headers=dict(request.headers)
+            )
+        if request.path.endswith("/answer") and seen.count(request.path) == 1:
+            assert request.transport is not None
+            request.transport.close()  # the reply is lost
+        return web.Response(body=reply.content, status=reply.status_code, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_lost_reply_to_the_emergency_answer_is_asked_again_and_gets_the_advice(
+    bot: httpx.AsyncClient,
+    bot_app: FastAPI,
+    runtime: Runtime,
+    family: Family,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The action server's client (bot/dialogs/crm.py) asks again with the same message id: the
+    patient gets 120 and the team the escalation, though the first reply never arrived."""
+    monkeypatch.syspath_prepend(str(BOT_DIR))
+    from dialogs.crm import CRM  # the action server's own client, as it runs there
+
+    checkin_id = family.enrolled.checkin_ids[0]
+    for text in ["3", "36.5", "没有", "没有", "1"]:
+        await _answer(bot, family.own, checkin_id, text)
+    async with _losing_first_reply(bot_app) as (proxy_url, seen):
+        monkeypatch.setenv("CRM_API_URL", proxy_url)
+        answer = await CRM(family.own).followup_answer(checkin_id, "1", [], "rasa-message-1")
+
+    assert seen.count(f"/internal/bot/followups/checkins/{checkin_id}/answer") == 2
+    turn = answer.body
+    assert turn["step"] == "finished" and turn["flag"] == "emergency" and "120" in turn["messages"][0]
+    assert turn["escalate"]["priority"] == "urgent" and "急症" in turn["escalate"]["reason"]
+    checkin, answers = await _stored(runtime, checkin_id)
+    assert (checkin.status, checkin.worst_flag) == ("answered", "emergency")
+    assert answers["danger_signs"][0] == ["breathless"]

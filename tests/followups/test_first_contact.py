@@ -5,8 +5,10 @@ report measures (red flag → first contact), however she writes: a reply in the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -35,8 +37,20 @@ async def _checkin(runtime: Runtime, checkin_id: int) -> FollowupCheckin:
         return row
 
 
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [("pain", 8), ("temperature", 37.0), ("wound_red", False), ("symptoms", [])],
+        [("pain", 2), ("temperature", 39.0)],  # a red answer, then the patient left the page
+    ],
+    ids=["answered", "red-then-silence"],
+)
 async def test_the_nurses_reply_to_the_escalation_is_the_first_contact(
-    runtime: Runtime, app: FastAPI, client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+    runtime: Runtime,
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_client: httpx.AsyncClient,
+    answers: list[tuple[str, Any]],
 ) -> None:
     team_id = await make_team(runtime)
     enrolled = await enrol(runtime, team_id)
@@ -49,10 +63,11 @@ async def test_the_nurses_reply_to_the_escalation_is_the_first_contact(
         )
         await session.commit()
     path = f"/followup/q/{links.checkin_token(runtime.settings, enrolled.checkin_id)}/answers"
-    for code, value in [("pain", 8), ("temperature", 37.0), ("wound_red", False), ("symptoms", [])]:
+    for code, value in answers:
         assert (await client.post(path, json={"question": code, "value": value})).status_code == 200
     red = await _checkin(runtime, enrolled.checkin_id)
     assert (red.worst_flag, red.first_contact_at) == ("red", None)
+    flagged_at = datetime.now(UTC)
 
     async with runtime.db.sessions() as session:
         conversation_id = await session.scalar(
@@ -67,7 +82,7 @@ async def test_the_nurses_reply_to_the_escalation_is_the_first_contact(
         )
         assert reply.status_code == 201, reply.text
         first = (await _checkin(runtime, enrolled.checkin_id)).first_contact_at
-        assert first is not None and first >= red.answered_at
+        assert first is not None and first >= flagged_at
 
         again = await nurse.post(
             f"/api/console/conversations/{conversation_id}/messages", json={"text": "好的"}

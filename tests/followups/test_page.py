@@ -2,12 +2,16 @@
 """The mobile questionnaire page's server side, through the web app as deployed: one question at a
 time with conditions applied by the server, refused values with a hint and nothing stored, the same
 outcome and escalation as chat, and links that are forged, expired or for a closed check-in refused.
+Worrying answers count when they are given: an emergency ends the check-in with 120 at once, a red
+answer reaches the team at once, and a check-in left after a red answer keeps its flag on the
+nurses' lists, also once it is missed.
 (The page in a real browser: tests/browser/test_followup_page.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,9 +21,11 @@ from sqlalchemy import select
 from crm_backend.conversations.models import Conversation
 from crm_backend.escalations.models import Escalation
 from crm_backend.followups import links
+from crm_backend.followups.dispatch import close_windows
 from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
 from crm_backend.runtime import Runtime
 from tests.followups.page_support import (  # noqa: F401 (fixtures)
+    PLAN_WITH_CONCERNS,
     admin_client,
     app,
     client,
@@ -191,7 +197,7 @@ async def test_refused_answers_get_a_hint_and_change_nothing(
     stored = await _stored(runtime, enrolled.checkin_id)
     assert set(stored) == {"pain"} and stored["pain"].value == 4
     row = await _checkin(runtime, enrolled.checkin_id)
-    assert row.status == "started" and row.worst_flag is None
+    assert row.status == "started" and row.worst_flag == "amber"  # pain 4, the flag so far
 
 
 async def test_forged_expired_and_closed_links_are_refused(
@@ -262,3 +268,105 @@ async def test_two_taps_on_the_last_answer_complete_the_check_in_once(
             )
         ).all()
     assert len(escalations) == 1
+
+
+# -- worrying answers count when they are given -----------------------------------------------------
+
+
+async def _answered(client: httpx.AsyncClient, path: str, question: str, value: Any) -> dict[str, Any]:
+    response = await _answer(client, path, question, value)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _escalations(runtime: Runtime, identity_id: int | None) -> list[Escalation]:
+    async with runtime.db.sessions() as session:
+        rows = await session.scalars(
+            select(Escalation)
+            .join(Conversation, Conversation.id == Escalation.conversation_id)
+            .where(Conversation.identity_id == identity_id)
+        )
+        return list(rows)
+
+
+async def _listed(client: httpx.AsyncClient, kind: str, checkin_id: int) -> list[dict[str, Any]]:
+    response = await client.get("/api/console/followups/worklists/" + kind)
+    assert response.status_code == 200, response.text
+    return [item for item in response.json() if item["id"] == checkin_id]
+
+
+async def test_an_emergency_ticked_before_the_last_question_ends_the_check_in_with_120_at_once(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    team_id = await make_team(runtime)
+    enrolled = await enrol(runtime, team_id, plan_code=PLAN_WITH_CONCERNS["code"])
+    path = _path(runtime, enrolled.checkin_id)
+    for code, value in [("pain", 2), ("temperature", 36.8), ("wound_red", False)]:
+        assert (await _answered(client, path, code, value))["question"]["code"] != "concerns"
+
+    state = await _answered(client, path, "symptoms", ["chest_pain"])  # a free-text question follows
+
+    assert state["status"] == "answered" and state["question"] is None
+    assert state["outcome"]["flag"] == "emergency" and "120" in state["outcome"]["text"]
+    row = await _checkin(runtime, enrolled.checkin_id)
+    assert (row.status, row.channel, row.worst_flag) == ("answered", "page", "emergency")
+    [escalation] = await _escalations(runtime, enrolled.identity_id)
+    assert (escalation.team_id, escalation.priority) == (team_id, "urgent")
+    assert escalation.reason.startswith("随访急症预警")
+    # Opened again, the page shows the same advice; nothing more is asked.
+    again = (await client.get(f"{path}/state")).json()
+    assert again["status"] == "answered" and "120" in again["outcome"]["text"]
+
+
+async def test_a_red_answer_reaches_the_team_when_given_and_the_end_does_not_escalate_again(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    team_id = await make_team(runtime)
+    enrolled = await enrol(runtime, team_id)
+    path = _path(runtime, enrolled.checkin_id)
+    await _answered(client, path, "pain", 2)
+
+    after_fever = await _answered(client, path, "temperature", 39.0)
+
+    assert after_fever["status"] == "open" and after_fever["question"]["code"] == "wound_red"
+    row = await _checkin(runtime, enrolled.checkin_id)
+    assert (row.status, row.worst_flag) == ("started", "red")
+    [escalation] = await _escalations(runtime, enrolled.identity_id)
+    assert (escalation.team_id, escalation.priority) == (team_id, "urgent")
+    assert escalation.reason.startswith("随访红色预警") and "体温" in escalation.reason
+
+    await _answered(client, path, "wound_red", False)
+    done = await _answered(client, path, "symptoms", [])
+    assert done["outcome"]["flag"] == "red" and "体温偏高" in done["outcome"]["text"]
+    assert len(await _escalations(runtime, enrolled.identity_id)) == 1
+
+
+async def test_a_check_in_left_after_a_red_answer_keeps_its_flag_on_the_lists_when_missed(
+    runtime: Runtime, client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+) -> None:
+    """体温 39, then silence: the team's flagged list has it at once (reply now), and when its
+    window closes it is missed with its red flag, still flagged, and on the phone list once."""
+    enrolled = await enrol(runtime, await make_team(runtime))
+    path = _path(runtime, enrolled.checkin_id)
+    await _answered(client, path, "pain", 5)  # amber
+    await _answered(client, path, "temperature", 39.0)  # red
+    async with runtime.db.sessions() as session:
+        fever_at = await session.scalar(
+            select(FollowupAnswer.created_at).where(
+                FollowupAnswer.checkin_id == enrolled.checkin_id, FollowupAnswer.question == "temperature"
+            )
+        )
+    assert fever_at is not None
+
+    [flagged] = await _listed(admin_client, "flagged", enrolled.checkin_id)
+    assert (flagged["status"], flagged["worst_flag"]) == ("started", "red")
+    assert datetime.fromisoformat(flagged["reply_by"]) == fever_at  # red: now
+
+    row = await _checkin(runtime, enrolled.checkin_id)
+    await close_windows(runtime.db.sessions, runtime.settings, row.window_ends_at + timedelta(seconds=1))
+
+    row = await _checkin(runtime, enrolled.checkin_id)
+    assert (row.status, row.worst_flag) == ("missed", "red")
+    [flagged] = await _listed(admin_client, "flagged", enrolled.checkin_id)
+    assert flagged["status"] == "missed"
+    assert len(await _listed(admin_client, "phone", enrolled.checkin_id)) == 1

@@ -148,6 +148,25 @@ def test_free_text_is_read_by_the_red_flag_screen():
     assert "120" in alarming.advice
 
 
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        # Triage sends these to a doctor today: red, with what to do now.
+        ("之前疼得睡不着，现在好多了", Flag.red),
+        ("吐得厉害", Flag.red),
+        # A red-flag symptom that has passed: a nurse calls within 24 hours.
+        ("上个月胸痛过一次", Flag.amber),
+        ("没有胸痛", Flag.green),
+        ("如果胸痛怎么办", Flag.green),
+    ],
+)
+def test_free_text_that_is_worrying_but_no_emergency_is_never_green(text, flag):
+    finding = scoring.assess_answer(question("other"), text)
+    assert finding.flag == flag
+    if flag == Flag.red:
+        assert "今天" in finding.advice
+
+
 def test_a_conditional_question_is_asked_only_when_its_condition_is_met():
     answers = {"pain": 2, "temperature": 36.8, "wound_red": False}
     assert scoring.next_question(QUESTIONNAIRE, answers).code == "symptoms"

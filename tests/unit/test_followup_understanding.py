@@ -111,6 +111,12 @@ ANSWERS: list[tuple[Question, str, Any]] = [
     (TEMPERATURE, "38到39度之间", 39.0),
     (TEMPERATURE, "３７．２", 37.2),
     (TEMPERATURE, "昨天38.6，今天37.5", 38.6),
+    # "N度多": more than N by an unsaid part, read as N.5 (a 38.5 threshold is met: over-triage).
+    (TEMPERATURE, "38度多", 38.5),
+    (TEMPERATURE, "三十八度多", 38.5),
+    (TEMPERATURE, "38多度", 38.5),
+    (TEMPERATURE, "37度多", 37.5),
+    (PAIN, "4分多", 5),
     # Yes or no, negations first.
     (REDNESS, "没有", False),
     (REDNESS, "不红", False),
@@ -141,10 +147,19 @@ ANSWERS: list[tuple[Question, str, Any]] = [
     (DANGER, "小腿有点肿", ["calf"]),
     (DANGER, "有点胸闷", ["chest"]),
     (DANGER, "没有胸痛也没有气短", []),
+    (DANGER, "没有，谢谢", []),
+    # A symptom beside a "none" is the answer; breathlessness in any words is the breathless choice.
+    (DANGER, "没有胸痛，就是有点喘", ["breathless"]),
+    (DANGER, "都没有，就是有点喘", ["breathless"]),
+    (DANGER, "有点喘", ["breathless"]),
+    (DANGER, "憋得慌", ["breathless"]),
+    (DANGER, "走两步就上不来气", ["breathless"]),
+    (DANGER, "小腿肿，有点气急", ["breathless", "calf"]),
     # Single choice: number, words, the more worrying of two.
     (NAUSEA, "2", "mild"),
     (NAUSEA, "恶心，没吐", "mild"),
     (NAUSEA, "不恶心", "none"),
+    (NAUSEA, "没吐，就是有点恶心", "mild"),
     (NAUSEA, "没有", "none"),
     (NAUSEA, "吐了", "vomited"),
     (NAUSEA, "一直吐，喝水都吐", "persistent"),
@@ -176,6 +191,11 @@ UNCLEAR: list[tuple[Question, str, str]] = [
     (WOUND, "还行", "序号"),
     (NAUSEA, "不清楚", "序号"),
     (NAUSEA, "今天天气不错", "序号"),
+    # "None" only when every statement is accounted for: something else said is asked about.
+    (DANGER, "没有胸痛，就是有点头晕", "“有点头晕”"),
+    (DANGER, "都没有，就是头晕", "“头晕”"),
+    (SYMPTOMS, "没吐，就是肚子胀", "“肚子胀”"),
+    (DANGER, "嗯", "序号"),
 ]
 
 
@@ -193,6 +213,7 @@ OUT_OF_RANGE: list[tuple[Question, str, str]] = [
     (TEMPERATURE, "380", "35 到 42"),
     (TEMPERATURE, "四十五度", "35 到 42"),
     (TEMPERATURE, "3", "35 到 42"),
+    (TEMPERATURE, "三十多度", "35 到 42"),
     (WOUND, "5", "1 到 3"),
     (NAUSEA, "7", "1 到 4"),
 ]

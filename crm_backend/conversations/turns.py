@@ -72,8 +72,11 @@ class DialogueRequest:
     needs_consent: bool = True
 
 
-async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | None:
-    """Queue the dialogue; its turn id, or None when a dialogue with that key exists already."""
+async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: bool = True) -> int | None:
+    """Queue the dialogue; its turn id, or None when a dialogue with that key exists already.
+
+    `queue=False`: the caller takes the patient's turns itself at once (`process_patient`); the turn
+    is stored all the same, so if the caller dies first the sweeper queues it as any stored turn."""
     now = datetime.now(UTC)
     async with runtime.db.sessions() as session:
         identity = await session.get(WeChatIdentity, request.identity_id)
@@ -106,8 +109,8 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | No
             .returning(InboundMessage.id)
         )
         await session.commit()
-    if turn_id is None:
-        return None
+    if turn_id is None or not queue:
+        return turn_id
     await runtime.inbound.add(
         {"app_id": identity.app_id, "openid": identity.openid, "inbound_id": str(turn_id)}
     )

@@ -183,7 +183,7 @@ class InboundProcessor:
             if answered is not None:
                 await deliver(answered)
                 await answered.stored()
-        await self.runtime.events.publish(DialogueSettled(turn_id))
+        await self.runtime.events.publish(DialogueSettled(turn_id, plan.key))
         return plan.step is not turns.Step.INVITED
 
     async def process_one(

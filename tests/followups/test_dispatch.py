@@ -458,8 +458,8 @@ async def test_a_refused_chat_start_is_followed_by_the_template(
             sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
         )
         await session.commit()
-    await outbox.runtime.events.publish(DialogueSettled(turn.id))
-    await outbox.runtime.events.publish(DialogueSettled(turn.id))  # told twice: invited once
+    await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))
+    await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))  # told twice: invited once
 
     [sent] = fake_wechat.sent(holder.openid)
     assert sent["api"] == "template_send" and _opens(runtime, sent["url"]) == day1.id

@@ -166,10 +166,11 @@ def run_rasa(args: list[str]) -> None:
 
 def check_action_schema_once() -> None:
     """Rasa checks every action server's answer with `jsonschema.validate`, which first checks
-    Rasa's own schema, the same every time, against JSON Schema's meta-schema: that took about half
-    of Rasa's CPU for a turn with one custom action (docs/PERFORMANCE.md, follow-up dispatch). The
-    schema is checked once here and each answer against it, with the validator class
-    `jsonschema.validate` picks; an answer that fails goes through Rasa's own check, for its message.
+    Rasa's own schema, the same every time, against JSON Schema's meta-schema: the larger part of
+    Rasa's CPU for a turn with a custom action (docs/PERFORMANCE.md, "Figures behind code
+    comments"). The schema is checked once here and each answer against it, with the validator
+    class `jsonschema.validate` picks; an answer that fails goes through Rasa's own check, for its
+    message.
     """
     from jsonschema import ValidationError, validators
     from rasa.core.actions.action import RemoteAction

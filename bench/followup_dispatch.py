@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ from crm_backend.followups.plan_service import current_versions, ensure_shipped_
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.staff.models import Team
 from tests.conftest import _fresh_postgres, _fresh_redis
-from tests.support.stack import Stack, free_port, new_openid, start_fake_wechat, start_rasa
+from tests.support.stack import Process, Stack, free_port, new_openid, start_fake_wechat, start_rasa
 
 TEMPLATE_ID = "bench-followup-template"
 BATCH = 500
@@ -136,6 +137,22 @@ async def progress(database_url: str) -> tuple[int, int, int, datetime | None]:
     return int(row[0]), int(row[1]), int(row[2]), row[3]
 
 
+def cpu_seconds(process: Process | None) -> float:
+    """CPU time (user + system) of the process group a stack process leads (its children too)."""
+    if process is None or process.popen is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == process.popen.pid:  # the process group (start_new_session)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float]:
     """Pushes from 200 other patients at `rate`/s, each timed from its scheduled moment."""
     openids = [new_openid() for _ in range(200)]
@@ -194,6 +211,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         stop = asyncio.Event()
         acks = asyncio.create_task(ack_load(stack, args.ack_rate, stop))
         t0 = time.time()
+        load_before = os.getloadavg()
+        rasa_cpu = cpu_seconds(rasa.rasa), cpu_seconds(rasa.actions)
+        web_cpu = cpu_seconds(stack.web)
         stack.start_worker()
         stack.start_extra_worker()
         chat = templates = template_twice = 0
@@ -203,6 +223,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             if chat + templates >= len(expected):
                 break
             await asyncio.sleep(2)
+        elapsed = time.time() - t0
+        load_after = os.getloadavg()
+        rasa_cpu = cpu_seconds(rasa.rasa) - rasa_cpu[0], cpu_seconds(rasa.actions) - rasa_cpu[1]
+        web_cpu = cpu_seconds(stack.web) - web_cpu
+        workers_cpu = sum(cpu_seconds(p) for p in [stack.worker, *stack.extra_workers])
         stop.set()
         latencies = await acks
         sends = wechat.sent()
@@ -232,6 +257,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "chat_sends_per_patient_typical": typical,
             "chat_patients_with_more_sends_than_typical": sum(1 for c in chat_counts if c > typical),
             "ack_during_run": summary(latencies) if latencies else None,
+            # CPU seconds over the run (workers' start to the last start), and Rasa's per chat start:
+            # the check-ins are the only turns Rasa has (the other patients have not consented).
+            "cpu_s": {
+                "rasa": round(rasa_cpu[0], 1),
+                "actions": round(rasa_cpu[1], 1),
+                "workers": round(workers_cpu, 1),
+                "web": round(web_cpu, 1),
+                "run": round(elapsed, 1),
+            },
+            "rasa_cpu_ms_per_chat_start": round(1000 * rasa_cpu[0] / chat, 1) if chat else None,
+            "actions_cpu_ms_per_chat_start": round(1000 * rasa_cpu[1] / chat, 1) if chat else None,
+            "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         }
     finally:
         stack.stop()

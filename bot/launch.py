@@ -34,7 +34,7 @@ import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 BOT_DIR = Path(__file__).resolve().parent
@@ -158,8 +158,37 @@ def run_rasa(args: list[str]) -> None:
         show(message, category, filename, lineno, file, line)
 
     warnings.showwarning = showwarning
+    if args[:1] == ["run"]:
+        check_action_schema_once()
     sys.argv = ["rasa", *args]
     runpy.run_module("rasa", run_name="__main__", alter_sys=True)
+
+
+def check_action_schema_once() -> None:
+    """Rasa checks every action server's answer with `jsonschema.validate`, which first checks
+    Rasa's own schema, the same every time, against JSON Schema's meta-schema: the larger part of
+    Rasa's CPU for a turn with a custom action (docs/PERFORMANCE.md, "Figures behind code
+    comments"). The schema is checked once here and each answer against it, with the validator
+    class `jsonschema.validate` picks; an answer that fails goes through Rasa's own check, for its
+    message.
+    """
+    from jsonschema import ValidationError, validators
+    from rasa.core.actions.action import RemoteAction
+
+    schema = RemoteAction.action_response_format_spec()
+    validator_class = validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    rasa_check = RemoteAction._validate_action_result
+
+    def validate_action_result(action: RemoteAction, result: dict[str, Any]) -> bool:
+        try:
+            validator.validate(result)
+        except ValidationError:
+            return rasa_check(action, result)  # raises Rasa's error
+        return True
+
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
 
 
 def prune_models(keep: Path) -> None:

@@ -1,14 +1,16 @@
 """The post-operative check-in (随访) in chat: the CRM starts it, the plan's questions are asked one
 at a time, and it ends with a summary and advice by the worst flag.
 
-The CRM starts the dialogue (start_dialogue, intent EXTERNAL_followup_checkin, entity checkin_id);
-`action_followup_start` fetches the greeting and the first question from the bot API. The questions
-are the plan's data, not Rasa slots: `followup_form` has one required slot, `followup_answer`, that
-stays empty while questions remain. Each patient message goes to the CRM (validate_followup_form),
-which understands it, records it and answers with what to say and the next question (kept in
-`followup_prompt`, asked by `action_ask_followup_answer`). When the check-in ends (complete,
-postponed, stopped, handed over, closed) the slot gets that outcome and the form is done. A red or
-emergency outcome carries an escalation, sent as the {"escalate": ...} instruction handoff uses.
+The CRM starts the dialogue (start_dialogue, intent EXTERNAL_followup_checkin, entity checkin_id),
+which opens `followup_form` at once: the form's validation at activation fetches the greeting and
+the first question from the bot API, so a start costs Rasa one step and the action server one call
+(many check-ins start in the same minute of the morning). The questions are the plan's data, not
+Rasa slots: `followup_form` has one required slot, `followup_answer`, that stays empty while
+questions remain. Each patient message goes to the CRM (validate_followup_form), which understands
+it, records it and answers with what to say and the next question (kept in `followup_prompt`, asked
+by the response `utter_ask_followup_answer`). When the check-in ends (complete, postponed, stopped,
+handed over, closed) the slot gets that outcome and the form is done. A red or emergency outcome
+carries an escalation, sent as the {"escalate": ...} instruction handoff uses.
 An answer whose reply is lost is asked again with the same message id (the CRM repeats the turn);
 when the CRM cannot be reached at all, a nurse is asked to look at the chat.
 """
@@ -77,6 +79,39 @@ def _escalate(dispatcher: CollectingDispatcher, turn: dict[str, Any]) -> None:
         dispatcher.utter_message(json_message={"escalate": escalation})
 
 
+#: The intent the CRM starts a check-in with (bot/intents/followup.yml).
+START_INTENT = "EXTERNAL_followup_checkin"
+
+
+def _starting(tracker: Tracker) -> bool:
+    """The form is being activated by the CRM's start (not asked again after an answer)."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    return intent == START_INTENT and tracker.get_slot("requested_slot") is None
+
+
+async def _start(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+    """Greet the patient (or the family member) and ask the first question, as the CRM words them."""
+    checkin_id = _checkin_id(tracker)
+    if checkin_id is None:
+        log.error("follow-up check-in started without a checkin_id: %s", tracker.latest_message)
+        return _ended("closed")
+    try:
+        answer = await CRM(tracker.sender_id).followup_start(checkin_id)
+    except CRMUnavailable:
+        # Nothing is said: the check-in stays open and the dispatcher's reminder follows.
+        log.exception("follow-up start: CRM unavailable")
+        return _ended("error")
+    if not answer.ok:
+        log.error("follow-up check-in %s refused for %s: %s", checkin_id, tracker.sender_id, answer.body)
+        return _ended("closed")
+    turn = answer.body
+    _say(dispatcher, turn)
+    if turn.get("step") != "ask":
+        _escalate(dispatcher, turn)
+        return [SlotSet(CHECKIN, checkin_id), *_ended(str(turn.get("step") or "closed"))]
+    return [SlotSet(CHECKIN, checkin_id), SlotSet(ANSWER, None), *_next(turn, [])]
+
+
 def _ended(outcome: str) -> list[dict[str, Any]]:
     """The check-in dialogue is over: the form completes (requested_slot None) with this outcome."""
     return [SlotSet(ANSWER, outcome), SlotSet(STATE, None), SlotSet("requested_slot", None)]
@@ -92,43 +127,6 @@ def _next(turn: dict[str, Any], noted: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-class ActionFollowupStart(Action):
-    """The CRM started a check-in: greet the patient (or the family member) and ask the first question."""
-
-    def name(self) -> str:
-        return "action_followup_start"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        checkin_id = _checkin_id(tracker)
-        if checkin_id is None:
-            log.error("follow-up check-in started without a checkin_id: %s", tracker.latest_message)
-            return [SlotSet(ANSWER, "closed")]
-        try:
-            answer = await CRM(tracker.sender_id).followup_start(checkin_id)
-        except CRMUnavailable:
-            # Nothing is said: the check-in stays open and the dispatcher's reminder follows.
-            log.exception("follow-up start: CRM unavailable")
-            return [SlotSet(ANSWER, "error")]
-        if not answer.ok:
-            log.error("follow-up check-in %s refused for %s: %s", checkin_id, tracker.sender_id, answer.body)
-            return [SlotSet(ANSWER, "closed")]
-        turn = answer.body
-        _say(dispatcher, turn)
-        if turn.get("step") != "ask":
-            _escalate(dispatcher, turn)
-            return [SlotSet(CHECKIN, checkin_id), SlotSet(ANSWER, str(turn.get("step") or "closed"))]
-        question = turn.get("question") or {}
-        return [
-            SlotSet(CHECKIN, checkin_id),
-            SlotSet(ANSWER, None),
-            SlotSet(PROMPT, question.get("text") or ""),
-            SlotSet(STATE, "ask"),
-            SlotSet(NOTED, []),
-        ]
-
-
 class ValidateFollowupForm(Action):
     """Every message while the check-in asks goes to the CRM, which decides what it means."""
 
@@ -138,12 +136,11 @@ class ValidateFollowupForm(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
+        if _starting(tracker):
+            return await _start(dispatcher, tracker)
         checkin_id = tracker.get_slot(CHECKIN)
         if tracker.get_slot(ANSWER) is not None or checkin_id is None:
-            return [SlotSet("requested_slot", None)]  # ended at the start: nothing to ask
-        if tracker.get_slot("requested_slot") is None:
-            # Activation: the question is asked next (action_ask_followup_answer).
-            return [SlotSet(PROMPT, tracker.get_slot(PROMPT) or ""), SlotSet("requested_slot", ANSWER)]
+            return [SlotSet("requested_slot", None)]  # ended: nothing to ask
         text = _text(tracker)
         if not text:
             return [SlotSet(PROMPT, tracker.get_slot(PROMPT) or ""), SlotSet("requested_slot", ANSWER)]
@@ -178,21 +175,6 @@ class ValidateFollowupForm(Action):
         if turn.get("noted"):
             noted.append(str(turn["noted"]))
         return _next(turn, noted)
-
-
-class ActionAskFollowupAnswer(Action):
-    """Asks the current question (with its numbered choices), as the CRM worded it."""
-
-    def name(self) -> str:
-        return "action_ask_followup_answer"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        prompt = tracker.get_slot(PROMPT)
-        if prompt:
-            dispatcher.utter_message(text=str(prompt))
-        return []
 
 
 class ActionFollowupEnd(Action):

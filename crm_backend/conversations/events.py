@@ -62,6 +62,8 @@ class DialogueSettled:
     and their delivery status are in the database; the domain reads what it needs."""
 
     turn_id: int
+    #: The turn's dedupe key, "dialogue:<the key the domain gave>": a domain tells its own by it.
+    key: str
 
 
 @dataclass(frozen=True)

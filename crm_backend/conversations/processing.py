@@ -179,7 +179,7 @@ class InboundProcessor:
             answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
             if answered is not None:
                 await deliver(answered)
-        await self.runtime.events.publish(DialogueSettled(turn_id))
+        await self.runtime.events.publish(DialogueSettled(turn_id, plan.key))
         return plan.step is not turns.Step.INVITED
 
     async def process_one(

@@ -76,8 +76,11 @@ class DialogueRequest:
     send_hours: tuple[str, str] | None = None
 
 
-async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | None:
-    """Queue the dialogue; its turn id, or None when a dialogue with that key exists already."""
+async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: bool = True) -> int | None:
+    """Queue the dialogue; its turn id, or None when a dialogue with that key exists already.
+
+    `queue=False`: the caller takes the patient's turns itself at once (`process_patient`); the turn
+    is stored all the same, so if the caller dies first the sweeper queues it as any stored turn."""
     now = datetime.now(UTC)
     async with runtime.db.sessions() as session:
         identity = await session.get(WeChatIdentity, request.identity_id)
@@ -111,8 +114,8 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest) -> int | No
             .returning(InboundMessage.id)
         )
         await session.commit()
-    if turn_id is None:
-        return None
+    if turn_id is None or not queue:
+        return turn_id
     await runtime.inbound.add(
         {"app_id": identity.app_id, "openid": identity.openid, "inbound_id": str(turn_id)}
     )
@@ -134,6 +137,8 @@ class Step(enum.Enum):
 @dataclass(frozen=True)
 class DialoguePlan:
     step: Step
+    #: The turn's dedupe key ("dialogue:<the domain's key>"), for DialogueSettled.
+    key: str = ""
     conversation_id: int | None = None
     intent: str = ""
     entities: dict[str, Any] = field(default_factory=dict)
@@ -144,9 +149,12 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
     settings = runtime.settings
     async with runtime.db.sessions() as session:
         turn = await session.get(InboundMessage, turn_id)
-        if turn is None or turn.status != InboundStatus.RECEIVED:
+        if turn is None:
             return DialoguePlan(Step.DONE)
+        if turn.status != InboundStatus.RECEIVED:
+            return DialoguePlan(Step.DONE, turn.dedupe_key or "")
         payload = dict(turn.payload)
+        key = turn.dedupe_key or ""
         identity = await session.scalar(
             select(WeChatIdentity).where(
                 WeChatIdentity.app_id == turn.app_id, WeChatIdentity.openid == turn.openid
@@ -182,11 +190,11 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             return await _drop(session, turn, "gave up after repeated failures")
         if decided is route.Route.WAIT:
             await session.commit()
-            return DialoguePlan(Step.WAIT, conversation.id)
+            return DialoguePlan(Step.WAIT, key, conversation.id)
         if not await _in_window(session, identity, now):
             if payload.get("invited_at"):
                 await session.commit()
-                return DialoguePlan(Step.WAIT, conversation.id)
+                return DialoguePlan(Step.WAIT, key, conversation.id)
             template = payload.get("template")
             if not template:
                 return await _drop(session, turn, "outside the customer-service window, no template")
@@ -194,9 +202,11 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             turn.payload = {**payload, "invited_at": now.isoformat()}
             await session.commit()
             log.info("dialogue %s: outside the window, template invitation stored", turn.dedupe_key)
-            return DialoguePlan(Step.INVITED, conversation.id)
+            return DialoguePlan(Step.INVITED, key, conversation.id)
         await session.commit()
-        return DialoguePlan(Step.TRIGGER, conversation.id, payload["intent"], payload.get("entities") or {})
+        return DialoguePlan(
+            Step.TRIGGER, key, conversation.id, payload["intent"], payload.get("entities") or {}
+        )
 
 
 def _quiet(payload: dict[str, Any], now: datetime) -> bool:
@@ -250,4 +260,4 @@ async def _drop(session: AsyncSession, turn: InboundMessage, why: str) -> Dialog
     turn.last_error = why
     await session.commit()
     log.info("dialogue %s dropped: %s", turn.dedupe_key, why)
-    return DialoguePlan(Step.DONE)
+    return DialoguePlan(Step.DONE, turn.dedupe_key or "")

@@ -8,7 +8,9 @@ is a dialogue the bot starts (conversations/turns.py `start_dialogue`) whose key
 (`followup:checkin:<id>`, and `:<n>` for a start again after 稍后再说), so a takeover after a crash
 never queues a second dialogue. The dialogue waits behind the patient's own messages, never
 interrupts staff or a form, and outside WeChat's 48-hour window invites with the template message
-(FOLLOWUP_TEMPLATE_ID) whose link opens the mobile questionnaire.
+(FOLLOWUP_TEMPLATE_ID) whose link opens the mobile questionnaire. An invitation needs no Rasa, so the
+run takes that patient's turns itself at once (the same route and lock a worker uses) instead of
+leaving them in the inbound stream behind chat starts that wait for Rasa.
 
 Sends happen only between FOLLOWUP_SEND_FROM and FOLLOWUP_SEND_UNTIL hospital time. Closing windows
 (missed check-ins, lost to follow-up, completed enrolments) sends nothing and runs at any hour.
@@ -40,6 +42,7 @@ from crm_backend.conversations.models import (
     SenderType,
 )
 from crm_backend.conversations.outgoing import add_outbound
+from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.conversations.reply_window import reply_window
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest, TemplateInvite, start_dialogue
@@ -390,7 +393,9 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
             update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(identity_id=identity.id)
         )
         await session.commit()
-    turn_id = await start_dialogue(runtime, request)
+    # An invitation needs no Rasa: this run takes the patient's turns itself (below) instead of
+    # queuing them in the inbound stream behind chat starts that wait for Rasa.
+    turn_id = await start_dialogue(runtime, request, queue=window_open)
     via = "chat" if window_open else "template"
     async with runtime.db.sessions() as session:
         started = await session.execute(
@@ -434,10 +439,22 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
                 )
             )
         await session.commit()
+    if not window_open:
+        # Through the one turn route all the same: under the patient's lock, in order with what
+        # the patient sent, route.decide and turns.plan_dialogue deciding INVITED.
+        await _take_turns_now(outbox, identity.app_id, identity.openid, now)
     if turn_id is None:  # taken over: the dialogue exists; record how far it got
         await settle_checkin_send(outbox, key, now)
     log.info("check-in %s started via %s for identity %s (%s)", checkin_id, via, identity.id, key)
     return CheckinStatus.started.value
+
+
+async def _take_turns_now(outbox: Outbox, app_id: str, openid: str, now: datetime) -> None:
+    """Process the patient's stored turns here, as a worker's inbound consumer does (when another
+    consumer holds the patient's lock, it returns at once: the holder drains them)."""
+    processor = InboundProcessor(outbox.runtime, clock=lambda: now)
+    async with outbox.delivering_to(openid) as deliver:
+        await processor.process_patient(app_id, openid, deliver)
 
 
 def _invite(loaded: _Loaded, for_someone_else: bool) -> CheckinInvite:

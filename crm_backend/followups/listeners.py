@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from channels.outbound.delivery import Outbox
 from crm_backend.conversations.events import DialogueSettled, EscalationRequested, StaffWrote
-from crm_backend.conversations.models import InboundMessage
 from crm_backend.followups.contacts import record_first_contact
 from crm_backend.followups.dispatch import checkin_id_of_key, settle_checkin_send
 from crm_backend.followups.emergencies import end_checkins_on_emergency
@@ -22,12 +19,8 @@ def subscribe(runtime: Runtime) -> None:
 
     async def dialogue_settled(event: DialogueSettled) -> None:
         """A check-in's dialogue took a step: record its send's outcome (chat, template, refused)."""
-        async with runtime.db.sessions() as session:
-            key = await session.scalar(
-                select(InboundMessage.dedupe_key).where(InboundMessage.id == event.turn_id)
-            )
-        if key is not None and checkin_id_of_key(key) is not None:
-            await settle_checkin_send(outbox, key)
+        if checkin_id_of_key(event.key) is not None:
+            await settle_checkin_send(outbox, event.key)
 
     async def escalation_requested(event: EscalationRequested) -> None:
         """An emergency the route screened ends the check-in under way (emergencies.py); never in

@@ -357,7 +357,7 @@ async def test_a_refused_chat_reminder_falls_back_to_the_template(
             sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
         )
         await session.commit()
-    await outbox.runtime.events.publish(DialogueSettled(turn.id))
+    await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))
 
     [sent] = fake_wechat.sent(identity.openid)
     assert sent["api"] == "template_send" and sent["template_id"] == TEMPLATE_ID

@@ -258,6 +258,37 @@ async def test_outside_the_window_a_template_with_the_questionnaire_link(
     assert send.message_id is not None
 
 
+async def test_an_invitation_goes_out_in_the_dispatch_run_not_behind_chat_starts(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """Chat starts wait in the inbound stream for a worker and Rasa (none runs here); the invitation
+    outside the window does not wait behind them: it has gone out when the run returns, once."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    now = local(day + timedelta(days=1), 10, 30)
+    chatting = []
+    for _ in range(3):
+        patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(hours=1))
+        chatting.append((await enrol_patient(runtime, version, patient_id, day, local(day, 15)), identity_id))
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(days=5))
+    invited = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+
+    await run_followups(outbox, now)
+    await run_followups(outbox, now + timedelta(seconds=5))
+
+    holder = await identity(runtime, identity_id)
+    [sent] = fake_wechat.sent(holder.openid)
+    day1 = (await checkins(runtime, invited))[0]
+    assert sent["api"] == "template_send" and _opens(runtime, sent["url"]) == day1.id
+    [send] = await sends(runtime, day1.id)
+    assert (send.kind, send.status, day1.started_via) == ("template", "sent", "template")
+    for enrolment_id, chat_identity_id in chatting:
+        waiting = (await checkins(runtime, enrolment_id))[0]
+        [turn] = await dialogues(runtime, waiting.id)
+        assert (waiting.status, turn.status) == ("started", "received")  # still for a worker and Rasa
+        assert fake_wechat.sent((await identity(runtime, chat_identity_id)).openid) == []
+
+
 async def test_without_a_template_a_check_in_waits_for_the_patient_to_write(
     runtime: Runtime, database_url: str, fake_wechat: FakeWeChat
 ):
@@ -479,8 +510,8 @@ async def test_a_refused_chat_start_is_followed_by_the_template(
             sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
         )
         await session.commit()
-    await outbox.runtime.events.publish(DialogueSettled(turn.id))
-    await outbox.runtime.events.publish(DialogueSettled(turn.id))  # told twice: invited once
+    await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))
+    await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))  # told twice: invited once
 
     [sent] = fake_wechat.sent(holder.openid)
     assert sent["api"] == "template_send" and _opens(runtime, sent["url"]) == day1.id
@@ -506,11 +537,11 @@ async def test_a_stop_while_the_check_in_is_being_started_sends_nothing(
     enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
     real_start = dispatch.start_dialogue
 
-    async def stopped_meanwhile(rt: Runtime, request: DialogueRequest) -> int | None:
+    async def stopped_meanwhile(rt: Runtime, request: DialogueRequest, **options: bool) -> int | None:
         async with runtime.db.sessions() as session:
             await stop_enrolment(session, enrolment_id, StopReason.deceased)
             await session.commit()
-        return await real_start(rt, request)
+        return await real_start(rt, request, **options)
 
     monkeypatch.setattr(dispatch, "start_dialogue", stopped_meanwhile)
     await run_followups(outbox, now)

@@ -291,6 +291,7 @@ class InboundProcessor:
                         reason=str(request.get("reason") or "bot"),
                         priority=str(request.get("priority") or "normal"),
                         team=str(request.get("team") or "service"),
+                        summary=str(request.get("summary") or "") or None,
                     )
                 )
             await self._mark_processed(inbound_id)

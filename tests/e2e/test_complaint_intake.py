@@ -1,8 +1,9 @@
 """Complaints and praise in chat through the real stack (webhook, worker, Rasa, action server, bot
 API; WeChat is the sandbox): a complaint about waiting taken down, corrected and confirmed with a
-case number and a working-day deadline, a photo sent meanwhile attached; praise; a safety complaint
-escalated at once, urgent; the status of one's cases and a photo added to an open one; and the
-patient's reply to the hospital's answer (accepted and rated; not accepted, reopened)."""
+case number and a working-day deadline, a photo sent meanwhile attached; praise; a safety risk
+escalated at once, urgent, with the patient's words, before anything is confirmed; the status of
+one's cases and a photo added to an open one; and the patient's reply to the hospital's answer
+(accepted and rated; not accepted, reopened)."""
 
 from __future__ import annotations
 
@@ -142,24 +143,41 @@ async def test_praise_is_taken_down_without_asking_what_should_be_done(stack: St
     assert case.what == "我想表扬心内科的王医生，对我妈特别耐心"
 
 
-async def test_a_safety_complaint_is_escalated_at_once_urgent_to_the_complaints_office(
+async def _safety_escalation(crm: Runtime, openid: str) -> str:
+    """The one escalation of this chat is the complaints office's urgent safety one: its words."""
+    [(escalation, team)] = await _escalations(crm, openid)
+    assert (escalation.reason, escalation.priority, team) == ("complaint_safety", "urgent", "投诉办公室")
+    assert escalation.summary is not None
+    return escalation.summary
+
+
+async def test_a_safety_risk_in_the_first_message_goes_to_staff_at_once_with_the_patients_words(
     stack: Stack, crm: Runtime
 ) -> None:
     openid = await stack.consented_patient()
-    opening = await stack.converse(openid, "我要投诉，护士给我爸发错药了，吃了才发现")
-    assert WHEN_QUESTION in opening[-1], opening  # the first message told what happened
-    await stack.converse(openid, "今天早上")
-    await stack.converse(openid, "住院部5楼心内科")
-    await stack.converse(openid, "不知道名字")
-    assert READBACK in (await stack.converse(openid, "希望查清楚，给个说法"))[-1]
-    answer = "\n".join(await stack.converse(openid, "确认"))
-    [case] = await _cases(crm, openid)
-    assert case.case_number in answer and "涉及患者安全" in answer, answer
-    assert case.safety_risk and case.safety_escalated_at is not None and case.category == "safety"
-    assert case.where_ward == "5楼"
-    [(escalation, team)] = await _escalations(crm, openid)
-    assert (escalation.reason, escalation.priority, team) == ("complaint_safety", "urgent", "投诉办公室")
-    assert escalation.created_at - case.registered_at < timedelta(seconds=30)
+    opening = "\n".join(await stack.converse(openid, "我要投诉，护士给我爸发错药了，吃了才发现"))
+    # Nothing confirmed, nothing more asked: staff have it now, the patient's words on it.
+    assert "涉及患者安全" in opening and WHEN_QUESTION not in opening, opening
+    assert "护士给我爸发错药了" in await _safety_escalation(crm, openid)
+    assert await _cases(crm, openid) == []
+    # The patient gives up: the escalation stays, and staff read it (no bot intake any more).
+    await stack.post(stack.build("text", openid, content="算了"))
+    marked = await send_marker_and_wait(stack, openid)
+    assert READBACK not in "\n".join(marked.answers) and WHEN_QUESTION not in "\n".join(marked.answers)
+    assert "护士给我爸发错药了" in await _safety_escalation(crm, openid)
+
+
+async def test_a_safety_risk_told_midway_goes_to_staff_before_any_confirmation(
+    stack: Stack, crm: Runtime
+) -> None:
+    openid = await stack.consented_patient()
+    await stack.converse(openid, "我要投诉")
+    await stack.converse(openid, "病房护工态度很差")
+    assert WHERE_QUESTION in (await stack.converse(openid, "昨天晚上"))[-1]
+    told = "\n".join(await stack.converse(openid, "住院部5楼，我妈半夜摔倒了按铃半小时都没人来"))
+    assert "涉及患者安全" in told and WHO_QUESTION not in told, told
+    assert "我妈半夜摔倒了" in await _safety_escalation(crm, openid)
+    assert await _cases(crm, openid) == []
 
 
 async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: Stack, crm: Runtime) -> None:

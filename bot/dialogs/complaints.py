@@ -142,6 +142,23 @@ def registered_text(kind: str, case: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def intake_key(tracker: Tracker) -> str | None:
+    """This intake's key for the CRM: the Rasa sender and the message that started the intake.
+    确认 sent again after the CRM timed out (it may have registered the case meanwhile) then finds
+    the same case instead of registering a second one. None when the start is not in the tracker."""
+    started: dict[str, Any] | None = None
+    for event in reversed(tracker.events):
+        if (
+            started is None
+            and event.get("event") == "action"
+            and event.get("name") == "action_complaint_start"
+        ):
+            started = event
+        elif started is not None and event.get("event") == "user" and event.get("message_id"):
+            return f"{tracker.sender_id}:{event['message_id']}"
+    return f"{tracker.sender_id}:{started['timestamp']}" if started and started.get("timestamp") else None
+
+
 def _slots(tracker: Tracker) -> dict[str, Any]:
     return {slot: tracker.get_slot(slot) for slot in SLOTS}
 
@@ -263,6 +280,7 @@ class ValidateComplaintForm(Action):
             "who": slots[WHO] or "",
             "wish": slots[WISH] or "",
             "media_after": slots[MEDIA_AFTER],
+            "intake_key": intake_key(tracker),
         }
         try:
             answer = await CRM(tracker.sender_id).complaint_register(record)

@@ -35,7 +35,7 @@ from crm_backend.appointments.understanding import department_in
 from crm_backend.complaints import safety
 from crm_backend.complaints.deadlines import ONE_DEPARTMENT_DAYS
 from crm_backend.complaints.intake_words import day_of, ward_of
-from crm_backend.complaints.models import CaseKind, Complaint
+from crm_backend.complaints.models import INTAKE_KEY_CHARS, CaseKind, Complaint
 from crm_backend.complaints.service import (
     BOT,
     SAFETY_REASON,
@@ -64,6 +64,7 @@ router = APIRouter(prefix=f"{BOT_API_PREFIX}/complaints", tags=["bot"], dependen
 MAX_MEDIA = 20
 
 Part = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+IntakeKey = Annotated[str, StringConstraints(min_length=1, max_length=INTAKE_KEY_CHARS)]
 CaseNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=24)]
 
 
@@ -84,6 +85,8 @@ class IntakeBody(BaseModel):
     who: Part = ""
     wish: Part = ""
     media_after: int | None = Field(None, ge=0)
+    #: The bot's key for this intake: sent again (after a timeout), the same case is answered.
+    intake_key: IntakeKey | None = None
 
 
 class EscalationRead(BaseModel):
@@ -223,6 +226,7 @@ async def intake_of(
         wish=body.wish or None,
         safety_risk=found.safety_risk,
         attachments=media,
+        intake_key=body.intake_key or None,
     )
 
 
@@ -238,8 +242,9 @@ async def _escalation_owed(
     in this transaction, raised by the worker after the turn with the patient's words."""
     if conversation_id is None or not (complaint.safety_risk or words):
         return None  # no chat to raise it in: the service's deadline job escalates what is owed
-    if not await note_safety_escalation(session, complaint, conversation_id, now=now, words=words):
-        return None
+    # Answered again when a retried registration finds its case: the first answer may never have
+    # reached the bot, and raising an escalation that is open already changes nothing.
+    await note_safety_escalation(session, complaint, conversation_id, now=now, words=words)
     return _safety_escalation(safety_summary(words or complaint.what, complaint.case_number))
 
 
@@ -281,7 +286,11 @@ async def register(
     media = await images_after(session, identity, body.media_after)
     intake = await intake_of(session, body, media, now)
     conversation_id = await _conversation_id(session, identity)
-    complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
+    try:
+        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
+    except ComplaintError as error:
+        await session.rollback()
+        raise _refused(error) from error
     escalate = await _escalation_owed(session, complaint, conversation_id, now)
     await session.commit()
     log.info("case %s registered from chat (%d images)", complaint.case_number, len(media))

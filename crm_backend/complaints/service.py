@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_backend.complaints import safety
 from crm_backend.complaints.deadlines import deadline_for
 from crm_backend.complaints.models import (
+    INTAKE_KEY_CHARS,
     CaseKind,
     CaseStatus,
     Category,
@@ -138,6 +139,8 @@ class ComplaintIntake(BaseModel):
     safety_risk: bool = False
     #: Pictures sent during intake.
     attachments: list[MediaInfo] = Field(default_factory=list, max_length=20)
+    #: The chat intake's key: registering the same intake again returns its case.
+    intake_key: Annotated[str, StringConstraints(max_length=INTAKE_KEY_CHARS)] | None = None
 
 
 class CaseStatusRead(BaseModel):
@@ -218,8 +221,15 @@ async def register_case(
     now: datetime | None = None,
 ) -> Complaint:
     """A new case with its number and deadline, and its first timeline entries (flushed, not
-    committed). A safety risk still needs `escalate_safety` after the commit (or use `register`)."""
+    committed). A safety risk still needs `escalate_safety` after the commit (or use `register`).
+
+    An intake registered already (its `intake_key`: the bot tried again after a timeout while the
+    first registration committed) returns that case, unchanged.
+    """
     now = now or datetime.now(UTC)
+    registered = await _registered_intake(session, patient_id, intake.intake_key)
+    if registered is not None:
+        return registered
     identity_id = None
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
@@ -266,13 +276,17 @@ async def register_case(
             nearing_at=deadline.nearing_at,
             official_calendar=deadline.official_calendar,
             updated_at=now,
+            intake_key=intake.intake_key,
         )
         try:
             async with session.begin_nested():
                 session.add(complaint)
                 await session.flush()
             break
-        except IntegrityError:  # another registration took the number a moment ago
+        except IntegrityError:  # the number was taken a moment ago, or this very intake registered
+            registered = await _registered_intake(session, patient_id, intake.intake_key)
+            if registered is not None:
+                return registered
             continue
     else:
         raise RuntimeError(f"no free case number on {day}")
@@ -294,6 +308,19 @@ async def register_case(
         add_entry(session, complaint, TimelineKind.patient_added, "patient", at=now, data=media.model_dump())
     await session.flush()
     log.info("case %s registered by %s (due %s)", complaint.case_number, registered_by, deadline.due_on)
+    return complaint
+
+
+async def _registered_intake(session: AsyncSession, patient_id: int, key: str | None) -> Complaint | None:
+    """The case this intake registered already, if any (keys hold the Rasa sender, so another
+    patient's key is refused rather than answered)."""
+    if key is None:
+        return None
+    complaint = await session.scalar(select(Complaint).where(Complaint.intake_key == key))
+    if complaint is not None and complaint.patient_id != patient_id:
+        raise ComplaintError(f"intake key {key!r} belongs to another patient's case")
+    if complaint is not None:
+        log.info("case %s: intake %s registered already", complaint.case_number, key)
     return complaint
 
 

@@ -4,6 +4,7 @@ the escalation the bot raises, and another account's case as unknown as a wrong 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -195,3 +196,32 @@ async def test_a_safety_risk_in_words_added_to_an_open_case_is_escalated_with_th
     assert case.safety_risk and case.safety_escalated_at is not None and case.category == "safety"
     assert entries[-1].kind == TimelineKind.escalated and entries[-1].data
     assert entries[-1].data["words"] == added
+
+
+async def test_a_registration_sent_again_with_its_intake_key_answers_the_same_case(
+    bot: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The action server gave up after its timeout while the case committed; the patient's next 确认
+    sends the same intake again: one case, the same number (and its escalation again, owed)."""
+    who = await complainant(runtime)
+    mine = await _sender(runtime, who)
+    record = {**RECORD, "what": "护士给我妈发错药了", "intake_key": f"{mine['sender']}:m-1"}
+    # Two at the same moment (a retry racing the first), then one more.
+    both = await asyncio.gather(
+        *(bot.post("/internal/bot/complaints", params=mine, json=record) for _ in "ab")
+    )
+    first, second = (answer.json() for answer in both)
+    again = (await bot.post("/internal/bot/complaints", params=mine, json=record)).json()
+    assert first == second == again
+    async with runtime.db.sessions() as session:
+        numbers = await session.scalars(
+            select(Complaint.case_number).where(Complaint.patient_id == who.patient_id)
+        )
+        assert list(numbers) == [first["case_number"]]
+    _, entries = await _case(runtime, first["case_number"])
+    assert [entry.kind for entry in entries] == [TimelineKind.registered, TimelineKind.escalated]
+    # Another intake of the same patient is another case.
+    other = {**RECORD, "intake_key": f"{mine['sender']}:m-2"}
+    assert (await bot.post("/internal/bot/complaints", params=mine, json=other)).json()[
+        "case_number"
+    ] != first["case_number"]

@@ -19,6 +19,7 @@ from crm_backend.complaints.service import ComplaintIntake, register_case, trans
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, Message
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Staff
 from tests.e2e.test_followup_checkin import _escalations
@@ -115,6 +116,9 @@ async def test_a_complaint_about_waiting_is_read_back_corrected_confirmed_and_nu
     assert f"5个工作日内（{due.month}月{due.day}日前）" in registered
     assert "1张图片" in registered
     assert (case.kind, case.status, case.safety_risk) == ("complaint", "registered", False)
+    # The bot keyed the registration by this intake: 确认 sent again would find this case.
+    identity = await _identity(crm, openid)
+    assert case.intake_key and case.intake_key.startswith(rasa_sender(identity.app_id, openid) + ":")
     assert case.when_text == "前天上午" and case.who is None and case.wish == "希望给个解释，改进叫号"
     today = case.registered_at.astimezone(HOSPITAL_TZ).date()
     assert case.when_date == today - timedelta(days=2)

@@ -17,7 +17,13 @@ from crm_backend.complaints.models import CaseStatus, Complaint, ComplaintTimeli
 from crm_backend.complaints.replies import write_to_patient
 from crm_backend.complaints.service import ComplaintIntake, register_case, transition
 from crm_backend.config import HOSPITAL_TZ
-from crm_backend.conversations.models import Conversation, Message
+from crm_backend.conversations.models import (
+    Conversation,
+    DeliveryStatus,
+    InboundMessage,
+    InboundStatus,
+    Message,
+)
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
 from crm_backend.runtime import Runtime
@@ -228,6 +234,59 @@ async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
     assert any(f"编号 {case.case_number}）" in text and "已经给您答复" in text for text in texts), texts
     assert "是否接受这个处理结果" in texts[-1], texts
     return case
+
+
+async def _outcome_turn_answered(crm: Runtime, case_number: str, timeout: float = 40) -> list[Message]:
+    """The outcome dialogue's turn is processed and none of its answers is still being sent: they
+    went out (sent) or wait their turn (pending). Returns them."""
+    key = f"dialogue:complaints:outcome:{case_number}:0"
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with crm.db.sessions() as session:
+            turn = await session.scalar(select(InboundMessage).where(InboundMessage.dedupe_key == key))
+            if turn is not None and turn.status == InboundStatus.PROCESSED:
+                rows = list(
+                    await session.scalars(select(Message).where(Message.reply_to_inbound_id == turn.id))
+                )
+                if rows and all(row.delivery_status != DeliveryStatus.SENDING for row in rows):
+                    return rows
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"the outcome dialogue of {case_number} did not run"
+        )
+        await asyncio.sleep(0.1)
+
+
+async def test_the_answer_reaches_the_patient_before_the_question_about_it(
+    stack: Stack, crm: Runtime
+) -> None:
+    """The outbox is slow to send the answer (another delivery holds the chat, as the outbound
+    consumer does while it retries WeChat); the outcome dialogue runs meanwhile, and its question
+    waits behind the answer instead of overtaking it."""
+    openid = await stack.consented_patient()
+    case = await _registered(crm, openid, "收费处态度很差，还多收了钱")
+    answer = "经核实，多收的费用已原路退回，并对收费员进行了批评教育。"
+    async with crm.db.sessions() as session:
+        row = await session.get(Complaint, case.id)
+        staff_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
+        assert row is not None and staff_id is not None
+        await transition(session, row, CaseStatus.answered, ADMIN_USERNAME, staff_id=staff_id)
+        row.answer = answer
+        await session.commit()
+    before = len(await asyncio.to_thread(stack.wechat.texts, openid))
+    lock = crm.redis.lock(crm.settings.key("lock", "deliver", case.conversation_id), timeout=60)
+    assert await lock.acquire()
+    try:
+        delivery = await write_to_patient(
+            crm, case.id, answer, staff_id=staff_id, actor=ADMIN_USERNAME, answer=True
+        )
+        assert delivery == "chat"
+        await _outcome_turn_answered(crm, case.case_number)
+    finally:
+        await lock.release()
+    texts = (await stack.wait_answers(openid, before + 3))[before:]
+    answer_at = next(i for i, text in enumerate(texts) if answer in text)
+    question_at = next(i for i, text in enumerate(texts) if "是否接受这个处理结果" in text)
+    assert answer_at < question_at, texts
 
 
 async def _case(crm: Runtime, case_id: int) -> Complaint:

@@ -212,11 +212,9 @@ async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: 
         assert image is not None and image.msg_type == "image"
 
 
-async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
-    """A registered case answered by the office as the console answers it (the answer sent in the
-    chat, then the outcome dialogue started); returns once the patient was asked whether they accept."""
-    case = await _registered(crm, openid, "护工对我奶奶说话很粗鲁")
-    answer = "经核实，已对该护工进行批评教育并调整岗位。"
+async def _record_answer(crm: Runtime, case: Complaint, answer: str) -> int:
+    """The office's answer recorded on the case (state answered) as the console records it; the
+    admin's staff id."""
     async with crm.db.sessions() as session:
         row = await session.get(Complaint, case.id)
         staff_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
@@ -224,6 +222,15 @@ async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
         await transition(session, row, CaseStatus.answered, ADMIN_USERNAME, staff_id=staff_id)
         row.answer = answer
         await session.commit()
+        return staff_id
+
+
+async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
+    """A registered case answered by the office as the console answers it (the answer sent in the
+    chat, then the outcome dialogue started); returns once the patient was asked whether they accept."""
+    case = await _registered(crm, openid, "护工对我奶奶说话很粗鲁")
+    answer = "经核实，已对该护工进行批评教育并调整岗位。"
+    staff_id = await _record_answer(crm, case, answer)
     before = len(stack.wechat.texts(openid))
     delivery = await write_to_patient(
         crm, case.id, answer, staff_id=staff_id, actor=ADMIN_USERNAME, answer=True
@@ -265,13 +272,7 @@ async def test_the_answer_reaches_the_patient_before_the_question_about_it(
     openid = await stack.consented_patient()
     case = await _registered(crm, openid, "收费处态度很差，还多收了钱")
     answer = "经核实，多收的费用已原路退回，并对收费员进行了批评教育。"
-    async with crm.db.sessions() as session:
-        row = await session.get(Complaint, case.id)
-        staff_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
-        assert row is not None and staff_id is not None
-        await transition(session, row, CaseStatus.answered, ADMIN_USERNAME, staff_id=staff_id)
-        row.answer = answer
-        await session.commit()
+    staff_id = await _record_answer(crm, case, answer)
     before = len(await asyncio.to_thread(stack.wechat.texts, openid))
     lock = crm.redis.lock(crm.settings.key("lock", "deliver", case.conversation_id), timeout=60)
     assert await lock.acquire()

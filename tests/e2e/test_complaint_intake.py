@@ -190,6 +190,20 @@ async def test_a_safety_risk_told_midway_goes_to_staff_before_any_confirmation(
     assert await _cases(crm, openid) == []
 
 
+async def test_a_safety_risk_added_to_an_open_case_goes_to_staff_at_once_with_the_words(
+    stack: Stack, crm: Runtime
+) -> None:
+    openid = await stack.consented_patient()
+    case = await _registered(crm, openid, "护工说话很不客气")
+    assert case.case_number in (await stack.converse(openid, "我想补充一下投诉的内容"))[-1]
+    added = "\n".join(await stack.converse(openid, "还有，那天护士给我孩子输错液了"))
+    assert f"加到{case.case_number}" in added and "涉及患者安全" in added, added
+    assert "护士给我孩子输错液了" in await _safety_escalation(crm, openid)
+    async with crm.db.sessions() as session:
+        row = await session.get(Complaint, case.id)
+        assert row is not None and row.safety_risk and row.safety_escalated_at is not None
+
+
 async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: Stack, crm: Runtime) -> None:
     openid = await stack.consented_patient()
     assert "没有投诉或表扬的记录" in (await stack.converse(openid, "我的投诉怎么样了"))[-1]

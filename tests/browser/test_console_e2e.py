@@ -138,3 +138,26 @@ async def test_an_emergency_appears_urgent_with_its_red_flags_and_triage_decisio
 
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []
+
+
+async def test_a_safety_risk_in_a_complaint_shows_the_patients_words_on_the_queue_and_the_chat(
+    stack: Stack, db: Database, page: Page, page_problems: PageProblems
+) -> None:
+    """Told before anything was confirmed, so no case holds the words yet: the escalation does."""
+    openid = await stack.consented_patient()
+    await _log_in(page, stack)
+    story = "我要投诉，护士给我爸发错药了，吃了才发现"
+    answers = "\n".join(await stack.converse(openid, story))
+    assert "涉及患者安全" in answers, answers
+
+    item = page.locator(f".qitem[data-conversation-id='{await _conversation_id(db, openid)}']")
+    await expect(item).to_be_visible(timeout=LIVE)
+    await expect(item.locator(".badge")).to_have_text("紧急")
+    await expect(item.locator(".qitem-summary")).to_contain_text("护士给我爸发错药了")
+    await item.click()
+    await expect(page.locator("#conv-reason .summary")).to_have_text(
+        "患者原话：我要投诉，护士给我爸发错药了，吃了才发现"
+    )
+
+    assert page_problems.errors == []
+    assert await page_problems.csp_violations(page) == []

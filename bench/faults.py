@@ -12,12 +12,17 @@ the future, so nothing is due) have their day-1 check-in made due just as each f
 the workers' dispatcher starts it under the fault; those patients then answer the plan's questions
 in chat as pushes of the load.
 
+Complaints join it too (fault_complaints.py): in each window a patient begins a complaint through
+the chat's multi-turn intake as the window starts, so the fault lands mid-intake, and answers each
+question as the bot asks it, 确认 included (again when the bot says the CRM was away).
+
 Checked at the end, for every push WeChat got "success" for: stored once; answered exactly once,
 or marked with its reason (given up and escalated, held by staff, refused by WeChat); no answer
 for a push never stored; answers in the order of the pushes; every agent reply delivered once.
 For every check-in made due: started exactly once (one dialogue turn under its key, its first
 message at the fake WeChat API once), none lost (due but never started, or its dialogue dropped
-without a reason the books accept), each answer stored once.
+without a reason the books accept), each answer stored once. For every complaint the patient
+confirmed: registered exactly once (one case, and the number the patient read is that case's).
 
     .venv/bin/python bench/faults.py            # the full suite (about 10 minutes)
     .venv/bin/python bench/faults.py --short    # the version `make test` runs
@@ -48,6 +53,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.fault_complaints import COUNTS as COMPLAINT_COUNTS
+from bench.fault_complaints import ComplaintTally, Intake, check_complaints, file_complaint
 from bench.fault_rig import OwnRedis, Relay, postgres_address
 from bench.webhook_latency import default_timings
 from channels.outbound.delivery import TEMPLATE_KEY, UNCERTAIN
@@ -146,6 +153,9 @@ class Books:
     #: Enrolled patients whose day-1 check-in is not due yet: (openid, check-in id).
     checkin_pool: list[tuple[str, int]] = field(default_factory=list)
     checkins: list[DueCheckin] = field(default_factory=list)
+    #: Patients who have not filed their complaint yet, and the intakes filed in each window.
+    complaint_pool: list[str] = field(default_factory=list)
+    complaints: list[Intake] = field(default_factory=list)
 
     @property
     def window(self) -> str:
@@ -493,6 +503,17 @@ class Load:
                 await self.push(openid, checkin_answer(received[-1]))
                 answered += 1
 
+    async def complaint_patient(self, intake: Intake, start: asyncio.Event) -> None:
+        """Files one complaint through the chat's intake once their window starts (fault_complaints.py);
+        they think for half the ordinary gap, so the intake spans the fault."""
+
+        async def texts(openid: str) -> list[str]:
+            return await asyncio.to_thread(self.rig.fake.texts, openid)
+
+        await file_complaint(
+            intake, self.push, texts, start, self.stopping, lambda: self.rng.expovariate(2 / self.gap)
+        )
+
     async def agent(self, console: ConsoleClient, conversations: dict[str, int]) -> None:
         """An agent answering each chat staff hold every few seconds."""
         count = 0
@@ -602,6 +623,17 @@ async def make_due(rig: Rig, books: Books, events: dict[str, asyncio.Event], cou
         events[openid].set()
 
 
+def start_complaints(
+    books: Books, intakes: dict[str, Intake], events: dict[str, asyncio.Event], count: int
+) -> None:
+    """A few patients begin their complaint as the window starts: the fault lands mid-intake."""
+    chosen, books.complaint_pool = books.complaint_pool[:count], books.complaint_pool[count:]
+    for openid in chosen:
+        intakes[openid].window = books.window
+        books.complaints.append(intakes[openid])
+        events[openid].set()
+
+
 #: Joins the row `x` of a conversation to the patient's WeChat identity `w`.
 OF_PATIENT = (
     " JOIN conversations c ON c.id = x.conversation_id JOIN wechat_identities w ON w.id = c.identity_id "
@@ -630,10 +662,17 @@ class Row:
     #: Check-ins with at least one answer stored, and their answers.
     checkins_answered: int = 0
     answers: int = 0
+    complaints: ComplaintTally = field(default_factory=ComplaintTally)
 
     @property
     def failed(self) -> bool:
-        return bool(self.lost or self.duplicated or self.checkins_lost or self.checkins_duplicated)
+        return bool(
+            self.lost
+            or self.duplicated
+            or self.checkins_lost
+            or self.checkins_duplicated
+            or self.complaints.failed
+        )
 
 
 async def check(rig: Rig, books: Books) -> list[Row]:
@@ -673,6 +712,11 @@ async def check(rig: Rig, books: Books) -> list[Row]:
             "SELECT checkin_id, question, count(*) AS copies FROM followup_answers "
             "WHERE checkin_id = ANY($1::int[]) GROUP BY checkin_id, question",
             checkin_ids,
+        )
+        case_rows = await conn.fetch(
+            "SELECT x.case_number, w.openid FROM complaints x "
+            "JOIN wechat_identities w ON w.id = x.identity_id WHERE w.openid = ANY($1::text[])",
+            [intake.openid for intake in books.complaints],
         )
     finally:
         await conn.close()
@@ -800,6 +844,29 @@ async def check(rig: Rig, books: Books) -> list[Row]:
     _check_checkins(
         books, rows, CheckinRecords(checkin_rows, dialogue_turns, answer_rows), answers, arrivals, escalations
     )
+
+    def push_record(openid: str, msg_id: int) -> asyncpg.Record | None:
+        return (stored.get((openid, msg_id)) or [None])[0]
+
+    def given_up(openid: str, msg_id: int) -> bool:
+        record = push_record(openid, msg_id)
+        return (
+            record is not None
+            and record["status"] == "failed"
+            and any(e["openid"] == openid and e["reason"] == "bot_unavailable" for e in escalations)
+        )
+
+    def held(openid: str, msg_id: int) -> bool:
+        record = push_record(openid, msg_id)
+        return record is not None and _held_by_staff(escalations, openid, record["processed_at"])
+
+    delivered: dict[str, list[str]] = defaultdict(list)
+    for send in sorted(sends, key=lambda s: s["seq"]):
+        delivered[send["touser"]].append(send.get("content") or "")
+    tallies = check_complaints(books.complaints, [dict(r) for r in case_rows], delivered, given_up, held)
+    for window, tally in tallies.items():
+        rows[window].complaints = tally
+        rows[window].problems += tally.problems
     return list(rows.values())
 
 
@@ -1013,8 +1080,9 @@ async def checkins_out_of_claims(rig: Rig, books: Books, timeout: float) -> None
 def report(rows: list[Row]) -> str:
     lines = [
         "| fault | pushes | answered | marked with a reason | lost | duplicated | longest delay "
-        "| check-ins: due / started / lost / duplicated | check-ins answered (answers) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| check-ins: due / started / lost / duplicated | check-ins answered (answers) "
+        "| complaints: started / confirmed / registered once / lost / duplicated |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         marked = "; ".join(f"{n} {reason}" for reason, n in sorted(row.marked.items())) or "0"
@@ -1022,9 +1090,16 @@ def report(rows: list[Row]) -> str:
         lines.append(
             f"| {row.fault} | {row.pushes} | {row.answered} | {marked} | {row.lost} | {row.duplicated} "
             f"| {row.longest:.1f} s | {row.checkins_due} / {row.checkins_started} / {row.checkins_lost} "
-            f"/ {row.checkins_duplicated}{taken_over} | {row.checkins_answered} ({row.answers}) |"
+            f"/ {row.checkins_duplicated}{taken_over} | {row.checkins_answered} ({row.answers}) "
+            f"| {row.complaints.cell()} |"
         )
     return "\n".join(lines)
+
+
+def complaint_summary(rows: list[Row]) -> str:
+    """The complaints' books over every window, in one line."""
+    total = sum((row.complaints.counts for row in rows), Counter[str]())
+    return "complaints: " + ", ".join(f"{total[name]} {name}" for name in COMPLAINT_COUNTS)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -1043,12 +1118,18 @@ async def run(args: argparse.Namespace) -> int:
         await console.login(ADMIN_USERNAME, ADMIN_PASSWORD)
         await console.put("/api/console/me/presence", {"presence": "online"})
         wanted = {name: args.checkins * (2 if name == "worker_kill_mid_dispatch" else 1) for name in names}
+        complaining = args.complaints * len(names)
         everyone = list(
-            await asyncio.gather(*(consented(rig) for _ in range(args.patients + sum(wanted.values()))))
+            await asyncio.gather(
+                *(consented(rig) for _ in range(args.patients + sum(wanted.values()) + complaining))
+            )
         )
-        patients, answering = everyone[: args.patients], everyone[args.patients :]
+        patients, answering = everyone[: args.patients], everyone[args.patients : len(everyone) - complaining]
+        books.complaint_pool = everyone[len(everyone) - complaining :]
         books.checkin_pool = await enrol_for_checkins(rig, console, answering)
         due_events = {openid: asyncio.Event() for openid in answering}
+        complaint_events = {openid: asyncio.Event() for openid in books.complaint_pool}
+        intakes = {openid: Intake(openid, "") for openid in books.complaint_pool}
         staff_held = patients[: args.staff_chats]
         conversations = {}
         for openid in staff_held:
@@ -1062,11 +1143,16 @@ async def run(args: argparse.Namespace) -> int:
         tasks = [asyncio.create_task(load.patient(p, s)) for p, s in zip(patients, scripts, strict=True)]
         tasks.append(asyncio.create_task(load.agent(console, conversations)))
         tasks += [asyncio.create_task(load.checkin_patient(p, due_events[p])) for p in answering]
+        tasks += [
+            asyncio.create_task(load.complaint_patient(intakes[p], complaint_events[p]))
+            for p in books.complaint_pool
+        ]
         await asyncio.sleep(timing.lead)
         for name in names:
             books.windows[-1].ended = time.time()
             books.windows.append(Window(name, time.time()))
             print(f"[faults] {name}", file=sys.stderr, flush=True)
+            start_complaints(books, intakes, complaint_events, args.complaints)
             await asyncio.sleep(timing.lead)
             await make_due(rig, books, due_events, wanted[name])
             await FAULTS[name](rig, timing)
@@ -1083,6 +1169,7 @@ async def run(args: argparse.Namespace) -> int:
     if not any(row.failed for row in rows):
         await drop_postgres(rig.database_name)  # kept otherwise, for a look at what went wrong
     print(report(rows))
+    print(complaint_summary(rows))
     problems = [p for row in rows for p in row.problems]
     for problem in problems[:50]:
         print("  -", problem)
@@ -1106,6 +1193,12 @@ def main() -> None:
         default=None,
         help="check-ins made due in each fault window (twice as many for a kill mid-dispatch; "
         "default 3; 1 with --short)",
+    )
+    parser.add_argument(
+        "--complaints",
+        type=int,
+        default=1,
+        help="complaints filed through the chat's intake in each fault window",
     )
     parser.add_argument("--gap", type=float, default=4.0, help="mean seconds between one patient's messages")
     parser.add_argument("--settle", type=float, default=240, help="seconds allowed to settle after the load")

@@ -36,7 +36,8 @@ WHEN = "complaint_when"
 WHERE = "complaint_where"
 WHO = "complaint_who"
 WISH = "complaint_wish"
-#: The last required slot: empty while the record is read back, then how the intake ended.
+#: The last required slot: empty while the record is read back, then how the intake ended
+#: (registered, cancelled, handoff, escalated: a safety risk went to staff at once, error).
 CONFIRMED = "complaint_confirmed"
 STEP = "complaint_step"
 MEDIA_AFTER = "complaint_media_after"
@@ -72,6 +73,10 @@ CRM_DOWN = (
     "抱歉，系统暂时无法登记，您的内容还没有提交。请稍后回复“确认”再试，或回复“人工”由工作人员为您登记。"
 )
 REFUSED = "抱歉，这次登记没有成功。请回复“人工”，由工作人员为您登记。"
+SAFETY_NOW = (
+    "您说的情况可能涉及患者安全，我已立即转交投诉办公室，工作人员会尽快联系您，并帮您把这件投诉登记下来。"
+    "如果现在仍有危险，请马上告诉身边的医护人员。"
+)
 
 
 def text_of(tracker: Tracker) -> str:
@@ -137,6 +142,23 @@ def registered_text(kind: str, case: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def intake_key(tracker: Tracker) -> str | None:
+    """This intake's key for the CRM: the Rasa sender and the message that started the intake.
+    确认 sent again after the CRM timed out (it may have registered the case meanwhile) then finds
+    the same case instead of registering a second one. None when the start is not in the tracker."""
+    started: dict[str, Any] | None = None
+    for event in reversed(tracker.events):
+        if (
+            started is None
+            and event.get("event") == "action"
+            and event.get("name") == "action_complaint_start"
+        ):
+            started = event
+        elif started is not None and event.get("event") == "user" and event.get("message_id"):
+            return f"{tracker.sender_id}:{event['message_id']}"
+    return f"{tracker.sender_id}:{started['timestamp']}" if started and started.get("timestamp") else None
+
+
 def _slots(tracker: Tracker) -> dict[str, Any]:
     return {slot: tracker.get_slot(slot) for slot in SLOTS}
 
@@ -191,11 +213,15 @@ class ValidateComplaintForm(Action):
         requested = tracker.get_slot("requested_slot")
         if slots[CONFIRMED] is not None:
             return [SlotSet("requested_slot", None)]
-        if requested is None:
-            return _ask(next_part(slots))  # activation: the first part not answered yet
+        if requested is None:  # activation: the story in the first message, if it told one
+            if slots[WHAT] and await self._safety_risk(dispatcher, tracker, slots[WHAT]):
+                return _ended("escalated")
+            return _ask(next_part(slots))
         text = text_of(tracker)
         if not text:
             return _ask(requested)
+        if await self._safety_risk(dispatcher, tracker, text):
+            return _ended("escalated")
         if reading.asks_for_person(text):
             dispatcher.utter_message(json_message=request_for(f"投诉 {text}", booking=False))
             return _ended("handoff")
@@ -207,6 +233,22 @@ class ValidateComplaintForm(Action):
         value = "" if requested == WHO and reading.is_skip(text) else text
         slots[requested] = value
         return [SlotSet(requested, value), *_ask(next_part(slots))]
+
+    async def _safety_risk(self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> bool:
+        """Every message of the intake is read for a safety risk as it comes: one goes to staff at
+        once (urgent, with the patient's words), confirmed or not; the intake ends there and staff
+        take the complaint down. With the CRM away the intake goes on (registration reads it too)."""
+        try:
+            answer = await CRM(tracker.sender_id).complaint_screen(text)
+        except CRMUnavailable:
+            log.exception("complaint safety screen: CRM unavailable")
+            return False
+        escalation = answer.body.get("escalate") if answer.ok else None
+        if not (isinstance(escalation, dict) and escalation.get("reason")):
+            return False
+        dispatcher.utter_message(text=SAFETY_NOW)
+        dispatcher.utter_message(json_message={"escalate": escalation})
+        return True
 
     async def _confirmation(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, slots: dict[str, Any], text: str
@@ -238,6 +280,7 @@ class ValidateComplaintForm(Action):
             "who": slots[WHO] or "",
             "wish": slots[WISH] or "",
             "media_after": slots[MEDIA_AFTER],
+            "intake_key": intake_key(tracker),
         }
         try:
             answer = await CRM(tracker.sender_id).complaint_register(record)

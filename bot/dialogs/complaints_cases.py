@@ -35,6 +35,7 @@ NO_OPEN_CASE = "您目前没有正在处理中的投诉。如需反映新的问�
 CRM_DOWN = "抱歉，系统暂时无法查询，请稍后再试，或回复“人工”由工作人员为您查询。"
 ADD_FAILED = "抱歉，这次补充没有成功。请稍后再发一次，或回复“人工”由工作人员为您补充。"
 STOPPED = "好的，这次没有补充任何内容。"
+SAFETY_ADDED = "您补充的情况可能涉及患者安全，已同时紧急转交投诉办公室，工作人员会尽快与您联系。"
 #: TS-20261205-0007 (投诉) or BY-20261205-0002 (表扬), as crm_backend/complaints numbers cases.
 _CASE_NUMBER = re.compile(r"[A-Z]{2}-?\d{8}-?\d{4}")
 
@@ -182,6 +183,11 @@ class ValidateComplaintAddForm(Action):
         media = answer.body.get("media") or 0
         with_images = f"和{media}张图片" if media else ""
         dispatcher.utter_message(text=f"已把您的补充说明{with_images}加到{case}里，工作人员会一并查看。")
+        escalation = answer.body.get("escalate")
+        if isinstance(escalation, dict) and escalation.get("reason"):
+            # A safety risk in what was added: staff are told at once (the worker raises it).
+            dispatcher.utter_message(text=SAFETY_ADDED)
+            dispatcher.utter_message(json_message={"escalate": escalation})
         return [SlotSet(TEXT, "added"), SlotSet("requested_slot", None)]
 
 

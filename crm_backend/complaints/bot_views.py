@@ -35,7 +35,7 @@ from crm_backend.appointments.understanding import department_in
 from crm_backend.complaints import safety
 from crm_backend.complaints.deadlines import ONE_DEPARTMENT_DAYS
 from crm_backend.complaints.intake_words import day_of, ward_of
-from crm_backend.complaints.models import CaseKind, Complaint, TimelineKind
+from crm_backend.complaints.models import INTAKE_KEY_CHARS, CaseKind, Complaint
 from crm_backend.complaints.service import (
     BOT,
     SAFETY_REASON,
@@ -43,11 +43,12 @@ from crm_backend.complaints.service import (
     ComplaintError,
     ComplaintIntake,
     MediaInfo,
-    add_entry,
     add_to_case,
     cases_of_patient,
+    note_safety_escalation,
     record_outcome_reply,
     register_case,
+    safety_summary,
 )
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, Direction, Message
@@ -63,6 +64,7 @@ router = APIRouter(prefix=f"{BOT_API_PREFIX}/complaints", tags=["bot"], dependen
 MAX_MEDIA = 20
 
 Part = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+IntakeKey = Annotated[str, StringConstraints(min_length=1, max_length=INTAKE_KEY_CHARS)]
 CaseNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=24)]
 
 
@@ -83,6 +85,8 @@ class IntakeBody(BaseModel):
     who: Part = ""
     wish: Part = ""
     media_after: int | None = Field(None, ge=0)
+    #: The bot's key for this intake: sent again (after a timeout), the same case is answered.
+    intake_key: IntakeKey | None = None
 
 
 class EscalationRead(BaseModel):
@@ -91,6 +95,22 @@ class EscalationRead(BaseModel):
     reason: str
     priority: str
     team: str
+    #: The patient's words, shown to staff on the escalation.
+    summary: str | None = None
+
+
+class ScreenBody(BaseModel):
+    """A part of an intake the patient just gave, before any case exists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ScreenRead(BaseModel):
+    #: The risks found (safety_risks.yml ids) and the escalation the bot raises at once for them.
+    risks: list[str]
+    escalate: EscalationRead | None = None
 
 
 class RegisteredRead(BaseModel):
@@ -119,6 +139,8 @@ class AdditionBody(BaseModel):
 class AdditionRead(BaseModel):
     case_number: str
     media: int
+    #: A safety risk in the words added: escalated like one in an intake.
+    escalate: EscalationRead | None = None
 
 
 class OutcomeBody(BaseModel):
@@ -204,26 +226,30 @@ async def intake_of(
         wish=body.wish or None,
         safety_risk=found.safety_risk,
         attachments=media,
+        intake_key=body.intake_key or None,
     )
 
 
-def _escalation_owed(
-    session: AsyncSession, complaint: Complaint, conversation_id: int | None, now: datetime
+async def _escalation_owed(
+    session: AsyncSession,
+    complaint: Complaint,
+    conversation_id: int | None,
+    now: datetime,
+    *,
+    words: str | None = None,
 ) -> EscalationRead | None:
-    """A safety risk: marked escalated with the registration, raised by the worker after the turn."""
-    if not complaint.safety_risk or conversation_id is None:
+    """A safety risk (the case's, or one in the `words` the patient added): the case marked escalated
+    in this transaction, raised by the worker after the turn with the patient's words."""
+    if conversation_id is None or not (complaint.safety_risk or words):
         return None  # no chat to raise it in: the service's deadline job escalates what is owed
-    complaint.safety_escalated_at = now
-    add_entry(
-        session,
-        complaint,
-        TimelineKind.escalated,
-        "system",
-        at=now,
-        text="安全风险：已紧急转交投诉办公室",
-        data={"conversation_id": conversation_id, "priority": "urgent"},
-    )
-    return EscalationRead(reason=SAFETY_REASON, priority="urgent", team="complaints")
+    # Answered again when a retried registration finds its case: the first answer may never have
+    # reached the bot, and raising an escalation that is open already changes nothing.
+    await note_safety_escalation(session, complaint, conversation_id, now=now, words=words)
+    return _safety_escalation(safety_summary(words or complaint.what, complaint.case_number))
+
+
+def _safety_escalation(summary: str) -> EscalationRead:
+    return EscalationRead(reason=SAFETY_REASON, priority="urgent", team="complaints", summary=summary)
 
 
 def _refused(error: ComplaintError) -> HTTPException:
@@ -239,6 +265,17 @@ async def start_intake(session: DbSession, identity: SenderIdentity) -> MediaMar
     return MediaMark(media_after=await _latest_message_id(session, identity))
 
 
+@router.post("/screen", response_model=ScreenRead)
+async def screen(body: ScreenBody) -> ScreenRead:
+    """A part of an intake, read for safety risks as soon as the patient gave it: a risk is
+    escalated at once with their words, whether or not they ever confirm the record."""
+    found = safety.assess(body.text)
+    if not found.safety_risk:
+        return ScreenRead(risks=[])
+    log.info("complaint intake: safety risks %s before registration (phrases %s)", found.risks, found.version)
+    return ScreenRead(risks=list(found.risks), escalate=_safety_escalation(safety_summary(body.text)))
+
+
 @router.post("", response_model=RegisteredRead)
 async def register(
     body: IntakeBody, request: Request, session: DbSession, identity: SenderIdentity
@@ -249,8 +286,12 @@ async def register(
     media = await images_after(session, identity, body.media_after)
     intake = await intake_of(session, body, media, now)
     conversation_id = await _conversation_id(session, identity)
-    complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
-    escalate = _escalation_owed(session, complaint, conversation_id, now)
+    try:
+        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
+    except ComplaintError as error:
+        await session.rollback()
+        raise _refused(error) from error
+    escalate = await _escalation_owed(session, complaint, conversation_id, now)
     await session.commit()
     log.info("case %s registered from chat (%d images)", complaint.case_number, len(media))
     return RegisteredRead(
@@ -297,9 +338,16 @@ async def add(
     except ComplaintError as error:
         await session.rollback()
         raise _refused(error) from error
-    number = await session.scalar(select(Complaint.case_number).where(Complaint.id == entry.complaint_id))
+    complaint = await session.get(Complaint, entry.complaint_id)
+    assert complaint is not None
+    escalate = None
+    if entry.data and entry.data.get("safety_risks"):
+        log.info("case %s: safety risks %s in an addition", complaint.case_number, entry.data["safety_risks"])
+        conversation_id = await _conversation_id(session, identity)
+        escalate = await _escalation_owed(session, complaint, conversation_id, now, words=body.text)
+    number = complaint.case_number
     await session.commit()
-    return AdditionRead(case_number=str(number), media=len(media))
+    return AdditionRead(case_number=number, media=len(media), escalate=escalate)
 
 
 @router.post("/{case_number}/outcome", response_model=OutcomeRead)

@@ -75,11 +75,16 @@ class TimelineKind(enum.StrEnum):
     category = "category"
 
 
+#: The longest intake key the bot may send.
+INTAKE_KEY_CHARS = 160
+
+
 class Complaint(Base):
     __tablename__ = "complaints"
     __table_args__ = (
         Index("ix_complaints_status_due", "status", "due_at"),
         Index("ix_complaints_department_status", "department_id", "status"),
+        Index("uq_complaints_intake_key", "intake_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -92,6 +97,9 @@ class Complaint(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     #: Who complained: the WeChat identity the answer goes back to (may be a family member).
     identity_id: Mapped[int | None] = mapped_column(ForeignKey("wechat_identities.id"), index=True)
+    #: The chat intake that registered it (the bot's key: Rasa sender and the intake's first
+    #: message): a registration retried after a timeout finds this case instead of a second one.
+    intake_key: Mapped[str | None] = mapped_column(String(INTAKE_KEY_CHARS))
 
     # -- what the patient said (read back to them and confirmed before it was registered) --
     what: Mapped[str] = mapped_column(Text)

@@ -5,10 +5,11 @@ Both go through the conversation's ordinary paths, never a send of our own: insi
 customer-service window (conversations/reply_window.py) the message is stored pending in the
 patient's current conversation and the outbox delivers it; the question is a dialogue the CRM starts
 (conversations/turns.py `start_dialogue`, intent `complaint_outcome` with the entity `case_number`),
-which waits behind the patient's own messages and staff. Outside the window the answer travels as the
-dialogue's template message (COMPLAINT_TEMPLATE_ID) and the question follows once the patient
-writes again; with no template configured, the timeline says the answer did not reach the patient,
-so the office calls them.
+which waits behind the patient's own messages and staff, and whose question goes out behind the
+answer stored before it (a dialogue's answers are delivered in order with what is pending).
+Outside the window the answer travels as the dialogue's template message (COMPLAINT_TEMPLATE_ID)
+and the question follows once the patient writes again; with no template configured, the timeline
+says the answer did not reach the patient, so the office calls them.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.complaints import safety
 from crm_backend.complaints.deadlines import deadline_for
 from crm_backend.complaints.models import (
+    INTAKE_KEY_CHARS,
     CaseKind,
     CaseStatus,
     Category,
@@ -47,6 +49,8 @@ PREFIX = {CaseKind.complaint: "TS", CaseKind.praise: "BY"}
 BOT = "bot"
 #: The escalation reason of a safety risk (the console's labels.js says it in words).
 SAFETY_REASON = "complaint_safety"
+#: The timeline's words for it.
+SAFETY_ESCALATED = "安全风险：已紧急转交投诉办公室"
 #: Cases the patient may still add to.
 OPEN_STATUSES = frozenset(
     {CaseStatus.registered, CaseStatus.assigned, CaseStatus.investigating, CaseStatus.reopened}
@@ -135,6 +139,8 @@ class ComplaintIntake(BaseModel):
     safety_risk: bool = False
     #: Pictures sent during intake.
     attachments: list[MediaInfo] = Field(default_factory=list, max_length=20)
+    #: The chat intake's key: registering the same intake again returns its case.
+    intake_key: Annotated[str, StringConstraints(max_length=INTAKE_KEY_CHARS)] | None = None
 
 
 class CaseStatusRead(BaseModel):
@@ -215,8 +221,15 @@ async def register_case(
     now: datetime | None = None,
 ) -> Complaint:
     """A new case with its number and deadline, and its first timeline entries (flushed, not
-    committed). A safety risk still needs `escalate_safety` after the commit (or use `register`)."""
+    committed). A safety risk still needs `escalate_safety` after the commit (or use `register`).
+
+    An intake registered already (its `intake_key`: the bot tried again after a timeout while the
+    first registration committed) returns that case, unchanged.
+    """
     now = now or datetime.now(UTC)
+    registered = await _registered_intake(session, patient_id, intake.intake_key)
+    if registered is not None:
+        return registered
     identity_id = None
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
@@ -263,13 +276,17 @@ async def register_case(
             nearing_at=deadline.nearing_at,
             official_calendar=deadline.official_calendar,
             updated_at=now,
+            intake_key=intake.intake_key,
         )
         try:
             async with session.begin_nested():
                 session.add(complaint)
                 await session.flush()
             break
-        except IntegrityError:  # another registration took the number a moment ago
+        except IntegrityError:  # the number was taken a moment ago, or this very intake registered
+            registered = await _registered_intake(session, patient_id, intake.intake_key)
+            if registered is not None:
+                return registered
             continue
     else:
         raise RuntimeError(f"no free case number on {day}")
@@ -291,6 +308,19 @@ async def register_case(
         add_entry(session, complaint, TimelineKind.patient_added, "patient", at=now, data=media.model_dump())
     await session.flush()
     log.info("case %s registered by %s (due %s)", complaint.case_number, registered_by, deadline.due_on)
+    return complaint
+
+
+async def _registered_intake(session: AsyncSession, patient_id: int, key: str | None) -> Complaint | None:
+    """The case this intake registered already, if any (keys hold the Rasa sender, so another
+    patient's key is refused rather than answered)."""
+    if key is None:
+        return None
+    complaint = await session.scalar(select(Complaint).where(Complaint.intake_key == key))
+    if complaint is not None and complaint.patient_id != patient_id:
+        raise ComplaintError(f"intake key {key!r} belongs to another patient's case")
+    if complaint is not None:
+        log.info("case %s: intake %s registered already", complaint.case_number, key)
     return complaint
 
 
@@ -336,36 +366,73 @@ async def escalate_safety(runtime: Runtime, complaint_id: int) -> bool:
             assert identity is not None
             conversation_id = (await current_conversation(session, identity, runtime.clock())).id
             await session.commit()
-        case_number = complaint.case_number
+        case_number, what = complaint.case_number, complaint.what
     if conversation_id is None:
         log.warning("case %s: safety risk with no WeChat conversation to escalate", case_number)
     else:
         await runtime.events.publish(
             EscalationRequested(
-                conversation_id=conversation_id, reason=SAFETY_REASON, priority="urgent", team="complaints"
+                conversation_id=conversation_id,
+                reason=SAFETY_REASON,
+                priority="urgent",
+                team="complaints",
+                summary=safety_summary(what, case_number),
             )
         )
-    now = runtime.clock()
     async with runtime.db.sessions() as session:
-        marked = await session.execute(
-            update(Complaint)
-            .where(Complaint.id == complaint_id, Complaint.safety_escalated_at.is_(None))
-            .values(safety_escalated_at=now)
-        )
-        if marked.rowcount == 1:  # type: ignore[attr-defined]
-            complaint = await session.get(Complaint, complaint_id)
-            assert complaint is not None
-            add_entry(
-                session,
-                complaint,
-                TimelineKind.escalated,
-                "system",
-                at=now,
-                text="安全风险：已紧急转交投诉办公室",
-                data={"conversation_id": conversation_id, "priority": "urgent"},
-            )
+        complaint = await session.get(Complaint, complaint_id)
+        assert complaint is not None
+        await note_safety_escalation(session, complaint, conversation_id, now=runtime.clock())
         await session.commit()
     log.info("case %s: safety risk escalated (conversation %s)", case_number, conversation_id)
+    return True
+
+
+def safety_summary(words: str, case_number: str | None = None) -> str:
+    """The patient's words as the escalation shows them to staff, with the case when there is one."""
+    return f"{case_number}：{words}" if case_number else words
+
+
+async def note_safety_escalation(
+    session: AsyncSession,
+    complaint: Complaint,
+    conversation_id: int | None,
+    *,
+    now: datetime,
+    words: str | None = None,
+) -> bool:
+    """The case's urgent escalation for a safety risk on its timeline, in the caller's transaction.
+
+    The first one marks the case (`safety_escalated_at`, by a guarded update, so a chat and the
+    deadline job racing write one entry). Later `words` (a risk in what the patient added) are
+    escalated again and get an entry of their own. False when there was nothing to note.
+    """
+    first = await session.execute(
+        update(Complaint)
+        .where(Complaint.id == complaint.id, Complaint.safety_escalated_at.is_(None))
+        .values(safety_escalated_at=now, safety_risk=True)
+        .execution_options(synchronize_session=False)
+    )
+    marked = first.rowcount == 1  # type: ignore[attr-defined]
+    if not marked and not words:
+        return False
+    if marked:
+        complaint.safety_escalated_at = now
+    complaint.safety_risk = True
+    if complaint.category is None:
+        complaint.category = Category.safety
+    data: dict[str, Any] = {"conversation_id": conversation_id, "priority": "urgent"}
+    if words:
+        data["words"] = words
+    add_entry(
+        session,
+        complaint,
+        TimelineKind.escalated,
+        "system",
+        at=now,
+        text=SAFETY_ESCALATED if words is None else f"{SAFETY_ESCALATED}（补充内容）",
+        data=data,
+    )
     return True
 
 
@@ -498,12 +565,20 @@ async def add_to_case(
     *,
     now: datetime | None = None,
 ) -> ComplaintTimelineEntry:
-    """The patient adds words or a picture to an open case; `CaseClosed` once it was answered."""
+    """The patient adds words or a picture to an open case; `CaseClosed` once it was answered.
+
+    Words are screened for safety risks as an intake is: the entry's data names those found
+    (`safety_risks`), which the caller escalates (`note_safety_escalation`, then the escalation).
+    """
     if not (text and text.strip()) and media is None:
         raise ComplaintError("nothing to add")
     complaint = await _patients_case(session, case_number, patient_id)
     if complaint.status not in OPEN_STATUSES:
         raise CaseClosed(f"case {complaint.case_number} is {complaint.status}: it takes no more additions")
+    data = media.model_dump() if media else None
+    found = safety.assess(text)
+    if found.safety_risk:
+        data = {"safety_risks": list(found.risks), "safety_version": found.version}
     entry = add_entry(
         session,
         complaint,
@@ -511,7 +586,7 @@ async def add_to_case(
         "patient",
         at=now,
         text=text.strip()[:4000] if text else None,
-        data=media.model_dump() if media else None,
+        data=data,
     )
     complaint.updated_at = entry.at
     await session.flush()

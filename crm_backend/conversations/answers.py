@@ -103,19 +103,23 @@ async def store_answers(
     sender: SenderType,
     *,
     claim: bool,
+    processed: bool | None = None,
 ) -> list[Outgoing] | None:
     """Answers and the push's new status commit together. With `claim` the answers are SENDING and
-    the push is marked processed; without, they are PENDING and the caller marks it later.
+    the push is marked processed; without, they are PENDING (for deliver_conversation, in order
+    behind what the conversation has pending) and the caller marks it later, unless `processed`
+    says to mark it here.
 
     Returns the stored answers, or None when the push was already processed by someone else.
     """
     now = datetime.now(UTC)
     status = DeliveryStatus.SENDING if claim else DeliveryStatus.PENDING
+    done = claim if processed is None else processed
     rows = [answer_row(conversation_id, inbound_id, sender, reply, now, status) for reply in replies]
     params: dict[str, Any] = {
         "inbound_id": inbound_id,
-        "new_status": InboundStatus.PROCESSED if claim else InboundStatus.RECEIVED,
-        "processed_at_value": now if claim else None,
+        "new_status": InboundStatus.PROCESSED if done else InboundStatus.RECEIVED,
+        "processed_at_value": now if done else None,
         "touched_conversation_id": conversation_id,
         "now_value": now,
     }

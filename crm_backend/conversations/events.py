@@ -21,13 +21,15 @@ from crm_backend.staff.models import StaffRole
 class EscalationRequested:
     """The bot asked for people (the instruction {"escalate": {...}}): the conversation goes to a
     team. `priority` is "urgent", "high" or "normal" (anything else counts as normal); `team` a team
-    key ("service", "nursing", "complaints") or name."""
+    key ("service", "nursing", "complaints") or name. `summary`: what the patient said that
+    raised it, shown to staff on the escalation."""
 
     must_be_handled: ClassVar[bool] = True
     conversation_id: int
     reason: str
     priority: str = "normal"
     team: str = "service"
+    summary: str | None = None
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,11 @@ class InboundProcessor:
                 return False  # a form (a booking) is open: never interrupt it
             await turns.count_attempt(self.runtime, turn_id)
             replies = await self.bot.trigger(sender, plan.intent, plan.entities)
-            answered = await self._answer(turn_id, plan.conversation_id, openid, replies, SenderType.BOT)
+            # In order behind what the domain stored for the patient before starting the dialogue
+            # (a complaint's answer, then the question about it): nobody waits for these answers.
+            answered = await self._answer(
+                turn_id, plan.conversation_id, openid, replies, SenderType.BOT, in_order=True
+            )
             if answered is not None:
                 await deliver(answered)
         await self.runtime.events.publish(DialogueSettled(turn_id, plan.key))
@@ -267,9 +271,20 @@ class InboundProcessor:
         return answered
 
     async def _answer(
-        self, inbound_id: int, conversation_id: int, openid: str, replies: list[BotReply], sender: SenderType
+        self,
+        inbound_id: int,
+        conversation_id: int,
+        openid: str,
+        replies: list[BotReply],
+        sender: SenderType,
+        *,
+        in_order: bool = False,
     ) -> Answered | None:
-        """Step 3 for any turn: store the answers with the turn marked processed, and say what to send."""
+        """Step 3 for any turn: store the answers with the turn marked processed, and say what to send.
+
+        `in_order` (a dialogue the bot starts): stored pending instead of claimed, so they go out
+        through deliver_conversation, under the conversation's lock and behind anything pending
+        there (an outbox message stored before them is never overtaken)."""
         shown = [reply for reply in replies if reply.text or reply.buttons]
         requests = [
             r.custom["escalate"] for r in replies if r.custom and isinstance(r.custom.get("escalate"), dict)
@@ -280,7 +295,15 @@ class InboundProcessor:
         # A push that asked for people is marked processed only once the escalation exists, so a
         # crash in between repeats the (idempotent) escalation instead of losing it. Its answers
         # are not claimed: they go out with the escalation's notice, in order, the ordinary way.
-        stored = await self._store(inbound_id, conversation_id, shown, sender, offered, claim=not requests)
+        stored = await self._store(
+            inbound_id,
+            conversation_id,
+            shown,
+            sender,
+            offered,
+            claim=not (requests or in_order),
+            processed=not requests,
+        )
         if stored is None:
             return None
         if requests:
@@ -291,10 +314,13 @@ class InboundProcessor:
                         reason=str(request.get("reason") or "bot"),
                         priority=str(request.get("priority") or "normal"),
                         team=str(request.get("team") or "service"),
+                        summary=str(request.get("summary") or "") or None,
                     )
                 )
             await self._mark_processed(inbound_id)
             return Answered(conversation_id, openid, claimed=[], pending=True)
+        if in_order:
+            return Answered(conversation_id, openid, claimed=[], pending=True) if stored else None
         return Answered(conversation_id, openid, claimed=stored) if stored else None
 
     async def _end_form(self, sender_id: str) -> None:
@@ -329,10 +355,13 @@ class InboundProcessor:
         offered: list[BotReply] | None,
         *,
         claim: bool,
+        processed: bool | None = None,
     ) -> list[Outgoing] | None:
         """Step 3, with the options the bot offered remembered beside it."""
         stored, remembered = await asyncio.gather(
-            store_answers(self.runtime.db, inbound_id, conversation_id, shown, sender, claim=claim),
+            store_answers(
+                self.runtime.db, inbound_id, conversation_id, shown, sender, claim=claim, processed=processed
+            ),
             self._remember_choices(conversation_id, offered),
             return_exceptions=True,
         )

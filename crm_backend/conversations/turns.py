@@ -6,7 +6,10 @@ The request is stored as a turn in the patient's own queue (an `inbound_messages
 lock, in order with the patient's messages, and routed by route.decide. So it never interrupts:
 while staff hold the chat, consent is missing or a form (a booking) is open, it waits and is tried
 again after the patient's next message or the sweeper's next pass. When it runs, Rasa is asked
-with `trigger_intent` and the answers are stored and sent like any bot answer.
+with `trigger_intent` and the answers are stored with the turn marked processed, pending rather
+than claimed: they go out through the outbox's in-order delivery (under the conversation's lock,
+by message id), so what the domain stored for the patient before starting the dialogue (a
+complaint's answer, then the question about it) always reaches them first.
 
 Outside WeChat's customer-service window (48 hours after the patient's last message, at most
 five messages in it) a customer-service message would be refused (45015/45047): the domain's

@@ -21,7 +21,11 @@ def subscribe(runtime: Runtime) -> None:
         except ValueError:
             priority = Priority.NORMAL
         await escalations.escalate(
-            event.conversation_id, reason=event.reason[:255] or "bot", priority=priority, team=event.team
+            event.conversation_id,
+            reason=event.reason[:255] or "bot",
+            priority=priority,
+            team=event.team,
+            summary=event.summary,
         )
 
     async def patient_message(event: PatientMessageForStaff) -> None:

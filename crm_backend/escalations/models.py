@@ -46,6 +46,9 @@ class Escalation(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
     reason: Mapped[str] = mapped_column(String(255))
+    #: What the patient said that raised it, for staff to read first (a safety risk in a complaint
+    #: the patient may never confirm); later words for the same open escalation are added below.
+    summary: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[Priority] = mapped_column(String(16), default=Priority.NORMAL)
     #: Denormalised from priority so the queue sorts in the database.
     priority_rank: Mapped[int] = mapped_column(default=2)

@@ -64,6 +64,8 @@ WINDOW_REFUSALS = {
 }
 #: Rough handling time per chat, for the wait estimate the patient sees.
 MINUTES_PER_CHAT = 4
+#: The longest addition to an escalation's summary (a complaint's part is at most 2000).
+SUMMARY_CHARS = 2000
 #: How long one staff send may hold WeChat's window for its identity.
 WINDOW_LOCK_SECONDS = 30
 
@@ -109,6 +111,14 @@ async def get_or_create_team(session: AsyncSession, key_or_name: str) -> Team:
     return team
 
 
+def summary_with(summary: str | None, more: str | None) -> str | None:
+    """An escalation's summary with more of the patient's words below it (said once only)."""
+    more = (more or "").strip()[:SUMMARY_CHARS]
+    if not more or (summary and more in summary):
+        return summary
+    return f"{summary}\n{more}" if summary else more
+
+
 def sender_id(identity: WeChatIdentity) -> str:
     """The Rasa sender id of a WeChat identity (as the processing pipeline uses it)."""
     return rasa_sender(identity.app_id, identity.openid)
@@ -130,8 +140,10 @@ class Escalations:
         reason: str,
         priority: Priority = Priority.NORMAL,
         team: str = "service",
+        summary: str | None = None,
     ) -> Escalation:
-        """Hand the conversation to people; idempotent while an escalation is open."""
+        """Hand the conversation to people; idempotent while an escalation is open (a new `summary`
+        is added to its own)."""
         now = self.runtime.clock()
         async with self.runtime.db.sessions() as session:
             conversation = await session.get(Conversation, conversation_id)
@@ -144,12 +156,16 @@ class Escalations:
                 raised = Priority(priority).rank < existing.priority_rank
                 if raised:
                     self._raise_priority(existing, Priority(priority))
+                told = summary_with(existing.summary, summary)
+                changed = raised or told != existing.summary
+                if changed:
+                    existing.summary = told
                     await session.commit()
                 # A retry after a crash may find the escalation but not yet the tracker paused.
                 identity = await session.get(WeChatIdentity, conversation.identity_id)
                 if identity is not None:
                     await self._set_bot_paused(identity, paused=True)
-                if raised:
+                if changed:
                     await self.publish_escalation("escalation.updated", existing.id)
                 return existing
             target = await get_or_create_team(session, team)
@@ -157,6 +173,7 @@ class Escalations:
                 conversation_id=conversation_id,
                 team_id=target.id,
                 reason=reason,
+                summary=summary_with(None, summary),
                 priority=Priority(priority),
                 priority_rank=Priority(priority).rank,
                 created_at=now,

@@ -53,6 +53,8 @@ class QueueItemRead(BaseModel):
     conversation_id: int
     patient: PatientRef
     reason: str
+    #: What the patient said that raised it (a safety risk in a complaint), when the bot passed it on.
+    summary: str | None = None
     priority: Priority
     team: TeamRef
     status: EscalationStatus
@@ -182,6 +184,7 @@ async def queue_item(
             id=conversation.patient_id, label=await patient_label(session, conversation.patient_id)
         ),
         reason=escalation.reason,
+        summary=escalation.summary,
         priority=escalation.priority,
         team=TeamRef(id=escalation.team_id, name=team.name if team else "?"),
         status=escalation.status,

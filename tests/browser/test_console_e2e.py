@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from crm_backend.database.core import Database
 from tests.browser.conftest import PageProblems
@@ -35,6 +35,17 @@ async def _log_in(page: Page, stack: Stack) -> None:
     await expect(page.locator("#me-role")).to_contain_text("管理员")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "open", timeout=LIVE)
     await expect(page.locator("#queue-list[data-loaded-at]")).to_have_count(1)
+
+
+async def _said_and_queued(stack: Stack, db: Database, page: Page, text: str) -> tuple[list[str], Locator]:
+    """A new patient says `text` while the console is open; their answers and the queue item the
+    chat became, once it is visible."""
+    openid = await stack.consented_patient()
+    await _log_in(page, stack)
+    answers = await stack.converse(openid, text)
+    item = page.locator(f".qitem[data-conversation-id='{await _conversation_id(db, openid)}']")
+    await expect(item).to_be_visible(timeout=LIVE)
+    return answers, item
 
 
 async def test_escalation_appears_live_is_answered_noted_and_resolved(
@@ -118,14 +129,9 @@ async def test_escalation_appears_live_is_answered_noted_and_resolved(
 async def test_an_emergency_appears_urgent_with_its_red_flags_and_triage_decision(
     stack: Stack, db: Database, page: Page, page_problems: PageProblems
 ) -> None:
-    openid = await stack.consented_patient()
-    await _log_in(page, stack)
     emergency = "我爸胸口疼得厉害还出冷汗"
-    answers = await stack.converse(openid, emergency)
+    answers, item = await _said_and_queued(stack, db, page, emergency)
     assert answers[0].startswith("这可能是急症，请立即拨打120"), answers
-
-    item = page.locator(f".qitem[data-conversation-id='{await _conversation_id(db, openid)}']")
-    await expect(item).to_be_visible(timeout=LIVE)
     await expect(item.locator(".qitem-reason")).to_have_text("危急征象：已建议拨打120")
     await expect(item.locator(".badge")).to_have_text("紧急")
     await item.click()
@@ -135,6 +141,23 @@ async def test_an_emergency_appears_urgent_with_its_red_flags_and_triage_decisio
     decision = page.locator("#conv-triage .triage-line.emergency")
     await expect(decision).to_have_count(1)
     await expect(decision).to_contain_text("急症 · 胸痛伴出汗、气短或放射到手臂/下巴 · 规则 ")
+
+    assert page_problems.errors == []
+    assert await page_problems.csp_violations(page) == []
+
+
+async def test_a_safety_risk_in_a_complaint_shows_the_patients_words_on_the_queue_and_the_chat(
+    stack: Stack, db: Database, page: Page, page_problems: PageProblems
+) -> None:
+    """Told before anything was confirmed, so no case holds the words yet: the escalation does."""
+    answers, item = await _said_and_queued(stack, db, page, "我要投诉，护士给我爸发错药了，吃了才发现")
+    assert "涉及患者安全" in "\n".join(answers), answers
+    await expect(item.locator(".badge")).to_have_text("紧急")
+    await expect(item.locator(".qitem-summary")).to_contain_text("护士给我爸发错药了")
+    await item.click()
+    await expect(page.locator("#conv-reason .summary")).to_have_text(
+        "患者原话：我要投诉，护士给我爸发错药了，吃了才发现"
+    )
 
     assert page_problems.errors == []
     assert await page_problems.csp_violations(page) == []

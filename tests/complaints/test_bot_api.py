@@ -4,6 +4,7 @@ the escalation the bot raises, and another account's case as unknown as a wrong 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -115,7 +116,12 @@ async def test_a_safety_risk_is_marked_escalated_and_the_escalation_handed_to_th
         await bot.post("/internal/bot/complaints", params=await _sender(runtime, who), json=record)
     ).json()
     assert body["safety_risk"] is True
-    assert body["escalate"] == {"reason": "complaint_safety", "priority": "urgent", "team": "complaints"}
+    assert body["escalate"] == {
+        "reason": "complaint_safety",
+        "priority": "urgent",
+        "team": "complaints",
+        "summary": f"{body['case_number']}：护士给我妈发错药了",
+    }
     case, entries = await _case(runtime, body["case_number"])
     assert case.safety_escalated_at is not None and case.category == "safety"
     assert [entry.kind for entry in entries] == [TimelineKind.registered, TimelineKind.escalated]
@@ -145,8 +151,77 @@ async def test_another_accounts_case_is_unknown_and_an_open_case_takes_additions
     added = await bot.post(
         f"/internal/bot/complaints/{number}/additions", params=mine, json={"text": "还有收据"}
     )
-    assert added.json() == {"case_number": number, "media": 0}
+    assert added.json() == {"case_number": number, "media": 0, "escalate": None}
     not_answered = await bot.post(
         f"/internal/bot/complaints/{number}/outcome", params=mine, json={"accepts": True, "satisfaction": 5}
     )
     assert not_answered.status_code == 409
+
+
+async def test_a_part_of_an_intake_with_a_safety_risk_is_answered_with_its_escalation_at_once(
+    bot: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    sender = await _sender(runtime, await complainant(runtime))
+    risky = await bot.post(
+        "/internal/bot/complaints/screen", params=sender, json={"text": "我爸半夜摔倒了，按铃半小时没人来"}
+    )
+    assert risky.status_code == 200, risky.text
+    body = risky.json()
+    assert body["risks"] and body["escalate"] == {
+        "reason": "complaint_safety",
+        "priority": "urgent",
+        "team": "complaints",
+        "summary": "我爸半夜摔倒了，按铃半小时没人来",
+    }
+    calm = await bot.post("/internal/bot/complaints/screen", params=sender, json={"text": "排队太久了"})
+    assert calm.json() == {"risks": [], "escalate": None}
+
+
+async def test_a_safety_risk_in_words_added_to_an_open_case_is_escalated_with_them(
+    bot: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    mine = await _sender(runtime, await complainant(runtime))
+    number = (await bot.post("/internal/bot/complaints", params=mine, json=RECORD)).json()["case_number"]
+    added = "还有，护士给我孩子输错液了"
+    body = (
+        await bot.post(f"/internal/bot/complaints/{number}/additions", params=mine, json={"text": added})
+    ).json()
+    assert body["escalate"] == {
+        "reason": "complaint_safety",
+        "priority": "urgent",
+        "team": "complaints",
+        "summary": f"{number}：{added}",
+    }
+    case, entries = await _case(runtime, number)
+    assert case.safety_risk and case.safety_escalated_at is not None and case.category == "safety"
+    assert entries[-1].kind == TimelineKind.escalated and entries[-1].data
+    assert entries[-1].data["words"] == added
+
+
+async def test_a_registration_sent_again_with_its_intake_key_answers_the_same_case(
+    bot: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The action server gave up after its timeout while the case committed; the patient's next 确认
+    sends the same intake again: one case, the same number (and its escalation again, owed)."""
+    who = await complainant(runtime)
+    mine = await _sender(runtime, who)
+    record = {**RECORD, "what": "护士给我妈发错药了", "intake_key": f"{mine['sender']}:m-1"}
+    # Two at the same moment (a retry racing the first), then one more.
+    both = await asyncio.gather(
+        *(bot.post("/internal/bot/complaints", params=mine, json=record) for _ in "ab")
+    )
+    first, second = (answer.json() for answer in both)
+    again = (await bot.post("/internal/bot/complaints", params=mine, json=record)).json()
+    assert first == second == again
+    async with runtime.db.sessions() as session:
+        numbers = await session.scalars(
+            select(Complaint.case_number).where(Complaint.patient_id == who.patient_id)
+        )
+        assert list(numbers) == [first["case_number"]]
+    _, entries = await _case(runtime, first["case_number"])
+    assert [entry.kind for entry in entries] == [TimelineKind.registered, TimelineKind.escalated]
+    # Another intake of the same patient is another case.
+    other = {**RECORD, "intake_key": f"{mine['sender']}:m-2"}
+    assert (await bot.post("/internal/bot/complaints", params=mine, json=other)).json()[
+        "case_number"
+    ] != first["case_number"]

@@ -1,8 +1,9 @@
 """Complaints and praise in chat through the real stack (webhook, worker, Rasa, action server, bot
 API; WeChat is the sandbox): a complaint about waiting taken down, corrected and confirmed with a
-case number and a working-day deadline, a photo sent meanwhile attached; praise; a safety complaint
-escalated at once, urgent; the status of one's cases and a photo added to an open one; and the
-patient's reply to the hospital's answer (accepted and rated; not accepted, reopened)."""
+case number and a working-day deadline, a photo sent meanwhile attached; praise; a safety risk
+escalated at once, urgent, with the patient's words, before anything is confirmed; the status of
+one's cases and a photo added to an open one; and the patient's reply to the hospital's answer
+(accepted and rated; not accepted, reopened)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ from crm_backend.complaints.models import CaseStatus, Complaint, ComplaintTimeli
 from crm_backend.complaints.replies import write_to_patient
 from crm_backend.complaints.service import ComplaintIntake, register_case, transition
 from crm_backend.config import HOSPITAL_TZ
-from crm_backend.conversations.models import Conversation, Message
+from crm_backend.conversations.models import (
+    Conversation,
+    DeliveryStatus,
+    InboundMessage,
+    InboundStatus,
+    Message,
+)
 from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.service import rasa_sender
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Staff
 from tests.e2e.test_followup_checkin import _escalations
@@ -114,6 +122,9 @@ async def test_a_complaint_about_waiting_is_read_back_corrected_confirmed_and_nu
     assert f"5个工作日内（{due.month}月{due.day}日前）" in registered
     assert "1张图片" in registered
     assert (case.kind, case.status, case.safety_risk) == ("complaint", "registered", False)
+    # The bot keyed the registration by this intake: 确认 sent again would find this case.
+    identity = await _identity(crm, openid)
+    assert case.intake_key and case.intake_key.startswith(rasa_sender(identity.app_id, openid) + ":")
     assert case.when_text == "前天上午" and case.who is None and case.wish == "希望给个解释，改进叫号"
     today = case.registered_at.astimezone(HOSPITAL_TZ).date()
     assert case.when_date == today - timedelta(days=2)
@@ -142,24 +153,55 @@ async def test_praise_is_taken_down_without_asking_what_should_be_done(stack: St
     assert case.what == "我想表扬心内科的王医生，对我妈特别耐心"
 
 
-async def test_a_safety_complaint_is_escalated_at_once_urgent_to_the_complaints_office(
+async def _safety_escalation(crm: Runtime, openid: str) -> str:
+    """The one escalation of this chat is the complaints office's urgent safety one: its words."""
+    [(escalation, team)] = await _escalations(crm, openid)
+    assert (escalation.reason, escalation.priority, team) == ("complaint_safety", "urgent", "投诉办公室")
+    assert escalation.summary is not None
+    return escalation.summary
+
+
+async def test_a_safety_risk_in_the_first_message_goes_to_staff_at_once_with_the_patients_words(
     stack: Stack, crm: Runtime
 ) -> None:
     openid = await stack.consented_patient()
-    opening = await stack.converse(openid, "我要投诉，护士给我爸发错药了，吃了才发现")
-    assert WHEN_QUESTION in opening[-1], opening  # the first message told what happened
-    await stack.converse(openid, "今天早上")
-    await stack.converse(openid, "住院部5楼心内科")
-    await stack.converse(openid, "不知道名字")
-    assert READBACK in (await stack.converse(openid, "希望查清楚，给个说法"))[-1]
-    answer = "\n".join(await stack.converse(openid, "确认"))
-    [case] = await _cases(crm, openid)
-    assert case.case_number in answer and "涉及患者安全" in answer, answer
-    assert case.safety_risk and case.safety_escalated_at is not None and case.category == "safety"
-    assert case.where_ward == "5楼"
-    [(escalation, team)] = await _escalations(crm, openid)
-    assert (escalation.reason, escalation.priority, team) == ("complaint_safety", "urgent", "投诉办公室")
-    assert escalation.created_at - case.registered_at < timedelta(seconds=30)
+    opening = "\n".join(await stack.converse(openid, "我要投诉，护士给我爸发错药了，吃了才发现"))
+    # Nothing confirmed, nothing more asked: staff have it now, the patient's words on it.
+    assert "涉及患者安全" in opening and WHEN_QUESTION not in opening, opening
+    assert "护士给我爸发错药了" in await _safety_escalation(crm, openid)
+    assert await _cases(crm, openid) == []
+    # The patient gives up: the escalation stays, and staff read it (no bot intake any more).
+    await stack.post(stack.build("text", openid, content="算了"))
+    marked = await send_marker_and_wait(stack, openid)
+    assert READBACK not in "\n".join(marked.answers) and WHEN_QUESTION not in "\n".join(marked.answers)
+    assert "护士给我爸发错药了" in await _safety_escalation(crm, openid)
+
+
+async def test_a_safety_risk_told_midway_goes_to_staff_before_any_confirmation(
+    stack: Stack, crm: Runtime
+) -> None:
+    openid = await stack.consented_patient()
+    await stack.converse(openid, "我要投诉")
+    await stack.converse(openid, "病房护工态度很差")
+    assert WHERE_QUESTION in (await stack.converse(openid, "昨天晚上"))[-1]
+    told = "\n".join(await stack.converse(openid, "住院部5楼，我妈半夜摔倒了按铃半小时都没人来"))
+    assert "涉及患者安全" in told and WHO_QUESTION not in told, told
+    assert "我妈半夜摔倒了" in await _safety_escalation(crm, openid)
+    assert await _cases(crm, openid) == []
+
+
+async def test_a_safety_risk_added_to_an_open_case_goes_to_staff_at_once_with_the_words(
+    stack: Stack, crm: Runtime
+) -> None:
+    openid = await stack.consented_patient()
+    case = await _registered(crm, openid, "护工说话很不客气")
+    assert case.case_number in (await stack.converse(openid, "我想补充一下投诉的内容"))[-1]
+    added = "\n".join(await stack.converse(openid, "还有，那天护士给我孩子输错液了"))
+    assert f"加到{case.case_number}" in added and "涉及患者安全" in added, added
+    assert "护士给我孩子输错液了" in await _safety_escalation(crm, openid)
+    async with crm.db.sessions() as session:
+        row = await session.get(Complaint, case.id)
+        assert row is not None and row.safety_risk and row.safety_escalated_at is not None
 
 
 async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: Stack, crm: Runtime) -> None:
@@ -184,11 +226,9 @@ async def test_the_status_of_ones_cases_and_a_photo_added_to_an_open_one(stack: 
         assert image is not None and image.msg_type == "image"
 
 
-async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
-    """A registered case answered by the office as the console answers it (the answer sent in the
-    chat, then the outcome dialogue started); returns once the patient was asked whether they accept."""
-    case = await _registered(crm, openid, "护工对我奶奶说话很粗鲁")
-    answer = "经核实，已对该护工进行批评教育并调整岗位。"
+async def _record_answer(crm: Runtime, case: Complaint, answer: str) -> int:
+    """The office's answer recorded on the case (state answered) as the console records it; the
+    admin's staff id."""
     async with crm.db.sessions() as session:
         row = await session.get(Complaint, case.id)
         staff_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
@@ -196,6 +236,15 @@ async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
         await transition(session, row, CaseStatus.answered, ADMIN_USERNAME, staff_id=staff_id)
         row.answer = answer
         await session.commit()
+        return staff_id
+
+
+async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
+    """A registered case answered by the office as the console answers it (the answer sent in the
+    chat, then the outcome dialogue started); returns once the patient was asked whether they accept."""
+    case = await _registered(crm, openid, "护工对我奶奶说话很粗鲁")
+    answer = "经核实，已对该护工进行批评教育并调整岗位。"
+    staff_id = await _record_answer(crm, case, answer)
     before = len(stack.wechat.texts(openid))
     delivery = await write_to_patient(
         crm, case.id, answer, staff_id=staff_id, actor=ADMIN_USERNAME, answer=True
@@ -206,6 +255,53 @@ async def _answered(stack: Stack, crm: Runtime, openid: str) -> Complaint:
     assert any(f"编号 {case.case_number}）" in text and "已经给您答复" in text for text in texts), texts
     assert "是否接受这个处理结果" in texts[-1], texts
     return case
+
+
+async def _outcome_turn_answered(crm: Runtime, case_number: str, timeout: float = 40) -> list[Message]:
+    """The outcome dialogue's turn is processed and none of its answers is still being sent: they
+    went out (sent) or wait their turn (pending). Returns them."""
+    key = f"dialogue:complaints:outcome:{case_number}:0"
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with crm.db.sessions() as session:
+            turn = await session.scalar(select(InboundMessage).where(InboundMessage.dedupe_key == key))
+            if turn is not None and turn.status == InboundStatus.PROCESSED:
+                rows = list(
+                    await session.scalars(select(Message).where(Message.reply_to_inbound_id == turn.id))
+                )
+                if rows and all(row.delivery_status != DeliveryStatus.SENDING for row in rows):
+                    return rows
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"the outcome dialogue of {case_number} did not run"
+        )
+        await asyncio.sleep(0.1)
+
+
+async def test_the_answer_reaches_the_patient_before_the_question_about_it(
+    stack: Stack, crm: Runtime
+) -> None:
+    """The outbox is slow to send the answer (another delivery holds the chat, as the outbound
+    consumer does while it retries WeChat); the outcome dialogue runs meanwhile, and its question
+    waits behind the answer instead of overtaking it."""
+    openid = await stack.consented_patient()
+    case = await _registered(crm, openid, "收费处态度很差，还多收了钱")
+    answer = "经核实，多收的费用已原路退回，并对收费员进行了批评教育。"
+    staff_id = await _record_answer(crm, case, answer)
+    before = len(await asyncio.to_thread(stack.wechat.texts, openid))
+    lock = crm.redis.lock(crm.settings.key("lock", "deliver", case.conversation_id), timeout=60)
+    assert await lock.acquire()
+    try:
+        delivery = await write_to_patient(
+            crm, case.id, answer, staff_id=staff_id, actor=ADMIN_USERNAME, answer=True
+        )
+        assert delivery == "chat"
+        await _outcome_turn_answered(crm, case.case_number)
+    finally:
+        await lock.release()
+    texts = (await stack.wait_answers(openid, before + 3))[before:]
+    answer_at = next(i for i, text in enumerate(texts) if answer in text)
+    question_at = next(i for i, text in enumerate(texts) if "是否接受这个处理结果" in text)
+    assert answer_at < question_at, texts
 
 
 async def _case(crm: Runtime, case_id: int) -> Complaint:

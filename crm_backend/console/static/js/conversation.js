@@ -97,6 +97,11 @@ function renderConversationHeader() {
       el("span", "label", "· " + formatTime(esc.created_at) + " 转入"),
     );
     banner.title = "转人工原因：" + reasonText(esc.reason); // full text on hover when it is cut short
+    if (esc.summary) {
+      // What the patient said that raised it (a safety risk in a complaint nobody confirmed yet).
+      banner.append(el("div", "summary", "患者原话：" + esc.summary));
+      banner.title += "\n患者原话：" + esc.summary;
+    }
   }
 }
 

@@ -180,6 +180,7 @@ export function renderQueueItem(item) {
   }
   node.append(top);
   node.append(el("div", "qitem-reason", reasonText(item.reason)));
+  if (item.summary) node.append(el("div", "qitem-summary", item.summary));
   node.append(labelChips(item.labels));
 
   const meta = el("div", "qitem-meta");

@@ -74,9 +74,10 @@ CRM_DOWN = (
 )
 REFUSED = "抱歉，这次登记没有成功。请回复“人工”，由工作人员为您登记。"
 SAFETY_NOW = (
-    "您说的情况可能涉及患者安全，我已立即转交投诉办公室，工作人员会尽快联系您，并帮您把这件投诉登记下来。"
+    "您说的情况可能涉及患者安全，我已立即转交投诉办公室，工作人员会尽快联系您，并帮您把这件投诉登记完整。"
     "如果现在仍有危险，请马上告诉身边的医护人员。"
 )
+SAFETY_RECORDED = "您反映的情况已先行登记，编号 {case_number}。"
 
 
 def text_of(tracker: Tracker) -> str:
@@ -239,14 +240,16 @@ class ValidateComplaintForm(Action):
         once (urgent, with the patient's words), confirmed or not; the intake ends there and staff
         take the complaint down. With the CRM away the intake goes on (registration reads it too)."""
         try:
-            answer = await CRM(tracker.sender_id).complaint_screen(text)
+            answer = await CRM(tracker.sender_id).complaint_screen(text, intake_key(tracker))
         except CRMUnavailable:
             log.exception("complaint safety screen: CRM unavailable")
             return False
         escalation = answer.body.get("escalate") if answer.ok else None
         if not (isinstance(escalation, dict) and escalation.get("reason")):
             return False
-        dispatcher.utter_message(text=SAFETY_NOW)
+        case_number = answer.body.get("case_number")
+        said = SAFETY_RECORDED.format(case_number=case_number) + SAFETY_NOW if case_number else SAFETY_NOW
+        dispatcher.utter_message(text=said)
         dispatcher.utter_message(json_message={"escalate": escalation})
         return True
 

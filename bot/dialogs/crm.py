@@ -171,9 +171,11 @@ class CRM:
         """An intake starts: the CRM's mark after which the patient's images belong to it."""
         return await self._call("POST", "/complaints/intake")
 
-    async def complaint_screen(self, text: str) -> Answer:
-        """A part of an intake read for safety risks at once; a risk comes with its escalation."""
-        return await self._call("POST", "/complaints/screen", {"text": text[:COMPLAINT_TEXT_CHARS]})
+    async def complaint_screen(self, text: str, intake_key: str | None) -> Answer:
+        """A part of an intake read for safety risks at once; a risk is recorded as the intake's
+        case and comes with its escalation."""
+        body = {"text": text[:COMPLAINT_TEXT_CHARS], "intake_key": intake_key}
+        return await self._call("POST", "/complaints/screen", body)
 
     async def complaint_register(self, record: dict[str, Any]) -> Answer:
         """The confirmed record: the CRM registers the case and answers its number and deadline."""

@@ -105,12 +105,16 @@ class ScreenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    #: The intake's key (as for registration): a risk is recorded as that intake's case, once.
+    intake_key: IntakeKey | None = None
 
 
 class ScreenRead(BaseModel):
     #: The risks found (safety_risks.yml ids) and the escalation the bot raises at once for them.
     risks: list[str]
     escalate: EscalationRead | None = None
+    #: The case the risk was recorded as (the patient's words so far; staff complete it).
+    case_number: str | None = None
 
 
 class RegisteredRead(BaseModel):
@@ -266,14 +270,36 @@ async def start_intake(session: DbSession, identity: SenderIdentity) -> MediaMar
 
 
 @router.post("/screen", response_model=ScreenRead)
-async def screen(body: ScreenBody) -> ScreenRead:
+async def screen(
+    body: ScreenBody, request: Request, session: DbSession, identity: SenderIdentity
+) -> ScreenRead:
     """A part of an intake, read for safety risks as soon as the patient gave it: a risk is
-    escalated at once with their words, whether or not they ever confirm the record."""
+    recorded as a case with their words and escalated at once, whether or not they ever confirm
+    the record (staff take the rest of the complaint down)."""
     found = safety.assess(body.text)
     if not found.safety_risk:
         return ScreenRead(risks=[])
-    log.info("complaint intake: safety risks %s before registration (phrases %s)", found.risks, found.version)
-    return ScreenRead(risks=list(found.risks), escalate=_safety_escalation(safety_summary(body.text)))
+    now = runtime_of(request).clock()
+    intake = ComplaintIntake(what=body.text, safety_risk=True, intake_key=body.intake_key)
+    conversation_id = await _conversation_id(session, identity)
+    try:
+        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
+    except ComplaintError as error:
+        await session.rollback()
+        raise _refused(error) from error
+    escalate = await _escalation_owed(session, complaint, conversation_id, now)
+    await session.commit()
+    log.info(
+        "complaint intake: safety risks %s recorded as %s before confirmation (phrases %s)",
+        found.risks,
+        complaint.case_number,
+        found.version,
+    )
+    return ScreenRead(
+        risks=list(found.risks),
+        escalate=escalate or _safety_escalation(safety_summary(body.text, complaint.case_number)),
+        case_number=complaint.case_number,
+    )
 
 
 @router.post("", response_model=RegisteredRead)

@@ -167,14 +167,28 @@ async def test_a_part_of_an_intake_with_a_safety_risk_is_answered_with_its_escal
     )
     assert risky.status_code == 200, risky.text
     body = risky.json()
+    number = body["case_number"]
+    assert number and number.startswith("TS-")
     assert body["risks"] and body["escalate"] == {
         "reason": "complaint_safety",
         "priority": "urgent",
         "team": "complaints",
-        "summary": "我爸半夜摔倒了，按铃半小时没人来",
+        "summary": f"{number}：我爸半夜摔倒了，按铃半小时没人来",
     }
+    # Recorded as well as escalated, once per intake: the same part sent again finds the case.
+    again = await bot.post(
+        "/internal/bot/complaints/screen",
+        params=sender,
+        json={"text": "我爸半夜摔倒了，按铃半小时没人来", "intake_key": "k-1"},
+    )
+    repeated = await bot.post(
+        "/internal/bot/complaints/screen",
+        params=sender,
+        json={"text": "我爸半夜摔倒了，按铃半小时没人来", "intake_key": "k-1"},
+    )
+    assert again.json()["case_number"] == repeated.json()["case_number"] != number
     calm = await bot.post("/internal/bot/complaints/screen", params=sender, json={"text": "排队太久了"})
-    assert calm.json() == {"risks": [], "escalate": None}
+    assert calm.json() == {"risks": [], "escalate": None, "case_number": None}
 
 
 async def test_a_safety_risk_in_words_added_to_an_open_case_is_escalated_with_them(

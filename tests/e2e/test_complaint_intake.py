@@ -169,7 +169,9 @@ async def test_a_safety_risk_in_the_first_message_goes_to_staff_at_once_with_the
     # Nothing confirmed, nothing more asked: staff have it now, the patient's words on it.
     assert "涉及患者安全" in opening and WHEN_QUESTION not in opening, opening
     assert "护士给我爸发错药了" in await _safety_escalation(crm, openid)
-    assert await _cases(crm, openid) == []
+    # Recorded as well as escalated: a case with the words so far, for staff to complete.
+    [case] = await _cases(crm, openid)
+    assert case.case_number in opening and case.safety_risk and "护士给我爸发错药了" in case.what
     # The patient gives up: the escalation stays, and staff read it (no bot intake any more).
     await stack.post(stack.build("text", openid, content="算了"))
     marked = await send_marker_and_wait(stack, openid)
@@ -187,7 +189,8 @@ async def test_a_safety_risk_told_midway_goes_to_staff_before_any_confirmation(
     told = "\n".join(await stack.converse(openid, "住院部5楼，我妈半夜摔倒了按铃半小时都没人来"))
     assert "涉及患者安全" in told and WHO_QUESTION not in told, told
     assert "我妈半夜摔倒了" in await _safety_escalation(crm, openid)
-    assert await _cases(crm, openid) == []
+    [case] = await _cases(crm, openid)
+    assert case.case_number in told and case.safety_risk and "我妈半夜摔倒了" in case.what
 
 
 async def test_a_safety_risk_added_to_an_open_case_goes_to_staff_at_once_with_the_words(

@@ -260,6 +260,22 @@ def _refused(error: ComplaintError) -> HTTPException:
     return HTTPException(error.status_code, str(error))
 
 
+async def _register_from_chat(
+    session: AsyncSession, identity: WeChatIdentity, intake: ComplaintIntake, now: datetime
+) -> tuple[Complaint, EscalationRead | None]:
+    """Register (or find, by the intake's key) the sender's case and commit, with the escalation
+    the bot raises for a safety risk."""
+    conversation_id = await _conversation_id(session, identity)
+    try:
+        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
+    except ComplaintError as error:
+        await session.rollback()
+        raise _refused(error) from error
+    escalate = await _escalation_owed(session, complaint, conversation_id, now)
+    await session.commit()
+    return complaint, escalate
+
+
 # -- the endpoints ----------------------------------------------------------------------------------
 
 
@@ -281,14 +297,7 @@ async def screen(
         return ScreenRead(risks=[])
     now = runtime_of(request).clock()
     intake = ComplaintIntake(what=body.text, safety_risk=True, intake_key=body.intake_key)
-    conversation_id = await _conversation_id(session, identity)
-    try:
-        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
-    except ComplaintError as error:
-        await session.rollback()
-        raise _refused(error) from error
-    escalate = await _escalation_owed(session, complaint, conversation_id, now)
-    await session.commit()
+    complaint, escalate = await _register_from_chat(session, identity, intake, now)
     log.info(
         "complaint intake: safety risks %s recorded as %s before confirmation (phrases %s)",
         found.risks,
@@ -311,14 +320,7 @@ async def register(
     now = runtime_of(request).clock()
     media = await images_after(session, identity, body.media_after)
     intake = await intake_of(session, body, media, now)
-    conversation_id = await _conversation_id(session, identity)
-    try:
-        complaint = await register_case(session, identity.patient_id, conversation_id, intake, BOT, now=now)
-    except ComplaintError as error:
-        await session.rollback()
-        raise _refused(error) from error
-    escalate = await _escalation_owed(session, complaint, conversation_id, now)
-    await session.commit()
+    complaint, escalate = await _register_from_chat(session, identity, intake, now)
     log.info("case %s registered from chat (%d images)", complaint.case_number, len(media))
     return RegisteredRead(
         case_number=complaint.case_number,

@@ -24,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs import complaints_reading as reading
-from dialogs.crm import CRM, CRMUnavailable
+from dialogs.crm import COMPLAINT_TEXT_CHARS, COMPLAINT_WHAT_CHARS, CRM, CRMUnavailable
 from dialogs.handoff import request_for
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ STOPPED = "好的，已取消这次登记，没有提交任何内容。如需再
 CRM_DOWN = (
     "抱歉，系统暂时无法登记，您的内容还没有提交。请稍后回复“确认”再试，或回复“人工”由工作人员为您登记。"
 )
-REFUSED = "抱歉，这次登记没有成功。请回复“人工”，由工作人员为您登记。"
+REFUSED = "抱歉，这次登记没有成功。我已把您说的内容转给投诉办公室的工作人员，他们会为您登记并联系您。"
 SAFETY_NOW = (
     "您说的情况可能涉及患者安全，我已立即转交投诉办公室，工作人员会尽快联系您，并帮您把这件投诉登记完整。"
     "如果现在仍有危险，请马上告诉身边的医护人员。"
@@ -215,13 +215,13 @@ class ValidateComplaintForm(Action):
         if slots[CONFIRMED] is not None:
             return [SlotSet("requested_slot", None)]
         if requested is None:  # activation: the story in the first message, if it told one
-            if slots[WHAT] and await self._safety_risk(dispatcher, tracker, slots[WHAT]):
+            if slots[WHAT] and await self._safety_risk(dispatcher, tracker, slots[WHAT], slots):
                 return _ended("escalated")
             return _ask(next_part(slots))
         text = text_of(tracker)
         if not text:
             return _ask(requested)
-        if await self._safety_risk(dispatcher, tracker, text):
+        if await self._safety_risk(dispatcher, tracker, text, slots):
             return _ended("escalated")
         if reading.asks_for_person(text):
             dispatcher.utter_message(json_message=request_for(f"投诉 {text}", booking=False))
@@ -235,12 +235,20 @@ class ValidateComplaintForm(Action):
         slots[requested] = value
         return [SlotSet(requested, value), *_ask(next_part(slots))]
 
-    async def _safety_risk(self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> bool:
+    async def _safety_risk(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, slots: dict[str, Any]
+    ) -> bool:
         """Every message of the intake is read for a safety risk as it comes: one goes to staff at
         once (urgent, with the patient's words), confirmed or not; the intake ends there and staff
         take the complaint down. With the CRM away the intake goes on (registration reads it too)."""
         try:
-            answer = await CRM(tracker.sender_id).complaint_screen(text, intake_key(tracker))
+            # What the patient said before this message goes with it: the case holds it all.
+            earlier = [
+                str(slots[part]) for part in (WHAT, WHEN, WHERE, WHO) if slots[part] and slots[part] != text
+            ]
+            answer = await CRM(tracker.sender_id).complaint_screen(
+                text, intake_key(tracker), "\n".join(earlier), slots[MEDIA_AFTER]
+            )
         except CRMUnavailable:
             log.exception("complaint safety screen: CRM unavailable")
             return False
@@ -277,11 +285,11 @@ class ValidateComplaintForm(Action):
     ) -> list[dict[str, Any]]:
         record = {
             "kind": kind,
-            "what": slots[WHAT] or "",
-            "when_text": slots[WHEN] or "",
-            "where_text": slots[WHERE] or "",
-            "who": slots[WHO] or "",
-            "wish": slots[WISH] or "",
+            "what": (slots[WHAT] or "")[:COMPLAINT_WHAT_CHARS],
+            "when_text": (slots[WHEN] or "")[:COMPLAINT_TEXT_CHARS],
+            "where_text": (slots[WHERE] or "")[:COMPLAINT_TEXT_CHARS],
+            "who": (slots[WHO] or "")[:COMPLAINT_TEXT_CHARS],
+            "wish": (slots[WISH] or "")[:COMPLAINT_TEXT_CHARS],
             "media_after": slots[MEDIA_AFTER],
             "intake_key": intake_key(tracker),
         }
@@ -293,9 +301,11 @@ class ValidateComplaintForm(Action):
             dispatcher.utter_message(text=CRM_DOWN)
             return _ask(CONFIRMED)
         if not answer.ok:
+            # Never dropped: the patient's words are in the chat, and staff take the chat over.
             log.error("complaint refused for %s: %s", tracker.sender_id, answer.body)
             dispatcher.utter_message(text=REFUSED)
-            return _ended("error")
+            dispatcher.utter_message(json_message=request_for(f"投诉 {record['what']}", booking=False))
+            return _ended("handoff")
         dispatcher.utter_message(text=registered_text(kind, answer.body))
         escalation = answer.body.get("escalate")
         if isinstance(escalation, dict) and escalation.get("reason"):

@@ -29,6 +29,8 @@ HOSPITAL_QUESTION_CHARS = 500
 FOLLOWUP_TEXT_CHARS = 1000
 #: The longest part of a complaint the bot API takes (crm_backend/complaints/bot_views.py).
 COMPLAINT_TEXT_CHARS = 2000
+#: What happened may be longer than the other parts (the CRM keeps up to this many characters).
+COMPLAINT_WHAT_CHARS = 4000
 
 
 class CRMUnavailable(Exception):
@@ -171,10 +173,17 @@ class CRM:
         """An intake starts: the CRM's mark after which the patient's images belong to it."""
         return await self._call("POST", "/complaints/intake")
 
-    async def complaint_screen(self, text: str, intake_key: str | None) -> Answer:
+    async def complaint_screen(
+        self, text: str, intake_key: str | None, earlier: str, media_after: int | None
+    ) -> Answer:
         """A part of an intake read for safety risks at once; a risk is recorded as the intake's
-        case and comes with its escalation."""
-        body = {"text": text[:COMPLAINT_TEXT_CHARS], "intake_key": intake_key}
+        case (with what was said before and the photos sent) and comes with its escalation."""
+        body = {
+            "text": text[:COMPLAINT_TEXT_CHARS],
+            "intake_key": intake_key,
+            "earlier": earlier[:COMPLAINT_TEXT_CHARS],
+            "media_after": media_after,
+        }
         return await self._call("POST", "/complaints/screen", body)
 
     async def complaint_register(self, record: dict[str, Any]) -> Answer:

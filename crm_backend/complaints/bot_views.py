@@ -79,7 +79,7 @@ class IntakeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: CaseKind = CaseKind.complaint
-    what: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    what: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
     when_text: Part = ""
     where_text: Part = ""
     who: Part = ""
@@ -107,6 +107,9 @@ class ScreenBody(BaseModel):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     #: The intake's key (as for registration): a risk is recorded as that intake's case, once.
     intake_key: IntakeKey | None = None
+    #: What the patient said earlier in this intake, and the mark after which their photos count.
+    earlier: Part = ""
+    media_after: int | None = Field(None, ge=0)
 
 
 class ScreenRead(BaseModel):
@@ -296,7 +299,9 @@ async def screen(
     if not found.safety_risk:
         return ScreenRead(risks=[])
     now = runtime_of(request).clock()
-    intake = ComplaintIntake(what=body.text, safety_risk=True, intake_key=body.intake_key)
+    words = f"{body.earlier}\n{body.text}" if body.earlier else body.text
+    media = await images_after(session, identity, body.media_after)
+    intake = ComplaintIntake(what=words, safety_risk=True, attachments=media, intake_key=body.intake_key)
     complaint, escalate = await _register_from_chat(session, identity, intake, now)
     log.info(
         "complaint intake: safety risks %s recorded as %s before confirmation (phrases %s)",

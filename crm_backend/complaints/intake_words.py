@@ -38,6 +38,14 @@ _MAX_WARD_CHARS = 64
 
 
 def _number(text: str) -> int:
+    """A day or month number in digits or Chinese numerals; 0 when it is not one ("十十")."""
+    try:
+        return _read_number(text)
+    except (KeyError, ValueError):
+        return 0
+
+
+def _read_number(text: str) -> int:
     if text.isdigit():
         return int(text)
     if text == "十":

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_backend.audit.refusals import AccessRefused
 from crm_backend.audit.service import record as audit
 from crm_backend.complaints.access import scope_of
 from crm_backend.complaints.report import ComplaintReport, complaint_report
@@ -38,7 +39,12 @@ async def _report(
 ) -> ComplaintReport:
     scope = await scope_of(session, staff)
     if not scope.office and not scope.departments:
-        raise HTTPException(403, "the complaints report is for the complaints office and department liaisons")
+        raise AccessRefused(
+            "the complaints report is for the complaints office and department liaisons",
+            action=f"complaint.report.{form}",
+            object_type="complaint_report",
+            object_id="all",
+        )
     now = runtime_of(request).clock()
     try:
         date_from, date_to = report_range(now, date_from, date_to, DEFAULT_DAYS)

@@ -38,7 +38,7 @@ from crm_backend.config import HOSPITAL_TZ, get_settings
 from crm_backend.conversations.events import EscalationRequested
 from crm_backend.conversations.models import Conversation
 from crm_backend.conversations.service import current_conversation
-from crm_backend.patients.models import WeChatIdentity
+from crm_backend.patients.models import PatientLink, WeChatIdentity
 from crm_backend.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ class InvalidTransition(ComplaintError):
         self.current = current
         self.wanted = wanted
         super().__init__(why or f"case {case_number} is {current.value}: it cannot become {wanted.value}")
+
+
+class WrongConversation(ComplaintError):
+    status_code = 422
 
 
 class ReplyNotExpected(ComplaintError):
@@ -210,6 +214,18 @@ def add_entry(
     return entry
 
 
+async def _speaks_for(session: AsyncSession, conversation: Conversation, patient_id: int) -> bool:
+    """The chat is the patient's own, or of a WeChat account that manages them (就诊人)."""
+    if conversation.patient_id == patient_id:
+        return True
+    link = await session.scalar(
+        select(PatientLink.identity_id).where(
+            PatientLink.identity_id == conversation.identity_id, PatientLink.patient_id == patient_id
+        )
+    )
+    return link is not None
+
+
 async def register_case(
     session: AsyncSession,
     patient_id: int,
@@ -235,6 +251,11 @@ async def register_case(
         conversation = await session.get(Conversation, conversation_id)
         if conversation is None:
             raise CaseNotFound(f"no conversation {conversation_id}")
+        if not await _speaks_for(session, conversation, patient_id):
+            # The answer and progress messages go to that chat: never to another family's.
+            raise WrongConversation(
+                f"conversation {conversation_id} is not the patient's own nor of an account managing them"
+            )
         identity_id = conversation.identity_id
     else:
         identity_id = await session.scalar(
@@ -625,8 +646,13 @@ async def record_outcome_reply(
         # Worked on again: a new deadline from today, flagged afresh.
         set_deadline(complaint, now)
         outcome = "reopened"
-    elif status in (CaseStatus.answered, CaseStatus.closed):
-        # Closed after the window (no reply in time), or a late disagreement: kept for the office.
+    elif status is CaseStatus.answered:
+        # A disagreement after the window, before the job closed the case: closed now (the job
+        # closes only cases without a reply), the disagreement on the timeline for the office.
+        await transition(session, complaint, CaseStatus.closed, "patient", text=text, data=reply, now=now)
+        outcome = "kept"
+    elif status is CaseStatus.closed:
+        # Closed after the window (no reply in time): the late reply is kept for the office.
         add_entry(session, complaint, TimelineKind.patient_reply, "patient", at=now, text=text, data=reply)
         outcome = "kept"
     else:

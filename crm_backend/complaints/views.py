@@ -87,9 +87,9 @@ async def _case(
     return complaint, scope
 
 
-def _office_only(scope: CaseScope) -> None:
+def _office_only(scope: CaseScope, complaint: Complaint, action: str) -> None:
     if not scope.office:
-        raise HTTPException(403, "only the complaints office may do this")
+        raise refuse(complaint, action, "only the complaints office may do this")
 
 
 async def _audit(
@@ -250,7 +250,7 @@ async def assign(
 ) -> CaseDetailRead:
     """To a department (and one of its liaisons); again to move it. Office only."""
     complaint, scope = await _case(session, staff, case_number, "complaint.assign", lock=True)
-    _office_only(scope)
+    _office_only(scope, complaint, "complaint.assign")
     department = await session.get(Department, body.department_id)
     if department is None:
         raise HTTPException(422, "no such department")
@@ -299,7 +299,7 @@ async def move(
     complaint, scope = await _case(session, staff, case_number, "complaint.transition", lock=True)
     wanted = CaseStatus(body.to)
     if not scope.office and not (scope.liaison_of(complaint) and wanted is CaseStatus.investigating):
-        raise HTTPException(403, "only the complaints office may do this")
+        raise refuse(complaint, "complaint.transition", "only the complaints office may do this")
     await _move(session, staff, request, complaint, wanted, body.note)
     return await _done(
         session, staff, request, "complaint.transition", complaint, scope, {"to": wanted.value}
@@ -330,7 +330,7 @@ async def refer(
 ) -> CaseDetailRead:
     """Out of the hospital's own handling: mediation, appraisal or a lawsuit. Office only."""
     complaint, scope = await _case(session, staff, case_number, "complaint.refer", lock=True)
-    _office_only(scope)
+    _office_only(scope, complaint, "complaint.refer")
     referral = {"referral": body.to.value}
     await _move(session, staff, request, complaint, CaseStatus.referred, body.note, referral)
     complaint.referral = body.to
@@ -345,7 +345,7 @@ async def answer(
     window), then the bot asks whether they accept it and how satisfied they are. Office only."""
     runtime = _runtime(request)
     complaint, scope = await _case(session, staff, case_number, "complaint.answer", lock=True)
-    _office_only(scope)
+    _office_only(scope, complaint, "complaint.answer")
     await _move(session, staff, request, complaint, CaseStatus.answered, body.text)
     complaint.answer = body.text
     await _audit(session, staff, request, "complaint.answer", complaint)
@@ -369,7 +369,7 @@ async def message(
     """A message to the patient about an open case (progress, a question), inside WeChat's window
     only; outside it the timeline says it was not sent. Office only."""
     complaint, scope = await _case(session, staff, case_number, "complaint.message")
-    _office_only(scope)
+    _office_only(scope, complaint, "complaint.message")
     if complaint.status in (CaseStatus.closed, CaseStatus.referred):
         raise HTTPException(409, f"case {complaint.case_number} is {complaint.status}")
     await _audit(session, staff, request, "complaint.message", complaint)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -101,7 +101,8 @@ class TimelineEntryRead(BaseModel):
     from_status: CaseStatus | None
     to_status: CaseStatus | None
     text: str | None
-    data: dict[str, str | int | float | bool | None] | None
+    #: What the entry records (e.g. the safety risks found in an addition, a list).
+    data: dict[str, Any] | None
 
 
 class PatientRef(BaseModel):

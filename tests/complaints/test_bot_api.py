@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from crm_backend.complaints.bot_views import router as complaints_bot_router
 from crm_backend.complaints.models import Complaint, ComplaintTimelineEntry, TimelineKind
+from crm_backend.complaints.service import case_by_number
 from crm_backend.conversations.models import DeliveryStatus, Direction, Message, SenderType
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
@@ -239,3 +240,15 @@ async def test_a_registration_sent_again_with_its_intake_key_answers_the_same_ca
     assert (await bot.post("/internal/bot/complaints", params=mine, json=other)).json()[
         "case_number"
     ] != first["case_number"]
+
+
+async def test_a_long_detailed_account_is_registered_whole(bot: httpx.AsyncClient, runtime: Runtime) -> None:
+    """Patients paste long accounts: up to 4,000 characters of what happened are kept."""
+    mine = await _sender(runtime, await complainant(runtime))
+    story = "从挂号到做完检查一共等了六个小时，中间问了三次都没人解释。" * 90
+    assert 2000 < len(story) <= 4000
+    answer = await bot.post("/internal/bot/complaints", params=mine, json={**RECORD, "what": story})
+    assert answer.status_code == 200, answer.text
+    async with runtime.db.sessions() as session:
+        case = await case_by_number(session, answer.json()["case_number"])
+        assert case.what == story

@@ -72,6 +72,10 @@ async def test_a_liaison_reads_only_their_departments_cases(
             f"/api/console/complaints/{ours.case_number}/answer", json={"text": "已处理"}
         )
         assert answered.status_code == 403
+        # Refusals of a change are audited too, not only refused reads.
+        assert "complaint.answer.denied" in await audit_actions(
+            runtime, liaison_staff["id"], ours.case_number
+        )
 
 
 async def test_an_agent_sees_what_they_registered_only(

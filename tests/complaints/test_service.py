@@ -17,14 +17,16 @@ from crm_backend.complaints.service import (
     CaseNotFound,
     InvalidTransition,
     MediaInfo,
+    WrongConversation,
     add_to_case,
     case_by_number,
     cases_of_patient,
     record_outcome_reply,
+    register_case,
     transition,
 )
 from crm_backend.runtime import Runtime
-from tests.complaints.support import complainant, local, registered
+from tests.complaints.support import complainant, intake, local, registered
 
 
 async def test_a_case_registered_before_national_day_is_due_after_the_holiday(runtime: Runtime):
@@ -130,7 +132,8 @@ async def test_not_accepting_within_the_window_reopens_and_later_is_kept(runtime
             await record_outcome_reply(session, accepted, who.patient_id, True, 5, reopen_days=7, now=late)
         await session.commit()
     assert (first.outcome, first.status) == ("reopened", CaseStatus.reopened)
-    assert (second.outcome, second.status) == ("kept", CaseStatus.answered)
+    # Too late to reopen, and not left "answered" forever (the closing job skips replied cases).
+    assert (second.outcome, second.status) == ("kept", CaseStatus.closed)
     assert (third.outcome, third.status) == ("closed", CaseStatus.closed)
     async with runtime.db.sessions() as session:
         row = await case_by_number(session, reopened)
@@ -158,3 +161,14 @@ async def _timeline_kinds(session, complaint_id: int) -> list[str]:
         .order_by(ComplaintTimelineEntry.id)
     )
     return [row.kind for row in rows]
+
+
+async def test_a_case_is_never_registered_into_another_familys_chat(runtime: Runtime):
+    """The answer and progress messages go to the case's chat: staff naming patient A with
+    patient B's conversation is refused and nothing is stored."""
+    a, b = await complainant(runtime), await complainant(runtime)
+    async with runtime.db.sessions() as session:
+        with pytest.raises(WrongConversation):
+            await register_case(session, a.patient_id, b.conversation_id, intake(), "office")
+        await session.rollback()
+        assert await cases_of_patient(session, a.patient_id) == []

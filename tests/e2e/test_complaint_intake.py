@@ -191,6 +191,8 @@ async def test_a_safety_risk_told_midway_goes_to_staff_before_any_confirmation(
     assert "我妈半夜摔倒了" in await _safety_escalation(crm, openid)
     [case] = await _cases(crm, openid)
     assert case.case_number in told and case.safety_risk and "我妈半夜摔倒了" in case.what
+    # The words said before the risk are on the case too.
+    assert "病房护工态度很差" in case.what and "昨天晚上" in case.what, case.what
 
 
 async def test_a_safety_risk_added_to_an_open_case_goes_to_staff_at_once_with_the_words(

@@ -31,6 +31,8 @@ TODAY = date(2026, 12, 5)  # a Saturday
         ("2027-01-02", None),
         ("记不清了", None),
         ("上次住院的时候", None),
+        ("十十号", None),  # not a number: no day, not an error
+        ("十一月十十日", None),
     ],
 )
 def test_the_day_a_complaint_names(text: str, day: date | None) -> None:

@@ -214,6 +214,41 @@ def add_entry(
     return entry
 
 
+async def _add_the_rest(
+    session: AsyncSession, complaint: Complaint, intake: ComplaintIntake, now: datetime
+) -> None:
+    """A second registration of one intake: the same record adds nothing (a retry); a fuller one
+    (confirmed after a safety screen recorded the first words) is kept as the patient's addition,
+    with photos not attached yet."""
+    added = (
+        await session.execute(
+            select(ComplaintTimelineEntry.text, ComplaintTimelineEntry.data).where(
+                ComplaintTimelineEntry.complaint_id == complaint.id,
+                ComplaintTimelineEntry.kind == TimelineKind.patient_added,
+            )
+        )
+    ).all()
+    if intake.what != complaint.what or intake.when_text != complaint.when_text:
+        parts = [
+            ("经过", intake.what),
+            ("时间", intake.when_text),
+            ("地点", " ".join(filter(None, (intake.where_department, intake.where_ward)))),
+            ("涉及人员", intake.who or ""),
+            ("诉求", intake.wish or ""),
+        ]
+        record = "\n".join(f"{label}：{value}" for label, value in parts if value)
+        if record not in {text for text, _ in added}:
+            add_entry(session, complaint, TimelineKind.patient_added, "patient", at=now, text=record)
+    known = {data.get("message_id") for _, data in added if data}
+    _attach(session, complaint, [m for m in intake.attachments if m.message_id not in known], now)
+    await session.flush()
+
+
+def _attach(session: AsyncSession, complaint: Complaint, media: list[MediaInfo], now: datetime) -> None:
+    for one in media:
+        add_entry(session, complaint, TimelineKind.patient_added, "patient", at=now, data=one.model_dump())
+
+
 async def _speaks_for(session: AsyncSession, conversation: Conversation, patient_id: int) -> bool:
     """The chat is the patient's own, or of a WeChat account that manages them (就诊人)."""
     if conversation.patient_id == patient_id:
@@ -240,11 +275,13 @@ async def register_case(
     committed). A safety risk still needs `escalate_safety` after the commit (or use `register`).
 
     An intake registered already (its `intake_key`: the bot tried again after a timeout while the
-    first registration committed) returns that case, unchanged.
+    first registration committed, or a safety screen recorded it first) returns that case; what
+    this intake says beyond it (the confirmed record, photos) is added to its timeline.
     """
     now = now or datetime.now(UTC)
     registered = await _registered_intake(session, patient_id, intake.intake_key)
     if registered is not None:
+        await _add_the_rest(session, registered, intake, now)
         return registered
     identity_id = None
     if conversation_id is not None:
@@ -325,8 +362,7 @@ async def register_case(
             "official_calendar": deadline.official_calendar,
         },
     )
-    for media in intake.attachments:
-        add_entry(session, complaint, TimelineKind.patient_added, "patient", at=now, data=media.model_dump())
+    _attach(session, complaint, intake.attachments, now)
     await session.flush()
     log.info("case %s registered by %s (due %s)", complaint.case_number, registered_by, deadline.due_on)
     return complaint

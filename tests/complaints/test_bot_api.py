@@ -252,3 +252,26 @@ async def test_a_long_detailed_account_is_registered_whole(bot: httpx.AsyncClien
     async with runtime.db.sessions() as session:
         case = await case_by_number(session, answer.json()["case_number"])
         assert case.what == story
+
+
+async def test_a_record_confirmed_after_its_safety_screen_is_added_to_the_screened_case(
+    bot: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The screen recorded the first words (its answer lost on the way, the intake went on); the
+    confirmed record lands on the same case, nothing dropped."""
+    who = await complainant(runtime)
+    mine = await _sender(runtime, who)
+    key = f"{mine['sender']}:m-9"
+    screened = await bot.post(
+        "/internal/bot/complaints/screen", params=mine, json={"text": "护士给我妈发错药了", "intake_key": key}
+    )
+    number = screened.json()["case_number"]
+    record = {**RECORD, "what": "护士给我妈发错药了，吃了才发现", "intake_key": key}
+    confirmed = await bot.post("/internal/bot/complaints", params=mine, json=record)
+    assert confirmed.json()["case_number"] == number
+    again = await bot.post("/internal/bot/complaints", params=mine, json=record)
+    assert again.json()["case_number"] == number
+    _, entries = await _case(runtime, number)
+    added = [entry.text for entry in entries if entry.kind == TimelineKind.patient_added]
+    [text] = added  # the retry adds nothing
+    assert text and "吃了才发现" in text and "昨天上午" in text

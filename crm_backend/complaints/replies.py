@@ -113,7 +113,9 @@ async def write_to_patient(
                     "message_id": message.id,
                     "conversation_id": conversation.id,
                 }
-            elif answer and settings.complaint_template_id:
+            elif answer and settings.complaint_template_id and complaint.kind == CaseKind.complaint:
+                # The template travels as the outcome dialogue's invitation (below); praise has
+                # no outcome dialogue, so outside the window it is not sent: staff phone.
                 delivery = Delivery.template
                 data = {"delivery": delivery.value}
             else:

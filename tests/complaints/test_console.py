@@ -197,6 +197,14 @@ async def test_outside_the_window_the_answer_travels_as_the_template(
         assert template["data"]["keyword1"]["value"] == case.case_number
         assert template["data"]["keyword2"]["value"] == "已对相关人员进行批评教育。"
 
+        # Praise has no outcome dialogue to carry a template: outside the window it is not sent,
+        # and the office is told to phone rather than told it went out.
+        praise = await registered(runtime, who, kind="praise", what="感谢心内科王医生")
+        thanked = await office.post(
+            f"/api/console/complaints/{praise.case_number}/answer", json={"text": "已转达表扬。"}
+        )
+        assert thanked.json()["delivery"] == "not_sent", thanked.text
+
 
 async def _openid(runtime: Runtime, identity_id: int) -> str:
     async with runtime.db.sessions() as session:

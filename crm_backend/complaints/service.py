@@ -493,6 +493,17 @@ async def note_safety_escalation(
     return True
 
 
+async def deadline_start(session: AsyncSession, complaint: Complaint) -> datetime:
+    """Where the current deadline counts from: the latest reopening, else the receipt."""
+    reopened = await session.scalar(
+        select(func.max(ComplaintTimelineEntry.at)).where(
+            ComplaintTimelineEntry.complaint_id == complaint.id,
+            ComplaintTimelineEntry.to_status == CaseStatus.reopened,
+        )
+    )
+    return reopened or complaint.registered_at
+
+
 def set_deadline(complaint: Complaint, start: datetime) -> None:
     """(Re)compute the case's deadline from `start` (receipt, or a reopening) and clear its flags."""
     deadline = deadline_for(start, complaint.several_departments)

@@ -31,6 +31,7 @@ from crm_backend.complaints.service import (
     ComplaintError,
     add_entry,
     case_by_number,
+    deadline_start,
     escalate_safety,
     register_case,
     set_deadline,
@@ -282,7 +283,7 @@ async def assign(
         complaint.category = body.category
     if body.several_departments is not None and body.several_departments != complaint.several_departments:
         complaint.several_departments = body.several_departments
-        set_deadline(complaint, complaint.registered_at)
+        set_deadline(complaint, await deadline_start(session, complaint))
     assigned = {
         "department_id": department.id,
         "liaison_staff_id": body.liaison_staff_id,

@@ -172,3 +172,22 @@ async def test_a_case_is_never_registered_into_another_familys_chat(runtime: Run
             await register_case(session, a.patient_id, b.conversation_id, intake(), "office")
         await session.rollback()
         assert await cases_of_patient(session, a.patient_id) == []
+
+
+async def test_a_reopened_cases_deadline_counts_from_the_reopening(runtime: Runtime):
+    """Marking a reopened case as involving several departments recounts from the reopening, not
+    from the first receipt (which would make it overdue at once)."""
+    who = await complainant(runtime)
+    answered_at = local(date(2026, 11, 10), 15)
+    number = await _answered(runtime, who, answered_at)
+    reopened_at = answered_at + timedelta(days=3)
+    async with runtime.db.sessions() as session:
+        await record_outcome_reply(session, number, who.patient_id, False, 2, reopen_days=7, now=reopened_at)
+        await session.commit()
+    async with runtime.db.sessions() as session:
+        row = await case_by_number(session, number)
+        assert await service.deadline_start(session, row) == reopened_at
+        fresh = await registered(runtime, who, at=answered_at)
+        assert await service.deadline_start(session, await case_by_number(session, fresh.case_number)) == (
+            answered_at
+        )

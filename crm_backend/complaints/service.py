@@ -269,10 +269,12 @@ async def register_case(
     registered_by: str,
     *,
     registered_by_staff_id: int | None = None,
+    several_departments: bool = False,
     now: datetime | None = None,
 ) -> Complaint:
     """A new case with its number and deadline, and its first timeline entries (flushed, not
     committed). A safety risk still needs `escalate_safety` after the commit (or use `register`).
+    `several_departments` (staff who know it at once) counts the longer deadline from the start.
 
     An intake registered already (its `intake_key`: the bot tried again after a timeout while the
     first registration committed, or a safety screen recorded it first) returns that case; what
@@ -301,7 +303,7 @@ async def register_case(
             .order_by(WeChatIdentity.id)
             .limit(1)
         )
-    deadline = deadline_for(now)
+    deadline = deadline_for(now, several_departments)
     if not deadline.official_calendar:
         log.warning(
             "case of patient %s: deadline %s counted without the official calendar",
@@ -324,6 +326,7 @@ async def register_case(
             where_ward=intake.where_ward,
             who=intake.who,
             wish=intake.wish,
+            several_departments=several_departments,
             safety_risk=intake.safety_risk,
             category=Category.safety if intake.safety_risk else None,
             registered_by=registered_by[:64],

@@ -46,6 +46,7 @@ from crm_backend.complaints.views_model import (
     DepartmentRef,
     LiaisonsIn,
     ReferralIn,
+    ScopeRead,
     SentRead,
     StaffRef,
     TextIn,
@@ -206,6 +207,26 @@ async def list_cases(
     return items
 
 
+@router.get("/scope")
+async def my_scope(staff: Caller, session: DbSession) -> ScopeRead:
+    """Whether the caller is the office and which departments' liaison (the console shows the
+    report to whoever the report endpoint answers)."""
+    scope = await scope_of(session, staff)
+    departments = await session.scalars(
+        select(Department).where(Department.id.in_(sorted(scope.departments))).order_by(Department.name)
+    )
+    return ScopeRead(
+        office=scope.office, liaison_of=[DepartmentRef(id=d.id, name=d.name) for d in departments]
+    )
+
+
+@router.get("/departments")
+async def departments(staff: Caller, session: DbSession) -> list[DepartmentRef]:
+    """The hospital's departments by name, for whoever registers a case to say where it happened."""
+    rows = await session.execute(select(Department.id, Department.name).order_by(Department.name))
+    return [DepartmentRef(id=row.id, name=row.name) for row in rows]
+
+
 @router.get("/{case_number}")
 async def case_detail(
     case_number: str, staff: Caller, request: Request, session: DbSession
@@ -223,18 +244,25 @@ async def case_detail(
 
 @router.post("", status_code=201)
 async def register(body: CaseIn, staff: Caller, request: Request, session: DbSession) -> CaseDetailRead:
-    """A case received by phone, at the desk or by letter; whoever receives it registers it."""
+    """A case received by phone, at the desk, by letter or in a chat staff hold; whoever receives
+    it registers it.
+
+    The intake's `intake_key` is dropped: it is the chat intake's key, and a key that matched would
+    answer that case to whoever guessed it. Every console registration is a new case.
+    """
     runtime = _runtime(request)
     if await session.get(Patient, body.patient_id) is None:
         raise HTTPException(404, "no such patient")
+    intake = body.intake.model_copy(update={"intake_key": None})
     with _refusals():
         complaint = await register_case(
             session,
             body.patient_id,
             body.conversation_id,
-            body.intake,
+            intake,
             staff.username,
             registered_by_staff_id=staff.id,
+            several_departments=body.several_departments,
             now=runtime.clock(),
         )
     await _audit(session, staff, request, "complaint.register", complaint)

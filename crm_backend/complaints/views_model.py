@@ -24,7 +24,11 @@ class CaseIn(BaseModel):
 
     patient_id: RowId
     conversation_id: RowId | None = None
+    #: The intake's `intake_key` is the chat's and is ignored here (the register view drops it).
     intake: ComplaintIntake
+    #: Several departments involved, as the receiver sees it: 10 working days instead of 5 (the
+    #: office may change it when assigning).
+    several_departments: bool = False
 
 
 class AssignIn(BaseModel):
@@ -67,6 +71,14 @@ class DepartmentRef(BaseModel):
 class StaffRef(BaseModel):
     id: int
     display_name: str
+
+
+class ScopeRead(BaseModel):
+    """What the caller's complaints scope holds, for the console to offer what the API answers."""
+
+    office: bool
+    #: Departments whose liaison the caller is (they read those departments' cases and report).
+    liaison_of: list[DepartmentRef]
 
 
 class CaseItemRead(BaseModel):

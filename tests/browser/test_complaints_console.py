@@ -2,7 +2,8 @@
 complaints office finds a case the chat registered, masked in the list, opens it, assigns it to a
 department and its liaison and answers it; a department's liaison sees only their department's cases,
 is offered only what a liaison may do, and a refused action (the case changed meanwhile) is said in
-Chinese and changes nothing."""
+Chinese and changes nothing; an agent holding an escalated chat registers a complaint from it
+(首诉负责制) and finds it in their own 投诉工作台."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from crm_backend.app import create_app
 from crm_backend.appointments.models import Department
 from crm_backend.complaints.service import ComplaintIntake, register_case
 from crm_backend.conversations.service import current_conversation
+from crm_backend.escalations.models import Escalation, EscalationStatus
 from crm_backend.patients.models import WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.browser.conftest import PageProblems, add_staff, admin_api, log_in, serving
@@ -41,6 +43,8 @@ class Console:
     waiting: str
     cardiology_case: str
     orthopaedics_case: str
+    #: An escalated chat held by the agent agent_zhou.
+    held_chat: int
 
 
 async def _department(runtime: Runtime, code: str, name: str) -> int:
@@ -62,6 +66,30 @@ async def _registered_in_chat(runtime: Runtime, name: str, what: str) -> str:
         case = await register_case(session, patient_id, conversation.id, intake, "bot")
         await session.commit()
         return case.case_number
+
+
+async def _held_chat(runtime: Runtime, name: str, team_id: int, agent_id: int) -> int:
+    """A patient's chat escalated to the team and claimed by the agent."""
+    _, identity_id = await make_patient(runtime, name=name, last_inbound_at=datetime.now(UTC))
+    async with runtime.db.sessions() as session:
+        identity = await session.get(WeChatIdentity, identity_id)
+        assert identity is not None
+        conversation = await current_conversation(session, identity, datetime.now(UTC))
+        conversation.status = "escalated"
+        now = datetime.now(UTC)
+        session.add(
+            Escalation(
+                conversation_id=conversation.id,
+                team_id=team_id,
+                reason="patient_request",
+                status=EscalationStatus.ASSIGNED,
+                assigned_to_id=agent_id,
+                assigned_at=now,
+                sla_due_at=now,
+            )
+        )
+        await session.commit()
+        return conversation.id
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +117,11 @@ async def console() -> AsyncIterator[Console]:
                     f"/api/console/complaints/{number}/assign", json={"department_id": department}
                 )
                 assigned.raise_for_status()
-            yield Console(url, admin, waiting, ours, theirs)
+            team = await admin.post("/api/console/admin/teams", json={"name": "投诉登记组"})
+            team.raise_for_status()
+            agent = await add_staff(admin, "agent_zhou", "周坐席", "agent", [team.json()["id"]])
+            held = await _held_chat(runtime, "陈梅", team.json()["id"], agent)
+            yield Console(url, admin, waiting, ours, theirs, held)
     await runtime.close()
     await drop_postgres(DB_NAME)
 
@@ -169,6 +201,8 @@ async def test_a_liaison_sees_their_departments_cases_and_a_refusal_changes_noth
     )
     await expect(page.locator("#complaints-department-filter")).to_be_hidden()
     await expect(page.locator("#complaints-liaisons-open")).to_be_hidden()
+    # A nurse by role, but a liaison: the report answers them for their department, so it is offered.
+    await expect(page.locator("#tab-complaints-report")).to_be_visible()
 
     await rows.filter(has_text=console.cardiology_case).click()
     case = page.locator("#complaint-case")
@@ -190,4 +224,32 @@ async def test_a_liaison_sees_their_departments_cases_and_a_refusal_changes_noth
     await expect(rows.filter(has_text=console.cardiology_case).locator(".complaint-status")).to_have_text(
         "已转出"
     )
+    assert page_problems.errors == [] and await page_problems.csp_violations(page) == []
+
+
+async def test_an_agent_registers_a_complaint_from_the_chat_they_hold(
+    page: Page, page_problems: PageProblems, console: Console
+) -> None:
+    await log_in(page, console.url, "agent_zhou", "周坐席")
+    await page.locator(f".qitem[data-conversation-id='{console.held_chat}']").click()
+    await page.locator("#conv-complaint").click()
+    dialog = page.locator("#complaint-register-dialog")
+    await dialog.get_by_label("经过").fill("输液时护士没有核对姓名，差点用错药")
+    await dialog.locator("select[name=where_department]").select_option(label="骨科")
+    await dialog.get_by_label("涉及多个科室").check()
+    await dialog.get_by_role("button", name="登记").click()
+    number = dialog.locator("#complaint-register-number")
+    await expect(number).to_have_text(re.compile(r"^TS-\d{8}-\d{4}$"))
+    await expect(dialog.locator(".complaint-register-due")).to_have_text(re.compile("剩 10 个工作日$"))
+    case_number = await number.inner_text()
+    await dialog.get_by_role("button", name="关闭").click()
+
+    # Agents see what they registered: the case, and only it, with its number.
+    await page.locator("#tab-complaints").click()
+    rows = page.locator("#complaints-table tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("td").first).to_have_text(case_number)
+    await expect(rows.first).to_contain_text("陈*")
+    await expect(page.locator("#complaints-register-open")).to_be_hidden()
+    await expect(page.locator("#tab-complaints-report")).to_be_hidden()
     assert page_problems.errors == [] and await page_problems.csp_violations(page) == []

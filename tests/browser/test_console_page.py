@@ -152,6 +152,8 @@ async def test_modules_load_under_the_csp_and_staff_can_log_in(
             await route.fulfill(json=[])
         elif path == "/directory":
             await route.fulfill(json={"teams": ME["teams"], "staff": []})
+        elif path == "/complaints/scope":
+            await route.fulfill(json={"office": False, "liaison_of": []})
         else:
             await route.fulfill(status=404, json={"detail": "not found"})
 
@@ -416,6 +418,8 @@ async def test_live_queue_claim_reply_and_reconnect_with_since(
             await route.fulfill(json=[{"team": ME["teams"][0], "items": items}])
         elif path == "/canned-replies":
             await route.fulfill(json=[{"id": 1, "title": "问候", "text": "您好，我是王护士"}])
+        elif path == "/complaints/scope":  # a nurse who is no department's complaint liaison
+            await route.fulfill(json={"office": False, "liaison_of": []})
         elif path == "/escalations/41/claim":
             await route.fulfill(json=claimed)
         elif path == "/conversations/51":

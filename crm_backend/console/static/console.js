@@ -20,7 +20,10 @@ import { formatDuration } from "./js/format.js";
 import {
   loadFollowupReport, mayReadFollowupReport, resetFollowupReport, wireFollowupReport,
 } from "./js/followup-report.js";
-import { loadComplaintsReport, mayReadComplaintsReport, wireComplaintsReport } from "./js/complaints-report.js";
+import {
+  checkComplaintsReport, loadComplaintsReport, mayReadComplaintsReport, resetComplaintsReport, wireComplaintsReport,
+} from "./js/complaints-report.js";
+import { resetRegister, wireRegister } from "./js/complaints-register.js";
 import { resetComplaints, showComplaints, wireComplaints } from "./js/complaints-workspace.js";
 import { wireSearch } from "./js/conversation-search.js";
 import { loadLabels, resetLabels, wireLabels } from "./js/labels-ui.js";
@@ -82,6 +85,7 @@ function startApp(me) {
   loadCanned();
   loadLabels();
   loadDirectory();
+  checkComplaintsReport();
   connect();
   clearInterval(state.ticker);
   state.ticker = setInterval(() => { tickQueues(); renderTyping(); }, 1000);
@@ -101,6 +105,8 @@ function stopApp() {
   resetLabels();
   resetFollowupReport();
   resetComplaints();
+  resetComplaintsReport();
+  resetRegister();
   state.directory = { teams: [], staff: [] };
   state.current = null;
   state.currentId = null;
@@ -185,6 +191,7 @@ function wire() {
   wireFollowupReport();
   wireComplaints();
   wireComplaintsReport();
+  wireRegister(() => state.current);
   wireHospitalData();
   wireFollowupPlans();
   wireFollowups();

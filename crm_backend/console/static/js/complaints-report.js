@@ -1,4 +1,5 @@
-/* The complaints report page (the complaints office, supervisors and admins): complaints and praise
+/* The complaints report page (the complaints office, supervisors, admins and department liaisons, who
+ * read their departments' figures): complaints and praise
  * by department, category and month, on-time rate, first response, reopen rate and satisfaction over
  * hospital days, and the same figures as a CSV file for Excel
  * (GET /reports/complaints, /reports/complaints.csv; docs/CONSOLE_API.md). */
@@ -11,12 +12,30 @@ import { state } from "./state.js";
 
 const DEFAULT_DAYS = 90;
 const COLUMNS = 15;
-/** Roles that read the report (department liaisons too, through the API). */
+/** Roles that read the report; department liaisons (any role) read it too, asked of the server. */
 export const READERS = ["complaints_office", "supervisor", "admin"];
 const GROUPS = [["by_department", "科室"], ["by_category", "类别"], ["by_month", "月份"]];
+const reader = { liaison: false };
 
 export function mayReadComplaintsReport() {
-  return state.me !== null && READERS.includes(state.me.role);
+  return state.me !== null && (READERS.includes(state.me.role) || reader.liaison);
+}
+
+/** Whether the signed-in staff member is a department's liaison (GET /complaints/scope), who reads
+ * the report for their departments; shows the tab when so. Once per sign-in. */
+export async function checkComplaintsReport() {
+  reader.liaison = false;
+  if (state.me === null || READERS.includes(state.me.role)) return;
+  try {
+    reader.liaison = (await api("GET", "/complaints/scope")).liaison_of.length > 0;
+  } catch (_) {
+    return; // the tab stays hidden; the 投诉工作台 still lists their cases
+  }
+  $("tab-complaints-report").hidden = !mayReadComplaintsReport();
+}
+
+export function resetComplaintsReport() {
+  reader.liaison = false;
 }
 
 function hours(value) {

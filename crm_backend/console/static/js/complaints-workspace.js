@@ -102,6 +102,7 @@ async function fillDepartments() {
 /** Opening the page: the list, the filters the caller may use, the office's liaison button. */
 export async function showComplaints() {
   $("complaints-liaisons-open").hidden = !isOffice();
+  $("complaints-register-open").hidden = !isOffice();
   await Promise.all([loadComplaints(), fillDepartments().catch(() => {})]);
 }
 

@@ -5,11 +5,12 @@
 import { api, errorText } from "./api.js";
 import { $, el } from "./dom.js";
 import { ageOf, showPatient } from "./patient-panel.js";
-import { state } from "./state.js";
+import { isSupervisor, state } from "./state.js";
 
 const SEX = { M: "男", F: "女" };
 
-function resultEntry(patient, openConversation) {
+/** A found patient as a list entry: the masked name, then sex, age and the masked numbers. */
+export function patientEntry(patient) {
   const li = el("li", "link");
   li.dataset.patientId = patient.id;
   li.append(el("div", "p-name", patient.label));
@@ -22,6 +23,24 @@ function resultEntry(patient, openConversation) {
     patient.card_number ? "卡 " + patient.card_number : "",
   ];
   li.append(el("div", "sub mono", details.filter(Boolean).join(" · ")));
+  return li;
+}
+
+/** Why a search found nobody, in the words of the caller's scope. */
+export function notFoundText() {
+  // Only supervisors and admins search every patient (escalations/access.py); the others, the
+  // complaints office included, find the patients their teams served or follow up.
+  const scope = isSupervisor() ? "" : "（只能找到本团队接待过或随访的患者）";
+  return "未找到匹配的患者" + scope +
+    "。姓名可输入开头几个字；手机号可输入完整号码或 139****1234 形式；身份证号、就诊卡号需输入完整。";
+}
+
+export function findPatients(query) {
+  return api("GET", "/patients?query=" + encodeURIComponent(query));
+}
+
+function resultEntry(patient, openConversation) {
+  const li = patientEntry(patient);
   li.title = "查看患者信息与历史会话";
   li.addEventListener("click", () => {
     for (const node of $("patient-results").querySelectorAll("li")) node.classList.toggle("selected", node === li);
@@ -53,16 +72,13 @@ async function search(event, openConversation) {
   if (!query) return;
   let patients;
   try {
-    patients = await api("GET", "/patients?query=" + encodeURIComponent(query));
+    patients = await findPatients(query);
   } catch (error) {
     showResults(el("div", "p-empty", "搜索失败：" + errorText(error)));
     return;
   }
   if (!patients.length) {
-    const scope = state.me !== null && (state.me.role === "agent" || state.me.role === "nurse")
-      ? "（只能找到本团队接待过的患者）" : "";
-    showResults(el("div", "p-empty", "未找到匹配的患者" + scope +
-      "。姓名可输入开头几个字；手机号可输入完整号码或 139****1234 形式；身份证号、就诊卡号需输入完整。"));
+    showResults(el("div", "p-empty", notFoundText()));
     return;
   }
   const ul = el("ul", "p-list");

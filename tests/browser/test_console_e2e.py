@@ -149,14 +149,18 @@ async def test_an_emergency_appears_urgent_with_its_red_flags_and_triage_decisio
 async def test_a_safety_risk_in_a_complaint_shows_the_patients_words_on_the_queue_and_the_chat(
     stack: Stack, db: Database, page: Page, page_problems: PageProblems
 ) -> None:
-    """Told before anything was confirmed, so no case holds the words yet: the escalation does."""
+    """Told before anything was confirmed: the case recorded with the words so far, and the
+    escalation shows its number and the words."""
     answers, item = await _said_and_queued(stack, db, page, "我要投诉，护士给我爸发错药了，吃了才发现")
-    assert "涉及患者安全" in "\n".join(answers), answers
+    said = "\n".join(answers)
+    assert "涉及患者安全" in said, answers
+    number = re.search(r"TS-\d{8}-\d{4}", said)
+    assert number is not None, answers
     await expect(item.locator(".badge")).to_have_text("紧急")
     await expect(item.locator(".qitem-summary")).to_contain_text("护士给我爸发错药了")
     await item.click()
     await expect(page.locator("#conv-reason .summary")).to_have_text(
-        "患者原话：我要投诉，护士给我爸发错药了，吃了才发现"
+        f"患者原话：{number.group(0)}：我要投诉，护士给我爸发错药了，吃了才发现"
     )
 
     assert page_problems.errors == []

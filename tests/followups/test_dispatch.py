@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
+from crm_backend.conversations import turns
 from crm_backend.conversations.events import DialogueSettled
 from crm_backend.conversations.models import (
     Conversation,
@@ -202,30 +203,29 @@ async def test_never_at_night(runtime: Runtime, outbox: Outbox, fake_wechat: Fak
 async def test_a_check_in_freed_after_the_sending_hours_waits_for_the_morning(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
-    """Started at 19:59, but the worker reaches it only at 20:30 (a backlog, or staff held the
-    chat until then): the invitation goes out the next morning, not at night."""
+    """Started in chat at 19:59, but the worker reaches it only at 20:30 (a backlog, or staff held
+    the chat until then): it waits in the route, nothing goes out at night, and it may start at
+    09:00 the next morning."""
     day = fresh_day()
     version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
     tomorrow = day + timedelta(days=1)
     evening = local(tomorrow, 19, 59)
-    patient_id, identity_id = await make_patient(runtime, last_inbound_at=evening - timedelta(days=5))
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=evening - timedelta(hours=1))
     enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
     await run_followups(outbox, evening)
     holder = await identity(runtime, identity_id)
+    [turn] = await dialogues(runtime, (await checkins(runtime, enrolment_id))[0].id)
 
-    for night in (
-        local(tomorrow, 20, 30),
-        local(tomorrow, 23, 50),
-        local(tomorrow + timedelta(days=1), 8, 59),
-    ):
+    next_day = tomorrow + timedelta(days=1)
+    for night in (local(tomorrow, 20, 30), local(tomorrow, 23, 50), local(next_day, 8, 59)):
         await worker_turns(outbox, holder, night)
+        assert (await turns.plan_dialogue(runtime, turn.id, night)).step is turns.Step.WAIT
     assert fake_wechat.sent(holder.openid) == []
     [turn] = await dialogues(runtime, (await checkins(runtime, enrolment_id))[0].id)
     assert turn.status == "received"
 
-    await worker_turns(outbox, holder, local(tomorrow + timedelta(days=1), 9, 0))
-    [sent] = fake_wechat.sent(holder.openid)
-    assert sent["api"] == "template_send"
+    morning = await turns.plan_dialogue(runtime, turn.id, local(next_day, 9, 0))
+    assert morning.step is turns.Step.TRIGGER
 
 
 async def test_outside_the_window_a_template_with_the_questionnaire_link(

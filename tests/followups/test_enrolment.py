@@ -9,9 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
-from crm_backend.conversations.answers import Answered
 from crm_backend.conversations.models import Conversation, Message
-from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.enrolment import (
     EnrolmentError,
@@ -103,9 +101,12 @@ async def test_stopped_enrolment_sends_nothing_more(
     started_at = local(day + timedelta(days=1), 10, 5)
     patient_id, identity_id = await make_patient(runtime, last_inbound_at=started_at - timedelta(hours=60))
     enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 16))
-    await run_followups(outbox, started_at)  # day 1: its invitation is queued, not yet sent
+    await run_followups(outbox, started_at)  # day 1: the run itself sends its invitation
     first = (await checkins(runtime, enrolment_id))[0]
     [turn] = await dialogues(runtime, first.id)
+    patient = await identity(runtime, identity_id)
+    [invitation] = fake_wechat.sent(patient.openid)
+    assert invitation["api"] == "template_send"
 
     async with runtime.db.sessions() as session:  # as the dialogue's confirmed 不想再收到随访 does
         await stop_for_checkin(session, first.id, StopReason.opted_out, note="不想再收到随访")
@@ -125,12 +126,11 @@ async def test_stopped_enrolment_sends_nothing_more(
     [failed] = await dialogues(runtime, first.id)
     assert (failed.id, failed.status) == (turn.id, "failed")
 
-    # The worker finds nothing to send, and later runs start nothing.
-    patient = await identity(runtime, identity_id)
+    # The patient's reply to the invitation starts nothing, and later runs start nothing.
     await worker_turns(outbox, patient, started_at + timedelta(minutes=1))
     for later in (2, 3, 7, 8):
         await run_followups(outbox, local(day + timedelta(days=later), 10, 30))
-    assert fake_wechat.sent(patient.openid) == []
+    assert fake_wechat.sent(patient.openid) == [invitation]
     for checkin in await checkins(runtime, enrolment_id):
         assert len(await dialogues(runtime, checkin.id)) == (1 if checkin.id == first.id else 0)
 
@@ -164,20 +164,13 @@ async def test_an_invitation_waiting_for_wechat_is_not_sent_after_a_stop(
     now = local(day + timedelta(days=1), 10, 5)
     patient_id, identity_id = await make_patient(runtime, last_inbound_at=now - timedelta(days=4))
     enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 16))
-    await run_followups(outbox, now)
-    holder = await identity(runtime, identity_id)
-
-    # WeChat is out of reach while the worker sends the invitation: it stays queued for a retry.
+    # WeChat is out of reach while the run sends the invitation: it stays queued for a retry.
     fake_wechat.fault(
         api="template_send", http_status=502, times=outbox.runtime.settings.delivery_max_attempts
     )
-    processor = InboundProcessor(outbox.runtime, clock=lambda: now)
-
-    async def deliver(answered: Answered) -> None:
-        assert not await outbox.deliver_answered(answered)
-
-    await processor.process_patient(holder.app_id, holder.openid, deliver)
+    await run_followups(outbox, now)
     fake_wechat.clear_faults()
+    holder = await identity(runtime, identity_id)
     [invitation] = await _messages(runtime, identity_id)
     assert (invitation.msg_type, invitation.delivery_status) == ("template", "pending")
 

@@ -24,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from dialogs import complaints_reading as reading
-from dialogs.crm import COMPLAINT_TEXT_CHARS, COMPLAINT_WHAT_CHARS, CRM, CRMUnavailable
+from dialogs.crm import COMPLAINT_TEXT_CHARS, COMPLAINT_WHAT_CHARS, CRM, Answer, CRMUnavailable
 from dialogs.handoff import request_for
 
 log = logging.getLogger(__name__)
@@ -201,6 +201,16 @@ class ActionComplaintStart(Action):
         ]
 
 
+async def _register_once(crm: CRM, record: dict[str, Any]) -> Answer:
+    """Registration is keyed by the intake, so a call that failed on the way (a web process that
+    died, a lost answer) is simply made again once before the patient is asked to retry."""
+    try:
+        return await crm.complaint_register(record)
+    except CRMUnavailable:
+        log.warning("complaint register: CRM unavailable, trying again")
+        return await crm.complaint_register(record)
+
+
 class ValidateComplaintForm(Action):
     """Every message while the intake asks: an answer, a correction, the confirmation, or leaving."""
 
@@ -294,7 +304,7 @@ class ValidateComplaintForm(Action):
             "intake_key": intake_key(tracker),
         }
         try:
-            answer = await CRM(tracker.sender_id).complaint_register(record)
+            answer = await _register_once(CRM(tracker.sender_id), record)
         except CRMUnavailable:
             # The record stays as it is: 确认 again tries again.
             log.exception("complaint register: CRM unavailable")

@@ -7,7 +7,7 @@ import csv
 import io
 
 from crm_backend.complaints.report import ComplaintFigures, ComplaintReport
-from crm_backend.followups.report_csv import safe_cell
+from crm_backend.spreadsheet import safe_cell
 
 HEADER = [
     "分组",

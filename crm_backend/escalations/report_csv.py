@@ -7,6 +7,7 @@ import csv
 import io
 
 from crm_backend.escalations.report import ServiceFigures, ServiceReport
+from crm_backend.spreadsheet import safe_cell
 
 HEADER = [
     "范围",
@@ -22,13 +23,6 @@ HEADER = [
     "平均首次响应(分钟,工作时间)",
     "平均解决时长(分钟,工作时间)",
 ]
-#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(text: str) -> str:
-    """Names come from staff input: one that looks like a formula is kept as text with a quote."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _minutes(seconds: int | None) -> str:

@@ -9,6 +9,7 @@ import io
 
 from crm_backend.followups.models import CheckinChannel, StopReason
 from crm_backend.followups.report import FollowupFigures, FollowupReport
+from crm_backend.spreadsheet import safe_cell
 
 CHANNEL_NAMES = {
     CheckinChannel.chat: "微信对话",
@@ -49,17 +50,10 @@ HEADER = [
     "已停止",
     *(f"停止:{name}" for name in STOP_NAMES.values()),
 ]
-#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NOTE = (
     "说明：出院人数为医院信息系统或工作人员登记随访的出院患者（未登记的出院患者系统无从知晓，不计入）；"
     "同一次住院多次联系只计一次。随访次数按到期日统计，应答率不含未发送和仍在答复期内的随访。"
 )
-
-
-def safe_cell(text: str) -> str:
-    """A name that looks like a formula is kept as text with a quote in front."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _percent(share: float | None) -> str:

@@ -84,9 +84,23 @@ START_INTENT = "EXTERNAL_followup_checkin"
 
 
 def _starting(tracker: Tracker) -> bool:
-    """The form is being activated by the CRM's start (not asked again after an answer)."""
+    """The CRM starts the check-in: the form's activation, or its reminder while the form is still
+    open (the form takes the check-in up again: greeting and the question not answered yet)."""
     intent = (tracker.latest_message.get("intent") or {}).get("name")
-    return intent == START_INTENT and tracker.get_slot("requested_slot") is None
+    return intent == START_INTENT
+
+
+def _other_checkin_open(tracker: Tracker) -> bool:
+    """A reminder for one check-in came while the form asks another's questions (a daughter
+    answering for both parents): the open one carries on and its question is asked again; the
+    other stays unanswered and reaches the phone list when its window closes."""
+    open_one = tracker.get_slot(CHECKIN)
+    return (
+        tracker.get_slot("requested_slot") is not None
+        and tracker.get_slot(ANSWER) is None
+        and open_one is not None
+        and _checkin_id(tracker) != int(open_one)
+    )
 
 
 async def _start(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
@@ -137,6 +151,8 @@ class ValidateFollowupForm(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[dict[str, Any]]:
         if _starting(tracker):
+            if _other_checkin_open(tracker):
+                return [SlotSet(PROMPT, tracker.get_slot(PROMPT) or ""), SlotSet("requested_slot", ANSWER)]
             return await _start(dispatcher, tracker)
         checkin_id = tracker.get_slot(CHECKIN)
         if tracker.get_slot(ANSWER) is not None or checkin_id is None:

@@ -172,7 +172,8 @@ class InboundProcessor:
         elif plan.step is turns.Step.TRIGGER:
             assert plan.conversation_id is not None
             sender = rasa_sender(app_id, openid)
-            if await self.bot.active_form(sender):
+            form = await self.bot.active_form(sender)
+            if form is not None and form != plan.resumes:
                 return False  # a form (a booking) is open: never interrupt it
             await turns.count_attempt(self.runtime, turn_id)
             replies = await self.bot.trigger(sender, plan.intent, plan.entities)

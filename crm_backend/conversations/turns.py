@@ -5,11 +5,13 @@ The request is stored as a turn in the patient's own queue (an `inbound_messages
 `dialogue`, unique per key) and processed by the worker like a push: under the same per-patient
 lock, in order with the patient's messages, and routed by route.decide. So it never interrupts:
 while staff hold the chat, consent is missing or a form (a booking) is open, it waits and is tried
-again after the patient's next message or the sweeper's next pass. When it runs, Rasa is asked
-with `trigger_intent` and the answers are stored with the turn marked processed, pending rather
-than claimed: they go out through the outbox's in-order delivery (under the conversation's lock,
-by message id), so what the domain stored for the patient before starting the dialogue (a
-complaint's answer, then the question about it) always reaches them first.
+again after the patient's next message or the sweeper's next pass. The one form it may start over
+is the one it takes up again itself (`resumes`: a check-in's reminder restarts its own form).
+When it runs, Rasa is asked with `trigger_intent` and the answers are stored with the turn marked
+processed, pending rather than claimed: they go out through the outbox's in-order delivery (under
+the conversation's lock, by message id), so what the domain stored for the patient before
+starting the dialogue (a complaint's answer, then the question about it) always reaches them
+first.
 
 Outside WeChat's customer-service window (48 hours after the patient's last message, at most
 five messages in it) a customer-service message would be refused (45015/45047): the domain's
@@ -77,6 +79,9 @@ class DialogueRequest:
     #: Hospital-local "HH:MM" hours the dialogue may start in; outside them it waits, however late
     #: it was freed (a chat staff held until 22:30 does not get its check-in then).
     send_hours: tuple[str, str] | None = None
+    #: The Rasa form this dialogue takes up again (a check-in's reminder): it may start while that
+    #: form is open, where any other dialogue waits for the form to end.
+    resumes: str | None = None
 
 
 async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: bool = True) -> int | None:
@@ -98,6 +103,7 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: b
             "template": asdict(request.template) if request.template else None,
             "needs_consent": request.needs_consent,
             "send_hours": list(request.send_hours) if request.send_hours else None,
+            "resumes": request.resumes,
         }
         turn_id = await session.scalar(
             insert_for(runtime.db.engine)(InboundMessage)
@@ -145,6 +151,8 @@ class DialoguePlan:
     conversation_id: int | None = None
     intent: str = ""
     entities: dict[str, Any] = field(default_factory=dict)
+    #: DialogueRequest.resumes.
+    resumes: str | None = None
 
 
 async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> DialoguePlan:
@@ -208,7 +216,12 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             return DialoguePlan(Step.INVITED, key, conversation.id)
         await session.commit()
         return DialoguePlan(
-            Step.TRIGGER, key, conversation.id, payload["intent"], payload.get("entities") or {}
+            Step.TRIGGER,
+            key,
+            conversation.id,
+            payload["intent"],
+            payload.get("entities") or {},
+            payload.get("resumes"),
         )
 
 

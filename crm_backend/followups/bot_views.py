@@ -193,12 +193,24 @@ def _patient_words(checkin: Checkin, relation: PatientRelation) -> str:
     return f"您的家人{checkin.patient.display_name or ''}"
 
 
+def reminded(checkin: Checkin) -> bool:
+    """The dispatcher's reminder went out since the check-in started: its dialogue is taken up
+    again (dispatch._remind), so the greeting says the check-in is still waiting."""
+    row = checkin.row
+    return row.reminded_at is not None and (row.started_at is None or row.reminded_at >= row.started_at)
+
+
 def greeting(checkin: Checkin, relation: PatientRelation, hospital: str) -> str:
     who = _patient_words(checkin, relation)
     since = "术后" if checkin.plan.anchor == "surgery" else "出院"
     day = checkin.row.day
     when = f"（{checkin.plan.name}，{since}第 {day} 天）" if day else f"（{checkin.plan.name}）"
     whose = "根据" if relation == PatientRelation.SELF else f"您根据{checkin.patient.display_name or '家人'}"
+    if reminded(checkin):
+        return (
+            f"【随访提醒】您好，这里是{hospital}随访服务。{who}术后的随访{when}还没有完成，"
+            f"请{whose}今天的情况接着回答；现在不方便的话，回复“稍后再说”。"
+        )
     return (
         f"您好，这里是{hospital}随访服务，想了解一下{who}术后的恢复情况{when}。"
         f"请{whose}今天的情况回答几个问题，大约需要 2 分钟；现在不方便的话，回复“稍后再说”。"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
@@ -63,8 +63,9 @@ from crm_backend.patients.models import Patient, WeChatIdentity
 
 log = logging.getLogger(__name__)
 
-#: The Rasa intent that starts the check-in dialogue (bot/intents/followup.yml).
+#: The Rasa intent that starts the check-in dialogue, and its form (bot/intents/followup.yml).
 CHECKIN_INTENT = "EXTERNAL_followup_checkin"
+CHECKIN_FORM = "followup_form"
 #: Claims of one start before the check-in goes to the phone list instead of being tried again.
 MAX_CLAIMS = 3
 #: Check-ins one run starts at once (each start is a few short statements and a queue entry; the
@@ -89,6 +90,11 @@ def checkin_key(checkin_id: int, again_at: datetime | None = None) -> str:
     """The dialogue key of a check-in's start; a start again after 稍后再说 has its own."""
     base = f"{CHECKIN_DIALOGUE}{checkin_id}"
     return base if again_at is None else f"{base}:{int(again_at.timestamp())}"
+
+
+def reminder_key(checkin_id: int) -> str:
+    """The dialogue key of a check-in's reminder (one per check-in: reminded_at is claimed once)."""
+    return f"{checkin_key(checkin_id)}:{REMINDER}"
 
 
 def checkin_id_of_key(dedupe_key: str | None) -> int | None:
@@ -132,9 +138,14 @@ class CheckinInvite:
             "如出现胸痛、突然呼吸困难、大量出血等情况，请立即拨打 120 或到急诊就诊。"
         )
 
-    def template_data(self) -> dict[str, dict[str, str]]:
+    @property
+    def first_reminder(self) -> str:
+        whose = f"您的家人{self.patient_name}" if self.for_someone_else else f"{self.patient_name}，您"
+        return f"您好，{whose}{self.when}的随访还没有完成，请抽空回答几个简单的问题。"
+
+    def template_data(self, *, reminder: bool = False) -> dict[str, dict[str, str]]:
         values = {
-            "first": self.first,
+            "first": self.first_reminder if reminder else self.first,
             "keyword1": self.patient_name,
             "keyword2": self.plan_name,
             "keyword3": f"{self.due_local.month}月{self.due_local.day}日",
@@ -145,6 +156,10 @@ class CheckinInvite:
     def text(self) -> str:
         """What staff read for the invitation in the conversation."""
         return f"【术后随访】{self.first}\n随访计划：{self.plan_name}\n{self.remark}"
+
+    def reminder_text(self) -> str:
+        """What staff read for the reminder's template invitation in the conversation."""
+        return f"【随访提醒】{self.first_reminder}\n随访计划：{self.plan_name}\n{self.remark}"
 
     def reminder(self) -> str:
         who = f"{self.patient_name}的" if self.for_someone_else else "您的"
@@ -480,13 +495,15 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | N
     checkin_id = checkin_id_of_key(turn_key)
     if checkin_id is None:
         return
+    reminding = turn_key == f"dialogue:{reminder_key(checkin_id)}"
     async with outbox.runtime.db.sessions() as session:
         turn = await session.scalar(select(InboundMessage).where(InboundMessage.dedupe_key == turn_key))
         send = await session.scalar(
             select(FollowupSend)
             .where(
                 FollowupSend.checkin_id == checkin_id,
-                FollowupSend.kind.in_((START_CHAT, TEMPLATE)),
+                FollowupSend.kind.in_((REMINDER,) if reminding else (START_CHAT, TEMPLATE)),
+                FollowupSend.message_id.is_(None) if reminding else true(),
                 FollowupSend.status == QUEUED,
             )
             .order_by(FollowupSend.id.desc())
@@ -512,7 +529,9 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | N
             return
         else:
             via = "template" if first.msg_type == "template" else "chat"
-            values = {"kind": TEMPLATE if via == "template" else START_CHAT, "message_id": first.id}
+            values = {"message_id": first.id}
+            if not reminding:
+                values["kind"] = TEMPLATE if via == "template" else START_CHAT
             if first.delivery_status == DeliveryStatus.SENT:
                 values["status"] = SENT
             else:
@@ -526,7 +545,7 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | N
         )
         if recorded.rowcount != 1:  # type: ignore[attr-defined]
             return
-        if via is not None:
+        if via is not None and not reminding:
             await session.execute(
                 update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via=via)
             )
@@ -535,7 +554,8 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | N
         return
     log.warning("check-in %s: start failed: %s", checkin_id, values["error"])
     refused = _errcode(values["error"])
-    if via == "chat" and refused in WINDOW_ERRORS and outbox.runtime.settings.followup_template_id.strip():
+    has_template = bool(outbox.runtime.settings.followup_template_id.strip())
+    if via == "chat" and not reminding and refused in WINDOW_ERRORS and has_template:
         log.info("check-in %s: chat refused (%s), inviting by template", checkin_id, refused)
         await _invite_by_template(outbox, checkin_id, now)
 
@@ -581,12 +601,15 @@ def _template_message(
     checkin_id: int,
     invite: CheckinInvite,
     now: datetime,
+    *,
+    reminder: bool = False,
 ) -> Message:
-    """The check-in's template invitation, stored pending in the conversation for the outbox."""
+    """The check-in's template invitation (or reminder), stored pending in the conversation for the
+    outbox."""
     settings = outbox.runtime.settings
     wechat = {
         "template_id": settings.followup_template_id.strip(),
-        "data": invite.template_data(),
+        "data": invite.template_data(reminder=reminder),
         "url": checkin_url(settings, checkin_id),
     }
     message = Message(
@@ -594,7 +617,7 @@ def _template_message(
         direction=Direction.OUT,
         sender_type=SenderType.SYSTEM,
         msg_type="template",
-        content=invite.text(),
+        content=invite.reminder_text() if reminder else invite.text(),
         extra={TEMPLATE_KEY: wechat, "followup_checkin": checkin_id},
         delivery_status=DeliveryStatus.PENDING,
         created_at=now,
@@ -623,8 +646,16 @@ async def _deliver_and_record(outbox: Outbox, conversation_id: int, message_id: 
 
 
 async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
-    """One reminder per started, unanswered check-in: claimed by setting reminded_at conditionally."""
+    """One reminder per started, unanswered check-in: claimed by setting reminded_at conditionally.
+
+    Once the check-in's dialogue has run, the reminder starts it again (its own dialogue key, taking
+    up its own form if Rasa still has it open): the greeting says the check-in is still waiting and
+    the first question not answered yet follows, so a reply always reaches the check-in, also after
+    a handover, a lost tracker or 稍后再说 late in the day. Outside WeChat's window it invites with the
+    template as a start does. While the start itself still waits for the patient (invited, or a
+    busy conversation), a reply starts it anyway: the reminder is one message."""
     runtime = outbox.runtime
+    settings = runtime.settings
     async with runtime.db.sessions() as session:
         claimed = await session.execute(
             update(FollowupCheckin)
@@ -642,7 +673,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
         await session.commit()
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    template_id = runtime.settings.followup_template_id.strip()
+    template_id = settings.followup_template_id.strip()
     async with runtime.db.sessions() as session:
         loaded = await _load(session, checkin_id)
         identity = (
@@ -651,18 +682,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
             else None
         )
         if identity is None or not identity.subscribed:
-            session.add(
-                FollowupSend(
-                    checkin_id=checkin_id,
-                    kind=REMINDER,
-                    identity_id=identity.id if identity else None,
-                    status=FAILED,
-                    error="no following WeChat account",
-                    created_at=now,
-                )
-            )
-            await session.commit()
-            return False
+            return await _reminder_failed(session, checkin_id, identity, "no following WeChat account", now)
         invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
         conversation = await current_conversation(session, identity, now)
         if conversation.status == ConversationStatus.ESCALATED:
@@ -673,43 +693,108 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
             )
             await session.commit()
             return False
-        if (await reply_window(session, identity, now)).is_open:
-            message = add_outbound(
-                session,
-                conversation,
-                SenderType.SYSTEM,
-                invite.reminder(),
-                extra={"followup_checkin": checkin_id},
-            )
-        elif template_id:
-            message = _template_message(session, outbox, conversation, checkin_id, invite, now)
-        else:
-            session.add(
-                FollowupSend(
-                    checkin_id=checkin_id,
-                    kind=REMINDER,
-                    identity_id=identity.id,
-                    status=FAILED,
-                    error="outside WeChat's 48-hour window and no FOLLOWUP_TEMPLATE_ID",
-                    created_at=now,
+        window_open = (await reply_window(session, identity, now)).is_open
+        if not window_open and not template_id:
+            why = "outside WeChat's 48-hour window and no FOLLOWUP_TEMPLATE_ID"
+            return await _reminder_failed(session, checkin_id, identity, why, now)
+        if await _start_waiting(session, checkin_id):
+            if window_open:
+                message = add_outbound(
+                    session,
+                    conversation,
+                    SenderType.SYSTEM,
+                    invite.reminder(),
+                    extra={"followup_checkin": checkin_id},
                 )
-            )
+            else:
+                message = _template_message(
+                    session, outbox, conversation, checkin_id, invite, now, reminder=True
+                )
+            await session.flush()
+            send = _reminder_send(checkin_id, identity, now, message.id)
+            session.add(send)
             await session.commit()
-            return False
-        await session.flush()
-        send = FollowupSend(
+            conversation_id, message_id, send_id = conversation.id, message.id, send.id
+        else:
+            session.add(_reminder_send(checkin_id, identity, now, None))
+            await session.commit()
+            conversation_id = None
+    if conversation_id is not None:
+        await _deliver_and_record(outbox, conversation_id, message_id, send_id)
+        return True
+    template = (
+        TemplateInvite(
+            template_id,
+            invite.template_data(reminder=True),
+            invite.reminder_text(),
+            url=checkin_url(settings, checkin_id),
+        )
+        if template_id
+        else None
+    )
+    request = DialogueRequest(
+        key=reminder_key(checkin_id),
+        identity_id=identity.id,
+        patient_id=loaded.enrolment.patient_id,
+        intent=CHECKIN_INTENT,
+        reason="followup_reminder",
+        expires_at=loaded.checkin.window_ends_at,
+        entities={"checkin_id": checkin_id},
+        template=template,
+        needs_consent=True,
+        send_hours=(settings.followup_send_from, settings.followup_send_until),
+        resumes=CHECKIN_FORM,
+    )
+    await start_dialogue(runtime, request, queue=window_open)
+    if not window_open:
+        await _take_turns_now(outbox, identity.app_id, identity.openid, now)
+    log.info("check-in %s: reminder dialogue started for identity %s", checkin_id, identity.id)
+    return True
+
+
+def _reminder_send(
+    checkin_id: int, identity: WeChatIdentity, now: datetime, message_id: int | None
+) -> FollowupSend:
+    return FollowupSend(
+        checkin_id=checkin_id,
+        kind=REMINDER,
+        identity_id=identity.id,
+        message_id=message_id,
+        status=QUEUED,
+        created_at=now,
+    )
+
+
+async def _reminder_failed(
+    session: AsyncSession, checkin_id: int, identity: WeChatIdentity | None, why: str, now: datetime
+) -> bool:
+    session.add(
+        FollowupSend(
             checkin_id=checkin_id,
             kind=REMINDER,
-            identity_id=identity.id,
-            message_id=message.id,
-            status=QUEUED,
+            identity_id=identity.id if identity else None,
+            status=FAILED,
+            error=why,
             created_at=now,
         )
-        session.add(send)
-        await session.commit()
-        conversation_id, message_id, send_id = conversation.id, message.id, send.id
-    await _deliver_and_record(outbox, conversation_id, message_id, send_id)
-    return True
+    )
+    await session.commit()
+    return False
+
+
+async def _start_waiting(session: AsyncSession, checkin_id: int) -> bool:
+    """The check-in's latest start is a dialogue turn that has not run yet."""
+    base = f"dialogue:{checkin_key(checkin_id)}"
+    status = await session.scalar(
+        select(InboundMessage.status)
+        .where(
+            (InboundMessage.dedupe_key == base) | InboundMessage.dedupe_key.like(f"{base}:%"),
+            InboundMessage.dedupe_key != f"dialogue:{reminder_key(checkin_id)}",
+        )
+        .order_by(InboundMessage.id.desc())
+        .limit(1)
+    )
+    return status == InboundStatus.RECEIVED
 
 
 # -- closing windows -------------------------------------------------------------------------------------

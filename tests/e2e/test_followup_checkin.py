@@ -20,15 +20,18 @@ from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, InboundMessage
 from crm_backend.conversations.turns import DialogueRequest, start_dialogue
 from crm_backend.escalations.models import Escalation
+from crm_backend.escalations.service import Escalations
+from crm_backend.followups import dispatch
 from crm_backend.followups.dispatch import run_followups
-from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment
+from crm_backend.followups.models import FollowupAnswer, FollowupCheckin, FollowupEnrolment, FollowupSend
 from crm_backend.patients.models import Patient, PatientLink, PatientRelation, WeChatIdentity
 from crm_backend.runtime import Runtime
-from crm_backend.staff.models import Team
+from crm_backend.staff.models import Staff, Team
+from tests.e2e.test_dialogues import _Admin
 from tests.e2e.test_emergency import _tracker
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import Stack
+from tests.support.stack import ADMIN_USERNAME, Stack
 
 GREETING = "随访服务，想了解一下"
 PAIN_QUESTION = "疼得厉害吗"
@@ -345,3 +348,51 @@ async def test_asking_for_a_person_mid_check_in_hands_over_and_closes_the_form(
     assert checkin.status == "started" and set(answers) == {"pain"}  # still open: the nurse or a reminder
     tracker = await _tracker(stack, started.openid)
     assert not (tracker.get("active_loop") or {}).get("name")
+
+
+async def _remind(stack: Stack, crm: Runtime, started: Started) -> list[str]:
+    """The dispatcher's reminder for the started check-in (its delay is up); returns the reminder's
+    greeting and the question that follows it, as the patient received them."""
+    before = len(stack.wechat.texts(started.openid))
+    assert await dispatch._remind(Outbox(crm), started.checkin_id, datetime.now(UTC))
+    return (await stack.wait_answers(started.openid, before + 2))[before:]
+
+
+async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_reply_counts(
+    stack: Stack, crm: Runtime
+) -> None:
+    started = await _start(stack, crm)
+    await stack.converse(started.openid, "5分")
+    reminder, question = await _remind(stack, crm, started)
+    assert reminder.startswith("【随访提醒】") and "还没有完成" in reminder
+    assert "体温" in question
+    await stack.converse(started.openid, "三十六度八")
+    _, answers = await _checkin(crm, started.checkin_id)
+    assert set(answers) == {"pain", "temperature"}
+
+
+async def test_a_reminder_after_a_handover_takes_the_check_in_up_where_it_stopped(
+    stack: Stack, crm: Runtime
+) -> None:
+    """The handover closed the form; after the nurse handed the chat back, the reminder's
+    "reply to continue" must reach the check-in, not the general bot."""
+    started = await _start(stack, crm)
+    await stack.converse(started.openid, "5分")
+    await stack.converse(started.openid, "转人工")
+    [(escalation, _)] = await _escalations(crm, started.openid)
+    async with crm.db.sessions() as session:
+        admin_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
+    assert admin_id is not None
+    await Escalations(crm).resolve(escalation.conversation_id, _Admin(admin_id))
+    reminder, question = await _remind(stack, crm, started)
+    assert "还没有完成" in reminder and "体温" in question
+    await stack.converse(started.openid, "三十六度八")
+    _, answers = await _checkin(crm, started.checkin_id)
+    assert set(answers) == {"pain", "temperature"}
+    async with crm.db.sessions() as session:
+        sent = await session.scalars(
+            select(FollowupSend.status).where(
+                FollowupSend.checkin_id == started.checkin_id, FollowupSend.kind == "reminder"
+            )
+        )
+        assert list(sent) == ["sent"]

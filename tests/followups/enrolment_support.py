@@ -8,10 +8,12 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from channels.outbound.delivery import Outbox
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.consent.models import ConsentRecord
 from crm_backend.conversations.models import Conversation, InboundMessage
 from crm_backend.escalations.models import Escalation
+from crm_backend.followups.dispatch import run_followups
 from crm_backend.followups.enrolment import EnrolmentRequest, checkins_of, enrol
 from crm_backend.followups.models import (
     EnrolmentSource,
@@ -234,3 +236,15 @@ async def open_to(runtime: Runtime, patient_id: int, team_id: int) -> None:
             )
         )
         await session.commit()
+
+
+async def started_in_chat(runtime: Runtime, outbox: Outbox) -> tuple[FollowupCheckin, int, int, datetime]:
+    """A day-1 check-in the dispatcher started in chat at 10:00: (check-in, identity, enrolment, when)."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
+    started = local(day + timedelta(days=1), 10)
+    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
+    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
+    await run_followups(outbox, started)
+    day1 = (await checkins(runtime, enrolment_id))[0]
+    return day1, identity_id, enrolment_id, started

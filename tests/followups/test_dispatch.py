@@ -48,6 +48,7 @@ from tests.followups.enrolment_support import (
     make_patient,
     make_plan,
     sends,
+    started_in_chat,
     unique_code,
 )
 from tests.support.postgres import alembic
@@ -331,13 +332,7 @@ async def test_without_a_template_a_check_in_waits_for_the_patient_to_write(
 async def test_one_reminder_for_an_unanswered_check_in(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
-    day = fresh_day()
-    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
-    started = local(day + timedelta(days=1), 10)
-    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
-    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
-    await run_followups(outbox, started)
-    day1 = (await checkins(runtime, enrolment_id))[0]
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     # The patient wrote the next morning but did not finish; 24 hours after the start: one reminder.
     async with runtime.db.sessions() as session:
         holder = await session.get(type(await identity(runtime, identity_id)), identity_id)
@@ -359,14 +354,74 @@ async def test_one_reminder_for_an_unanswered_check_in(
     assert (await checkins(runtime, enrolment_id))[0].reminded_at is not None
 
 
+async def _start_ran(runtime: Runtime, checkin_id: int) -> None:
+    """The worker has taken the check-in's start (Rasa asked its first question)."""
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            sa.update(InboundMessage)
+            .where(InboundMessage.dedupe_key == f"dialogue:followup:checkin:{checkin_id}")
+            .values(status="processed")
+        )
+        await session.commit()
+
+
+async def test_a_reminder_after_the_start_ran_takes_the_check_in_up_again_in_chat(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """Once its dialogue ran, the check-in's form may be gone from Rasa (a handover, a lost tracker):
+    the reminder is the check-in's dialogue again, which may take up its own open form."""
+    day1, identity_id, _enrolment_id, started = await started_in_chat(runtime, outbox)
+    await _start_ran(runtime, day1.id)
+    later = started + timedelta(hours=24, minutes=1)
+    await _set_identity(runtime, identity_id, last_inbound_at=later - timedelta(hours=2))
+
+    await asyncio.gather(run_followups(outbox, later), run_followups(outbox, later + timedelta(seconds=1)))
+
+    _, reminder = await dialogues(runtime, day1.id)
+    assert reminder.dedupe_key == f"dialogue:followup:checkin:{day1.id}:reminder"
+    assert (reminder.status, reminder.payload["intent"]) == ("received", "EXTERNAL_followup_checkin")
+    assert reminder.payload["entities"] == {"checkin_id": day1.id}
+    assert reminder.payload["resumes"] == "followup_form"
+    assert [(s.kind, s.status) for s in await sends(runtime, day1.id)] == [
+        ("start_chat", "queued"),
+        ("reminder", "queued"),
+    ]
+    # The route lets it take up the check-in's own open form (and no other: plan_dialogue's TRIGGER).
+    plan = await turns.plan_dialogue(runtime, reminder.id, later)
+    assert (plan.step, plan.resumes) == (turns.Step.TRIGGER, "followup_form")
+    assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
+
+
+async def test_a_reminder_outside_the_window_invites_by_template_worded_as_a_reminder(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
+    await _start_ran(runtime, day1.id)
+
+    await run_followups(outbox, started + timedelta(hours=49))  # the patient's 48 hours are over
+
+    holder = await identity(runtime, identity_id)
+    [invited] = fake_wechat.sent(holder.openid)
+    assert invited["api"] == "template_send"
+    assert "还没有完成" in invited["data"]["first"]["value"]
+    assert _opens(runtime, invited["url"]) == day1.id
+    reminder = (await dialogues(runtime, day1.id))[-1]
+    assert reminder.dedupe_key.endswith(":reminder") and reminder.payload.get("invited_at")
+    sent = (await sends(runtime, day1.id))[-1]
+    assert (sent.kind, sent.status, sent.message_id is not None) == ("reminder", "sent", True)
+    assert (await checkins(runtime, enrolment_id))[0].started_via == "chat"  # the start's, kept
+
+
+async def _set_identity(runtime: Runtime, identity_id: int, **values: object) -> None:
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            sa.update(WeChatIdentity).where(WeChatIdentity.id == identity_id).values(**values)
+        )
+        await session.commit()
+
+
 async def test_postponed_check_in_starts_again_with_a_new_dialogue(runtime: Runtime, outbox: Outbox):
-    day = fresh_day()
-    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
-    started = local(day + timedelta(days=1), 10)
-    patient_id, _ = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
-    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
-    await run_followups(outbox, started)
-    day1 = (await checkins(runtime, enrolment_id))[0]
+    day1, _, enrolment_id, started = await started_in_chat(runtime, outbox)
     again_at = started + timedelta(hours=5)
     await _set(runtime, day1.id, postponed_until=again_at)  # 稍后再说, as the dialogue records it
 
@@ -422,13 +477,7 @@ async def test_no_reminder_for_an_enrolment_paused_after_the_run_listed_it(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
     """A nurse pauses the enrolment while a dispatch run is between listing and reminding."""
-    day = fresh_day()
-    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
-    started = local(day + timedelta(days=1), 10)
-    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
-    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
-    await run_followups(outbox, started)
-    day1 = (await checkins(runtime, enrolment_id))[0]
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     async with runtime.db.sessions() as session:
         await pause_enrolment(session, enrolment_id)
         await session.commit()
@@ -444,13 +493,7 @@ async def test_no_reminder_for_an_enrolment_paused_after_the_run_listed_it(
 async def test_no_reminder_while_staff_hold_the_conversation(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
-    day = fresh_day()
-    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
-    started = local(day + timedelta(days=1), 10)
-    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
-    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
-    await run_followups(outbox, started)
-    day1 = (await checkins(runtime, enrolment_id))[0]
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     later = started + timedelta(hours=25)
     async with runtime.db.sessions() as session:
         holder = await session.get(WeChatIdentity, identity_id)

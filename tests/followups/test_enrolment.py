@@ -35,6 +35,7 @@ from tests.followups.enrolment_support import (
     local,
     make_patient,
     make_plan,
+    started_in_chat,
     unique_code,
 )
 from tests.support.stack import FakeWeChat
@@ -190,12 +191,7 @@ async def test_a_reminder_waiting_for_wechat_is_not_sent_after_a_stop(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
     """The dispatcher stores reminders itself (no dialogue turn): a stop fails them too."""
-    day = fresh_day()
-    version = await make_plan(runtime, definition(unique_code(), days=(1, 7)))
-    started = local(day + timedelta(days=1), 10)
-    patient_id, identity_id = await make_patient(runtime, last_inbound_at=started - timedelta(hours=1))
-    enrolment_id = await enrol_patient(runtime, version, patient_id, day, local(day, 15))
-    await run_followups(outbox, started)
+    _, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     later = started + timedelta(hours=24, minutes=1)
     async with runtime.db.sessions() as session:  # the patient wrote since: a chat reminder
         holder = await session.get(WeChatIdentity, identity_id)

@@ -153,8 +153,53 @@ def cpu_seconds(process: Process | None) -> float:
     return total / tick
 
 
-async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float]:
-    """Pushes from 200 other patients at `rate`/s, each timed from its scheduled moment."""
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process (the server and its backends) still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def by_minute(timed: list[tuple[float, float]], start: float) -> list[dict[str, float]]:
+    """Acknowledgement p50/p99/max for each minute of the run (where the slow ones were)."""
+    minutes: dict[int, list[float]] = {}
+    for at, latency in timed:
+        minutes.setdefault(int((at - start) // 60), []).append(latency)
+    rows = []
+    for minute, values in sorted(minutes.items()):
+        ordered = sorted(values)
+        rows.append(
+            {
+                "minute": minute,
+                "n": len(ordered),
+                "p50_ms": round(1000 * ordered[len(ordered) // 2], 1),
+                "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+                "max_ms": round(1000 * ordered[-1], 1),
+            }
+        )
+    return rows
+
+
+async def ack_load(
+    stack: Stack, rate: float, stop: asyncio.Event, timed: list[tuple[float, float]] | None = None
+) -> list[float]:
+    """Pushes from 200 other patients at `rate`/s, each timed from its scheduled moment (and, in
+    `timed`, with that moment)."""
     openids = [new_openid() for _ in range(200)]
     latencies: list[float] = []
     url = f"{stack.url}/wechat/oa"
@@ -166,6 +211,8 @@ async def ack_load(stack: Stack, rate: float, stop: asyncio.Event) -> list[float
             async with client.post(url, params=push.params, data=push.body, headers=push.headers) as response:
                 assert (await response.text()) == "success"
             latencies.append(time.perf_counter() - at)
+            if timed is not None:
+                timed.append((at, latencies[-1]))
 
         tasks = []
         start = time.perf_counter()
@@ -209,9 +256,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         expected = await seed(database_url, Settings().oa_appid, args.checkins, now)
         seeded_in = time.perf_counter() - t_seed
         stop = asyncio.Event()
-        acks = asyncio.create_task(ack_load(stack, args.ack_rate, stop))
+        timed: list[tuple[float, float]] = []
+        acks = asyncio.create_task(ack_load(stack, args.ack_rate, stop, timed))
         t0 = time.time()
+        t0_perf = time.perf_counter()
         load_before = os.getloadavg()
+        postgres_cpu = postgres_cpu_seconds()
+        jiffies = machine_jiffies()
         rasa_cpu = cpu_seconds(rasa.rasa), cpu_seconds(rasa.actions)
         web_cpu = cpu_seconds(stack.web)
         stack.start_worker()
@@ -228,6 +279,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         rasa_cpu = cpu_seconds(rasa.rasa) - rasa_cpu[0], cpu_seconds(rasa.actions) - rasa_cpu[1]
         web_cpu = cpu_seconds(stack.web) - web_cpu
         workers_cpu = sum(cpu_seconds(p) for p in [stack.worker, *stack.extra_workers])
+        postgres_cpu = postgres_cpu_seconds() - postgres_cpu
+        busy, total = (after - before for after, before in zip(machine_jiffies(), jiffies, strict=True))
         stop.set()
         latencies = await acks
         sends = wechat.sent()
@@ -264,8 +317,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 "actions": round(rasa_cpu[1], 1),
                 "workers": round(workers_cpu, 1),
                 "web": round(web_cpu, 1),
+                "postgres": round(postgres_cpu, 1),
                 "run": round(elapsed, 1),
             },
+            # Of both cores over the run: how much of the machine was in use.
+            "machine_busy_share": round(busy / total, 2) if total else None,
+            "ack_by_minute": by_minute(timed, t0_perf),
             "rasa_cpu_ms_per_chat_start": round(1000 * rasa_cpu[0] / chat, 1) if chat else None,
             "actions_cpu_ms_per_chat_start": round(1000 * rasa_cpu[1] / chat, 1) if chat else None,
             "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],

@@ -198,6 +198,9 @@ class Settings(BaseSettings):
     #: WeChat template inviting to a check-in outside the 48-hour window; empty: those check-ins
     #: wait for the patient to write (and are missed if nobody does).
     followup_template_id: str = Field("", alias="FOLLOWUP_TEMPLATE_ID")
+    #: At most this many check-in starts and reminders a minute, across all workers (pace.py);
+    #: 0: as fast as the workers go.
+    followup_starts_per_minute: int = Field(1200, alias="FOLLOWUP_STARTS_PER_MINUTE", ge=0)
     #: A started check-in still unanswered after this many hours gets one reminder.
     followup_reminder_after_hours: float = Field(24.0, alias="FOLLOWUP_REMINDER_AFTER_HOURS", gt=0)
     #: A check-in's answer window: until the next time point, and at most this many hours after it

@@ -42,10 +42,11 @@ NOTED = "followup_noted"
 SLOTS = (ANSWER, CHECKIN, PROMPT, STATE, NOTED)
 
 CRM_DOWN = "抱歉，随访系统暂时无法记录您的回答，我们稍后再来问您。如有不适，请及时就医或回复“人工”。"
-#: The CRM did not confirm an answer twice: it may have recorded a worrying one whose escalation
-#: never reached the bot, so a nurse looks at the chat (over-triage: never a lost red flag).
+#: The CRM did not confirm an answer twice: it may have recorded a red or emergency one whose
+#: escalation never reached the bot, so a nurse looks at the chat now, as for a red answer
+#: (over-triage: never a lost red flag). The escalation is stored by the worker, not the CRM's API.
 CRM_DOWN_ESCALATION = escalation_request(
-    "随访回答未能确认记录（随访系统无响应），请护士查看对话", team="nursing", priority="high"
+    "随访回答未能确认记录（随访系统无响应），请护士立即查看对话", team="nursing", priority="urgent"
 )
 #: Steps of the bot API after which the check-in dialogue is over.
 ENDING_STEPS = frozenset({"finished", "postponed", "stopped", "closed"})

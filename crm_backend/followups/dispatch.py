@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ from crm_backend.followups.models import (
     FollowupPlanVersion,
     FollowupSend,
 )
+from crm_backend.followups.pace import wait_for_start
 from crm_backend.followups.plan_service import definition_of
 from crm_backend.followups.plans import PlanDefinition
 from crm_backend.followups.recipients import recipient_of
@@ -234,12 +236,20 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
         ).all()
     claimed = CheckinStatus.claimed
     gate = asyncio.Semaphore(START_CONCURRENCY)
+    began = time.monotonic()
+
+    def clock() -> datetime:
+        """The run's time, moving on: a paced run lasts minutes, and a claim stamped with the run's
+        start would look stale to the next run, which would take over a start still under way."""
+        return now + timedelta(seconds=time.monotonic() - began)
 
     async def claim_and_start(checkin_id: int, conditions: tuple[Any, ...], *, again: bool = False) -> None:
         """`again`: a start after 稍后再说, which is not counted as a retry."""
         async with gate:
-            if await _claim(outbox, checkin_id, conditions, now, counted=not again):
-                outcomes[await _start_safely(outbox, checkin_id, now)] += 1
+            if await _claim(outbox, checkin_id, conditions, clock(), counted=not again):
+                # After the claim: a place in the pace goes to a start, not to a lost race.
+                await wait_for_start(runtime)
+                outcomes[await _start_safely(outbox, checkin_id, clock())] += 1
 
     scheduled = FollowupCheckin.status == CheckinStatus.scheduled
     postponed = FollowupCheckin.status == CheckinStatus.started
@@ -256,7 +266,8 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
         ),
     )
     for checkin_id in to_remind:
-        if await _remind(outbox, checkin_id, now):
+        await wait_for_start(runtime)
+        if await _remind(outbox, checkin_id, clock()):
             outcomes["reminded"] += 1
     outcomes = +outcomes  # "missed: 0" is nothing to log every second
     if outcomes:
@@ -369,16 +380,35 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
             return await _leave(outbox, checkin_id, CheckinStatus.missed, why)
         window_open = (await reply_window(session, identity, now)).is_open
         invite = _invite(loaded, for_someone_else)
-    template_id = settings.followup_template_id.strip()
-    if not window_open and not template_id:
-        # No way to invite: the check-in waits until the patient writes (then the next run starts
-        # it in chat), and is missed when its window closes first.
-        return await _leave(
-            outbox,
-            checkin_id,
-            resting,
-            "waiting for the patient to write: outside WeChat's 48-hour window, no FOLLOWUP_TEMPLATE_ID",
+        template_id = settings.followup_template_id.strip()
+        if not window_open and not template_id:
+            # No way to invite: the check-in waits until the patient writes (then the next run
+            # starts it in chat), and is missed when its window closes first.
+            why = "waiting for the patient to write: outside WeChat's 48-hour window, no "
+            return await _leave(outbox, checkin_id, resting, why + "FOLLOWUP_TEMPLATE_ID")
+        # Before the dialogue is queued: a takeover addresses the same person, and the worker that
+        # takes the dialogue finds the send to record its outcome on. A takeover of a start whose
+        # send was stored before the crash keeps that one.
+        await session.execute(
+            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(identity_id=identity.id)
         )
+        earlier = select(FollowupSend.id).where(
+            FollowupSend.checkin_id == checkin_id, FollowupSend.kind.in_((START_CHAT, TEMPLATE))
+        )
+        if again_at is not None:
+            earlier = earlier.where(FollowupSend.created_at >= again_at)
+        first_try = checkin.claims == 1 and again_at is None  # nothing stored before it
+        if first_try or await session.scalar(earlier.limit(1)) is None:
+            session.add(
+                FollowupSend(
+                    checkin_id=checkin_id,
+                    kind=START_CHAT if window_open else TEMPLATE,
+                    identity_id=identity.id,
+                    status=QUEUED,
+                    created_at=now,
+                )
+            )
+        await session.commit()
     template = (
         TemplateInvite(
             template_id,
@@ -402,12 +432,6 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
         needs_consent=True,
         send_hours=(settings.followup_send_from, settings.followup_send_until),
     )
-    # The recipient is recorded before the dialogue is queued: a takeover addresses the same person.
-    async with runtime.db.sessions() as session:
-        await session.execute(
-            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(identity_id=identity.id)
-        )
-        await session.commit()
     # An invitation needs no Rasa: this run takes the patient's turns itself (below) instead of
     # queuing them in the inbound stream behind chat starts that wait for Rasa.
     turn_id = await start_dialogue(runtime, request, queue=window_open)
@@ -433,26 +457,16 @@ async def _start(outbox: Outbox, checkin_id: int, now: datetime) -> str:
                 select(FollowupCheckin.status).where(FollowupCheckin.id == checkin_id)
             )
             if status is not None and status not in OPEN:
-                await cancel_dialogues(session, [checkin_id], f"check-in {status} before it started")
+                why = f"check-in {status} before it started"
+                await cancel_dialogues(session, [checkin_id], why)
+                await session.execute(
+                    update(FollowupSend)
+                    .where(FollowupSend.checkin_id == checkin_id, FollowupSend.status == QUEUED)
+                    .values(status=FAILED, error=why)
+                )
                 await session.commit()
             log.warning("check-in %s was settled meanwhile (%s)", checkin_id, status)
             return "lost race"
-        # A takeover whose dialogue was queued before the crash records its send once.
-        earlier = select(FollowupSend.id).where(
-            FollowupSend.checkin_id == checkin_id, FollowupSend.kind.in_((START_CHAT, TEMPLATE))
-        )
-        if again_at is not None:
-            earlier = earlier.where(FollowupSend.created_at >= again_at)
-        if turn_id is not None or await session.scalar(earlier.limit(1)) is None:
-            session.add(
-                FollowupSend(
-                    checkin_id=checkin_id,
-                    kind=START_CHAT if window_open else TEMPLATE,
-                    identity_id=identity.id,
-                    status=QUEUED,
-                    created_at=now,
-                )
-            )
         await session.commit()
     if not window_open:
         # Through the one turn route all the same: under the patient's lock, in order with what

@@ -29,6 +29,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import HOSPITAL_TZ
+from crm_backend.followups.flag_times import flagged_at
 from crm_backend.followups.models import (
     CheckinChannel,
     CheckinStatus,
@@ -154,7 +155,9 @@ class ResponseFigures(BaseModel):
 
 
 class FlagContactFigures(BaseModel):
-    """From a red or emergency flag (the answer's time) to the nurse's first contact with the patient."""
+    """From a red or emergency flag to the nurse's first contact with the patient: answered
+    check-ins from their answer, check-ins answered only in part (a red answer, then silence) from
+    the answer that raised the flag (flag_times.py)."""
 
     flagged: int
     red: int
@@ -263,6 +266,8 @@ class _Checkin:
     window_ends_at: datetime
     worst_flag: str | None
     first_contact_at: datetime | None
+    #: When it reached its worst flag, if flagged (flag_times.py).
+    flagged_at: datetime | None = None
     calls: int = 0
     #: When calls reached the patient, earliest first.
     reached_at: list[datetime] = field(default_factory=list)
@@ -278,8 +283,9 @@ class _Checkin:
         return CheckinChannel.phone if self.reached_at else None
 
     def first_contact_after_flag(self) -> datetime | None:
-        """The earlier of the contact staff recorded and a call that reached the patient after the answer."""
-        after = self.answered_at
+        """The earlier of the contact staff recorded and a call that reached the patient after the
+        flagging answer."""
+        after = self.flagged_at
         reached = next((t for t in self.reached_at if after is not None and t >= after), None)
         known = [t for t in (self.first_contact_at, reached) if t is not None]
         return min(known, default=None)
@@ -366,6 +372,8 @@ async def _checkins(session: AsyncSession, scope: Scope, date_from: date, date_t
         checkin.calls += 1
         if reached:
             checkin.reached_at.append(created_at)
+    for checkin_id, at in (await flagged_at(session, list(checkins.values()))).items():
+        checkins[checkin_id].flagged_at = at
     return list(checkins.values())
 
 
@@ -417,12 +425,13 @@ def _response(checkins: list[_Checkin], now: datetime) -> ResponseFigures:
 
 
 def _flag_contact(checkins: list[_Checkin]) -> FlagContactFigures:
-    flagged = [c for c in checkins if c.answered and c.worst_flag in URGENT_FLAGS and c.answered_at]
+    # Answered or not: a red answer followed by silence is what most needs a nurse.
+    flagged = [c for c in checkins if c.worst_flag in URGENT_FLAGS and c.flagged_at is not None]
     waits: list[float] = []
     for checkin in flagged:
         contact = checkin.first_contact_after_flag()
-        if contact is not None and checkin.answered_at is not None:
-            waits.append(max((contact - checkin.answered_at).total_seconds(), 0.0))
+        if contact is not None and checkin.flagged_at is not None:
+            waits.append(max((contact - checkin.flagged_at).total_seconds(), 0.0))
     return FlagContactFigures(
         flagged=len(flagged),
         red=sum(c.worst_flag == Flag.red for c in flagged),

@@ -36,6 +36,7 @@ from crm_backend.followups.answers import (
     record_answer,
     reply_by,
 )
+from crm_backend.followups.flag_times import FLAGGED, flagged_at
 from crm_backend.followups.models import (
     CheckinChannel,
     CheckinStatus,
@@ -55,7 +56,6 @@ from crm_backend.protection import FieldProtector
 from crm_backend.staff.models import Staff, Team
 
 MAX_ITEMS = 200
-FLAGGED = (Flag.amber.value, Flag.red.value, Flag.emergency.value)
 
 
 class WorkList(enum.StrEnum):
@@ -310,7 +310,7 @@ async def _items(
             )
         ).all()
     }
-    flagged_at = await _flagged_at(session, [row[0] for row in rows])
+    flag_times = await flagged_at(session, [row[0] for row in rows])
     last_calls = {
         call.id: call
         for call in await session.scalars(
@@ -333,28 +333,10 @@ async def _items(
                 protector,
                 count,
                 last_calls.get(last_id),
-                flagged_at.get(checkin.id),
+                flag_times.get(checkin.id),
             )
         )
     return items
-
-
-async def _flagged_at(session: AsyncSession, checkins: list[FollowupCheckin]) -> dict[int, datetime]:
-    """When each flagged check-in reached its worst flag: its answer, or for one answered only in
-    part, the first answer that raised that flag (nurses reply by then + the flag's delay)."""
-    partial = [c for c in checkins if c.answered_at is None and c.worst_flag in FLAGGED]
-    found = {c.id: c.answered_at for c in checkins if c.answered_at is not None}
-    if partial:
-        rows = await session.execute(
-            select(FollowupAnswer.checkin_id, FollowupAnswer.flag, func.min(FollowupAnswer.created_at))
-            .where(FollowupAnswer.checkin_id.in_([c.id for c in partial]))
-            .group_by(FollowupAnswer.checkin_id, FollowupAnswer.flag)
-        )
-        worst = {c.id: c.worst_flag for c in partial}
-        for checkin_id, flag, first in rows.all():
-            if flag == worst[checkin_id]:
-                found[checkin_id] = first
-    return found
 
 
 def _item(
@@ -444,7 +426,7 @@ async def checkin_detail(
         protector,
         len(calls),
         calls[-1][0] if calls else None,
-        (await _flagged_at(session, [row])).get(row.id),
+        (await flagged_at(session, [row])).get(row.id),
     )
     answer_rows = {
         a.question: a

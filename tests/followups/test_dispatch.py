@@ -7,6 +7,7 @@ check-in dialogue end to end."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,6 +107,40 @@ async def test_two_workers_racing_start_each_check_in_once(
             day1 = (await checkins(runtime, enrolment_id))[0]
             [send] = await sends(runtime, day1.id)
             assert (send.kind, send.status, day1.started_via) == ("template", "sent", "template")
+
+
+async def test_a_paced_run_that_lasts_longer_than_the_claim_timeout_keeps_its_claims(
+    runtime: Runtime, database_url: str, fake_wechat: FakeWeChat
+):
+    """A paced run lasts minutes at a morning's volume. Its claims carry the moment each was made,
+    not the run's start, or another worker's run would take over starts still waiting for their
+    place (each takeover counts towards the tries before the phone list)."""
+    day = fresh_day()
+    version = await make_plan(runtime, definition(unique_code(), days=(1, 3)))
+    base = local(day + timedelta(days=1), 10)
+    enrolled = []
+    for _ in range(25):
+        patient_id, _ = await make_patient(runtime, last_inbound_at=base - timedelta(hours=1))
+        enrolled.append(await enrol_patient(runtime, version, patient_id, day, local(day, 15)))
+    # 5 starts a second: 25 take 5 s, longer than the 3 s after which a claim counts as stale.
+    paced = {"FOLLOWUP_STARTS_PER_MINUTE": "300", "FOLLOWUP_CLAIM_TIMEOUT_SECONDS": "3"}
+    async with (
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID, **paced) as first,
+        worker_outbox(database_url, fake_wechat, FOLLOWUP_TEMPLATE_ID=TEMPLATE_ID, **paced) as second,
+    ):
+        began = time.monotonic()
+        long_run = asyncio.create_task(run_followups(first, base))
+        # A second worker (restarted, say) runs from the fourth second on, on the same clock, while
+        # the first worker's run still has claims waiting for their place.
+        await asyncio.sleep(3.5)
+        while not long_run.done():
+            await run_followups(second, base + timedelta(seconds=time.monotonic() - began))
+            await asyncio.sleep(0.3)
+        await long_run
+    for enrolment_id in enrolled:
+        day1 = (await checkins(runtime, enrolment_id))[0]
+        assert (day1.status, day1.claims) == ("started", 1)
+        assert len(await dialogues(runtime, day1.id)) == 1
 
 
 async def test_a_crashed_worker_s_claim_is_taken_over_once(runtime: Runtime, outbox: Outbox):
@@ -436,7 +471,9 @@ async def test_postponed_check_in_starts_again_with_a_new_dialogue(runtime: Runt
     assert second.dedupe_key == f"dialogue:followup:checkin:{day1.id}:{int(again_at.timestamp())}"
     assert second.payload["entities"] == {"checkin_id": day1.id}
     day1 = (await checkins(runtime, enrolment_id))[0]
-    assert (day1.status, day1.postponed_until, day1.started_at) == ("started", None, again_at)
+    assert (day1.status, day1.postponed_until) == ("started", None)
+    assert day1.started_at is not None  # the run's time, moving on from again_at as the run goes
+    assert again_at <= day1.started_at < again_at + timedelta(seconds=30)
     assert day1.claims == 1  # a start again is not a retry: postponing never sends it to the phone list
 
 

@@ -227,6 +227,43 @@ async def test_every_figure_of_the_range(seeded: Seeded, admin_client: httpx.Asy
     assert (plans["tka"]["answered"], plans["tka"]["emergency_share"]) == (1, 1.0)
 
 
+async def test_a_red_answer_then_silence_counts_from_the_red_answer(
+    seeded: Seeded, runtime: Runtime, admin_client: httpx.AsyncClient
+) -> None:
+    """Answered only in part and then missed: the red answer was escalated when it was given, so the
+    nurse's time runs from it (October: none of the other tests' ranges)."""
+    october = date(2026, 10, 2)
+    async with runtime.db.sessions() as s:
+        team = Team(name="肝胆外科护理组（部分回答）")
+        s.add(team)
+        await s.flush()
+        plan = await make_plan(s, "lc_partial", "腹腔镜胆囊切除术后随访（部分回答）")
+        patient = Patient()
+        s.add(patient)
+        await s.flush()
+        discharged = date(2026, 10, 1)
+        enrolment = await enrol(s, plan, patient_id=patient.id, team_id=team.id, discharged_on=discharged)
+        row = await checkin(
+            s, enrolment, 0, due_at=shanghai(october, 10), status="missed", started_via="chat",
+            worst_flag="red", first_contact_at=shanghai(october, 10, 45),
+        )  # fmt: skip
+        await answer(s, row, "pain", 8, "red", channel="chat")  # at 10:00, then nothing more
+        await s.commit()
+    response = await admin_client.get(
+        "/api/console/reports/followup", params={"from": "2026-10-01", "to": "2026-10-05"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["total"]["flag_contact"] == {
+        "flagged": 1,
+        "red": 1,
+        "emergency": 0,
+        "contacted": 1,
+        "without_contact": 0,
+        "median_seconds": 45 * 60,
+        "p90_seconds": 45 * 60,
+    }
+
+
 async def test_one_day_counts_by_hospital_midnight(seeded: Seeded, admin_client: httpx.AsyncClient) -> None:
     """On 10 November: 乙 (discharged that day) is counted; 乙's check-in due at 00:30 on the 11th
     (still the 10th in UTC) is not, 辛's at 23:30 on the 10th (the 10th in UTC too) is."""

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_backend.database.core import Base, UTCDateTime, utcnow
@@ -53,10 +53,12 @@ class ConversationStatus(enum.StrEnum):
 
 class Conversation(Base):
     __tablename__ = "conversations"
+    #: The open conversation is the identity's highest id (route.open_conversation_id): migration 0018.
+    __table_args__ = (Index("ix_conversations_identity_id_id", "identity_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
-    identity_id: Mapped[int] = mapped_column(ForeignKey("wechat_identities.id"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("wechat_identities.id"))
     channel: Mapped[str] = mapped_column(String(32), default="wechat_oa")
     status: Mapped[ConversationStatus] = mapped_column(String(16), default=ConversationStatus.BOT)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -94,7 +96,23 @@ class DeliveryStatus(enum.StrEnum):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_outbox", "direction", "delivery_status", "created_at"),)
+    #: Partial indexes of the messages still to send and being sent (migration 0018): an index
+    #: led by the status would also hold an entry for every message sent since the last vacuum.
+    __table_args__ = (
+        Index(
+            "ix_messages_pending",
+            "conversation_id",
+            "id",
+            postgresql_where=text("direction = 'out' AND delivery_status = 'pending'"),
+            sqlite_where=text("direction = 'out' AND delivery_status = 'pending'"),
+        ),
+        Index(
+            "ix_messages_sending",
+            "created_at",
+            postgresql_where=text("direction = 'out' AND delivery_status = 'sending'"),
+            sqlite_where=text("direction = 'out' AND delivery_status = 'sending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)

@@ -313,14 +313,16 @@ class _Loaded:
 
 
 async def _load(session: AsyncSession, checkin_id: int) -> _Loaded:
-    checkin = await session.get(FollowupCheckin, checkin_id)
-    assert checkin is not None
-    enrolment = await session.get(FollowupEnrolment, checkin.enrolment_id)
-    assert enrolment is not None
-    version = await session.get(FollowupPlanVersion, enrolment.plan_version_id)
-    assert version is not None
-    patient = await session.get(Patient, enrolment.patient_id)
-    assert patient is not None
+    """The check-in with its enrolment, plan version and patient, in one statement."""
+    checkin, enrolment, version, patient = (
+        await session.execute(
+            select(FollowupCheckin, FollowupEnrolment, FollowupPlanVersion, Patient)
+            .join(FollowupEnrolment, FollowupEnrolment.id == FollowupCheckin.enrolment_id)
+            .join(FollowupPlanVersion, FollowupPlanVersion.id == FollowupEnrolment.plan_version_id)
+            .join(Patient, Patient.id == FollowupEnrolment.patient_id)
+            .where(FollowupCheckin.id == checkin_id)
+        )
+    ).one()
     return _Loaded(checkin, enrolment, definition_of(version), patient)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import case, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.patients.models import PatientLink, WeChatIdentity
@@ -25,10 +25,15 @@ class Recipient:
 
 async def recipient_of(session: AsyncSession, patient_id: int) -> Recipient | None:
     """The account to address: following first, then the patient's own, then the most recently active."""
-    managing = select(PatientLink.identity_id).where(PatientLink.patient_id == patient_id)
+    # A union of two indexed lookups: "own OR managing" in one condition is a scan of every
+    # identity for each check-in started (PostgreSQL cannot use an index for it).
+    candidates = union(
+        select(WeChatIdentity.id).where(WeChatIdentity.patient_id == patient_id),
+        select(PatientLink.identity_id).where(PatientLink.patient_id == patient_id),
+    )
     identity = await session.scalar(
         select(WeChatIdentity)
-        .where(or_(WeChatIdentity.patient_id == patient_id, WeChatIdentity.id.in_(managing)))
+        .where(WeChatIdentity.id.in_(candidates))
         .order_by(
             WeChatIdentity.subscribed.desc(),
             case((WeChatIdentity.patient_id == patient_id, 0), else_=1),

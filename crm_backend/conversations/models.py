@@ -96,9 +96,11 @@ class DeliveryStatus(enum.StrEnum):
 
 class Message(Base):
     __tablename__ = "messages"
-    #: Partial indexes of the messages still to send and being sent (migration 0018): an index
-    #: led by the status would also hold an entry for every message sent since the last vacuum.
+    #: Migration 0018. Partial indexes of the messages still to send and being sent: an index led
+    #: by the status would also hold an entry for every message sent since the last vacuum.
     __table_args__ = (
+        # A conversation's messages one way, in order: the reply window's last message and count.
+        Index("ix_messages_conversation_direction_id", "conversation_id", "direction", "id"),
         Index(
             "ix_messages_pending",
             "conversation_id",
@@ -115,7 +117,7 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     direction: Mapped[Direction] = mapped_column(String(8))
     sender_type: Mapped[SenderType] = mapped_column(String(16))
     msg_type: Mapped[str] = mapped_column(String(32), default="text")

@@ -1,4 +1,5 @@
-"""conversations by identity and id; pending and sending messages in partial indexes
+"""conversations by identity and id; messages by conversation, direction and id; pending and
+sending messages in partial indexes
 
 Revision ID: 0018_lookups_that_scale
 Revises: 0017_complaint_intake_key
@@ -15,6 +16,10 @@ workers and every push's acknowledgement got slower as the morning went on:
   delivery status. Every message sent leaves an entry there until the next vacuum, so each read
   walked thousands of them. Pending and sending messages now have partial indexes of their own:
   by conversation for delivery (and the sweeper), by age for the sweeper's stale claims.
+- Without that index, the reply window's last message from the patient and its count of answers
+  since (read for every check-in started and every dialogue turn) scanned every message. Messages
+  are indexed by (conversation_id, direction, id), which also serves what the index on
+  conversation_id alone did.
 """
 
 from collections.abc import Sequence
@@ -45,9 +50,15 @@ def upgrade() -> None:
         "ix_messages_sending", "messages", ["created_at"], postgresql_where=SENDING, sqlite_where=SENDING
     )
     op.drop_index("ix_messages_outbox", table_name="messages")
+    op.create_index(
+        "ix_messages_conversation_direction_id", "messages", ["conversation_id", "direction", "id"]
+    )
+    op.drop_index("ix_messages_conversation_id", table_name="messages")
 
 
 def downgrade() -> None:
+    op.create_index("ix_messages_conversation_id", "messages", ["conversation_id"])
+    op.drop_index("ix_messages_conversation_direction_id", table_name="messages")
     op.create_index("ix_messages_outbox", "messages", ["direction", "delivery_status", "created_at"])
     op.drop_index("ix_messages_sending", table_name="messages")
     op.drop_index("ix_messages_pending", table_name="messages")

@@ -571,9 +571,9 @@ async def settle_checkin_send(outbox: Outbox, dedupe_key: str, now: datetime | N
     log.warning("check-in %s: start failed: %s", checkin_id, values["error"])
     refused = _errcode(values["error"])
     has_template = bool(outbox.runtime.settings.followup_template_id.strip())
-    if via == "chat" and not reminding and refused in WINDOW_ERRORS and has_template:
+    if via == "chat" and refused in WINDOW_ERRORS and has_template:
         log.info("check-in %s: chat refused (%s), inviting by template", checkin_id, refused)
-        await _invite_by_template(outbox, checkin_id, now)
+        await _invite_by_template(outbox, checkin_id, now, reminder=reminding)
 
 
 def _errcode(error: str) -> int | None:
@@ -582,8 +582,9 @@ def _errcode(error: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-async def _invite_by_template(outbox: Outbox, checkin_id: int, now: datetime) -> None:
-    """The template invitation sent directly (the chat start was refused), recorded as a send."""
+async def _invite_by_template(outbox: Outbox, checkin_id: int, now: datetime, *, reminder: bool) -> None:
+    """The template invitation (or reminder) sent directly: its chat start was refused. Recorded as
+    a send of its own."""
     async with outbox.runtime.db.sessions() as session:
         loaded = await _load(session, checkin_id)
         identity = await session.get(WeChatIdentity, loaded.checkin.identity_id or 0)
@@ -591,20 +592,21 @@ async def _invite_by_template(outbox: Outbox, checkin_id: int, now: datetime) ->
             return
         conversation = await current_conversation(session, identity, now)
         invite = _invite(loaded, identity.patient_id != loaded.enrolment.patient_id)
-        message = _template_message(session, outbox, conversation, checkin_id, invite, now)
+        message = _template_message(session, outbox, conversation, checkin_id, invite, now, reminder=reminder)
         await session.flush()
         send = FollowupSend(
             checkin_id=checkin_id,
-            kind=TEMPLATE,
+            kind=REMINDER if reminder else TEMPLATE,
             identity_id=identity.id,
             message_id=message.id,
             status=QUEUED,
             created_at=now,
         )
         session.add(send)
-        await session.execute(
-            update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via="template")
-        )
+        if not reminder:
+            await session.execute(
+                update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(started_via="template")
+            )
         await session.commit()
         conversation_id, message_id, send_id = conversation.id, message.id, send.id
     await _deliver_and_record(outbox, conversation_id, message_id, send_id)

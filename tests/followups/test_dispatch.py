@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -447,6 +447,60 @@ async def test_a_reminder_outside_the_window_invites_by_template_worded_as_a_rem
     assert (await checkins(runtime, enrolment_id))[0].started_via == "chat"  # the start's, kept
 
 
+async def test_a_reminder_wechat_refused_in_chat_is_followed_by_the_template(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """The window closed between the run's look and the reminder's first message (45047)."""
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
+    await _start_ran(runtime, day1.id)
+    later = started + timedelta(hours=24, minutes=1)
+    await _set_identity(runtime, identity_id, last_inbound_at=later - timedelta(hours=47, minutes=40))
+    await run_followups(outbox, later)
+    reminder = (await dialogues(runtime, day1.id))[-1]
+    assert reminder.dedupe_key.endswith(":reminder")
+    holder = await _refused(runtime, identity_id, reminder, later, "45047 out of response count limit")
+    await outbox.runtime.events.publish(DialogueSettled(reminder.id, reminder.dedupe_key))
+
+    [sent] = fake_wechat.sent(holder.openid)
+    assert sent["api"] == "template_send" and "还没有完成" in sent["data"]["first"]["value"]
+    _, refused, invited = await sends(runtime, day1.id)
+    assert (refused.kind, refused.status, refused.error) == (
+        "reminder",
+        "failed",
+        "45047 out of response count limit",
+    )
+    assert (invited.kind, invited.status) == ("reminder", "sent")
+    assert (await checkins(runtime, enrolment_id))[0].started_via == "chat"  # the start's, kept
+
+
+async def _refused(
+    runtime: Runtime, identity_id: int, turn: InboundMessage, now: datetime, error: str
+) -> WeChatIdentity:
+    """What the worker stores when WeChat refuses the first message of a dialogue turn (the window
+    closed meanwhile): the answer undeliverable with WeChat's error, the turn processed."""
+    async with runtime.db.sessions() as session:
+        holder = await session.get(WeChatIdentity, identity_id)
+        assert holder is not None
+        conversation = await current_conversation(session, holder, now)
+        await session.flush()
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                direction=Direction.OUT,
+                sender_type=SenderType.BOT,
+                content="您好，现在伤口疼痛有几分？",
+                reply_to_inbound_id=turn.id,
+                delivery_status=DeliveryStatus.UNDELIVERABLE,
+                delivery_error=error,
+            )
+        )
+        await session.execute(
+            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
+        )
+        await session.commit()
+        return holder
+
+
 async def _set_identity(runtime: Runtime, identity_id: int, **values: object) -> None:
     async with runtime.db.sessions() as session:
         await session.execute(
@@ -569,27 +623,7 @@ async def test_a_refused_chat_start_is_followed_by_the_template(
     await run_followups(outbox, now)
     day1 = (await checkins(runtime, enrolment_id))[0]
     [turn] = await dialogues(runtime, day1.id)
-    # What the worker stored when WeChat refused Rasa's first question of that dialogue.
-    async with runtime.db.sessions() as session:
-        holder = await session.get(WeChatIdentity, identity_id)
-        assert holder is not None
-        conversation = await current_conversation(session, holder, now)
-        await session.flush()
-        session.add(
-            Message(
-                conversation_id=conversation.id,
-                direction=Direction.OUT,
-                sender_type=SenderType.BOT,
-                content="您好，现在伤口疼痛有几分？",
-                reply_to_inbound_id=turn.id,
-                delivery_status=DeliveryStatus.UNDELIVERABLE,
-                delivery_error="45015 response out of time limit",
-            )
-        )
-        await session.execute(
-            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
-        )
-        await session.commit()
+    holder = await _refused(runtime, identity_id, turn, now, "45015 response out of time limit")
     await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))
     await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))  # told twice: invited once
 

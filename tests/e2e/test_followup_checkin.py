@@ -29,6 +29,7 @@ from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Staff, Team
 from tests.e2e.test_dialogues import _Admin
 from tests.e2e.test_emergency import _tracker
+from tests.support.api import api_settings
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
 from tests.support.stack import ADMIN_USERNAME, Stack
@@ -350,12 +351,25 @@ async def test_asking_for_a_person_mid_check_in_hands_over_and_closes_the_form(
     assert not (tracker.get("active_loop") or {}).get("name")
 
 
-async def _remind(stack: Stack, crm: Runtime, started: Started) -> list[str]:
+async def _remind(stack: Stack, started: Started) -> list[str]:
     """The dispatcher's reminder for the started check-in (its delay is up); returns the reminder's
-    greeting and the question that follows it, as the patient received them."""
-    before = len(stack.wechat.texts(started.openid))
-    assert await dispatch._remind(Outbox(crm), started.checkin_id, datetime.now(UTC))
-    return (await stack.wait_answers(started.openid, before + 2))[before:]
+    greeting and the question that follows it, as the patient received them. Its dispatcher sends
+    at any hour (the reminder carries the send hours; the test runs whenever CI does)."""
+    settings = api_settings(
+        stack.database_url,
+        stack.redis_url,
+        RASA_PORT=str(stack.rasa.rasa_port),
+        WECHAT_API_BASE=stack.wechat.base,
+        FOLLOWUP_SEND_FROM="00:00",
+        FOLLOWUP_SEND_UNTIL="23:59",
+    )
+    dispatcher = Runtime.create(settings)
+    try:
+        before = len(stack.wechat.texts(started.openid))
+        assert await dispatch._remind(Outbox(dispatcher), started.checkin_id, datetime.now(UTC))
+        return (await stack.wait_answers(started.openid, before + 2))[before:]
+    finally:
+        await dispatcher.close()
 
 
 async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_reply_counts(
@@ -363,7 +377,7 @@ async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_
 ) -> None:
     started = await _start(stack, crm)
     await stack.converse(started.openid, "5分")
-    reminder, question = await _remind(stack, crm, started)
+    reminder, question = await _remind(stack, started)
     assert reminder.startswith("【随访提醒】") and "还没有完成" in reminder
     assert "体温" in question
     await stack.converse(started.openid, "三十六度八")
@@ -384,7 +398,7 @@ async def test_a_reminder_after_a_handover_takes_the_check_in_up_where_it_stoppe
         admin_id = await session.scalar(select(Staff.id).where(Staff.username == ADMIN_USERNAME))
     assert admin_id is not None
     await Escalations(crm).resolve(escalation.conversation_id, _Admin(admin_id))
-    reminder, question = await _remind(stack, crm, started)
+    reminder, question = await _remind(stack, started)
     assert "还没有完成" in reminder and "体温" in question
     await stack.converse(started.openid, "三十六度八")
     _, answers = await _checkin(crm, started.checkin_id)

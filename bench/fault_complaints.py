@@ -6,8 +6,9 @@ A complaint patient is silent until their window starts, then answers what the b
 a patient would: the story, when, where, 跳过, what they want, 确认 on the read-back, and 确认 again
 when the bot says the CRM could not be reached. They wait for the bot's next message before
 writing again. Before their first 确认 an intake the bot lost (its tracker gone with Redis's
-data) is started again with 我要投诉; after it, nothing is started again, so every case of the
-patient belongs to the one intake they confirmed.
+data) is started again with 我要投诉; after it, only when the bot says nothing was submitted (the
+tracker went between the read-back and the 确认), so every case of the patient belongs to an
+intake they confirmed and a second case is a duplicate.
 
 Books per intake: started (the first 我要投诉 acknowledged), confirmed (a 确认 acknowledged),
 registered once (exactly one case of the patient, and every case number the patient read is it);
@@ -28,6 +29,8 @@ from typing import Any
 ANSWERS = (
     ("已登记，编号", ""),
     ("稍后回复“确认”再试", "确认"),
+    # The bot lost the intake (its tracker gone with Redis's data) and says nothing was submitted.
+    ("还没有提交成功", "我要投诉"),
     ("我核对一下记录", "确认"),
     ("请您具体说说发生了什么事", "门诊排队等了两个小时，叫号也没人解释"),
     ("大概是什么时候发生的", "昨天上午"),
@@ -195,5 +198,10 @@ def check_complaints(
             tally.marked["confirmation held by staff"] += 1
         else:
             counts["lost"] += 1
-            tally.problems.append(f"{intake.openid}: confirmed (pushes {confirmations}), no case registered")
+            said = [text for _, text, _ in intake.pushes]
+            last_read = sent_texts.get(intake.openid, [])[-3:]
+            tally.problems.append(
+                f"{intake.openid}: confirmed (pushes {confirmations}), no case registered; "
+                f"the patient said {said}, read last {last_read}"
+            )
     return tallies

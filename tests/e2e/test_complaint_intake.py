@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import redis
 from sqlalchemy import select
 
 from crm_backend.complaints.deadlines import deadline_for
@@ -28,6 +29,7 @@ from crm_backend.patients.models import WeChatIdentity
 from crm_backend.patients.service import rasa_sender
 from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Staff
+from tests.conftest import REDIS_BASE, REDIS_DB
 from tests.e2e.test_followup_checkin import _escalations
 from tests.support.settle import send_marker_and_wait, wait_turn_settled
 from tests.support.stack import ADMIN_USERNAME, Stack
@@ -135,6 +137,29 @@ async def test_a_complaint_about_waiting_is_read_back_corrected_confirmed_and_nu
     # The intake is over: the bot answers the next message on its own.
     marked = await send_marker_and_wait(stack, openid)
     assert marked.answers and READBACK not in marked.answers[-1]
+
+
+async def test_a_confirmation_the_bot_lost_its_record_of_is_never_taken_for_a_success(
+    stack: Stack, crm: Runtime
+) -> None:
+    """Rasa's tracker is gone between the read-back and 确认 (Redis lost its data): the patient is
+    told nothing was submitted and how to start again, not "好的" as if it were done."""
+    openid = await stack.consented_patient()
+    await stack.converse(openid, "我要投诉")
+    for answer in ["门诊排队等了两个小时，叫号也没人解释", "昨天上午", "门诊三楼皮肤科", "跳过"]:
+        await stack.converse(openid, answer)
+    assert READBACK in (await stack.converse(openid, "希望改进叫号"))[-1]
+    # What losing Redis's data does to this patient's tracker: its key in Rasa's tracker store is gone.
+    identity = await _identity(crm, openid)
+    trackers = redis.Redis.from_url(f"{REDIS_BASE}/{REDIS_DB['rasa']}")
+    keys = [
+        key for key in trackers.scan_iter(match="*") if rasa_sender(identity.app_id, openid).encode() in key
+    ]
+    assert keys and trackers.delete(*keys) == len(keys)
+
+    answered = "\n".join(await stack.converse(openid, "确认"))
+    assert "还没有提交成功" in answered and "我要投诉" in answered, answered
+    assert await _cases(crm, openid) == []
 
 
 async def test_praise_is_taken_down_without_asking_what_should_be_done(stack: Stack, crm: Runtime) -> None:

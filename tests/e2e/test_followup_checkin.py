@@ -29,7 +29,7 @@ from crm_backend.runtime import Runtime
 from crm_backend.staff.models import Staff, Team
 from tests.e2e.test_dialogues import _Admin
 from tests.e2e.test_emergency import _tracker
-from tests.support.api import api_settings
+from tests.support.api import crm_runtime
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
 from tests.support.stack import ADMIN_USERNAME, Stack
@@ -355,21 +355,10 @@ async def _remind(stack: Stack, started: Started) -> list[str]:
     """The dispatcher's reminder for the started check-in (its delay is up); returns the reminder's
     greeting and the question that follows it, as the patient received them. Its dispatcher sends
     at any hour (the reminder carries the send hours; the test runs whenever CI does)."""
-    settings = api_settings(
-        stack.database_url,
-        stack.redis_url,
-        RASA_PORT=str(stack.rasa.rasa_port),
-        WECHAT_API_BASE=stack.wechat.base,
-        FOLLOWUP_SEND_FROM="00:00",
-        FOLLOWUP_SEND_UNTIL="23:59",
-    )
-    dispatcher = Runtime.create(settings)
-    try:
+    async with crm_runtime(stack, FOLLOWUP_SEND_FROM="00:00", FOLLOWUP_SEND_UNTIL="23:59") as dispatcher:
         before = len(stack.wechat.texts(started.openid))
         assert await dispatch._remind(Outbox(dispatcher), started.checkin_id, datetime.now(UTC))
         return (await stack.wait_answers(started.openid, before + 2))[before:]
-    finally:
-        await dispatcher.close()
 
 
 async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_reply_counts(

@@ -15,29 +15,18 @@ from channels.outbound.delivery import Outbox
 from crm_backend.appointments.models import AppointmentReminder
 from crm_backend.appointments.reminders import send_due_reminders
 from crm_backend.appointments.service import book, hospital_today
-from crm_backend.domains import subscribe_listeners
 from crm_backend.patients.models import Patient, WeChatIdentity
 from crm_backend.runtime import Runtime
 from tests.appointments.conftest import make_department, make_schedule
-from tests.support.api import api_settings
+from tests.support.api import crm_runtime
 from tests.support.stack import Stack
 
 
 @pytest.fixture
 async def reminders(stack: Stack) -> AsyncIterator[Outbox]:
     """The reminder job as a worker runs it, on the stack's database and Redis, sending all day."""
-    settings = api_settings(
-        stack.database_url,
-        stack.redis_url,
-        RASA_PORT=str(stack.rasa.rasa_port),
-        WECHAT_API_BASE=stack.wechat.base,
-        REMINDER_SEND_FROM="00:00",
-        REMINDER_SEND_UNTIL="23:59",
-    )
-    runtime = Runtime.create(settings)
-    subscribe_listeners(runtime)
-    yield Outbox(runtime)
-    await runtime.close()
+    async with crm_runtime(stack, REMINDER_SEND_FROM="00:00", REMINDER_SEND_UNTIL="23:59") as runtime:
+        yield Outbox(runtime)
 
 
 async def _book_tomorrow(runtime: Runtime, openid: str) -> tuple[int, str]:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 
 from crm_backend.app import add_error_answers
 from crm_backend.config import SANDBOX_INTERNAL_TOKEN, Settings
+from crm_backend.domains import subscribe_listeners
 from crm_backend.runtime import Runtime
 from crm_backend.staff.service import ensure_first_admin
 
@@ -109,3 +110,23 @@ async def staff_client(
     async with new_client(app) as client:
         await login(client, staff["username"], password)
         yield staff, client
+
+
+@asynccontextmanager
+async def crm_runtime(stack: Any, **overrides: Any) -> AsyncIterator[Runtime]:
+    """The CRM as its jobs and staff use it (a dispatcher, a reminder job, an answer to a
+    complaint), on a running stack's database, Redis, Rasa and fake WeChat API, with every domain's
+    listeners; `overrides` are settings (send hours, say)."""
+    settings = api_settings(
+        stack.database_url,
+        stack.redis_url,
+        RASA_PORT=str(stack.rasa.rasa_port),
+        WECHAT_API_BASE=stack.wechat.base,
+        **overrides,
+    )
+    runtime = Runtime.create(settings)
+    subscribe_listeners(runtime)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

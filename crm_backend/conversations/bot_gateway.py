@@ -36,6 +36,9 @@ class BotReply:
     custom: dict[str, Any] | None = None
 
 
+#: Rasa's two-stage fallback loop, which asks "did you mean …?" (training_data/fallback/rules.yml).
+CLARIFYING = "action_two_stage_fallback"
+
 #: A Rasa server whose action server was found down is passed over for this long before its
 #: action server is asked again.
 ACTION_SERVER_RECHECK_SECONDS = 1.0
@@ -62,7 +65,8 @@ class BotGateway:
     empty answer is therefore checked against the server's action server; if it is down, the turn
     is asked again of another server, or later. The failed run left no slot or form change, so the
     dialogue carries on where it was; Rasa's tracker shows the message twice. (Taking the turn back
-    with a `rewind` event instead makes Rasa 3.6 start a new session and drop an open form.)
+    with a `rewind` event instead undoes an open form's earlier steps.) A turn Rasa broke off
+    without listening is mended first (`_mend_broken_turn`).
     """
 
     def __init__(
@@ -97,10 +101,12 @@ class BotGateway:
         return await self._turn(sender_id, path, body, lambda data: data.get("messages") or [])
 
     async def active_form(self, sender_id: str) -> str | None:
-        """The form the patient is filling in (a booking, say), if any."""
+        """The form the patient is filling in (a booking, say), if any. A "did you mean …?" question
+        (Rasa's two-stage fallback loop) is not one: a patient may leave it unanswered for days, and
+        what the bot starts next (a check-in) closes it, as a clear message of the patient's would."""
         _, response = await self._request("GET", f"/conversations/{sender_id}/tracker?include_events=NONE")
-        loop = response.json().get("active_loop") or {}
-        return loop.get("name") or None
+        name = (response.json().get("active_loop") or {}).get("name") or None
+        return None if name == CLARIFYING else name
 
     async def end_form(self, sender_id: str) -> None:
         """Close the form the patient was filling in, if any (a no-op otherwise)."""
@@ -119,15 +125,49 @@ class BotGateway:
         self, sender_id: str, path: str, body: dict[str, Any], messages: Callable[[Any], list[dict[str, Any]]]
     ) -> list[BotReply]:
         skip: set[int] = set()
+        asked_again = False
         while True:
             server, response = await self._request("POST", path, body, skip=skip, need_actions=True)
             replies = _replies(messages(response.json()))
-            if replies or server.actions is None or await self._actions_alive(server):
+            if replies:
                 return replies
-            # Rasa ran the turn without its action server, so the actions changed nothing; asked
-            # again (elsewhere now, or later), the patient's message carries on where it was.
-            log.warning("%s: action server down; turn of %s to be asked again", server.base, sender_id)
-            skip.add(self.servers.index(server))
+            down = server.actions is not None and not await self._actions_alive(server)
+            broke_off = await self._mend_broken_turn(server, sender_id)
+            if down:
+                # Rasa ran the turn without its action server, so the actions changed nothing;
+                # asked again (elsewhere now, or later), the message carries on where it was.
+                log.warning("%s: action server down; turn of %s to be asked again", server.base, sender_id)
+                skip.add(self.servers.index(server))
+            elif broke_off and not asked_again:
+                # Its actions failed, yet the action server is up: it came back during the turn.
+                log.warning("%s: turn of %s broke off; asked once more", server.base, sender_id)
+                asked_again = True
+            else:
+                if broke_off:
+                    log.error("%s: turn of %s broke off twice, action server up", server.base, sender_id)
+                return replies
+
+    async def _mend_broken_turn(self, server: RasaServer, sender_id: str) -> bool:
+        """Whether Rasa broke the turn off without listening for the patient; if so, it is mended.
+
+        Every finished turn ends with `action_listen`. When actions fail one after another (the
+        action server away), Rasa's circuit breaker stops the turn after the last instead; Rasa
+        counts the actions since the last listen, so every later message of that patient would trip
+        the breaker at once and never be answered. With no form open, the turn is taken out of the
+        tracker (`rewind`: the message and what followed it, with the listen before it; then that
+        listen again), so asking it again is as if it were the first time. With a form open, a
+        rewind would also undo the form's earlier steps (Rasa folds a form's steps into its last
+        run), so only the listen is added and the tracker shows the message twice.
+        """
+        path = f"/conversations/{sender_id}/tracker?include_events=NONE"
+        state = (await self._call(server, "GET", path, None)).json()
+        if state.get("paused") or state.get("latest_action_name") in (None, "action_listen"):
+            return False
+        listen = {"event": "action", "name": "action_listen"}
+        form_open = bool((state.get("active_loop") or {}).get("name"))
+        events = [listen] if form_open else [{"event": "rewind"}, listen]
+        await self._call(server, "POST", f"/conversations/{sender_id}/tracker/events", events)
+        return True
 
     async def _request(
         self,

@@ -35,6 +35,8 @@ from tests.support.settle import send_marker_and_wait
 from tests.support.stack import ADMIN_USERNAME, Stack
 
 GREETING = "随访服务，想了解一下"
+#: What the patient reads while the bot cannot answer (conversations/processing.py).
+DELAYED = "智能助手暂时有点忙"
 PAIN_QUESTION = "疼得厉害吗"
 #: Day-1 answers of the shipped laparoscopic cholecystectomy plan, in the patient's own words.
 GREEN = ["不疼", "三十六度八", "没有", "没有", "排气了也大便了", "都没有", "没有"]
@@ -78,9 +80,10 @@ async def _dispatch(
     assert turn is not None
 
 
-async def _start(stack: Stack, crm: Runtime, *, parent: str | None = None) -> Started:
-    """A consented account, enrolled (its own patient record, or a parent it manages), with its
-    day-1 check-in started; returns once the greeting and the first question arrived."""
+async def _enrolled_account(
+    stack: Stack, crm: Runtime, parent: str | None = None
+) -> tuple[str, WeChatIdentity, int, Enrolled]:
+    """A consented account, enrolled (its own patient record, or a parent it manages)."""
     openid = await stack.consented_patient()
     identity = await _identity(crm, openid)
     async with crm.db.sessions() as session:
@@ -99,11 +102,16 @@ async def _start(stack: Stack, crm: Runtime, *, parent: str | None = None) -> St
             )
         enrolled = await enrol(session, patient.id, identity_id=identity.id)
         await session.commit()
-        patient_id = patient.id
+        return openid, identity, patient.id, enrolled
+
+
+async def _start(stack: Stack, crm: Runtime, *, parent: str | None = None) -> Started:
+    """An enrolled account with its day-1 check-in started; returns once the greeting and the
+    first question arrived."""
+    openid, identity, patient_id, enrolled = await _enrolled_account(stack, crm, parent)
     before = len(stack.wechat.texts(openid))
-    await _dispatch(
-        crm, identity, patient_id, enrolled.checkin_ids[0], f"followup:checkin:{enrolled.checkin_ids[0]}"
-    )
+    checkin_id = enrolled.checkin_ids[0]
+    await _dispatch(crm, identity, patient_id, checkin_id, f"followup:checkin:{checkin_id}")
     texts = (await stack.wait_answers(openid, before + 2))[before:]
     assert GREETING in texts[0] and PAIN_QUESTION in texts[1], texts
     return Started(openid, enrolled, before)
@@ -150,6 +158,56 @@ async def test_a_green_check_in_in_free_words_ends_with_encouragement(stack: Sta
     assert answers["pain"] == (0, "green") and answers["temperature"] == (36.8, "green")
     assert answers["bowel"] == ("both", "green") and answers["danger_signs"] == ([], "green")
     assert await _escalations(crm, started.openid) == []
+
+
+async def test_a_check_in_started_while_the_action_server_is_away_starts_once_it_is_back(
+    stack: Stack, crm: Runtime
+) -> None:
+    """The patient writes while the action server is away, just as the check-in is due (so did the
+    fault suite's patients). Each fallback action failed in turn until Rasa's circuit breaker
+    stopped the turn, and Rasa then ignored every later turn of the patient: the check-in said
+    nothing and no answer was heard. Now both wait, and go on once the action server is back."""
+    openid, identity, patient_id, enrolled = await _enrolled_account(stack, crm)
+    checkin_id = enrolled.checkin_ids[0]
+    before = len(stack.wechat.texts(openid))
+    stack.rasa.actions.kill()
+    try:
+        await stack.say(openid, "没有")
+        [notice] = (await stack.wait_answers(openid, before + 1))[before:]
+        assert DELAYED in notice
+        await _dispatch(crm, identity, patient_id, checkin_id, f"followup:checkin:{checkin_id}")
+    finally:
+        await asyncio.to_thread(stack.rasa.restart_actions)
+    for _ in range(600):
+        texts = stack.wechat.texts(openid)[before:]
+        if any(PAIN_QUESTION in text for text in texts):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the check-in never asked its first question: {texts}")
+    closing = await _answer_all(stack, openid, GREEN)
+    assert "恢复情况良好" in "\n".join(closing), closing
+    checkin, _ = await _checkin(crm, checkin_id)
+    assert (checkin.status, checkin.worst_flag) == ("answered", "green")
+
+
+async def test_a_did_you_mean_question_left_unanswered_does_not_hold_the_check_in(
+    stack: Stack, crm: Runtime
+) -> None:
+    """An unclear message gets a numbered "did you mean …?" that the patient may never answer; the
+    check-in starts anyway (a booking form would hold it), and "2" then answers the pain question
+    rather than picking option 2 of the old list."""
+    openid, identity, patient_id, enrolled = await _enrolled_account(stack, crm)
+    question = await stack.converse(openid, "阿斯顿发个噶")
+    assert "回复数字" in question[-1], question
+    checkin_id = enrolled.checkin_ids[0]
+    before = len(stack.wechat.texts(openid))
+    await _dispatch(crm, identity, patient_id, checkin_id, f"followup:checkin:{checkin_id}")
+    texts = (await stack.wait_answers(openid, before + 2))[before:]
+    assert GREETING in texts[0] and PAIN_QUESTION in texts[1], texts
+    await stack.converse(openid, "2")
+    _, answers = await _checkin(crm, checkin_id)
+    assert answers["pain"] == (2, "green")
 
 
 async def test_an_amber_check_in_re_asks_out_of_range_and_promises_a_nurse_within_24_hours(

@@ -317,28 +317,35 @@ async def test_a_message_rasa_never_answers_goes_to_staff_with_the_patient_s_wor
     assert words == "我想问一下明天的复查要不要空腹"  # in the conversation staff open
 
 
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [
+        ("查一下我的预约", "没有待就诊的预约"),
+        # Rasa tries one fallback action after another, all failing, until its circuit breaker
+        # stops the turn without listening. Left so, Rasa counted every later message of the
+        # patient into that broken turn and answered none of them.
+        ("阿斯顿发个噶", "回复数字"),
+    ],
+)
 async def test_while_the_action_server_is_away_the_turn_waits_and_is_answered_once_it_is_back(
-    stack: Stack, db: Database
+    stack: Stack, said: str, answer: str
 ) -> None:
     """Rasa answers 200 without an action's messages when its action server is away: the turn is
-    asked again once the action server is back, and the patient gets the real answer."""
+    asked again once the action server is back, the patient gets the real answer (once), and the
+    next message is answered too."""
     openid = await stack.consented_patient()
     before = len(stack.wechat.texts(openid))
-    actions = stack.rasa.actions
-    actions.kill()
+    stack.rasa.actions.kill()
     try:
-        await stack.say(openid, "查一下我的预约")
+        await stack.say(openid, said)
         [notice] = (await stack.wait_answers(openid, before + 1))[before:]
         assert DELAYED in notice
     finally:
-        actions.start()
-        health = f"http://127.0.0.1:{stack.rasa.action_port}/health"
-        await asyncio.to_thread(
-            wait_until, lambda: httpx.get(health, timeout=2).status_code == 200, 60, "the action server again"
-        )
+        await asyncio.to_thread(stack.rasa.restart_actions)
     marked = await send_marker_and_wait(stack, openid, timeout=60)
     texts = marked.others[before:]
-    assert len(texts) == 2 and "没有待就诊的预约" in texts[1], texts
+    assert len(texts) == 2 and answer in texts[1], texts
+    assert marked.answers, "the message after the outage got no answer"
 
 
 async def test_answers_wechat_cannot_take_wait_and_go_out_in_order_once_it_is_back(

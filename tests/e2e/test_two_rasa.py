@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import RasaServers, Stack, start_rasa, wait_until
+from tests.support.stack import RasaServers, Stack, start_rasa
 
 
 @pytest.fixture
@@ -50,11 +49,7 @@ async def test_a_booking_goes_on_through_the_other_rasa_while_one_action_server_
             answers = await stack.converse(openid, "1", timeout=60)
             assert any("是您的什么人" in text for text in answers), answers
     finally:
-        actions.start()
-        health = f"http://127.0.0.1:{stack.rasa.action_port}/health"
-        await asyncio.to_thread(
-            wait_until, lambda: httpx.get(health, timeout=2).status_code == 200, 60, "the action server again"
-        )
+        await asyncio.to_thread(stack.rasa.restart_actions)
     for openid in openids:
         marked = await send_marker_and_wait(stack, openid, timeout=60)
         assert marked.answers

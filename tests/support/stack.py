@@ -124,6 +124,12 @@ class RasaServers:
         self.rasa.stop()
         self.actions.stop()
 
+    def restart_actions(self) -> None:
+        """Start the action server again (after a test killed it) and wait until it answers."""
+        self.actions.start()
+        health = f"http://127.0.0.1:{self.action_port}/health"
+        wait_until(lambda: httpx.get(health, timeout=2).status_code == 200, 60, "the action server again")
+
 
 def start_rasa(redis_url: str, crm_url: str | None = None, *, label: str = "") -> RasaServers:
     """`crm_url`: the web app whose bot API the action server calls (booking needs it); `label`

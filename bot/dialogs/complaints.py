@@ -170,7 +170,10 @@ def _ended(outcome: str) -> list[dict[str, Any]]:
 
 
 def _ask(slot: str) -> list[dict[str, Any]]:
-    return [SlotSet("requested_slot", slot)]
+    """Ask `slot` (again). The slot is set too, to nothing: a validation that sets no slot makes
+    Rasa reject the form, and the message then goes to the other rules (a "我要投诉" at the
+    read-back restarted the intake with everything in it gone)."""
+    return [SlotSet(slot, None), SlotSet("requested_slot", slot)]
 
 
 class ActionComplaintStart(Action):

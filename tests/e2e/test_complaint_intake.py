@@ -139,6 +139,26 @@ async def test_a_complaint_about_waiting_is_read_back_corrected_confirmed_and_nu
     assert marked.answers and READBACK not in marked.answers[-1]
 
 
+async def test_anything_but_a_yes_or_a_correction_at_the_read_back_reads_it_back_again(
+    stack: Stack, crm: Runtime
+) -> None:
+    """The fault suite's patient, waiting too long for the read-back, said 我要投诉 again: that
+    restarted the intake with everything gone, and 确认 then got "nothing awaits confirmation"
+    with a failed registration, again and again. The read-back is asked again, and 确认 registers."""
+    openid = await stack.consented_patient()
+    await stack.converse(openid, "我要投诉")
+    for answer in ["门诊排队等了两个小时，叫号也没人解释", "昨天上午", "门诊三楼皮肤科", "跳过"]:
+        await stack.converse(openid, answer)
+    assert READBACK in (await stack.converse(openid, "希望改进叫号"))[-1]
+    for said in ["我要投诉", "什么时候能有结果"]:
+        again = await stack.converse(openid, said)
+        assert len(again) == 1 and READBACK in again[0] and "等了两个小时" in again[0], again
+    registered = await stack.converse(openid, "确认")
+    [case] = await _cases(crm, openid)
+    assert len(registered) == 1 and case.case_number in registered[0], registered
+    assert case.what == "门诊排队等了两个小时，叫号也没人解释" and case.wish == "希望改进叫号"
+
+
 async def test_a_confirmation_the_bot_lost_its_record_of_is_never_taken_for_a_success(
     stack: Stack, crm: Runtime
 ) -> None:

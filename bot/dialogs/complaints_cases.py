@@ -155,7 +155,7 @@ class ValidateComplaintAddForm(Action):
             return [SlotSet("requested_slot", TEXT if case else CASE)]
         text = text_of(tracker)
         if not text:
-            return [SlotSet("requested_slot", requested)]
+            return [SlotSet(requested, None), SlotSet("requested_slot", requested)]
         if reading.asks_for_person(text):
             dispatcher.utter_message(json_message=request_for(f"投诉 {text}", booking=False))
             return _ended("handoff")
@@ -166,7 +166,7 @@ class ValidateComplaintAddForm(Action):
             chosen = picked(text, list(tracker.get_slot(CHOICES) or []))
             if chosen is None:
                 dispatcher.utter_message(text="请回复列表里的序号。")
-                return [SlotSet("requested_slot", CASE)]
+                return [SlotSet(CASE, None), SlotSet("requested_slot", CASE)]
             return [SlotSet(CASE, chosen), SlotSet("requested_slot", TEXT)]
         try:
             answer = await CRM(tracker.sender_id).complaint_add(

@@ -98,11 +98,11 @@ class ValidateComplaintOutcomeForm(Action):
         if requested == ACCEPTS:
             reply = reading.read_acceptance(text)
             if reply is None:
-                return [SlotSet("requested_slot", ACCEPTS)]
+                return [SlotSet(ACCEPTS, None), SlotSet("requested_slot", ACCEPTS)]
             return [SlotSet(ACCEPTS, reply), SlotSet("requested_slot", SATISFACTION)]
         score = reading.read_satisfaction(text)
         if score is None:
-            return [SlotSet("requested_slot", SATISFACTION)]
+            return [SlotSet(SATISFACTION, None), SlotSet("requested_slot", SATISFACTION)]
         return await self._record(dispatcher, tracker, bool(accepts), score)
 
     async def _record(

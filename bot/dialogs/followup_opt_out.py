@@ -89,7 +89,7 @@ class ValidateFollowupOptOutForm(Action):
             return [SlotSet("requested_slot", ANSWER)]
         text = _text(tracker)
         if not text:
-            return [SlotSet("requested_slot", ANSWER)]
+            return [SlotSet(ANSWER, None), SlotSet("requested_slot", ANSWER)]
         asked_again = bool(tracker.get_slot(ASKED_AGAIN))
         try:
             answer = await CRM(tracker.sender_id).followup_opt_out_reply(text, enrolments, asked_again)

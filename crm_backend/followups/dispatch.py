@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, true, update
+from sqlalchemy import String, and_, cast, exists, literal, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from channels.outbound.delivery import TEMPLATE_KEY, Outbox
 from channels.outbound.wechat_api import WINDOW_ERRORS
@@ -95,8 +96,25 @@ def checkin_key(checkin_id: int, again_at: datetime | None = None) -> str:
 
 
 def reminder_key(checkin_id: int) -> str:
-    """The dialogue key of a check-in's reminder (one per check-in: reminded_at is claimed once)."""
+    """The dialogue key of a check-in's reminder (one per check-in: reminded_at is claimed)."""
     return f"{checkin_key(checkin_id)}:{REMINDER}"
+
+
+def reminder_open(stale_before: datetime) -> ColumnElement[bool]:
+    """The check-in's reminder may be claimed: never claimed, or claimed before `stale_before` by a
+    worker that died before anything came of it (no reminder send recorded as sent, failed or with
+    its message, and no reminder dialogue queued), so that the reminder is not lost with it."""
+    turn_key = literal(f"dialogue:{CHECKIN_DIALOGUE}") + cast(FollowupCheckin.id, String) + f":{REMINDER}"
+    done = exists().where(
+        FollowupSend.checkin_id == FollowupCheckin.id,
+        FollowupSend.kind == REMINDER,
+        or_(FollowupSend.message_id.is_not(None), FollowupSend.status != QUEUED),
+    )
+    queued = exists().where(InboundMessage.dedupe_key == turn_key)
+    return or_(
+        FollowupCheckin.reminded_at.is_(None),
+        and_(FollowupCheckin.reminded_at < stale_before, ~done, ~queued),
+    )
 
 
 def checkin_id_of_key(dedupe_key: str | None) -> int | None:
@@ -226,7 +244,7 @@ async def run_followups(outbox: Outbox, now: datetime | None = None) -> Counter[
                 joined.where(
                     active,
                     FollowupCheckin.status == CheckinStatus.started,
-                    FollowupCheckin.reminded_at.is_(None),
+                    reminder_open(stale_before),
                     FollowupCheckin.postponed_until.is_(None),
                     FollowupCheckin.started_at
                     <= now - timedelta(hours=settings.followup_reminder_after_hours),
@@ -664,7 +682,8 @@ async def _deliver_and_record(outbox: Outbox, conversation_id: int, message_id: 
 
 
 async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
-    """One reminder per started, unanswered check-in: claimed by setting reminded_at conditionally.
+    """One reminder per started, unanswered check-in: claimed by setting reminded_at conditionally
+    (taken over after the claim timeout when nothing came of a claim: `reminder_open`).
 
     Once the check-in's dialogue has run, the reminder starts it again (its own dialogue key, taking
     up its own form if Rasa still has it open): the greeting says the check-in is still waiting and
@@ -680,7 +699,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
             .where(
                 FollowupCheckin.id == checkin_id,
                 FollowupCheckin.status == CheckinStatus.started,
-                FollowupCheckin.reminded_at.is_(None),
+                reminder_open(now - claim_timeout(settings)),
                 # Paused or stopped since the run listed it: no reminder.
                 FollowupCheckin.enrolment_id.in_(
                     select(FollowupEnrolment.id).where(FollowupEnrolment.status == EnrolmentStatus.active)
@@ -734,7 +753,17 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
             await session.commit()
             conversation_id, message_id, send_id = conversation.id, message.id, send.id
         else:
-            session.add(_reminder_send(checkin_id, identity, now, None))
+            # A claim taken over finds the send its worker recorded before dying, if it did.
+            recorded = await session.scalar(
+                select(FollowupSend.id).where(
+                    FollowupSend.checkin_id == checkin_id,
+                    FollowupSend.kind == REMINDER,
+                    FollowupSend.message_id.is_(None),
+                    FollowupSend.status == QUEUED,
+                )
+            )
+            if recorded is None:
+                session.add(_reminder_send(checkin_id, identity, now, None))
             await session.commit()
             conversation_id = None
     if conversation_id is not None:

@@ -427,6 +427,70 @@ async def test_a_reminder_after_the_start_ran_takes_the_check_in_up_again_in_cha
     assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
 
 
+async def _claimed_reminder(runtime: Runtime, checkin_id: int, at: datetime) -> None:
+    """What a worker that claimed the check-in's reminder and died at once leaves behind."""
+    async with runtime.db.sessions() as session:
+        await session.execute(
+            sa.update(FollowupCheckin).where(FollowupCheckin.id == checkin_id).values(reminded_at=at)
+        )
+        await session.commit()
+
+
+async def _runs_after_the_claim_timed_out(runtime: Runtime, outbox: Outbox, claimed_at: datetime) -> None:
+    """The first dispatch run that may take the claim over, and a later one (which must not)."""
+    timeout = claim_timeout(runtime.settings)
+    await run_followups(outbox, claimed_at + timeout + timedelta(seconds=1))
+    await run_followups(outbox, claimed_at + 3 * timeout)
+
+
+async def test_a_reminder_whose_worker_died_after_claiming_it_is_sent_once_the_claim_times_out(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    day1, identity_id, _enrolment_id, started = await started_in_chat(runtime, outbox)
+    claimed_at = started + timedelta(hours=24, minutes=1)
+    await _set_identity(runtime, identity_id, last_inbound_at=claimed_at - timedelta(hours=2))
+    await _claimed_reminder(runtime, day1.id, claimed_at)
+    openid = (await identity(runtime, identity_id)).openid
+
+    await run_followups(outbox, claimed_at + timedelta(seconds=5))  # the claim may still be at work
+    assert fake_wechat.sent(openid) == []
+    await _runs_after_the_claim_timed_out(runtime, outbox, claimed_at)
+    [reminder] = fake_wechat.sent(openid)
+    assert reminder["content"].startswith("【随访提醒】")
+    start, sent = await sends(runtime, day1.id)
+    assert (start.kind, sent.kind, sent.status) == ("start_chat", "reminder", "sent")
+
+
+async def test_a_reminder_dialogue_its_worker_did_not_queue_is_queued_once_by_a_later_run(
+    runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
+):
+    """The worker recorded the reminder's send and died before queuing its dialogue."""
+    day1, identity_id, _enrolment_id, started = await started_in_chat(runtime, outbox)
+    await _start_ran(runtime, day1.id)
+    claimed_at = started + timedelta(hours=24, minutes=1)
+    await _set_identity(runtime, identity_id, last_inbound_at=claimed_at - timedelta(hours=2))
+    await _claimed_reminder(runtime, day1.id, claimed_at)
+    async with runtime.db.sessions() as session:
+        session.add(
+            FollowupSend(
+                checkin_id=day1.id,
+                kind="reminder",
+                identity_id=identity_id,
+                status="queued",
+                created_at=claimed_at,
+            )
+        )
+        await session.commit()
+
+    await _runs_after_the_claim_timed_out(runtime, outbox, claimed_at)
+    _, reminder = await dialogues(runtime, day1.id)
+    assert reminder.dedupe_key == f"dialogue:followup:checkin:{day1.id}:reminder"
+    assert [(s.kind, s.status) for s in await sends(runtime, day1.id)] == [
+        ("start_chat", "queued"),
+        ("reminder", "queued"),
+    ]
+
+
 async def test_a_reminder_outside_the_window_invites_by_template_worded_as_a_reminder(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):

@@ -93,8 +93,8 @@ def _starting(tracker: Tracker) -> bool:
 
 def _other_checkin_open(tracker: Tracker) -> bool:
     """A reminder for one check-in came while the form asks another's questions (a daughter
-    answering for both parents): the open one carries on and its question is asked again; the
-    other stays unanswered and reaches the phone list when its window closes."""
+    answering for both parents): the open one carries on and its question is asked again. The CRM
+    holds such a reminder back until the form ends (`resumes_with`), so only a race comes here."""
     open_one = tracker.get_slot(CHECKIN)
     return (
         tracker.get_slot("requested_slot") is not None

@@ -36,6 +36,14 @@ class BotReply:
     custom: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class OpenForm:
+    """A form open in Rasa's tracker, with the tracker's slots."""
+
+    name: str
+    slots: dict[str, Any]
+
+
 #: Rasa's two-stage fallback loop, which asks "did you mean …?" (training_data/fallback/rules.yml).
 CLARIFYING = "action_two_stage_fallback"
 
@@ -100,13 +108,16 @@ class BotGateway:
         path = f"/conversations/{sender_id}/trigger_intent"
         return await self._turn(sender_id, path, body, lambda data: data.get("messages") or [])
 
-    async def active_form(self, sender_id: str) -> str | None:
+    async def active_form(self, sender_id: str) -> OpenForm | None:
         """The form the patient is filling in (a booking, say), if any. A "did you mean …?" question
         (Rasa's two-stage fallback loop) is not one: a patient may leave it unanswered for days, and
         what the bot starts next (a check-in) closes it, as a clear message of the patient's would."""
         _, response = await self._request("GET", f"/conversations/{sender_id}/tracker?include_events=NONE")
-        name = (response.json().get("active_loop") or {}).get("name") or None
-        return None if name == CLARIFYING else name
+        state = response.json()
+        name = (state.get("active_loop") or {}).get("name") or None
+        if name is None or name == CLARIFYING:
+            return None
+        return OpenForm(name, state.get("slots") or {})
 
     async def end_form(self, sender_id: str) -> None:
         """Close the form the patient was filling in, if any (a no-op otherwise)."""

@@ -173,7 +173,7 @@ class InboundProcessor:
             assert plan.conversation_id is not None
             sender = rasa_sender(app_id, openid)
             form = await self.bot.active_form(sender)
-            if form is not None and form != plan.resumes:
+            if form is not None and not plan.may_start_over(form):
                 return False  # a form (a booking) is open: never interrupt it
             await turns.count_attempt(self.runtime, turn_id)
             replies = await self.bot.trigger(sender, plan.intent, plan.entities)

@@ -6,7 +6,8 @@ The request is stored as a turn in the patient's own queue (an `inbound_messages
 lock, in order with the patient's messages, and routed by route.decide. So it never interrupts:
 while staff hold the chat, consent is missing or a form (a booking) is open, it waits and is tried
 again after the patient's next message or the sweeper's next pass. The one form it may start over
-is the one it takes up again itself (`resumes`: a check-in's reminder restarts its own form).
+is the one it takes up again itself (`resumes`: a check-in's reminder restarts its own form, and
+not one open for another check-in: `resumes_with`).
 When it runs, Rasa is asked with `trigger_intent` and the answers are stored with the turn marked
 processed, pending rather than claimed: they go out through the outbox's in-order delivery (under
 the conversation's lock, by message id), so what the domain stored for the patient before
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_backend.config import within_local_hours
 from crm_backend.conversations import route
+from crm_backend.conversations.bot_gateway import OpenForm
 from crm_backend.conversations.models import (
     Conversation,
     DeliveryStatus,
@@ -82,6 +84,9 @@ class DialogueRequest:
     #: The Rasa form this dialogue takes up again (a check-in's reminder): it may start while that
     #: form is open, where any other dialogue waits for the form to end.
     resumes: str | None = None
+    #: Slot values that make the open form this dialogue's own (the check-in it asks about): a
+    #: form open for something else (another check-in of the same account) is waited for.
+    resumes_with: dict[str, Any] = field(default_factory=dict)
 
 
 async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: bool = True) -> int | None:
@@ -104,6 +109,7 @@ async def start_dialogue(runtime: Runtime, request: DialogueRequest, *, queue: b
             "needs_consent": request.needs_consent,
             "send_hours": list(request.send_hours) if request.send_hours else None,
             "resumes": request.resumes,
+            "resumes_with": request.resumes_with,
         }
         turn_id = await session.scalar(
             insert_for(runtime.db.engine)(InboundMessage)
@@ -151,8 +157,13 @@ class DialoguePlan:
     conversation_id: int | None = None
     intent: str = ""
     entities: dict[str, Any] = field(default_factory=dict)
-    #: DialogueRequest.resumes.
+    #: DialogueRequest.resumes and resumes_with.
     resumes: str | None = None
+    resumes_with: dict[str, Any] = field(default_factory=dict)
+
+    def may_start_over(self, form: OpenForm) -> bool:
+        """Whether the dialogue may start while `form` is open: only over its own."""
+        return form.name == self.resumes and all(form.slots.get(k) == v for k, v in self.resumes_with.items())
 
 
 async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> DialoguePlan:
@@ -222,6 +233,7 @@ async def plan_dialogue(runtime: Runtime, turn_id: int, now: datetime) -> Dialog
             payload["intent"],
             payload.get("entities") or {},
             payload.get("resumes"),
+            payload.get("resumes_with") or {},
         )
 
 

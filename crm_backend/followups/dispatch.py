@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 #: The Rasa intent that starts the check-in dialogue, and its form (bot/intents/followup.yml).
 CHECKIN_INTENT = "EXTERNAL_followup_checkin"
 CHECKIN_FORM = "followup_form"
+#: The form's slot naming the check-in it asks about (bot/dialogs/followup.py CHECKIN).
+CHECKIN_SLOT = "followup_checkin"
 #: Claims of one start before the check-in goes to the phone list instead of being tried again.
 MAX_CLAIMS = 3
 #: Check-ins one run starts at once (each start is a few short statements and a queue entry; the
@@ -791,6 +793,7 @@ async def _remind(outbox: Outbox, checkin_id: int, now: datetime) -> bool:
         needs_consent=True,
         send_hours=(settings.followup_send_from, settings.followup_send_until),
         resumes=CHECKIN_FORM,
+        resumes_with={CHECKIN_SLOT: checkin_id},
     )
     await start_dialogue(runtime, request, queue=window_open)
     if not window_open:

@@ -432,6 +432,51 @@ async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_
     assert set(answers) == {"pain", "temperature"}
 
 
+async def test_a_reminder_for_a_parent_waits_while_the_account_s_own_check_in_is_asked(
+    stack: Stack, crm: Runtime
+) -> None:
+    """One account, two check-ins: the patient's own is being answered when the reminder for their
+    mother's comes. The reminder waits for the form to end (before, it asked the open question
+    again and the mother's check-in was never taken up), then takes the mother's up."""
+    openid, identity, own_patient_id, own = await _enrolled_account(stack, crm)
+    async with crm.db.sessions() as session:
+        mother = Patient(display_name="王秀兰")
+        session.add(mother)
+        await session.flush()
+        session.add(
+            PatientLink(identity_id=identity.id, patient_id=mother.id, relationship=PatientRelation.PARENT)
+        )
+        theirs = await enrol(session, mother.id, identity_id=identity.id)
+        await session.commit()
+        mother_id = mother.id
+    mothers, owns = theirs.checkin_ids[0], own.checkin_ids[0]
+    before = len(stack.wechat.texts(openid))
+    await _dispatch(crm, identity, mother_id, mothers, f"followup:checkin:{mothers}")
+    await stack.wait_answers(openid, before + 2)
+    await stack.converse(openid, "稍后再说")
+    before = len(stack.wechat.texts(openid))
+    await _dispatch(crm, identity, own_patient_id, owns, f"followup:checkin:{owns}")
+    await stack.wait_answers(openid, before + 2)
+    await stack.converse(openid, GREEN[0])
+    async with crm_runtime(stack, FOLLOWUP_SEND_FROM="00:00", FOLLOWUP_SEND_UNTIL="23:59") as dispatcher:
+        assert await dispatch._remind(Outbox(dispatcher), mothers, datetime.now(UTC))
+    await _answer_all(stack, openid, GREEN[1:])
+    _, answers = await _checkin(crm, owns)
+    assert len(answers) == len(GREEN)  # every answer went to the open check-in
+    for _ in range(300):
+        texts = stack.wechat.texts(openid)
+        if PAIN_QUESTION in texts[-1]:
+            break
+        await asyncio.sleep(0.1)
+    reminder, question = texts[-2:]
+    assert reminder.startswith("【随访提醒】") and "王秀兰" in reminder and PAIN_QUESTION in question, texts[
+        -3:
+    ]
+    await stack.converse(openid, "3分")
+    _, answers = await _checkin(crm, mothers)
+    assert answers["pain"] == (3, "green")
+
+
 async def test_a_reminder_after_a_handover_takes_the_check_in_up_where_it_stopped(
     stack: Stack, crm: Runtime
 ) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from channels.outbound.delivery import Outbox
 from crm_backend.conversations import turns
+from crm_backend.conversations.bot_gateway import OpenForm
 from crm_backend.conversations.events import DialogueSettled
 from crm_backend.conversations.models import (
     Conversation,
@@ -424,6 +425,10 @@ async def test_a_reminder_after_the_start_ran_takes_the_check_in_up_again_in_cha
     # The route lets it take up the check-in's own open form (and no other: plan_dialogue's TRIGGER).
     plan = await turns.plan_dialogue(runtime, reminder.id, later)
     assert (plan.step, plan.resumes) == (turns.Step.TRIGGER, "followup_form")
+    assert plan.may_start_over(OpenForm("followup_form", {"followup_checkin": day1.id}))
+    # Not over the form while it asks about another check-in of the account, nor over a booking.
+    assert not plan.may_start_over(OpenForm("followup_form", {"followup_checkin": day1.id + 1}))
+    assert not plan.may_start_over(OpenForm("booking_form", {"followup_checkin": day1.id}))
     assert fake_wechat.sent((await identity(runtime, identity_id)).openid) == []
 
 

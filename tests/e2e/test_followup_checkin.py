@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from bench.fault_rig import Relay
 from channels.outbound.delivery import Outbox
 from crm_backend.config import HOSPITAL_TZ
 from crm_backend.conversations.models import Conversation, InboundMessage
@@ -32,7 +34,7 @@ from tests.e2e.test_emergency import _tracker
 from tests.support.api import crm_runtime
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import ADMIN_USERNAME, Stack
+from tests.support.stack import ADMIN_USERNAME, Process, Stack
 
 GREETING = "随访服务，想了解一下"
 #: What the patient reads while the bot cannot answer (conversations/processing.py).
@@ -430,6 +432,34 @@ async def test_a_reminder_while_the_form_is_open_asks_the_open_question_and_the_
     await stack.converse(started.openid, "三十六度八")
     _, answers = await _checkin(crm, started.checkin_id)
     assert set(answers) == {"pain", "temperature"}
+
+
+# The action server's code, not the database's: once is enough.
+@pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
+async def test_an_answer_the_crm_cannot_record_goes_to_a_nurse_at_once(stack: Stack, crm: Runtime) -> None:
+    """The action server reaches the CRM through a relay that is then cut: the answer may have been
+    red, so the patient is told it was not recorded and a nurse looks at the chat, urgently."""
+    relay = Relay("crm", [("127.0.0.1", stack.port)]).start()
+    original = stack.rasa.actions
+    relayed = Process(
+        "actions-crm-relay", original.argv, {**original.env, "CRM_API_URL": f"http://127.0.0.1:{relay.port}"}
+    )
+    original.kill()
+    stack.rasa.actions = relayed
+    try:
+        await asyncio.to_thread(stack.rasa.restart_actions)
+        started = await _start(stack, crm)
+        relay.cut(60)
+        answered = await stack.converse(started.openid, "有点疼，大概5分", timeout=60)
+        assert any("随访系统暂时无法记录您的回答" in text for text in answered), answered
+        [(escalation, team)] = await _escalations(crm, started.openid)
+        assert (escalation.priority, team) == ("urgent", "护理团队")
+        assert "随访系统无响应" in (escalation.summary or escalation.reason), escalation.reason
+    finally:
+        relayed.stop()
+        stack.rasa.actions = original
+        relay.stop()
+        await asyncio.to_thread(stack.rasa.restart_actions)
 
 
 async def test_a_reminder_for_a_parent_waits_while_the_account_s_own_check_in_is_asked(

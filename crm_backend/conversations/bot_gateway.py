@@ -112,9 +112,9 @@ class BotGateway:
         """The form the patient is filling in (a booking, say), if any. A "did you mean …?" question
         (Rasa's two-stage fallback loop) is not one: a patient may leave it unanswered for days, and
         what the bot starts next (a check-in) closes it, as a clear message of the patient's would."""
-        _, response = await self._request("GET", f"/conversations/{sender_id}/tracker?include_events=NONE")
+        _, response = await self._request("GET", _state_path(sender_id))
         state = response.json()
-        name = (state.get("active_loop") or {}).get("name") or None
+        name = _open_loop(state)
         if name is None or name == CLARIFYING:
             return None
         return OpenForm(name, state.get("slots") or {})
@@ -170,13 +170,11 @@ class BotGateway:
         rewind would also undo the form's earlier steps (Rasa folds a form's steps into its last
         run), so only the listen is added and the tracker shows the message twice.
         """
-        path = f"/conversations/{sender_id}/tracker?include_events=NONE"
-        state = (await self._call(server, "GET", path, None)).json()
+        state = (await self._call(server, "GET", _state_path(sender_id), None)).json()
         if state.get("paused") or state.get("latest_action_name") in (None, "action_listen"):
             return False
         listen = {"event": "action", "name": "action_listen"}
-        form_open = bool((state.get("active_loop") or {}).get("name"))
-        events = [listen] if form_open else [{"event": "rewind"}, listen]
+        events = [listen] if _open_loop(state) else [{"event": "rewind"}, listen]
         await self._call(server, "POST", f"/conversations/{sender_id}/tracker/events", events)
         return True
 
@@ -235,6 +233,16 @@ class BotGateway:
             alive = False
         server.actions_down_since = None if alive else time.monotonic()
         return alive
+
+
+def _state_path(sender_id: str) -> str:
+    """The tracker's current state, without its events (they grow with the conversation)."""
+    return f"/conversations/{sender_id}/tracker?include_events=NONE"
+
+
+def _open_loop(state: dict[str, Any]) -> str | None:
+    """The loop (a form, or the two-stage fallback) open in a tracker state, if any."""
+    return (state.get("active_loop") or {}).get("name") or None
 
 
 class _NotReached(BotUnavailable):

@@ -26,10 +26,8 @@ from crm_backend.conversations.events import DialogueSettled
 from crm_backend.conversations.models import (
     Conversation,
     DeliveryStatus,
-    Direction,
     InboundMessage,
     Message,
-    SenderType,
 )
 from crm_backend.conversations.processing import InboundProcessor
 from crm_backend.domains import subscribe_listeners
@@ -38,6 +36,7 @@ from crm_backend.runtime import Runtime
 from tests.appointments.conftest import REDIS_URL, make_department, make_patients, make_schedule
 from tests.support.api import api_settings
 from tests.support.postgres import alembic
+from tests.support.refused import store_refused_answer
 from tests.support.stack import FakeWeChat, start_fake_wechat
 
 TEMPLATE_ID = "tmpl-visit-reminder-01"
@@ -342,19 +341,12 @@ async def test_a_refused_chat_reminder_falls_back_to_the_template(
         )
         session.add(conversation)
         await session.flush()
-        session.add(
-            Message(
-                conversation_id=conversation.id,
-                direction=Direction.OUT,
-                sender_type=SenderType.BOT,
-                content="【就诊提醒】您预约的门诊就在明天，请按时就诊。",
-                reply_to_inbound_id=turn.id,
-                delivery_status=DeliveryStatus.UNDELIVERABLE,
-                delivery_error="45015 response out of time limit",
-            )
-        )
-        await session.execute(
-            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
+        await store_refused_answer(
+            session,
+            conversation.id,
+            turn,
+            "【就诊提醒】您预约的门诊就在明天，请按时就诊。",
+            "45015 response out of time limit",
         )
         await session.commit()
     await outbox.runtime.events.publish(DialogueSettled(turn.id, turn.dedupe_key))

@@ -34,7 +34,7 @@ from tests.e2e.test_emergency import _tracker
 from tests.support.api import crm_runtime
 from tests.support.followup_rows import Enrolled, enrol
 from tests.support.settle import send_marker_and_wait
-from tests.support.stack import ADMIN_USERNAME, Process, Stack
+from tests.support.stack import ADMIN_USERNAME, Process, Stack, wait_until
 
 GREETING = "随访服务，想了解一下"
 #: What the patient reads while the bot cannot answer (conversations/processing.py).
@@ -119,6 +119,18 @@ async def _start(stack: Stack, crm: Runtime, *, parent: str | None = None) -> St
     return Started(openid, enrolled, before)
 
 
+async def _first_question_asked(stack: Stack, openid: str) -> list[str]:
+    """Wait until the last thing the patient received is a check-in's first question (one that
+    waited for something); returns everything they received."""
+    await asyncio.to_thread(
+        wait_until,
+        lambda: PAIN_QUESTION in stack.wechat.texts(openid)[-1],
+        60,
+        "the check-in's first question",
+    )
+    return stack.wechat.texts(openid)
+
+
 async def _answer_all(stack: Stack, openid: str, answers: list[str]) -> list[str]:
     last: list[str] = []
     for text in answers:
@@ -180,13 +192,7 @@ async def test_a_check_in_started_while_the_action_server_is_away_starts_once_it
         await _dispatch(crm, identity, patient_id, checkin_id, f"followup:checkin:{checkin_id}")
     finally:
         await asyncio.to_thread(stack.rasa.restart_actions)
-    for _ in range(600):
-        texts = stack.wechat.texts(openid)[before:]
-        if any(PAIN_QUESTION in text for text in texts):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"the check-in never asked its first question: {texts}")
+    await _first_question_asked(stack, openid)
     closing = await _answer_all(stack, openid, GREEN)
     assert "恢复情况良好" in "\n".join(closing), closing
     checkin, _ = await _checkin(crm, checkin_id)
@@ -493,11 +499,7 @@ async def test_a_reminder_for_a_parent_waits_while_the_account_s_own_check_in_is
     await _answer_all(stack, openid, GREEN[1:])
     _, answers = await _checkin(crm, owns)
     assert len(answers) == len(GREEN)  # every answer went to the open check-in
-    for _ in range(300):
-        texts = stack.wechat.texts(openid)
-        if PAIN_QUESTION in texts[-1]:
-            break
-        await asyncio.sleep(0.1)
+    texts = await _first_question_asked(stack, openid)
     reminder, question = texts[-2:]
     assert reminder.startswith("【随访提醒】") and "王秀兰" in reminder and PAIN_QUESTION in question, texts[
         -3:

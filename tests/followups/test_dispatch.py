@@ -21,11 +21,7 @@ from crm_backend.conversations.events import DialogueSettled
 from crm_backend.conversations.models import (
     Conversation,
     ConversationStatus,
-    DeliveryStatus,
-    Direction,
     InboundMessage,
-    Message,
-    SenderType,
 )
 from crm_backend.conversations.service import current_conversation
 from crm_backend.conversations.turns import DialogueRequest
@@ -54,6 +50,7 @@ from tests.followups.enrolment_support import (
     unique_code,
 )
 from tests.support.postgres import alembic
+from tests.support.refused import store_refused_answer
 from tests.support.stack import FakeWeChat
 
 
@@ -441,17 +438,23 @@ async def _claimed_reminder(runtime: Runtime, checkin_id: int, at: datetime) -> 
         await session.commit()
 
 
-async def _runs_after_the_claim_timed_out(runtime: Runtime, outbox: Outbox, claimed_at: datetime) -> None:
-    """The first dispatch run that may take the claim over, and a later one (which must not)."""
+async def _runs_after_the_claim_timed_out(
+    runtime: Runtime, outbox: Outbox, enrolment_id: int, claimed_at: datetime
+) -> None:
+    """The first dispatch run that may take the claim over, which does, and a later one, which must
+    not take over what the first run did (the day-1 check-in of the enrolment)."""
     timeout = claim_timeout(runtime.settings)
     await run_followups(outbox, claimed_at + timeout + timedelta(seconds=1))
+    taken_over_at = (await checkins(runtime, enrolment_id))[0].reminded_at
+    assert taken_over_at is not None and taken_over_at > claimed_at
     await run_followups(outbox, claimed_at + 3 * timeout)
+    assert (await checkins(runtime, enrolment_id))[0].reminded_at == taken_over_at
 
 
 async def test_a_reminder_whose_worker_died_after_claiming_it_is_sent_once_the_claim_times_out(
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
-    day1, identity_id, _enrolment_id, started = await started_in_chat(runtime, outbox)
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     claimed_at = started + timedelta(hours=24, minutes=1)
     await _set_identity(runtime, identity_id, last_inbound_at=claimed_at - timedelta(hours=2))
     await _claimed_reminder(runtime, day1.id, claimed_at)
@@ -459,7 +462,7 @@ async def test_a_reminder_whose_worker_died_after_claiming_it_is_sent_once_the_c
 
     await run_followups(outbox, claimed_at + timedelta(seconds=5))  # the claim may still be at work
     assert fake_wechat.sent(openid) == []
-    await _runs_after_the_claim_timed_out(runtime, outbox, claimed_at)
+    await _runs_after_the_claim_timed_out(runtime, outbox, enrolment_id, claimed_at)
     [reminder] = fake_wechat.sent(openid)
     assert reminder["content"].startswith("【随访提醒】")
     start, sent = await sends(runtime, day1.id)
@@ -470,7 +473,7 @@ async def test_a_reminder_dialogue_its_worker_did_not_queue_is_queued_once_by_a_
     runtime: Runtime, outbox: Outbox, fake_wechat: FakeWeChat
 ):
     """The worker recorded the reminder's send and died before queuing its dialogue."""
-    day1, identity_id, _enrolment_id, started = await started_in_chat(runtime, outbox)
+    day1, identity_id, enrolment_id, started = await started_in_chat(runtime, outbox)
     await _start_ran(runtime, day1.id)
     claimed_at = started + timedelta(hours=24, minutes=1)
     await _set_identity(runtime, identity_id, last_inbound_at=claimed_at - timedelta(hours=2))
@@ -487,7 +490,7 @@ async def test_a_reminder_dialogue_its_worker_did_not_queue_is_queued_once_by_a_
         )
         await session.commit()
 
-    await _runs_after_the_claim_timed_out(runtime, outbox, claimed_at)
+    await _runs_after_the_claim_timed_out(runtime, outbox, enrolment_id, claimed_at)
     _, reminder = await dialogues(runtime, day1.id)
     assert reminder.dedupe_key == f"dialogue:followup:checkin:{day1.id}:reminder"
     assert [(s.kind, s.status) for s in await sends(runtime, day1.id)] == [
@@ -552,20 +555,7 @@ async def _refused(
         assert holder is not None
         conversation = await current_conversation(session, holder, now)
         await session.flush()
-        session.add(
-            Message(
-                conversation_id=conversation.id,
-                direction=Direction.OUT,
-                sender_type=SenderType.BOT,
-                content="您好，现在伤口疼痛有几分？",
-                reply_to_inbound_id=turn.id,
-                delivery_status=DeliveryStatus.UNDELIVERABLE,
-                delivery_error=error,
-            )
-        )
-        await session.execute(
-            sa.update(InboundMessage).where(InboundMessage.id == turn.id).values(status="processed")
-        )
+        await store_refused_answer(session, conversation.id, turn, "您好，现在伤口疼痛有几分？", error)
         await session.commit()
         return holder
 
